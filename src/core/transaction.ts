@@ -1,0 +1,21 @@
+/**
+ * The source document's transaction wrapper: commit, or roll back and return the failure as a
+ * value with a SPEC §5 code instead of throwing.
+ */
+import type { BriefDatabase, Executor, TransactionOptions } from "../db/database.js";
+import type { BriefdbError } from "../errors.js";
+import { toBriefdbError } from "./failures.js";
+
+export type Result<T> = { success: true; data: T } | { success: false; error: BriefdbError };
+
+export async function withTransaction<T>(
+  db: BriefDatabase,
+  operation: (tx: Executor) => Promise<T>,
+  options?: TransactionOptions,
+): Promise<Result<T>> {
+  try {
+    return { success: true, data: await db.transaction(operation, options) };
+  } catch (error) {
+    return { success: false, error: toBriefdbError(db, error) };
+  }
+}

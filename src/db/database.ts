@@ -1,0 +1,81 @@
+/**
+ * What every dialect provides. Core code talks only to this interface: it writes its queries with
+ * drizzle's dialect-neutral `sql` tag and asks the database for what differs between dialects
+ * (transactions and their locking, the migration lock, version, plans). Adding a dialect means one
+ * new folder beside sqlite/ and pg/ that implements it.
+ */
+import type { SQL } from "drizzle-orm";
+import type { DialectName, Target } from "./target.js";
+
+export type Row = Record<string, unknown>;
+
+/** Runs queries: the database itself, or a transaction opened on it. */
+export interface Executor {
+  /** The rows of a query, with column names as the database returns them. */
+  all<T extends Row = Row>(query: SQL): Promise<T[]>;
+  /** Runs a statement; resolves to the number of rows it changed. */
+  run(query: SQL): Promise<number>;
+  /** Runs a script of statements separated by `;` with no parameters (DDL, migrations). */
+  exec(script: string): Promise<void>;
+}
+
+/** What a driver error means, whatever the dialect said it in. */
+export type FailureKind =
+  | "unreachable"
+  | "unique_violation"
+  | "check_violation"
+  | "foreign_key_violation"
+  | "undefined_table"
+  | "retryable"
+  | "other";
+
+export interface DialectCapabilities {
+  /** Session-level advisory locks exist (PostgreSQL); otherwise the migration lock is the write lock. */
+  readonly advisoryLock: boolean;
+  /** Several connections write at once (PostgreSQL); SQLite serialises writers on one file. */
+  readonly concurrentWriters: boolean;
+}
+
+export interface TransactionOptions {
+  /** How often a serialization failure or deadlock is retried before giving up (PostgreSQL). */
+  readonly retries?: number;
+}
+
+export interface BriefDatabase extends Executor {
+  readonly dialect: DialectName;
+  readonly target: Target;
+  readonly capabilities: DialectCapabilities;
+  /** Folder of this dialect's generated migrations (drizzle/sqlite or drizzle/pg). */
+  readonly migrationsFolder: string;
+  /**
+   * Runs `operation` in one transaction: commit when it resolves, roll back when it throws. On
+   * SQLite transactions on one connection are queued, never interleaved; on PostgreSQL
+   * serialization failures and deadlocks are retried a bounded number of times.
+   */
+  transaction<T>(operation: (tx: Executor) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * Runs `operation` in a transaction that holds the migration lock, so that two migrators on one
+   * database take turns (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE).
+   */
+  withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
+  tableExists(name: string): Promise<boolean>;
+  serverVersion(): Promise<string>;
+  /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */
+  explain(query: SQL): Promise<string[]>;
+  /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
+  classify(error: unknown): FailureKind;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Connect timeout in milliseconds (PostgreSQL). Default 5000. */
+  readonly timeoutMs?: number;
+  /** Pool size (PostgreSQL). Default 10. */
+  readonly poolSize?: number;
+  /** Named prepared statements; turn off behind PgBouncer in transaction mode. Default true. */
+  readonly prepare?: boolean;
+  /** Create the SQLite file when it does not exist. Default true. */
+  readonly create?: boolean;
+  /** SQLite busy timeout in milliseconds. Default 15000. */
+  readonly busyTimeoutMs?: number;
+}

@@ -1,0 +1,153 @@
+/**
+ * The PostgreSQL dialect: postgres.js under drizzle, a pool of connections with a connect timeout
+ * that covers the whole start-up (so a server that never answers fails in time), and prepared
+ * statements that can be turned off for PgBouncer in transaction mode.
+ */
+import type { SQL } from "drizzle-orm";
+import { sql } from "drizzle-orm";
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import type { BriefDatabase, Executor, FailureKind, OpenOptions, Row, TransactionOptions } from "../database.js";
+import { errorCode } from "../errors.js";
+import { migrationsFolderOf } from "../paths.js";
+import type { PgTarget, SslMode } from "../target.js";
+import * as schema from "./schema.js";
+
+export type PgOrm = PostgresJsDatabase<typeof schema>;
+
+/** Key of the advisory lock that migrators take turns on ("briefdb" in ASCII). */
+const MIGRATION_LOCK_KEY = 0x62726965666462;
+const UNREACHABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOENT",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "28P01",
+  "28000",
+  "3D000",
+  "57P03",
+]);
+const DEFAULT_RETRIES = 5;
+
+type TransactionHandle = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
+
+export class PgDatabase implements BriefDatabase {
+  readonly dialect = "postgresql" as const;
+  readonly capabilities = { advisoryLock: true, concurrentWriters: true };
+  readonly migrationsFolder = migrationsFolderOf("pg");
+  readonly client: postgres.Sql;
+  readonly orm: PgOrm;
+
+  constructor(
+    readonly target: PgTarget,
+    options: OpenOptions = {},
+  ) {
+    this.client = postgres({
+      host: target.socketDir ?? target.host,
+      port: target.port,
+      path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
+      database: target.database,
+      user: target.user,
+      password: target.password,
+      ssl: sslOption(target.sslmode),
+      max: options.poolSize ?? 10,
+      connect_timeout: (options.timeoutMs ?? 5000) / 1000,
+      idle_timeout: 30,
+      prepare: options.prepare ?? true,
+      fetch_types: false,
+      onnotice: () => {},
+      connection: { application_name: "briefdb" },
+    });
+    this.orm = drizzle(this.client, { schema });
+  }
+
+  async all<T extends Row = Row>(query: SQL): Promise<T[]> {
+    return (await this.orm.execute(query)) as unknown as T[];
+  }
+
+  async run(query: SQL): Promise<number> {
+    return (await this.orm.execute(query)).count;
+  }
+
+  async exec(script: string): Promise<void> {
+    await this.client.unsafe(script);
+  }
+
+  async transaction<T>(operation: (tx: Executor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    const retries = options.retries ?? DEFAULT_RETRIES;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.orm.transaction((tx) => operation(executorOver(tx)));
+      } catch (error) {
+        if (attempt >= retries || this.classify(error) !== "retryable") throw error;
+        await sleep(Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+    return this.transaction(
+      async (tx) => {
+        await tx.all(sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+        return operation(tx);
+      },
+      { retries: 0 },
+    );
+  }
+
+  async tableExists(name: string): Promise<boolean> {
+    const [row] = await this.all<{ found: boolean }>(sql`SELECT to_regclass(${name}) IS NOT NULL AS found`);
+    return row?.found === true;
+  }
+
+  async serverVersion(): Promise<string> {
+    const [row] = await this.all<{ version: string }>(sql`SHOW server_version`);
+    return `PostgreSQL ${row?.version ?? "unknown"}`;
+  }
+
+  async explain(query: SQL): Promise<string[]> {
+    const rows = await this.all<{ "QUERY PLAN": string }>(sql`EXPLAIN ${query}`);
+    return rows.map((row) => row["QUERY PLAN"]);
+  }
+
+  classify(error: unknown): FailureKind {
+    const code = errorCode(error) ?? "";
+    if (UNREACHABLE_CODES.has(code)) return "unreachable";
+    if (code === "23505") return "unique_violation";
+    if (code === "23514") return "check_violation";
+    if (code === "23503") return "foreign_key_violation";
+    if (code === "42P01" || code === "42703") return "undefined_table";
+    if (code === "40001" || code === "40P01") return "retryable";
+    return "other";
+  }
+
+  async close(): Promise<void> {
+    await this.client.end({ timeout: 5 });
+  }
+}
+
+function executorOver(tx: TransactionHandle): Executor {
+  return {
+    all: async <T extends Row>(query: SQL) => (await tx.execute(query)) as unknown as T[],
+    run: async (query: SQL) => (await tx.execute(query)).count,
+    exec: async (script: string) => void (await tx.execute(sql.raw(script))),
+  };
+}
+
+function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "verify-full" {
+  if (mode === "disable") return false;
+  if (mode === "verify-ca") return "verify-full";
+  return mode;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,141 @@
+/**
+ * The briefs app's data model (SPEC §3) for PostgreSQL. Balances and ledger amounts are bigint
+ * (read as JavaScript numbers: the tool keeps them at or under 2^53−1). Keep it in step with
+ * ../sqlite/schema.ts: a test compares both with their migrations.
+ */
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  doublePrecision,
+  index,
+  integer,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
+
+export const users = pgTable(
+  "users",
+  {
+    id: text("id").primaryKey(),
+    email: text("email").notNull(),
+    name: text("name").notNull(),
+    tokenBalance: bigint("token_balance", { mode: "number" }).notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("users_email_unique").on(t.email),
+    check("users_token_balance_range", sql`${t.tokenBalance} >= 0 AND ${t.tokenBalance} <= 9007199254740991`),
+  ],
+);
+
+export const models = pgTable(
+  "models",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    provider: text("provider").notNull(),
+    slug: text("slug").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("models_slug_unique").on(t.slug)],
+);
+
+export const briefs = pgTable(
+  "briefs",
+  {
+    id: text("id").primaryKey(),
+    slug: text("slug").notNull(),
+    title: text("title").notNull(),
+    content: text("content").notNull(),
+    userId: text("user_id").notNull().references(() => users.id),
+    modelId: text("model_id").notNull().references(() => models.id),
+    published: boolean("published").notNull().default(false),
+    viewCount: integer("view_count").notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("briefs_slug_unique").on(t.slug),
+    index("briefs_view_count_idx").on(t.viewCount),
+    index("briefs_created_at_idx").on(t.createdAt),
+    index("briefs_published_idx").on(t.published),
+    index("briefs_user_id_idx").on(t.userId),
+    index("briefs_model_id_idx").on(t.modelId),
+    index("briefs_published_view_count_idx").on(t.published, t.viewCount),
+    index("briefs_published_created_at_idx").on(t.published, t.createdAt),
+    index("briefs_user_id_created_at_idx").on(t.userId, t.createdAt),
+    check("briefs_view_count_nonnegative", sql`${t.viewCount} >= 0`),
+  ],
+);
+
+export const reviews = pgTable(
+  "reviews",
+  {
+    id: text("id").primaryKey(),
+    briefId: text("brief_id").notNull().references(() => briefs.id),
+    userId: text("user_id").notNull().references(() => users.id),
+    rating: integer("rating").notNull(),
+    comment: text("comment"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("reviews_brief_id_idx").on(t.briefId),
+    index("reviews_user_id_idx").on(t.userId),
+    index("reviews_rating_idx").on(t.rating),
+    index("reviews_created_at_idx").on(t.createdAt),
+    index("reviews_brief_id_created_at_idx").on(t.briefId, t.createdAt),
+    check("reviews_rating_range", sql`${t.rating} BETWEEN 1 AND 5`),
+  ],
+);
+
+export const tokenTransactions = pgTable(
+  "token_transactions",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id),
+    amount: bigint("amount", { mode: "number" }).notNull(),
+    type: text("type", { enum: ["credit", "deduct"] }).notNull(),
+    reason: text("reason").notNull(),
+    briefId: text("brief_id").references(() => briefs.id),
+    balanceAfter: bigint("balance_after", { mode: "number" }).notNull(),
+    idempotencyKey: text("idempotency_key"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("token_transactions_user_id_idx").on(t.userId),
+    index("token_transactions_created_at_idx").on(t.createdAt),
+    index("token_transactions_brief_id_idx").on(t.briefId),
+    index("token_transactions_user_id_created_at_idx").on(t.userId, t.createdAt),
+    uniqueIndex("token_transactions_idempotency_key_unique").on(t.idempotencyKey),
+    check(
+      "token_transactions_amount_sign",
+      sql`(${t.type} = 'credit' AND ${t.amount} > 0) OR (${t.type} = 'deduct' AND ${t.amount} < 0)`,
+    ),
+    check("token_transactions_balance_after_nonnegative", sql`${t.balanceAfter} >= 0`),
+  ],
+);
+
+/** Samples recorded by monitorQuery at or over the warn threshold; read by `slow-queries`. */
+export const queryLog = pgTable(
+  "query_log",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    name: text("name").notNull(),
+    durationMs: doublePrecision("duration_ms").notNull(),
+    failed: boolean("failed").notNull().default(false),
+    recordedAt: timestamp("recorded_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [
+    index("query_log_name_recorded_at_idx").on(t.name, t.recordedAt),
+    index("query_log_recorded_at_idx").on(t.recordedAt),
+  ],
+);

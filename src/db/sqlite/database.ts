@@ -1,0 +1,153 @@
+/**
+ * The SQLite dialect: better-sqlite3 under drizzle, one connection per process, WAL mode with a
+ * busy timeout so that several processes can share one file, foreign keys on.
+ */
+import Database from "better-sqlite3";
+import type { SQL } from "drizzle-orm";
+import { sql } from "drizzle-orm";
+import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import { BriefdbError } from "../../errors.js";
+import { ConnectionLock } from "../connection-lock.js";
+import type { BriefDatabase, Executor, FailureKind, OpenOptions, Row } from "../database.js";
+import { errorCode, rootMessage } from "../errors.js";
+import { migrationsFolderOf } from "../paths.js";
+import type { SqliteTarget } from "../target.js";
+import * as schema from "./schema.js";
+
+export type SqliteOrm = BetterSQLite3Database<typeof schema>;
+
+export class SqliteDatabase implements BriefDatabase {
+  readonly dialect = "sqlite" as const;
+  readonly capabilities = { advisoryLock: false, concurrentWriters: false };
+  readonly migrationsFolder = migrationsFolderOf("sqlite");
+  readonly client: Database.Database;
+  readonly orm: SqliteOrm;
+  private readonly lock = new ConnectionLock();
+  /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
+  private readonly inTransaction: Executor;
+
+  constructor(
+    readonly target: SqliteTarget,
+    options: OpenOptions = {},
+  ) {
+    this.client = openClient(target, options);
+    this.orm = drizzle(this.client, { schema });
+    this.inTransaction = {
+      all: async <T extends Row>(query: SQL) => this.orm.all<T>(query),
+      run: async (query: SQL) => this.orm.run(query).changes,
+      exec: async (script: string) => void this.client.exec(script),
+    };
+  }
+
+  all<T extends Row = Row>(query: SQL): Promise<T[]> {
+    return this.whenFree(() => this.orm.all<T>(query));
+  }
+
+  run(query: SQL): Promise<number> {
+    return this.whenFree(() => this.orm.run(query).changes);
+  }
+
+  exec(script: string): Promise<void> {
+    return this.whenFree(() => void this.client.exec(script));
+  }
+
+  transaction<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+    return this.lock.run(async () => {
+      this.client.exec("BEGIN IMMEDIATE");
+      try {
+        const result = await operation(this.inTransaction);
+        this.client.exec("COMMIT");
+        return result;
+      } catch (error) {
+        if (this.client.inTransaction) this.client.exec("ROLLBACK");
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Runs a synchronous unit of work in an IMMEDIATE transaction (the write lock taken up front, so
+   * writers queue on the busy timeout instead of failing to upgrade). Runs at once when no async
+   * transaction holds the connection: this is the hot path of token operations.
+   */
+  immediate<T>(work: () => T): Promise<T> {
+    const transaction = this.client.transaction(work);
+    return this.whenFree(() => transaction.immediate());
+  }
+
+  withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+    return this.transaction(operation);
+  }
+
+  async tableExists(name: string): Promise<boolean> {
+    const rows = await this.all(sql`SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ${name}`);
+    return rows.length > 0;
+  }
+
+  async serverVersion(): Promise<string> {
+    const [row] = await this.all<{ version: string }>(sql`SELECT sqlite_version() AS version`);
+    return `SQLite ${row?.version ?? "unknown"}`;
+  }
+
+  async explain(query: SQL): Promise<string[]> {
+    const rows = await this.all<{ detail: string }>(sql`EXPLAIN QUERY PLAN ${query}`);
+    return rows.map((row) => row.detail);
+  }
+
+  classify(error: unknown): FailureKind {
+    const code = errorCode(error) ?? "";
+    const message = rootMessage(error);
+    if (code === "SQLITE_CANTOPEN" || code === "SQLITE_NOTADB") return "unreachable";
+    if (code.startsWith("SQLITE_CONSTRAINT_UNIQUE") || code === "SQLITE_CONSTRAINT_PRIMARYKEY") return "unique_violation";
+    if (code === "SQLITE_CONSTRAINT_CHECK") return "check_violation";
+    if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "foreign_key_violation";
+    if (code.startsWith("SQLITE_BUSY")) return "retryable";
+    if (/^no such (table|column)/.test(message)) return "undefined_table";
+    return "other";
+  }
+
+  async close(): Promise<void> {
+    await this.lock.run(() => {
+      if (this.client.open) this.client.close();
+    });
+  }
+
+  private whenFree<T>(work: () => T): Promise<T> {
+    if (!this.lock.isHeld) {
+      try {
+        return Promise.resolve(work());
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.lock.run(work);
+  }
+}
+
+function openClient(target: SqliteTarget, options: OpenOptions): Database.Database {
+  const busyTimeoutMs = options.busyTimeoutMs ?? 15_000;
+  let client: Database.Database;
+  try {
+    client = new Database(target.path, { fileMustExist: options.create === false, timeout: busyTimeoutMs });
+  } catch (error) {
+    throw new BriefdbError(
+      "DB_UNREACHABLE",
+      `cannot open SQLite database ${target.display}: ${rootMessage(error)}`,
+      options.create === false ? "run `briefdb migrate` to create it, or check --db" : "check that the folder exists and is writable",
+      { cause: error },
+    );
+  }
+  try {
+    if (target.path !== ":memory:") client.pragma("journal_mode = WAL");
+    // FULL: a committed ledger row survives power loss, not only a crash of the process.
+    client.pragma("synchronous = FULL");
+    client.pragma("foreign_keys = ON");
+    client.pragma(`busy_timeout = ${busyTimeoutMs}`);
+  } catch (error) {
+    client.close();
+    throw new BriefdbError("DB_UNREACHABLE", `cannot use ${target.display}: ${rootMessage(error)}`, undefined, {
+      cause: error,
+    });
+  }
+  return client;
+}

@@ -1,0 +1,62 @@
+/**
+ * One error type for the whole tool, carrying a SPEC §5 code. The CLI maps the code to an exit
+ * code through EXIT_CODES; library callers read `code` and `hint`.
+ */
+
+export const EXIT_CODES = {
+  DB_UNREACHABLE: 1,
+  DB_ERROR: 1,
+  INVARIANT_VIOLATED: 1,
+  NOT_MIGRATED: 1,
+  UNHEALTHY: 1,
+  USAGE: 2,
+  INVALID_AMOUNT: 2,
+  INVALID_URL: 2,
+  INSUFFICIENT_BALANCE: 3,
+  USER_NOT_FOUND: 3,
+  NOT_LOCAL: 3,
+  CONFIRMATION_REQUIRED: 3,
+  IDEMPOTENCY_CONFLICT: 3,
+  BALANCE_OVERFLOW: 3,
+  CANCELLED: 130,
+} as const;
+
+export type ErrorCode = keyof typeof EXIT_CODES;
+
+export class BriefdbError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, hint?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "BriefdbError";
+    this.code = code;
+    this.hint = hint;
+  }
+
+  get exitCode(): number {
+    return EXIT_CODES[this.code];
+  }
+
+  toJSON(): { code: ErrorCode; message: string; hint?: string } {
+    return this.hint === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, hint: this.hint };
+  }
+}
+
+export function isBriefdbError(value: unknown): value is BriefdbError {
+  return value instanceof BriefdbError;
+}
+
+/** Any thrown value as a BriefdbError; unknown failures become DB_ERROR with their message. */
+export function asBriefdbError(value: unknown): BriefdbError {
+  if (value instanceof BriefdbError) return value;
+  const message = value instanceof Error ? value.message : String(value);
+  return new BriefdbError("DB_ERROR", firstLine(message), undefined, { cause: value });
+}
+
+export function firstLine(text: string): string {
+  const line = text.split("\n", 1)[0] ?? "";
+  return line.trim();
+}

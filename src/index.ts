@@ -1,0 +1,13 @@
+/** briefdb's public face: the library the CLI is a thin layer over. */
+export { openDatabase, openTarget } from "./db/open.js";
+export type { BriefDatabase, Executor, OpenOptions, TransactionOptions, DialectCapabilities } from "./db/database.js";
+export { parseTarget, redactUrl, isLocalTarget, assertLocalTarget, DEFAULT_URL } from "./db/target.js";
+export type { Target, SqliteTarget, PgTarget, DialectName } from "./db/target.js";
+export { BriefdbError, EXIT_CODES, isBriefdbError } from "./errors.js";
+export type { ErrorCode } from "./errors.js";
+export { withTransaction } from "./core/transaction.js";
+export type { Result } from "./core/transaction.js";
+export { checkDatabaseHealth } from "./core/health.js";
+export type { HealthReport } from "./core/health.js";
+export { migrate, migrationStatus, assertMigrated, readMigrations } from "./core/migrations.js";
+export type { Migration, MigrationStatus, MigrateResult } from "./core/migrations.js";

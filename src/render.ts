@@ -1,0 +1,106 @@
+/**
+ * The only place that writes to the terminal: JSON for scripts, tables and colour for people,
+ * spinners and prompts only on a TTY. Commands build an Outcome; this module prints it.
+ */
+import { createRequire } from "node:module";
+import { createColors } from "picocolors";
+import type { BriefdbError } from "./errors.js";
+
+export type Colors = ReturnType<typeof createColors>;
+
+export interface Ui {
+  readonly json: boolean;
+  readonly colors: Colors;
+  /** stdout is a terminal and output is for people: tables may be wide, spinners may spin. */
+  readonly interactive: boolean;
+  readonly stdinTty: boolean;
+}
+
+/** What a command hands back: the JSON fields, and how to say it to a person. */
+export interface Outcome {
+  readonly ok: boolean;
+  readonly data: Record<string, unknown>;
+  /** Why it failed, when ok is false: printed as the error line, and as `error` in JSON. */
+  readonly error?: BriefdbError;
+  readonly human: (ui: Ui) => string;
+}
+
+export function createUi(options: { json: boolean; color: boolean }): Ui {
+  const stdoutTty = process.stdout.isTTY === true;
+  const colorWanted = options.color && !("NO_COLOR" in process.env) && !options.json;
+  return {
+    json: options.json,
+    colors: createColors(colorWanted && stdoutTty),
+    interactive: stdoutTty && !options.json,
+    stdinTty: process.stdin.isTTY === true,
+  };
+}
+
+export function emitOutcome(ui: Ui, outcome: Outcome): void {
+  if (ui.json) {
+    const error = outcome.error ? { error: outcome.error.toJSON() } : {};
+    writeJson({ ok: outcome.ok, ...error, ...outcome.data });
+  } else {
+    const text = outcome.human(ui);
+    if (text !== "") process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  }
+  if (!outcome.ok && outcome.error) writeErrorLine(ui, outcome.error);
+}
+
+export function emitError(ui: Ui, error: BriefdbError, debug: boolean): void {
+  if (ui.json) writeJson({ ok: false, error: error.toJSON() });
+  writeErrorLine(ui, error);
+  if (debug && error.cause instanceof Error && error.cause.stack) process.stderr.write(`${error.cause.stack}\n`);
+  else if (debug && error.stack) process.stderr.write(`${error.stack}\n`);
+}
+
+function writeErrorLine(ui: Ui, error: BriefdbError): void {
+  const stderrColors = createColors(ui.colors.isColorSupported && process.stderr.isTTY === true);
+  const hint = error.hint ? stderrColors.dim(` (hint: ${error.hint})`) : "";
+  process.stderr.write(`${stderrColors.red("error:")} ${oneLine(error.message)}${hint}\n`);
+}
+
+function writeJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ").trim();
+}
+
+type TableConstructor = new (options: Record<string, unknown>) => { push(...rows: unknown[]): void; toString(): string };
+let Table: TableConstructor | undefined;
+
+/** A cli-table3 table as text; loaded on first use to keep start-up fast. */
+export function table(ui: Ui, head: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  Table ??= createRequire(import.meta.url)("cli-table3") as TableConstructor;
+  const plain = !ui.colors.isColorSupported;
+  const t = new Table({
+    head: head.map((h) => ui.colors.bold(h)),
+    style: { head: [], border: plain ? [] : ["grey"] },
+  });
+  t.push(...rows.map((row) => row.map(String)));
+  return t.toString();
+}
+
+/** Lines of `label  value`, the labels padded to one width. */
+export function keyValues(ui: Ui, pairs: ReadonlyArray<readonly [string, string]>): string {
+  const width = Math.max(...pairs.map(([label]) => label.length));
+  return pairs.map(([label, value]) => `${ui.colors.dim(label.padEnd(width))}  ${value}`).join("\n");
+}
+
+export interface Spinner {
+  message(text: string): void;
+  stop(text?: string): void;
+}
+
+const silentSpinner: Spinner = { message: () => {}, stop: () => {} };
+
+/** A spinner on a TTY for people; silent for scripts and pipes. */
+export async function startSpinner(ui: Ui, text: string): Promise<Spinner> {
+  if (!ui.interactive) return silentSpinner;
+  const { spinner } = await import("@clack/prompts");
+  const s = spinner();
+  s.start(text);
+  return { message: (t) => s.message(t), stop: (t) => s.stop(t ?? text) };
+}

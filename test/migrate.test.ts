@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+
+describe.each(DIALECTS)("%s: migrate", (dialect) => {
+  it("applies the pending migrations once, then has nothing pending", async () => {
+    const db = await freshDatabase(dialect);
+    const first = await cli(["migrate", "--db", db, "--json"]);
+    expect(first.code).toBe(0);
+    expect(first.json).toMatchObject({ ok: true, applied: ["0000_init"], alreadyApplied: 0, dryRun: false });
+
+    const second = await cli(["migrate", "--db", db, "--json"]);
+    expect(second.json).toMatchObject({ ok: true, applied: [], alreadyApplied: 1 });
+
+    const status = await cli(["migrate", "--status", "--db", db, "--json"]);
+    expect(status.code).toBe(0);
+    expect(status.json?.pending).toEqual([]);
+    expect(status.json?.applied.map((m: { tag: string }) => m.tag)).toEqual(["0000_init"]);
+  });
+
+  it("--dry-run prints the SQL it would run and changes nothing", async () => {
+    const db = await freshDatabase(dialect);
+    await cli(["migrate", "--db", db]).then(() => undefined);
+    const fresh = await freshDatabase(dialect);
+    if (dialect === "sqlite") {
+      // a read-only command never creates the SQLite file it is pointed at
+      const missing = await cli(["migrate", "--dry-run", "--db", fresh]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/^error: cannot open SQLite database/);
+      return;
+    }
+    const dry = await cli(["migrate", "--dry-run", "--db", fresh]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('CREATE TABLE "users"');
+    expect(dry.stdout).toContain("CREATE INDEX");
+    const status = await cli(["migrate", "--status", "--db", fresh, "--json"]);
+    expect(status.code).toBe(1);
+    expect(status.json).toMatchObject({ ok: false, error: { code: "NOT_MIGRATED" }, pending: ["0000_init"] });
+  });
+
+  it("--status is a CI gate: exit 1 while a migration is pending", async () => {
+    const db = await freshDatabase(dialect);
+    if (dialect === "sqlite") await cli(["health", "--db", db]); // opening read-only does not create it
+    const before = await cli(["migrate", "--status", "--db", db]);
+    expect(before.code).toBe(1);
+    await cli(["migrate", "--db", db]);
+    const after = await cli(["migrate", "--status", "--db", db]);
+    expect(after.code).toBe(0);
+    expect(after.stdout).toContain("1 applied, 0 pending");
+  });
+
+  it("two migrate processes at once both succeed and apply the schema once", async () => {
+    const db = await freshDatabase(dialect);
+    const runs = [0, 1, 2].map(() => {
+      const child = spawnCli(["migrate", "--db", db, "--json"]);
+      let stdout = "";
+      child.stdout.on("data", (chunk) => (stdout += chunk));
+      return new Promise<{ code: number | null; stdout: string }>((resolve) =>
+        child.on("close", (code) => resolve({ code, stdout })),
+      );
+    });
+    const results = await Promise.all(runs);
+    expect(results.map((r) => r.code)).toEqual([0, 0, 0]);
+    const applied = results.map((r) => JSON.parse(r.stdout).applied as string[]);
+    expect(applied.flat()).toEqual(["0000_init"]);
+    const status = await cli(["migrate", "--status", "--db", db, "--json"]);
+    expect(status.json?.applied).toHaveLength(1);
+  });
+});

