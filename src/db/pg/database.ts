@@ -109,7 +109,7 @@ export class PgDatabase implements BriefDatabase {
   }
 
   async serverVersion(): Promise<string> {
-    const [row] = await this.all<{ version: string }>(sql`SHOW server_version`);
+    const [row] = await this.all<{ version: string }>(sql`SELECT current_setting('server_version') AS version`);
     return `PostgreSQL ${row?.version ?? "unknown"}`;
   }
 

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { cli } from "./support/databases.js";
+
+describe("cli conventions", () => {
+  it("--version prints the package version", async () => {
+    const result = await cli(["--version"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it.each([["--help"], ["migrate", "--help"], ["health", "--help"]])("%s %s shows examples", async (...args) => {
+    const result = await cli(args.filter(Boolean));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("Examples:");
+  });
+
+  it.each([
+    [["frobnicate"], /unknown command 'frobnicate'/],
+    [["health", "--bogus"], /unknown option '--bogus'/],
+    [["health", "--samples", "abc"], /--samples takes a whole number/],
+    [["health", "--samples", "0"], /--samples takes a whole number/],
+    [["--timeout", "-5", "health"], /--timeout/],
+    [["migrate", "--status", "--dry-run"], /--status and --dry-run/],
+  ])("bad usage %j is exit 2 USAGE with one error line", async (args, message) => {
+    const result = await cli([...args, "--json"]);
+    expect(result.code).toBe(2);
+    expect(result.json).toMatchObject({ ok: false, error: { code: "USAGE" } });
+    expect(result.json?.error.message).toMatch(message);
+    const lines = result.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error: /);
+  });
+
+  it.each([
+    ["mysql://root:topsecret@localhost/briefs"],
+    ["http://example.invalid/db"],
+    ["postgres://u:topsecret@localhost:99999/x"],
+    ["postgres://u:topsecret@local host/x"],
+    ["postgres://u:topsecret@localhost/x?sslmode=sometimes"],
+    [""],
+  ])("the URL %j is exit 2 INVALID_URL, password never printed", async (url) => {
+    const result = await cli(["health", "--db", url, "--json"]);
+    expect(result.code).toBe(2);
+    expect(result.json).toMatchObject({ ok: false, error: { code: "INVALID_URL" } });
+    expect(result.stdout + result.stderr).not.toContain("topsecret");
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("DATABASE_URL is used when --db is absent, and --db wins over it", async () => {
+    const fromEnv = await cli(["health", "--json"], { env: { DATABASE_URL: "mysql://x:envsecret@h/db" } });
+    expect(fromEnv.json?.error.code).toBe("INVALID_URL");
+    expect(fromEnv.stdout).not.toContain("envsecret");
+    const flagWins = await cli(["health", "--json", "--db", "sqlite:/nonexistent/dir/x.db"], {
+      env: { DATABASE_URL: "mysql://x@h/db" },
+    });
+    expect(flagWins.json?.error.code).toBe("DB_UNREACHABLE");
+  });
+
+  it("never prints a stack trace, unless BRIEFDB_DEBUG=1", async () => {
+    const quiet = await cli(["health", "--db", "sqlite:/nonexistent/dir/x.db"]);
+    expect(quiet.stderr).not.toMatch(/\n\s+at /);
+    const debug = await cli(["health", "--db", "sqlite:/nonexistent/dir/x.db"], { env: { BRIEFDB_DEBUG: "1" } });
+    expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+});
