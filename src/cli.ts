@@ -7,6 +7,8 @@ import { createRequire } from "node:module";
 import { healthCommand } from "./commands/health.js";
 import { migrateCommand } from "./commands/migrate.js";
 import { wholeNumber } from "./commands/parse.js";
+import { raceTestCommand } from "./commands/race-test.js";
+import { tokensCommand } from "./commands/tokens.js";
 import { BriefdbError } from "./errors.js";
 import { createUi, emitError } from "./render.js";
 
@@ -35,10 +37,17 @@ Examples:
 
 Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)`,
     );
-  for (const command of [migrateCommand(), healthCommand()]) {
-    program.addCommand(command.exitOverride().configureOutput({ outputError: () => {} }));
+  for (const command of [migrateCommand(), healthCommand(), tokensCommand(), raceTestCommand()]) {
+    program.addCommand(quietErrors(command));
   }
   return program;
+}
+
+/** Usage errors are reported by main() as one line; commander must not print its own. */
+function quietErrors(command: Command): Command {
+  command.exitOverride().configureOutput({ outputError: () => {} });
+  for (const sub of command.commands) quietErrors(sub);
+  return command;
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -50,13 +59,23 @@ export async function main(argv: readonly string[]): Promise<void> {
     const ui = createUi({ json, color: !argv.includes("--no-color") });
     if (caught instanceof CommanderError) {
       if (caught.exitCode === 0) return;
-      const message = caught.message.replace(/^error:\s*/, "");
-      emitError(ui, new BriefdbError("USAGE", message, "see `briefdb --help`"), false);
-      process.exitCode = 2;
+      const error = usageError(caught);
+      emitError(ui, error, false);
+      process.exitCode = error.exitCode;
       return;
     }
     const error = caught instanceof BriefdbError ? caught : new BriefdbError("DB_ERROR", String(caught));
     emitError(ui, error, process.env.BRIEFDB_DEBUG === "1");
     process.exitCode = error.exitCode;
   }
+}
+
+function usageError(caught: CommanderError): BriefdbError {
+  const message = caught.message.replace(/^error:\s*/, "");
+  // commander reads "-5" as an unknown option; for an amount it is a negative number
+  const negative = /^unknown option '(-\d[^']*)'/.exec(message);
+  if (negative && caught.code === "commander.unknownOption") {
+    return new BriefdbError("INVALID_AMOUNT", `invalid amount "${negative[1]}": an amount is a positive whole number in digits`);
+  }
+  return new BriefdbError("USAGE", message, "see `briefdb --help`");
 }

@@ -77,7 +77,7 @@ export function table(ui: Ui, head: readonly string[], rows: ReadonlyArray<Reado
   const plain = !ui.colors.isColorSupported;
   const t = new Table({
     head: head.map((h) => ui.colors.bold(h)),
-    style: { head: [], border: plain ? [] : ["grey"] },
+    style: { head: [], border: plain ? [] : ["grey"], compact: true },
   });
   t.push(...rows.map((row) => row.map(String)));
   return t.toString();

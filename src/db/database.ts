@@ -29,6 +29,46 @@ export type FailureKind =
   | "retryable"
   | "other";
 
+export type TokenOperation = "credit" | "deduct";
+
+/** A balance change to apply with its ledger row, as one atomic unit. */
+export interface BalanceChange {
+  readonly id: string;
+  readonly userId: string;
+  readonly operation: TokenOperation;
+  /** Positive: how much to add (credit) or take (deduct). */
+  readonly amount: number;
+  readonly reason: string;
+  readonly briefId: string | null;
+  readonly idempotencyKey: string | null;
+}
+
+/** One row of the token ledger. */
+export interface LedgerEntry {
+  readonly id: string;
+  readonly userId: string;
+  /** Signed: + credit, − deduct. */
+  readonly amount: number;
+  readonly type: TokenOperation;
+  readonly reason: string;
+  readonly briefId: string | null;
+  readonly balanceAfter: number;
+  readonly idempotencyKey: string | null;
+  readonly createdAt: Date;
+}
+
+/**
+ * The token hot path, with statements prepared once per connection. `apply` is the one
+ * conditional UPDATE (deduct: `token_balance >= n`; credit: no overflow past 2^53−1) and its
+ * ledger INSERT in one transaction; it resolves to undefined when the condition refused (no such
+ * user, too little balance, overflow) and rejects with a unique violation when the idempotency key
+ * is taken.
+ */
+export interface LedgerStatements {
+  apply(change: BalanceChange): Promise<LedgerEntry | undefined>;
+  findByKey(idempotencyKey: string): Promise<LedgerEntry | undefined>;
+}
+
 export interface DialectCapabilities {
   /** Session-level advisory locks exist (PostgreSQL); otherwise the migration lock is the write lock. */
   readonly advisoryLock: boolean;
@@ -62,6 +102,12 @@ export interface BriefDatabase extends Executor {
   serverVersion(): Promise<string>;
   /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */
   explain(query: SQL): Promise<string[]>;
+  /** The token hot path, prepared on first use. */
+  readonly ledger: LedgerStatements;
+  /** A timestamp column as epoch milliseconds (a number or numeric string), whatever its type. */
+  epochMs(column: SQL): SQL;
+  /** A timestamp value for a created_at/updated_at column, from epoch milliseconds. */
+  timestamp(epochMs: number): SQL;
   /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
   classify(error: unknown): FailureKind;
   close(): Promise<void>;

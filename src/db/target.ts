@@ -129,6 +129,11 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
+/** Whether separate connections to the target see one database (not so for SQLite's :memory:). */
+export function isSharedTarget(target: Target): boolean {
+  return !(target.dialect === "sqlite" && target.path === ":memory:");
+}
+
 /** Throws NOT_LOCAL unless the target passes the local rule. Call it before connecting. */
 export function assertLocalTarget(target: Target, what: string, env: NodeJS.ProcessEnv = process.env): void {
   if (isLocalTarget(target, env)) return;

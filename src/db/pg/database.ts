@@ -7,10 +7,19 @@ import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import type { BriefDatabase, Executor, FailureKind, OpenOptions, Row, TransactionOptions } from "../database.js";
+import type {
+  BriefDatabase,
+  Executor,
+  FailureKind,
+  LedgerStatements,
+  OpenOptions,
+  Row,
+  TransactionOptions,
+} from "../database.js";
 import { errorCode } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { PgTarget, SslMode } from "../target.js";
+import { pgLedger } from "./ledger.js";
 import * as schema from "./schema.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
@@ -45,6 +54,8 @@ export class PgDatabase implements BriefDatabase {
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
+  private ledgerStatements: LedgerStatements | undefined;
+  private readonly prepare: boolean;
 
   constructor(
     readonly target: PgTarget,
@@ -67,6 +78,20 @@ export class PgDatabase implements BriefDatabase {
       connection: { application_name: "briefdb" },
     });
     this.orm = drizzle(this.client, { schema });
+    this.prepare = options.prepare ?? true;
+  }
+
+  get ledger(): LedgerStatements {
+    this.ledgerStatements ??= pgLedger(this.client, this.prepare);
+    return this.ledgerStatements;
+  }
+
+  epochMs(column: SQL): SQL {
+    return sql`(extract(epoch from ${column}) * 1000)`;
+  }
+
+  timestamp(epochMs: number): SQL {
+    return sql`to_timestamp(${epochMs}::float8 / 1000)`;
   }
 
   async all<T extends Row = Row>(query: SQL): Promise<T[]> {

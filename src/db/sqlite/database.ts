@@ -8,10 +8,11 @@ import { sql } from "drizzle-orm";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
 import { ConnectionLock } from "../connection-lock.js";
-import type { BriefDatabase, Executor, FailureKind, OpenOptions, Row } from "../database.js";
+import type { BriefDatabase, Executor, FailureKind, LedgerStatements, OpenOptions, Row } from "../database.js";
 import { errorCode, rootMessage } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { SqliteTarget } from "../target.js";
+import { sqliteLedger } from "./ledger.js";
 import * as schema from "./schema.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
@@ -23,6 +24,7 @@ export class SqliteDatabase implements BriefDatabase {
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
   private readonly lock = new ConnectionLock();
+  private ledgerStatements: LedgerStatements | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Executor;
 
@@ -37,6 +39,20 @@ export class SqliteDatabase implements BriefDatabase {
       run: async (query: SQL) => this.orm.run(query).changes,
       exec: async (script: string) => void this.client.exec(script),
     };
+  }
+
+  get ledger(): LedgerStatements {
+    this.ledgerStatements ??= sqliteLedger(this);
+    return this.ledgerStatements;
+  }
+
+  /** Timestamps are stored as epoch milliseconds already. */
+  epochMs(column: SQL): SQL {
+    return column;
+  }
+
+  timestamp(epochMs: number): SQL {
+    return sql`${epochMs}`;
   }
 
   all<T extends Row = Row>(query: SQL): Promise<T[]> {

@@ -1,0 +1,90 @@
+/** `briefdb race-test`: parallel deductions at a throw-away user, then the ledger invariants. */
+import { Command } from "commander";
+import type { RaceReport } from "../core/race.js";
+import { RACE_STRATEGIES, type RaceStrategy } from "../core/race-racer.js";
+import { assertLocalTarget } from "../db/target.js";
+import { BriefdbError } from "../errors.js";
+import { keyValues, startSpinner, table, type Outcome } from "../render.js";
+import { action } from "./context.js";
+import { oneOf, wholeNumber } from "./parse.js";
+import { parseAmount } from "../core/amount.js";
+
+interface RaceCommandOptions {
+  readonly n: number;
+  readonly amount: number;
+  readonly balance?: number;
+  readonly concurrency?: number;
+  readonly strategy: RaceStrategy;
+  readonly keep?: boolean;
+  readonly allowRemote?: boolean;
+}
+
+export function raceTestCommand(): Command {
+  return new Command("race-test")
+    .description("fire n deductions truly in parallel at a throw-away user, then check the ledger invariants; exit 1 when any fails")
+    .option("--n <count>", "deductions to fire", wholeNumber("--n", 1, 1_000_000), 100)
+    .option("--amount <n>", "tokens per deduction", parseAmount, 1)
+    .option("--balance <n>", "opening balance (default: enough for half)", wholeNumber("--balance", 0))
+    .option("--concurrency <n>", "parallel racers, each with its own connection (default: min(n, 8))", wholeNumber("--concurrency", 1, 256))
+    .option("--strategy <name>", "atomic (briefdb) or naive (read, check, write: must fail)", oneOf("--strategy", RACE_STRATEGIES), "atomic")
+    .option("--keep", "keep the throw-away user and its ledger")
+    .option("--allow-remote", "allow a non-local target")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ briefdb race-test --n 1000
+  $ briefdb race-test --n 200 --strategy naive      # the "before" code: the invariants must fail
+  $ briefdb race-test --db postgres://me@localhost/briefs --n 1000 --concurrency 10 --json`,
+    )
+    .action(
+      action(async (ctx, options: RaceCommandOptions) => {
+        if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test"); // before any connection
+        const db = await ctx.open({ create: false });
+        const { assertMigrated } = await import("../core/migrations.js");
+        await assertMigrated(db);
+        const { runRaceTest } = await import("../core/race.js");
+        const spinner = await startSpinner(ctx.ui, `racing ${options.n} deductions (${options.strategy})`);
+        const report = await runRaceTest(db, {
+          n: options.n,
+          amount: options.amount,
+          strategy: options.strategy,
+          ...(options.balance === undefined ? {} : { balance: options.balance }),
+          ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+          keep: options.keep === true,
+          allowRemote: options.allowRemote === true,
+          openOptions: { timeoutMs: ctx.globals.timeout, prepare: ctx.globals.prepare },
+        }).finally(() => spinner.stop("race finished"));
+        return raceOutcome(report);
+      }),
+    );
+}
+
+function raceOutcome(report: RaceReport): Outcome {
+  const failed = report.invariants.filter((i) => !i.ok);
+  const error =
+    failed.length === 0
+      ? undefined
+      : new BriefdbError(
+          "INVARIANT_VIOLATED",
+          `race-test (${report.strategy}): ${failed.length} invariant(s) broken: ${failed.map((i) => `${i.name} (${i.detail})`).join("; ")}`,
+        );
+  return {
+    ok: report.ok,
+    ...(error ? { error } : {}),
+    data: { ...report },
+    human: (ui) => {
+      const rows = report.invariants.map((i) => [i.ok ? ui.colors.green("ok") : ui.colors.red("FAIL"), i.name, i.detail]);
+      const summary = keyValues(ui, [
+        ["strategy", report.strategy],
+        ["deductions", `${report.n} × ${report.amount} by ${report.concurrency} parallel connections`],
+        ["outcome", `${report.successes} succeeded, ${report.rejected} refused (insufficient), ${report.errors} errors`],
+        ["balance", `${report.initialBalance} → ${report.finalBalance}`],
+        ["throughput", `${report.throughputPerSec}/s`],
+        ["latency", `p50 ${report.latencyMs.p50} ms · p95 ${report.latencyMs.p95} ms · p99 ${report.latencyMs.p99} ms`],
+        ["user", `${report.userId}${report.kept ? " (kept)" : " (removed)"}`],
+      ]);
+      return `${summary}\n${table(ui, ["", "invariant", "detail"], rows)}`;
+    },
+  };
+}

@@ -1,0 +1,152 @@
+/** `briefdb tokens credit|deduct|balance|history|verify`: the token ledger from the command line. */
+import { Command } from "commander";
+import { parseAmount } from "../core/amount.js";
+import type { TokenOperationResult, VerifyReport } from "../core/tokens.js";
+import type { LedgerEntry } from "../db/database.js";
+import { BriefdbError } from "../errors.js";
+import { keyValues, table, type Outcome } from "../render.js";
+import { action, type Context } from "./context.js";
+import { wholeNumber } from "./parse.js";
+
+interface ChangeOptions {
+  readonly reason?: string;
+  readonly brief?: string;
+  readonly key?: string;
+}
+
+export function tokensCommand(): Command {
+  const tokens = new Command("tokens").description("credit, deduct, read and reconcile token balances").addHelpText(
+    "after",
+    `
+Examples:
+  $ briefdb tokens deduct user-42 5 --reason "brief generation" --key req-7f3a
+  $ briefdb tokens credit user-42 100 --reason "monthly top-up"
+  $ briefdb tokens balance user-42 --json
+  $ briefdb tokens history user-42 --limit 10
+  $ briefdb tokens verify            # exit 1 when any balance drifts from its ledger`,
+  );
+  tokens.addCommand(changeCommand("credit"));
+  tokens.addCommand(changeCommand("deduct"));
+  tokens.addCommand(
+    new Command("balance")
+      .description("print a user's balance")
+      .argument("<user>", "user id")
+      .action(action(async (ctx, userId: string) => balanceOutcome(ctx, userId))),
+  );
+  tokens.addCommand(
+    new Command("history")
+      .description("print a user's ledger, newest first")
+      .argument("<user>", "user id")
+      .option("--limit <n>", "rows to show", wholeNumber("--limit", 1, 100_000), 20)
+      .action(action(async (ctx, userId: string, options: { limit: number }) => historyOutcome(ctx, userId, options.limit))),
+  );
+  tokens.addCommand(
+    new Command("verify")
+      .description("reconcile every balance against the sum of its ledger; exit 1 when any differs")
+      .action(action(async (ctx) => verifyOutcome(ctx))),
+  );
+  return tokens;
+}
+
+function changeCommand(operation: "credit" | "deduct"): Command {
+  return new Command(operation)
+    .description(
+      operation === "deduct"
+        ? "take tokens from a user, never below zero (one atomic statement and its ledger row)"
+        : "give tokens to a user (one atomic statement and its ledger row)",
+    )
+    .argument("<user>", "user id")
+    .argument("<amount>", "a positive whole number of tokens", parseAmount)
+    .option("--reason <text>", "why, kept in the ledger", `${operation} via briefdb`)
+    .option("--brief <id>", "the brief this is for")
+    .option("--key <idempotency-key>", "apply at most once: a repeat returns the first result")
+    .action(
+      action(async (ctx, userId: string, amount: number, options: ChangeOptions) => {
+        const db = await openMigrated(ctx);
+        const { applyTokenOperation } = await import("../core/tokens.js");
+        const result = await applyTokenOperation(db, userId, operation, amount, options.reason ?? operation, {
+          ...(options.brief === undefined ? {} : { briefId: options.brief }),
+          ...(options.key === undefined ? {} : { idempotencyKey: options.key }),
+        });
+        return changeOutcome(result);
+      }),
+    );
+}
+
+async function openMigrated(ctx: Context) {
+  const db = await ctx.open({ create: false });
+  const { assertMigrated } = await import("../core/migrations.js");
+  await assertMigrated(db);
+  return db;
+}
+
+function changeOutcome(result: TokenOperationResult): Outcome {
+  return {
+    ok: true,
+    data: { ...result, createdAt: result.createdAt.toISOString() },
+    human: (ui) => {
+      const verb = result.operation === "deduct" ? "deducted" : "credited";
+      const note = result.replayed ? ui.colors.yellow(" (replayed: already applied with this key; nothing changed)") : "";
+      return keyValues(ui, [
+        ["user", result.userId],
+        [verb, String(result.amount)],
+        ["balance", ui.colors.bold(String(result.balance))],
+        ["transaction", `${result.transactionId}${note}`],
+      ]);
+    },
+  };
+}
+
+async function balanceOutcome(ctx: Context, userId: string): Promise<Outcome> {
+  const db = await openMigrated(ctx);
+  const { getBalance } = await import("../core/tokens.js");
+  const balance = await getBalance(db, userId);
+  return { ok: true, data: { userId, balance }, human: (ui) => keyValues(ui, [["user", userId], ["balance", String(balance)]]) };
+}
+
+async function historyOutcome(ctx: Context, userId: string, limit: number): Promise<Outcome> {
+  const db = await openMigrated(ctx);
+  const { getHistory } = await import("../core/tokens.js");
+  const entries = await getHistory(db, userId, { limit });
+  return {
+    ok: true,
+    data: { userId, entries: entries.map((e: LedgerEntry) => ({ ...e, createdAt: e.createdAt.toISOString() })) },
+    human: (ui) => {
+      if (entries.length === 0) return `user ${userId} has no ledger rows`;
+      const rows = entries.map((e) => [
+        e.createdAt.toISOString(),
+        e.type,
+        e.amount > 0 ? ui.colors.green(`+${e.amount}`) : ui.colors.red(String(e.amount)),
+        e.balanceAfter,
+        e.reason,
+        e.briefId ?? "",
+      ]);
+      return table(ui, ["when", "type", "amount", "balance after", "reason", "brief"], rows);
+    },
+  };
+}
+
+async function verifyOutcome(ctx: Context): Promise<Outcome> {
+  const db = await openMigrated(ctx);
+  const { verifyLedger } = await import("../core/tokens.js");
+  const report: VerifyReport = await verifyLedger(db);
+  const error = report.ok
+    ? undefined
+    : new BriefdbError(
+        "INVARIANT_VIOLATED",
+        `${report.drifting.length} of ${report.checked} users' balances differ from their ledger: ${report.drifting
+          .slice(0, 5)
+          .map((d) => d.userId)
+          .join(", ")}${report.drifting.length > 5 ? ", …" : ""}`,
+      );
+  return {
+    ok: report.ok,
+    ...(error ? { error } : {}),
+    data: { checked: report.checked, drifting: report.drifting },
+    human: (ui) => {
+      if (report.ok) return `${ui.colors.green("ok")}: all ${report.checked} balances equal the sum of their ledger`;
+      const rows = report.drifting.map((d) => [d.userId, d.balance, d.ledgerSum, d.difference]);
+      return table(ui, ["user", "balance", "ledger sum", "difference"], rows);
+    },
+  };
+}

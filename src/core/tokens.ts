@@ -1,0 +1,207 @@
+/**
+ * Token credits and deductions: one atomic conditional statement and its ledger row per
+ * operation, exactly once per idempotency key, with refusals told apart (no such user, too little
+ * balance, overflow). Balances, history and reconciliation of balances against the ledger.
+ */
+import { sql } from "drizzle-orm";
+import type { BriefDatabase, LedgerEntry, TokenOperation } from "../db/database.js";
+import { ledgerEntryFromRow, type LedgerRow } from "../db/ledger-row.js";
+import { BriefdbError } from "../errors.js";
+import { assertAmount } from "./amount.js";
+import { toBriefdbError } from "./failures.js";
+import { newId } from "./ids.js";
+import type { Result } from "./transaction.js";
+
+export type { LedgerEntry, TokenOperation } from "../db/database.js";
+
+export interface TokenOperationOptions {
+  readonly briefId?: string;
+  /** A repeat with the same key, user, operation and amount returns the first result unchanged. */
+  readonly idempotencyKey?: string;
+}
+
+export interface TokenOperationResult {
+  readonly userId: string;
+  readonly operation: TokenOperation;
+  readonly amount: number;
+  /** The balance right after this operation (for a replay: after the first application). */
+  readonly balance: number;
+  readonly transactionId: string;
+  readonly replayed: boolean;
+  readonly reason: string;
+  readonly briefId: string | null;
+  readonly createdAt: Date;
+}
+
+const OPERATIONS: readonly TokenOperation[] = ["credit", "deduct"];
+const MAX_KEY_LENGTH = 200;
+
+/** The source document's atomicTokenOperation: never throws, returns { success, data | error }. */
+export async function atomicTokenOperation(
+  db: BriefDatabase,
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+  reason: string,
+  options: TokenOperationOptions = {},
+): Promise<Result<TokenOperationResult>> {
+  try {
+    return { success: true, data: await applyTokenOperation(db, userId, operation, amount, reason, options) };
+  } catch (error) {
+    return { success: false, error: toBriefdbError(db, error) };
+  }
+}
+
+/** As atomicTokenOperation, but throws the BriefdbError instead of returning it. */
+export async function applyTokenOperation(
+  db: BriefDatabase,
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+  reason: string,
+  options: TokenOperationOptions = {},
+): Promise<TokenOperationResult> {
+  checkInput(userId, operation, amount, options);
+  const key = options.idempotencyKey ?? null;
+  if (key !== null) {
+    const prior = await db.ledger.findByKey(key);
+    if (prior) return replay(prior, userId, operation, amount);
+  }
+  let entry: LedgerEntry | undefined;
+  try {
+    entry = await db.ledger.apply({
+      id: newId(),
+      userId,
+      operation,
+      amount,
+      reason,
+      briefId: options.briefId ?? null,
+      idempotencyKey: key,
+    });
+  } catch (error) {
+    const kind = db.classify(error);
+    if (kind === "unique_violation" && key !== null) {
+      // another caller applied this key between our look-up and our write: theirs stands
+      const prior = await db.ledger.findByKey(key);
+      if (prior) return replay(prior, userId, operation, amount);
+    }
+    if (kind === "foreign_key_violation" && options.briefId !== undefined) {
+      throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
+    }
+    throw toBriefdbError(db, error);
+  }
+  if (entry === undefined) throw await refusal(db, userId, operation, amount);
+  return resultOf(entry, false);
+}
+
+export async function getBalance(db: BriefDatabase, userId: string): Promise<number> {
+  const balance = await currentBalance(db, userId);
+  if (balance === undefined) throw userNotFound(userId);
+  return balance;
+}
+
+/** The user's ledger, newest first. */
+export async function getHistory(db: BriefDatabase, userId: string, options: { limit?: number } = {}): Promise<LedgerEntry[]> {
+  const limit = options.limit ?? 20;
+  const rows = await db.all<LedgerRow>(sql`
+    SELECT id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key,
+           ${db.epochMs(sql`created_at`)} AS created_ms
+    FROM token_transactions WHERE user_id = ${userId}
+    ORDER BY created_at DESC, id DESC LIMIT ${limit}`);
+  if (rows.length === 0 && (await currentBalance(db, userId)) === undefined) throw userNotFound(userId);
+  return rows.map(ledgerEntryFromRow);
+}
+
+export interface Drift {
+  readonly userId: string;
+  readonly balance: number;
+  readonly ledgerSum: number;
+  /** balance − ledgerSum */
+  readonly difference: number;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  /** How many users were reconciled. */
+  readonly checked: number;
+  readonly drifting: readonly Drift[];
+}
+
+/** Reconciles every balance against the sum of its ledger (the SPEC §3 invariant). */
+export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
+  const [count] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users`);
+  const rows = await db.all<{ id: string; token_balance: number | string; ledger_sum: number | string }>(sql`
+    SELECT u.id, u.token_balance, COALESCE(l.total, 0) AS ledger_sum
+    FROM users u
+    LEFT JOIN (SELECT user_id, SUM(amount) AS total FROM token_transactions GROUP BY user_id) l ON l.user_id = u.id
+    WHERE u.token_balance <> COALESCE(l.total, 0)
+    ORDER BY u.id`);
+  const drifting = rows.map((row) => {
+    const balance = Number(row.token_balance);
+    const ledgerSum = Number(row.ledger_sum);
+    return { userId: row.id, balance, ledgerSum, difference: balance - ledgerSum };
+  });
+  return { ok: drifting.length === 0, checked: Number(count?.n ?? 0), drifting };
+}
+
+function checkInput(userId: string, operation: TokenOperation, amount: number, options: TokenOperationOptions): void {
+  if (!OPERATIONS.includes(operation)) {
+    throw new BriefdbError("USAGE", `unknown token operation "${String(operation)}": use credit or deduct`);
+  }
+  assertAmount(amount);
+  if (typeof userId !== "string" || userId === "") throw new BriefdbError("USAGE", "a user id is required");
+  const key = options.idempotencyKey;
+  if (key !== undefined && (key === "" || key.length > MAX_KEY_LENGTH)) {
+    throw new BriefdbError("USAGE", `an idempotency key is 1 to ${MAX_KEY_LENGTH} characters`);
+  }
+}
+
+function replay(prior: LedgerEntry, userId: string, operation: TokenOperation, amount: number): TokenOperationResult {
+  if (prior.userId !== userId || prior.type !== operation || Math.abs(prior.amount) !== amount) {
+    throw new BriefdbError(
+      "IDEMPOTENCY_CONFLICT",
+      `idempotency key "${prior.idempotencyKey}" was used for ${prior.type} ${Math.abs(prior.amount)} on user ${prior.userId}; refused ${operation} ${amount} on user ${userId}`,
+      "use a new key for a new operation",
+    );
+  }
+  return resultOf(prior, true);
+}
+
+function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
+  return {
+    userId: entry.userId,
+    operation: entry.type,
+    amount: Math.abs(entry.amount),
+    balance: entry.balanceAfter,
+    transactionId: entry.id,
+    replayed,
+    reason: entry.reason,
+    briefId: entry.briefId,
+    createdAt: entry.createdAt,
+  };
+}
+
+/** Why the conditional UPDATE matched no row: nothing was changed. */
+async function refusal(db: BriefDatabase, userId: string, operation: TokenOperation, amount: number): Promise<BriefdbError> {
+  const balance = await currentBalance(db, userId);
+  if (balance === undefined) return userNotFound(userId);
+  if (operation === "deduct") {
+    return new BriefdbError(
+      "INSUFFICIENT_BALANCE",
+      `user ${userId} has ${balance} tokens, cannot deduct ${amount}; nothing changed`,
+    );
+  }
+  return new BriefdbError(
+    "BALANCE_OVERFLOW",
+    `crediting ${amount} to user ${userId} (balance ${balance}) would pass ${Number.MAX_SAFE_INTEGER}; nothing changed`,
+  );
+}
+
+async function currentBalance(db: BriefDatabase, userId: string): Promise<number | undefined> {
+  const [row] = await db.all<{ token_balance: number | string }>(sql`SELECT token_balance FROM users WHERE id = ${userId}`);
+  return row === undefined ? undefined : Number(row.token_balance);
+}
+
+function userNotFound(userId: string): BriefdbError {
+  return new BriefdbError("USER_NOT_FOUND", `no user with id "${userId}"; nothing changed`, "check the id with your app, or seed test data");
+}

@@ -1,0 +1,30 @@
+/** Ledger rows as the drivers return them (snake_case, bigints as strings on PostgreSQL) → LedgerEntry. */
+import type { LedgerEntry, TokenOperation } from "./database.js";
+
+export interface LedgerRow {
+  readonly id: string;
+  readonly user_id: string;
+  readonly amount: number | string;
+  readonly type: string;
+  readonly reason: string;
+  readonly brief_id: string | null;
+  readonly balance_after: number | string;
+  readonly idempotency_key: string | null;
+  /** created_at as epoch milliseconds (see BriefDatabase.epochMs). */
+  readonly created_ms: number | string;
+  readonly [column: string]: unknown;
+}
+
+export function ledgerEntryFromRow(row: LedgerRow): LedgerEntry {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    amount: Number(row.amount),
+    type: row.type as TokenOperation,
+    reason: row.reason,
+    briefId: row.brief_id,
+    balanceAfter: Number(row.balance_after),
+    idempotencyKey: row.idempotency_key,
+    createdAt: new Date(Math.round(Number(row.created_ms))),
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * The token hot path on PostgreSQL: the conditional UPDATE and the ledger INSERT as ONE statement
+ * (a data-modifying CTE), so a deduct is one round trip and atomic without an explicit
+ * transaction. postgres.js prepares it once per connection. If the INSERT fails (a taken
+ * idempotency key), the UPDATE rolls back with it.
+ */
+import type postgres from "postgres";
+import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
+import { ledgerEntryFromRow, type LedgerRow } from "../ledger-row.js";
+
+const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key,
+  extract(epoch from created_at) * 1000 AS created_ms`;
+
+function applyStatement(guardedUpdate: string, sign: "" | "-", type: string): string {
+  return `WITH changed AS (
+    UPDATE users SET ${guardedUpdate}, updated_at = now()
+    RETURNING token_balance
+  )
+  INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
+  SELECT $1, $2, ${sign}$3::bigint, '${type}', $4, $5, changed.token_balance, $6, now() FROM changed
+  RETURNING ${RETURNED}`;
+}
+
+const DEDUCT = applyStatement("token_balance = token_balance - $3::bigint WHERE id = $2 AND token_balance >= $3::bigint", "-", "deduct");
+const CREDIT = applyStatement(
+  `token_balance = token_balance + $3::bigint WHERE id = $2 AND token_balance <= ${Number.MAX_SAFE_INTEGER} - $3::bigint`,
+  "",
+  "credit",
+);
+const BY_KEY = `SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key = $1`;
+
+export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatements {
+  const options = { prepare };
+  return {
+    async apply(change: BalanceChange): Promise<LedgerEntry | undefined> {
+      const statement = change.operation === "deduct" ? DEDUCT : CREDIT;
+      const rows = await client.unsafe<LedgerRow[]>(
+        statement,
+        [change.id, change.userId, change.amount, change.reason, change.briefId, change.idempotencyKey],
+        options,
+      );
+      return rows[0] === undefined ? undefined : ledgerEntryFromRow(rows[0]);
+    },
+
+    async findByKey(key: string): Promise<LedgerEntry | undefined> {
+      const rows = await client.unsafe<LedgerRow[]>(BY_KEY, [key], options);
+      return rows[0] === undefined ? undefined : ledgerEntryFromRow(rows[0]);
+    },
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * The token hot path on SQLite: the conditional UPDATE … RETURNING and the ledger INSERT as
+ * drizzle prepared statements, run together in one synchronous IMMEDIATE transaction (the write
+ * lock is taken first, so concurrent processes queue on the busy timeout instead of deadlocking).
+ */
+import { and, eq, gte, lte, sql } from "drizzle-orm";
+import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
+import type { SqliteDatabase } from "./database.js";
+import { tokenTransactions, users } from "./schema.js";
+
+const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
+
+export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
+  const amount = sql.placeholder("amount");
+  const userId = sql.placeholder("userId");
+  const now = sql.placeholder("now");
+  const deduct = db.orm
+    .update(users)
+    .set({ tokenBalance: sql`${users.tokenBalance} - ${amount}`, updatedAt: sql`${now}` })
+    .where(and(eq(users.id, userId), gte(users.tokenBalance, amount)))
+    .returning({ balance: users.tokenBalance })
+    .prepare();
+  const credit = db.orm
+    .update(users)
+    .set({ tokenBalance: sql`${users.tokenBalance} + ${amount}`, updatedAt: sql`${now}` })
+    .where(and(eq(users.id, userId), lte(users.tokenBalance, sql`${MAX_BALANCE} - ${amount}`)))
+    .returning({ balance: users.tokenBalance })
+    .prepare();
+  // placeholders named after LedgerEntry's fields, so an entry binds as it is
+  const insert = db.orm
+    .insert(tokenTransactions)
+    .values({
+      id: sql.placeholder("id"),
+      userId,
+      amount: sql.placeholder("amount"),
+      type: sql.placeholder("type"),
+      reason: sql.placeholder("reason"),
+      briefId: sql.placeholder("briefId"),
+      balanceAfter: sql.placeholder("balanceAfter"),
+      idempotencyKey: sql.placeholder("idempotencyKey"),
+      createdAt: sql.placeholder("createdAt"),
+    })
+    .prepare();
+  const byKey = db.orm
+    .select()
+    .from(tokenTransactions)
+    .where(eq(tokenTransactions.idempotencyKey, sql.placeholder("key")))
+    .prepare();
+
+  return {
+    apply(change: BalanceChange): Promise<LedgerEntry | undefined> {
+      return db.immediate(() => {
+        const createdAt = Date.now();
+        const update = change.operation === "deduct" ? deduct : credit;
+        const updated = update.get({ userId: change.userId, amount: change.amount, now: createdAt });
+        if (updated === undefined) return undefined;
+        const entry: LedgerEntry = {
+          id: change.id,
+          userId: change.userId,
+          amount: change.operation === "deduct" ? -change.amount : change.amount,
+          type: change.operation,
+          reason: change.reason,
+          briefId: change.briefId,
+          balanceAfter: updated.balance,
+          idempotencyKey: change.idempotencyKey,
+          createdAt: new Date(createdAt),
+        };
+        insert.run(entry as unknown as Record<string, unknown>);
+        return entry;
+      });
+    },
+
+    async findByKey(key: string): Promise<LedgerEntry | undefined> {
+      return byKey.get({ key });
+    },
+  };
+}
