@@ -11,9 +11,10 @@ import { ledgerEntryFromRow, type LedgerRow } from "../ledger-row.js";
 const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key,
   extract(epoch from created_at) * 1000 AS created_ms`;
 
-function applyStatement(guardedUpdate: string, sign: "" | "-", type: string): string {
+function applyStatement(newBalance: string, guard: string, sign: "" | "-", type: string): string {
   return `WITH changed AS (
-    UPDATE users SET ${guardedUpdate}, updated_at = now()
+    UPDATE users SET token_balance = ${newBalance}, updated_at = now()
+    WHERE id = $2 AND ${guard}
     RETURNING token_balance
   )
   INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
@@ -21,9 +22,10 @@ function applyStatement(guardedUpdate: string, sign: "" | "-", type: string): st
   RETURNING ${RETURNED}`;
 }
 
-const DEDUCT = applyStatement("token_balance = token_balance - $3::bigint WHERE id = $2 AND token_balance >= $3::bigint", "-", "deduct");
+const DEDUCT = applyStatement("token_balance - $3::bigint", "token_balance >= $3::bigint", "-", "deduct");
 const CREDIT = applyStatement(
-  `token_balance = token_balance + $3::bigint WHERE id = $2 AND token_balance <= ${Number.MAX_SAFE_INTEGER} - $3::bigint`,
+  "token_balance + $3::bigint",
+  `token_balance <= ${Number.MAX_SAFE_INTEGER} - $3::bigint`,
   "",
   "credit",
 );

@@ -1,0 +1,93 @@
+import { describe, expect, it } from "vitest";
+import { openDatabase } from "../dist/index.js";
+import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
+
+describe.each(DIALECTS)("%s: race-test", (dialect) => {
+  const migrated = async () => {
+    const url = await freshDatabase(dialect);
+    await cli(["migrate", "--db", url]);
+    return url;
+  };
+
+  it.each([10, 1000])("atomic deductions hold every invariant under %i parallel deductions", async (n) => {
+    const url = await migrated();
+    const result = await cli(["race-test", "--n", String(n), "--concurrency", "8", "--db", url, "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = result.json!;
+    expect(report).toMatchObject({
+      ok: true,
+      n,
+      successes: n / 2,
+      rejected: n / 2,
+      errors: 0,
+      initialBalance: n / 2,
+      finalBalance: 0,
+    });
+    expect(report.invariants).toHaveLength(4);
+    expect(report.invariants.every((i: { ok: boolean }) => i.ok)).toBe(true);
+    expect(report.throughputPerSec).toBeGreaterThan(0);
+    expect(report.latencyMs.p50).toBeLessThanOrEqual(report.latencyMs.p95);
+    expect(report.latencyMs.p95).toBeLessThanOrEqual(report.latencyMs.p99);
+    const verify = await cli(["tokens", "verify", "--db", url, "--json"]);
+    expect(verify.json).toMatchObject({ ok: true, checked: 0 }); // the throw-away user is gone
+  });
+
+  it("the naive read-check-write strategy is caught: exit 1, INVARIANT_VIOLATED", async () => {
+    const url = await migrated();
+    const result = await cli(["race-test", "--n", "400", "--concurrency", "8", "--strategy", "naive", "--db", url, "--json"]);
+    expect(result.code).toBe(1);
+    expect(result.json).toMatchObject({ ok: false, strategy: "naive", error: { code: "INVARIANT_VIOLATED" } });
+    const broken = result.json!.invariants.filter((i: { ok: boolean }) => !i.ok);
+    expect(broken.length).toBeGreaterThan(0);
+    expect(result.stderr).toMatch(/^error: race-test \(naive\): \d invariant\(s\) broken/);
+  });
+
+  it("--amount, --balance and --keep: the kept user's ledger is exact", async () => {
+    const url = await migrated();
+    const result = await cli(["race-test", "--n", "50", "--amount", "3", "--balance", "100", "--keep", "--db", url, "--json"]);
+    expect(result.code).toBe(0);
+    expect(result.json).toMatchObject({ successes: 33, rejected: 17, initialBalance: 100, finalBalance: 1, kept: true });
+    const history = await cli(["tokens", "history", result.json!.userId, "--limit", "1000", "--db", url, "--json"]);
+    expect(history.json?.entries).toHaveLength(34);
+    const verify = await cli(["tokens", "verify", "--db", url, "--json"]);
+    expect(verify.json).toMatchObject({ ok: true, checked: 1 });
+  });
+
+  it("an unmigrated database is exit 1 NOT_MIGRATED with the hint", async () => {
+    const url = await freshDatabase(dialect);
+    await (await openDatabase(url)).close(); // an existing, empty database
+    const result = await cli(["race-test", "--n", "5", "--db", url, "--json"]);
+    expect(result.code).toBe(1);
+    expect(result.json?.error.code).toBe("NOT_MIGRATED");
+    expect(result.stderr).toMatch(/hint: run `briefdb migrate/);
+  });
+});
+
+describe("race-test refusals", () => {
+  it("a remote target is refused before connecting: exit 3 NOT_LOCAL, redacted", async () => {
+    const result = await cli(["race-test", "--db", "postgres://app:remotesecret@db.example.invalid:5432/briefs", "--json"]);
+    expect(result.code).toBe(3);
+    expect(result.json?.error.code).toBe("NOT_LOCAL");
+    expect(result.json?.error.message).toContain("postgres://app:***@db.example.invalid:5432/briefs");
+    expect(result.stdout + result.stderr).not.toContain("remotesecret");
+  });
+
+  it("nothing is local while NODE_ENV=production", async () => {
+    const url = await freshDatabase("sqlite");
+    const result = await cli(["race-test", "--db", url, "--json"], { env: { NODE_ENV: "production" } });
+    expect(result.code).toBe(3);
+    expect(result.json?.error.message).toMatch(/NODE_ENV=production/);
+  });
+
+  it.each([
+    [["--n", "0"]],
+    [["--n", "ten"]],
+    [["--strategy", "optimistic"]],
+    [["--amount", "-1"]],
+    [["--concurrency", "0"]],
+  ])("bad options %j are exit 2", async (args) => {
+    const result = await cli(["race-test", ...args, "--db", "file:/nonexistent/x.db", "--json"]);
+    expect(result.code).toBe(2);
+    expect(["USAGE", "INVALID_AMOUNT"]).toContain(result.json?.error.code);
+  });
+});
