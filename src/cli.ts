@@ -2,19 +2,24 @@
  * The briefdb command-line program: global options, the commands (each loads its library code
  * only when it runs), and the mapping of usage errors to exit code 2.
  */
-import { Command, CommanderError, Option } from "commander";
+import type { Command, CommanderError } from "commander";
 import { createRequire } from "node:module";
-import { healthCommand } from "./commands/health.js";
-import { migrateCommand } from "./commands/migrate.js";
-import { wholeNumber } from "./commands/parse.js";
-import { raceTestCommand } from "./commands/race-test.js";
-import { tokensCommand } from "./commands/tokens.js";
 import { BriefdbError } from "./errors.js";
-import { createUi, emitError } from "./render.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
-export function buildProgram(): Command {
+/** The whole program; loaded on demand so that `--version` never pays for commander. */
+export async function buildProgram(): Promise<Command> {
+  const [{ Command, Option }, { wholeNumber }, commands] = await Promise.all([
+    import("commander"),
+    import("./commands/parse.js"),
+    Promise.all([
+      import("./commands/migrate.js").then((m) => m.migrateCommand()),
+      import("./commands/health.js").then((m) => m.healthCommand()),
+      import("./commands/tokens.js").then((m) => m.tokensCommand()),
+      import("./commands/race-test.js").then((m) => m.raceTestCommand()),
+    ]),
+  ]);
   const program = new Command("briefdb")
     .description("keeps the briefs app's database fast and correct on SQLite and PostgreSQL")
     .version(version, "-V, --version")
@@ -37,7 +42,7 @@ Examples:
 
 Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)`,
     );
-  for (const command of [migrateCommand(), healthCommand(), tokensCommand(), raceTestCommand()]) {
+  for (const command of commands) {
     program.addCommand(quietErrors(command));
   }
   return program;
@@ -51,13 +56,20 @@ function quietErrors(command: Command): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
-  const program = buildProgram();
+  const args = argv.slice(2);
+  if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+    // the commonest start-up of all answers before commander is even parsed
+    process.stdout.write(`${version}\n`);
+    return;
+  }
+  const program = await buildProgram();
   try {
     await program.parseAsync(argv as string[]);
   } catch (caught) {
+    const { createUi, emitError } = await import("./render.js");
     const json = argv.includes("--json");
     const ui = createUi({ json, color: !argv.includes("--no-color") });
-    if (caught instanceof CommanderError) {
+    if (isCommanderError(caught)) {
       if (caught.exitCode === 0) return;
       const error = usageError(caught);
       emitError(ui, error, false);
@@ -68,6 +80,15 @@ export async function main(argv: readonly string[]): Promise<void> {
     emitError(ui, error, process.env.BRIEFDB_DEBUG === "1");
     process.exitCode = error.exitCode;
   }
+}
+
+function isCommanderError(value: unknown): value is CommanderError {
+  return (
+    value instanceof Error &&
+    !(value instanceof BriefdbError) &&
+    typeof (value as Partial<CommanderError>).exitCode === "number" &&
+    typeof (value as Partial<CommanderError>).code === "string"
+  );
 }
 
 function usageError(caught: CommanderError): BriefdbError {

@@ -11,7 +11,6 @@ import { newId } from "./ids.js";
 import { applyTokenOperation } from "./tokens.js";
 
 export type RaceStrategy = "atomic" | "naive";
-export const RACE_STRATEGIES: readonly RaceStrategy[] = ["atomic", "naive"];
 
 export interface RacerTask {
   readonly target: Target;

@@ -1,0 +1,99 @@
+// SPEC §7: deduct on PostgreSQL with 10 connections, spread over 1000 users and on one hot user —
+// briefdb's atomicTokenOperation against `pgbench -M prepared` running the same statement against
+// the same server, measured in this one run. Target: ratio ≥ 0.8.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { migrate, openDatabase } from "../dist/index.js";
+import { createDatabase, startPostgres } from "./pg-server.mjs";
+
+const USERS = 1000;
+const CONNECTIONS = 10;
+const THREADS = 2; // pgbench -j 2; briefdb: 2 worker threads × 5 connections
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const PGBENCH = ["/usr/lib/postgresql/15/bin/pgbench", "/usr/lib/postgresql/16/bin/pgbench", "/usr/bin/pgbench"].find(existsSync);
+
+// The statement briefdb runs (src/db/pg/ledger.ts), with pgbench variables for its parameters.
+const SCRIPT = (userExpr) => `\\set uid random(0, ${USERS - 1})
+WITH changed AS (
+  UPDATE users SET token_balance = token_balance - 1::bigint, updated_at = now()
+  WHERE id = ${userExpr} AND token_balance >= 1::bigint
+  RETURNING token_balance
+)
+INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
+SELECT gen_random_uuid()::text, ${userExpr}, -1::bigint, 'deduct', 'bench', NULL, changed.token_balance, NULL, now() FROM changed
+RETURNING id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, extract(epoch from created_at) * 1000 AS created_ms;
+`;
+
+async function setUp(url) {
+  const db = await openDatabase(url);
+  await migrate(db);
+  await db.exec(`
+    INSERT INTO users (id, email, name, token_balance)
+      SELECT 'u' || i, 'u' || i || '@bench.test', 'u' || i, 1000000000000 FROM generate_series(0, ${USERS - 1}) i;
+    INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after)
+      SELECT gen_random_uuid()::text, 'u' || i, 1000000000000, 'credit', 'opening balance', 1000000000000 FROM generate_series(0, ${USERS - 1}) i;
+    ANALYZE;`);
+  await db.close();
+}
+
+function pgbench(server, database, hot) {
+  const dir = mkdtempSync(join(tmpdir(), "briefdb-pgbench-"));
+  const file = join(dir, "deduct.sql");
+  writeFileSync(file, SCRIPT(hot ? "'u0'" : "'u' || :uid"));
+  const out = execFileSync(
+    PGBENCH,
+    ["-n", "-M", "prepared", "-c", String(CONNECTIONS), "-j", String(THREADS), "-T", String(SECONDS), "-f", file,
+      "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres", database],
+    { encoding: "utf8", env: { ...process.env, PGPASSWORD: server.password } },
+  );
+  rmSync(dir, { recursive: true, force: true });
+  const tps = /tps = ([\d.]+)/.exec(out);
+  if (!tps) throw new Error(`pgbench printed no tps:\n${out}`);
+  return Number(tps[1]);
+}
+
+async function briefdb(url, hot) {
+  const workers = Array.from({ length: THREADS }, (_, i) =>
+    new Worker(new URL("./tokens-pg-worker.mjs", import.meta.url), {
+      workerData: { url, connections: CONNECTIONS / THREADS, seconds: SECONDS, users: USERS, hot, seed: i },
+    }),
+  );
+  const counts = await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
+    w.once("message", resolve);
+    w.once("error", reject);
+  })));
+  return counts.reduce((a, b) => a + b, 0) / SECONDS;
+}
+
+export async function run() {
+  if (!PGBENCH) return [{ name: "deduct, PostgreSQL", briefdb: "-", baseline: "pgbench not found", ratio: Number.NaN }];
+  const server = await startPostgres();
+  const results = [];
+  try {
+    for (const hot of [false, true]) {
+      const name = hot ? "benchhot" : "benchspread";
+      const url = await createDatabase(server.url, name);
+      await setUp(url);
+      const base = pgbench(server, name, hot);
+      const ours = await briefdb(url, hot);
+      results.push({
+        name: `deduct, PostgreSQL, ${CONNECTIONS} connections, ${hot ? "one hot user" : `spread over ${USERS} users`}`,
+        briefdb: `${Math.round(ours)} ops/s`,
+        baseline: `${Math.round(base)} tps (pgbench -M prepared, same statement, same server)`,
+        ratio: ours / base,
+        target: 0.8,
+      });
+    }
+  } finally {
+    await server.stop();
+  }
+  return results;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { printResults } = await import("./report.mjs");
+  printResults(await run());
+}

@@ -1,0 +1,111 @@
+// SPEC §7: deduct on SQLite, in-process — briefdb's atomicTokenOperation against a raw
+// better-sqlite3 loop doing the same UPDATE … RETURNING + ledger INSERT per IMMEDIATE transaction,
+// with the same pragmas, measured in this one run. Target: ratio ≥ 0.8.
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { atomicTokenOperation, migrate, openDatabase } from "../dist/index.js";
+
+const USERS = 1000;
+const OPS = Number(process.env.BENCH_OPS ?? 20_000);
+const ROUNDS = 3;
+
+async function prepareFile(dir, name) {
+  const path = join(dir, name);
+  const db = await openDatabase(`file:${path}`);
+  await migrate(db);
+  await db.close();
+  const raw = new Database(path);
+  const now = Date.now();
+  const insertUser = raw.prepare(
+    "INSERT INTO users (id, email, name, token_balance, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+  );
+  const insertCredit = raw.prepare(
+    "INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, created_at) VALUES (?, ?, ?, 'credit', 'opening balance', ?, ?)",
+  );
+  raw.transaction(() => {
+    for (let i = 0; i < USERS; i++) {
+      insertUser.run(`u${i}`, `u${i}@bench.test`, `u${i}`, 1e12, now, now);
+      insertCredit.run(randomUUID(), `u${i}`, 1e12, 1e12, now);
+    }
+  })();
+  raw.close();
+  return path;
+}
+
+/** The baseline: what a careful hand-written better-sqlite3 program does. */
+function rawLoop(path, synchronous) {
+  const db = new Database(path, { timeout: 15000 });
+  db.pragma("journal_mode = WAL");
+  db.pragma(`synchronous = ${synchronous}`);
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 15000");
+  const update = db.prepare(
+    "UPDATE users SET token_balance = token_balance - ?, updated_at = ? WHERE id = ? AND token_balance >= ? RETURNING token_balance",
+  );
+  const insert = db.prepare(
+    "INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at) VALUES (?, ?, ?, 'deduct', ?, NULL, ?, NULL, ?)",
+  );
+  const deduct = db.transaction((userId, amount) => {
+    const now = Date.now();
+    const row = update.get(amount, now, userId, amount);
+    if (row === undefined) return undefined;
+    insert.run(randomUUID(), userId, -amount, "bench", row.token_balance, now);
+    return row.token_balance;
+  });
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < OPS; i++) deduct.immediate(`u${i % USERS}`, 1);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  db.close();
+  return OPS / seconds;
+}
+
+async function briefdbLoop(path, synchronous) {
+  const db = await openDatabase(`file:${path}`);
+  db.client.pragma(`synchronous = ${synchronous}`);
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < OPS; i++) {
+    const result = await atomicTokenOperation(db, `u${i % USERS}`, "deduct", 1, "bench");
+    if (!result.success) throw result.error;
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  await db.close();
+  return OPS / seconds;
+}
+
+export async function run() {
+  const dir = mkdtempSync(join(tmpdir(), "briefdb-bench-tokens-"));
+  const results = [];
+  try {
+    const rawPath = await prepareFile(dir, "raw.db");
+    const libPath = await prepareFile(dir, "briefdb.db");
+    for (const synchronous of ["FULL", "NORMAL"]) {
+      const raw = [];
+      const lib = [];
+      // alternate the two so that a noisy neighbour hurts both alike; keep each side's best round
+      for (let round = 0; round < ROUNDS; round++) {
+        raw.push(rawLoop(rawPath, synchronous));
+        lib.push(await briefdbLoop(libPath, synchronous));
+      }
+      const rawBest = Math.max(...raw);
+      const libBest = Math.max(...lib);
+      results.push({
+        name: `deduct, SQLite in-process, synchronous=${synchronous}`,
+        briefdb: `${Math.round(libBest)} ops/s`,
+        baseline: `${Math.round(rawBest)} ops/s (raw better-sqlite3 prepared loop)`,
+        ratio: libBest / rawBest,
+        target: 0.8,
+      });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return results;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { printResults } = await import("./report.mjs");
+  printResults(await run());
+}
