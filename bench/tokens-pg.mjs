@@ -12,7 +12,8 @@ import { createDatabase, startPostgres } from "./pg-server.mjs";
 const USERS = 1000;
 const CONNECTIONS = 10;
 const THREADS = 2; // pgbench -j 2; briefdb: 2 worker threads × 5 connections
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = 2;
 const PGBENCH = ["/usr/lib/postgresql/15/bin/pgbench", "/usr/lib/postgresql/16/bin/pgbench", "/usr/bin/pgbench"].find(existsSync);
 
 // The statement briefdb runs (src/db/pg/ledger.ts), with pgbench variables for its parameters.
@@ -55,17 +56,17 @@ function pgbench(server, database, hot) {
   return Number(tps[1]);
 }
 
-async function briefdb(url, hot) {
+async function briefdb(url, hot, seconds = SECONDS) {
   const workers = Array.from({ length: THREADS }, (_, i) =>
     new Worker(new URL("./tokens-pg-worker.mjs", import.meta.url), {
-      workerData: { url, connections: CONNECTIONS / THREADS, seconds: SECONDS, users: USERS, hot, seed: i },
+      workerData: { url, connections: CONNECTIONS / THREADS, seconds, users: USERS, hot, seed: i },
     }),
   );
   const counts = await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
     w.once("message", resolve);
     w.once("error", reject);
   })));
-  return counts.reduce((a, b) => a + b, 0) / SECONDS;
+  return counts.reduce((a, b) => a + b, 0) / seconds;
 }
 
 export async function run() {
@@ -77,13 +78,19 @@ export async function run() {
       const name = hot ? "benchhot" : "benchspread";
       const url = await createDatabase(server.url, name);
       await setUp(url);
-      const base = pgbench(server, name, hot);
-      const ours = await briefdb(url, hot);
+      await briefdb(url, hot, 1); // warm the server, the table and its indexes for both sides
+      // alternate the two so that a noisy neighbour hurts both alike; keep each side's best round
+      const base = [];
+      const ours = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        base.push(pgbench(server, name, hot));
+        ours.push(await briefdb(url, hot));
+      }
       results.push({
         name: `deduct, PostgreSQL, ${CONNECTIONS} connections, ${hot ? "one hot user" : `spread over ${USERS} users`}`,
-        briefdb: `${Math.round(ours)} ops/s`,
-        baseline: `${Math.round(base)} tps (pgbench -M prepared, same statement, same server)`,
-        ratio: ours / base,
+        briefdb: `${Math.round(Math.max(...ours))} ops/s`,
+        baseline: `${Math.round(Math.max(...base))} tps (pgbench -M prepared, same statement, same server)`,
+        ratio: Math.max(...ours) / Math.max(...base),
         target: 0.8,
       });
     }

@@ -3,10 +3,10 @@
  * only when it runs), and the mapping of usage errors to exit code 2.
  */
 import type { Command, CommanderError } from "commander";
-import { createRequire } from "node:module";
+import { packageVersion } from "./db/paths.js";
 import { BriefdbError } from "./errors.js";
 
-const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+const version = packageVersion();
 
 /** The whole program; loaded on demand so that `--version` never pays for commander. */
 export async function buildProgram(): Promise<Command> {

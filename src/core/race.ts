@@ -3,16 +3,21 @@
  * at a throw-away user, then the ledger invariants checked. With the naive strategy the invariants
  * must break: that is how we know the test can catch a race.
  */
+import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, OpenOptions } from "../db/database.js";
 import { assertLocalTarget, isSharedTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
+import { PACKAGE_ROOT } from "../db/paths.js";
 import { newId } from "./ids.js";
 import type { RaceStrategy, RacerReport, RacerTask } from "./race-racer.js";
 import { elapsedMs, summarizePercentiles, type PercentileSummary } from "./stats.js";
 import { getBalance } from "./tokens.js";
 import { createUser, removeUser } from "./users.js";
+
+// tsc's output, not the CLI bundle: a worker thread is its own program
+const RACE_WORKER = join(PACKAGE_ROOT, "dist", "core", "race-worker.js");
 
 export interface RaceOptions {
   readonly n: number;
@@ -116,7 +121,7 @@ async function race(db: BriefDatabase, run: RaceRun): Promise<{ reports: RacerRe
   );
   const workers = shares.map((count) => {
     const task: RacerTask = { target: db.target, openOptions: run.openOptions, userId: run.userId, count, amount: run.amount, strategy: run.strategy, startLine };
-    return new Worker(new URL("./race-worker.js", import.meta.url), { workerData: task });
+    return new Worker(RACE_WORKER, { workerData: task });
   });
   const done = workers.map(
     (worker) =>
