@@ -146,6 +146,14 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     },
   );
 
+  it("CLI: --no-prepare (PgBouncer in transaction mode) gives the same results", async () => {
+    const user = await newUser(10);
+    const result = await cli(["--no-prepare", "tokens", "deduct", user, "3", "--db", url, "--json"]);
+    expect(result.json).toMatchObject({ ok: true, balance: 7 });
+    const race = await cli(["--no-prepare", "race-test", "--n", "40", "--db", url, "--json"]);
+    expect(race.json).toMatchObject({ ok: true, successes: 20 });
+  });
+
   it("CLI: an unknown user is exit 3 USER_NOT_FOUND; too little balance is exit 3 INSUFFICIENT_BALANCE", async () => {
     const unknown = await cli(["tokens", "deduct", "ghost", "1", "--db", url, "--json"]);
     expect(unknown.code).toBe(3);
