@@ -82,13 +82,12 @@ export class SqliteDatabase implements BriefDatabase {
   }
 
   /**
-   * Runs a synchronous unit of work in an IMMEDIATE transaction (the write lock taken up front, so
-   * writers queue on the busy timeout instead of failing to upgrade). Runs at once when no async
-   * transaction holds the connection: this is the hot path of token operations.
+   * Runs a synchronous unit of work at once when no async transaction holds the connection, else
+   * after it. The token hot path passes a better-sqlite3 transaction built once (`.immediate`: the
+   * write lock is taken first, so writers queue on the busy timeout instead of failing to upgrade).
    */
-  immediate<T>(work: () => T): Promise<T> {
-    const transaction = this.client.transaction(work);
-    return this.whenFree(() => transaction.immediate());
+  exclusive<T>(work: () => T): Promise<T> {
+    return this.whenFree(work);
   }
 
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {

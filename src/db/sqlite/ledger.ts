@@ -47,27 +47,29 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
     .where(eq(tokenTransactions.idempotencyKey, sql.placeholder("key")))
     .prepare();
 
+  const applyInTransaction = db.client.transaction((change: BalanceChange): LedgerEntry | undefined => {
+    const createdAt = Date.now();
+    const update = change.operation === "deduct" ? deduct : credit;
+    const updated = update.get({ userId: change.userId, amount: change.amount, now: createdAt });
+    if (updated === undefined) return undefined;
+    const entry: LedgerEntry = {
+      id: change.id,
+      userId: change.userId,
+      amount: change.operation === "deduct" ? -change.amount : change.amount,
+      type: change.operation,
+      reason: change.reason,
+      briefId: change.briefId,
+      balanceAfter: updated.balance,
+      idempotencyKey: change.idempotencyKey,
+      createdAt: new Date(createdAt),
+    };
+    insert.run(entry as unknown as Record<string, unknown>);
+    return entry;
+  });
+
   return {
     apply(change: BalanceChange): Promise<LedgerEntry | undefined> {
-      return db.immediate(() => {
-        const createdAt = Date.now();
-        const update = change.operation === "deduct" ? deduct : credit;
-        const updated = update.get({ userId: change.userId, amount: change.amount, now: createdAt });
-        if (updated === undefined) return undefined;
-        const entry: LedgerEntry = {
-          id: change.id,
-          userId: change.userId,
-          amount: change.operation === "deduct" ? -change.amount : change.amount,
-          type: change.operation,
-          reason: change.reason,
-          briefId: change.briefId,
-          balanceAfter: updated.balance,
-          idempotencyKey: change.idempotencyKey,
-          createdAt: new Date(createdAt),
-        };
-        insert.run(entry as unknown as Record<string, unknown>);
-        return entry;
-      });
+      return db.exclusive(() => applyInTransaction.immediate(change));
     },
 
     async findByKey(key: string): Promise<LedgerEntry | undefined> {
