@@ -1,4 +1,6 @@
+import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { openDatabase } from "../dist/index.js";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
 describe.each(DIALECTS)("%s: migrate", (dialect) => {
@@ -46,6 +48,21 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     const after = await cli(["migrate", "--status", "--db", db]);
     expect(after.code).toBe(0);
     expect(after.stdout).toContain("1 applied, 0 pending");
+  });
+
+  it("--status flags an applied migration whose file no longer matches (exit 1)", async () => {
+    const url = await freshDatabase(dialect);
+    await cli(["migrate", "--db", url]);
+    const db = await openDatabase(url);
+    await db.run(sql`UPDATE briefdb_migrations SET hash = ${"edited"} WHERE tag = ${"0000_init"}`);
+    await db.close();
+    const status = await cli(["migrate", "--status", "--db", url, "--json"]);
+    expect(status.code).toBe(1);
+    expect(status.json).toMatchObject({ ok: false, pending: [], applied: [{ tag: "0000_init", changed: true }] });
+    expect(status.stderr).toMatch(/^error: applied migration\(s\) 0000_init differ from their files on disk/);
+    const health = await cli(["health", "--db", url, "--json"]);
+    expect(health.code).toBe(1);
+    expect(health.json?.problems).toEqual(["applied migration(s) 0000_init differ from their files"]);
   });
 
   it("two migrate processes at once both succeed and apply the schema once", async () => {

@@ -29,9 +29,7 @@ Examples:
 }
 
 function healthOutcome(report: Report): Outcome {
-  const error =
-    report.error ??
-    (report.healthy ? undefined : new BriefdbError("NOT_MIGRATED", report.problems.join("; "), "run `briefdb migrate`"));
+  const error = report.error ?? (report.healthy ? undefined : schemaProblem(report));
   return {
     ok: report.healthy,
     ...(error ? { error } : {}),
@@ -61,4 +59,12 @@ function healthOutcome(report: Report): Outcome {
       ]);
     },
   };
+}
+
+/** Reachable but unhealthy: the schema is behind its migrations, or differs from them. */
+function schemaProblem(report: Report): BriefdbError {
+  const message = report.problems.join("; ");
+  return (report.migrations?.pending ?? 0) > 0
+    ? new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`")
+    : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
 }

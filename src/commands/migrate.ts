@@ -42,22 +42,32 @@ type Result = Awaited<ReturnType<typeof import("../core/migrations.js").migrate>
 
 function statusOutcome(status: Status, target: string): Outcome {
   const pending = status.pending.map((m) => m.tag);
-  const ok = pending.length === 0;
+  const changed = status.applied.filter((m) => m.changed).map((m) => m.tag);
+  const error =
+    pending.length > 0
+      ? new BriefdbError("NOT_MIGRATED", `${pending.length} migration(s) pending on ${target}`, "run `briefdb migrate`")
+      : changed.length > 0
+        ? new BriefdbError(
+            "INVARIANT_VIOLATED",
+            `applied migration(s) ${changed.join(", ")} differ from their files on disk`,
+            "never edit an applied migration: restore the file and add a new migration (npm run generate)",
+          )
+        : undefined;
   return {
-    ok,
-    ...(ok
-      ? {}
-      : {
-          error: new BriefdbError("NOT_MIGRATED", `${pending.length} migration(s) pending on ${target}`, "run `briefdb migrate`"),
-        }),
+    ok: error === undefined,
+    ...(error ? { error } : {}),
     data: {
       target,
-      applied: status.applied.map((m) => ({ tag: m.tag, appliedAt: m.appliedAt.toISOString() })),
+      applied: status.applied.map((m) => ({ tag: m.tag, appliedAt: m.appliedAt.toISOString(), changed: m.changed })),
       pending,
     },
     human: (ui) => {
       const rows = [
-        ...status.applied.map((m) => [m.tag, ui.colors.green("applied"), m.appliedAt.toISOString()]),
+        ...status.applied.map((m) => [
+          m.tag,
+          m.changed ? ui.colors.red("applied, file changed since") : ui.colors.green("applied"),
+          m.appliedAt.toISOString(),
+        ]),
         ...pending.map((tag) => [tag, ui.colors.yellow("pending"), ""]),
       ];
       return `${table(ui, ["migration", "state", "applied at"], rows)}\n${target}: ${status.applied.length} applied, ${pending.length} pending`;

@@ -33,8 +33,11 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: { samples?
     const latencyMs = summarizeLatency(await sampleLatency(db, samples));
     const status = await migrationStatus(db);
     const migrations = { applied: status.applied.length, pending: status.pending.length };
-    const problems =
-      migrations.pending > 0 ? [`${migrations.pending} migration(s) pending: run \`briefdb migrate\``] : [];
+    const changed = status.applied.filter((m) => m.changed).map((m) => m.tag);
+    const problems = [
+      ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending: run \`briefdb migrate\``] : []),
+      ...(changed.length > 0 ? [`applied migration(s) ${changed.join(", ")} differ from their files`] : []),
+    ];
     return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, problems, error: null };
   } catch (caught) {
     const error = toBriefdbError(db, caught);

@@ -21,6 +21,8 @@ export interface Migration {
 export interface AppliedMigration {
   readonly tag: string;
   readonly appliedAt: Date;
+  /** The migration file differs from what was applied (edited after the fact). */
+  readonly changed: boolean;
 }
 
 export interface MigrationStatus {
@@ -98,14 +100,26 @@ export async function migrate(db: BriefDatabase, options: { dryRun?: boolean } =
   });
 }
 
-async function appliedRows(executor: Executor): Promise<AppliedMigration[]> {
-  const rows = await executor.all<{ tag: string; applied_at: number | string }>(
-    sql`SELECT tag, applied_at FROM ${sql.identifier(MIGRATIONS_TABLE)} ORDER BY tag`,
-  );
-  return rows.map((row) => ({ tag: row.tag, appliedAt: new Date(Number(row.applied_at)) }));
+interface AppliedRow {
+  readonly tag: string;
+  readonly hash: string;
+  readonly appliedAt: Date;
 }
 
-function statusFrom(all: readonly Migration[], applied: AppliedMigration[]): MigrationStatus {
-  const done = new Set(applied.map((row) => row.tag));
+async function appliedRows(executor: Executor): Promise<AppliedRow[]> {
+  const rows = await executor.all<{ tag: string; hash: string; applied_at: number | string }>(
+    sql`SELECT tag, hash, applied_at FROM ${sql.identifier(MIGRATIONS_TABLE)} ORDER BY tag`,
+  );
+  return rows.map((row) => ({ tag: row.tag, hash: row.hash, appliedAt: new Date(Number(row.applied_at)) }));
+}
+
+function statusFrom(all: readonly Migration[], rows: readonly AppliedRow[]): MigrationStatus {
+  const files = new Map(all.map((migration) => [migration.tag, migration.hash]));
+  const applied = rows.map((row) => ({
+    tag: row.tag,
+    appliedAt: row.appliedAt,
+    changed: files.has(row.tag) && files.get(row.tag) !== row.hash,
+  }));
+  const done = new Set(rows.map((row) => row.tag));
   return { applied, pending: all.filter((migration) => !done.has(migration.tag)) };
 }
