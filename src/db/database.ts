@@ -5,6 +5,7 @@
  * new folder beside sqlite/ and pg/ that implements it.
  */
 import type { SQL } from "drizzle-orm";
+import type { QueryInspector, TimeSql } from "./inspection.js";
 import type { DialectName, Target } from "./target.js";
 
 export type Row = Record<string, unknown>;
@@ -62,6 +63,10 @@ export interface BriefDatabase extends Executor {
   serverVersion(): Promise<string>;
   /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */
   explain(query: SQL): Promise<string[]>;
+  /** How this dialect writes time values in SQL. */
+  readonly time: TimeSql;
+  /** Reads plans, indexes and statement statistics for the slow-query report. */
+  readonly inspector: QueryInspector;
   /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
   classify(error: unknown): FailureKind;
   close(): Promise<void>;

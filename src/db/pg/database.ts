@@ -11,7 +11,9 @@ import type { BriefDatabase, Executor, FailureKind, OpenOptions, Row, Transactio
 import { errorCode } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { PgTarget, SslMode } from "../target.js";
+import { PgInspector } from "./inspector.js";
 import * as schema from "./schema.js";
+import { pgTime } from "./time.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
 
@@ -43,6 +45,8 @@ export class PgDatabase implements BriefDatabase {
   readonly dialect = "postgresql" as const;
   readonly capabilities = { advisoryLock: true, concurrentWriters: true };
   readonly migrationsFolder = migrationsFolderOf("pg");
+  readonly time = pgTime;
+  readonly inspector = new PgInspector(this);
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
 

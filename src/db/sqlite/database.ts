@@ -12,7 +12,9 @@ import type { BriefDatabase, Executor, FailureKind, OpenOptions, Row } from "../
 import { errorCode, rootMessage } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { SqliteTarget } from "../target.js";
+import { SqliteInspector } from "./inspector.js";
 import * as schema from "./schema.js";
+import { sqliteTime } from "./time.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
 
@@ -20,6 +22,8 @@ export class SqliteDatabase implements BriefDatabase {
   readonly dialect = "sqlite" as const;
   readonly capabilities = { advisoryLock: false, concurrentWriters: false };
   readonly migrationsFolder = migrationsFolderOf("sqlite");
+  readonly time = sqliteTime;
+  readonly inspector = new SqliteInspector(this);
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
   private readonly lock = new ConnectionLock();
