@@ -7,6 +7,7 @@ import { createRequire } from "node:module";
 import { healthCommand } from "./commands/health.js";
 import { migrateCommand } from "./commands/migrate.js";
 import { wholeNumber } from "./commands/parse.js";
+import { slowQueriesCommand } from "./commands/slow-queries.js";
 import { BriefdbError } from "./errors.js";
 import { createUi, emitError } from "./render.js";
 
@@ -35,7 +36,7 @@ Examples:
 
 Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)`,
     );
-  for (const command of [migrateCommand(), healthCommand()]) {
+  for (const command of [migrateCommand(), healthCommand(), slowQueriesCommand()]) {
     program.addCommand(command.exitOverride().configureOutput({ outputError: () => {} }));
   }
   return program;

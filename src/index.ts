@@ -11,3 +11,8 @@ export { checkDatabaseHealth } from "./core/health.js";
 export type { HealthReport } from "./core/health.js";
 export { migrate, migrationStatus, assertMigrated, readMigrations } from "./core/migrations.js";
 export type { Migration, MigrationStatus, MigrateResult } from "./core/migrations.js";
+export { monitorQuery, flushQueryLog, DEFAULT_WARN_MS, DEFAULT_SLOW_MS } from "./core/monitor.js";
+export type { MonitorOptions, MonitorLogger } from "./core/monitor.js";
+export { slowQueryReport } from "./core/slow-queries.js";
+export type { SlowQueryReport, SlowQueryReportOptions, SlowQueryAggregate } from "./core/slow-queries.js";
+export type { ServerStatement, ServerStatements, PlanReading, TimeSql, QueryInspector } from "./db/inspection.js";

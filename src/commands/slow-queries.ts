@@ -1,0 +1,87 @@
+/** `briefdb slow-queries`: the query log aggregated per name, and server statement statistics. */
+import { Command } from "commander";
+import { table, type Outcome, type Ui } from "../render.js";
+import { action } from "./context.js";
+import { pastMoment, wholeNumber } from "./parse.js";
+
+type Report = Awaited<ReturnType<typeof import("../core/slow-queries.js").slowQueryReport>>;
+
+interface SlowQueriesOptions {
+  readonly since?: Date;
+  readonly limit: number;
+}
+
+export function slowQueriesCommand(): Command {
+  return new Command("slow-queries")
+    .description("the slow-query report: samples recorded by monitorQuery, per query name")
+    .option("--since <when>", "only samples since then: 15m, 24h, 7d, or an ISO date (2025-06-01)", pastMoment("--since"))
+    .option("--limit <n>", "most query names (and server statements) to show", wholeNumber("--limit", 1, 1000), 20)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ briefdb slow-queries
+  $ briefdb slow-queries --since 24h --limit 10
+  $ briefdb slow-queries --since 2025-06-01 --json | jq '.recorded[] | {name, p95Ms}'
+
+Samples are recorded by the library: monitorQuery(name, fn, { db }) keeps each one at or over its
+warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest-rank.`,
+    )
+    .action(
+      action(async (ctx, options: SlowQueriesOptions) => {
+        const { slowQueryReport } = await import("../core/slow-queries.js");
+        const db = await ctx.open({ create: false });
+        const report = await slowQueryReport(db, { since: options.since, limit: options.limit });
+        return slowQueriesOutcome(report, db.target.display, options.limit);
+      }),
+    );
+}
+
+function slowQueriesOutcome(report: Report, target: string, limit: number): Outcome {
+  return {
+    ok: true,
+    data: {
+      target,
+      since: report.since?.toISOString() ?? null,
+      limit,
+      recorded: report.recorded.map((row) => ({ ...row, lastSeen: row.lastSeen.toISOString() })),
+      names: report.names,
+      statements: report.statements,
+    },
+    human: (ui) => [recordedText(ui, report, target, limit), statementsText(ui, report)].filter(Boolean).join("\n\n"),
+  };
+}
+
+function recordedText(ui: Ui, report: Report, target: string, limit: number): string {
+  const window = report.since ? `since ${report.since.toISOString()}` : "all time";
+  if (report.recorded.length === 0) {
+    return `nothing recorded in the query log of ${target} (${window})\n${ui.colors.dim(
+      "monitorQuery(name, fn, { db }) records each sample at or over its warn threshold (500 ms by default)",
+    )}`;
+  }
+  const rows = report.recorded.map((r) => [
+    r.name,
+    r.count,
+    r.failed === 0 ? "0" : ui.colors.red(String(r.failed)),
+    r.p50Ms,
+    r.p95Ms,
+    r.maxMs,
+    r.lastSeen.toISOString(),
+  ]);
+  const shown = report.names > report.recorded.length ? `${report.recorded.length} of ${report.names} query names (--limit ${limit})` : `${report.names} query name${report.names === 1 ? "" : "s"}`;
+  return `query log of ${target} (${window})\n${table(ui, ["query", "count", "failed", "p50 ms", "p95 ms", "max ms", "last seen"], rows)}\n${ui.colors.dim(`${shown}, slowest p95 first`)}`;
+}
+
+function statementsText(ui: Ui, report: Report): string {
+  const statements = report.statements;
+  if (statements === null) return "";
+  if (!statements.available) return ui.colors.yellow(`${statements.source}: ${statements.hint}`);
+  if (statements.statements.length === 0) return `${statements.source}: no statements recorded yet`;
+  const rows = statements.statements.map((s) => [s.calls, s.totalMs, s.meanMs, s.rows, oneLine(s.query, 80)]);
+  return `${statements.source}: costliest statements\n${table(ui, ["calls", "total ms", "mean ms", "rows", "query"], rows)}`;
+}
+
+function oneLine(text: string, width: number): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
+}
