@@ -16,3 +16,14 @@ export type { MonitorOptions, MonitorLogger } from "./core/monitor.js";
 export { slowQueryReport } from "./core/slow-queries.js";
 export type { SlowQueryReport, SlowQueryReportOptions, SlowQueryAggregate } from "./core/slow-queries.js";
 export type { ServerStatement, ServerStatements, PlanReading, TimeSql, QueryInspector } from "./db/inspection.js";
+export { probeCanonicalQueries } from "./core/probes.js";
+export type { ProbeResult, IndexDefinition } from "./core/probes.js";
+export {
+  publishedBriefsByViews,
+  publishedBriefsByDate,
+  userBriefs,
+  briefReviews,
+  userTokenHistory,
+  briefBySlug,
+} from "./core/listings.js";
+export type { ListingOptions, ListingName, BriefSummary, Brief, Review, LedgerEntry } from "./core/listings.js";

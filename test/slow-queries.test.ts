@@ -26,13 +26,13 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
     expect(human.stderr).toBe("");
     const json = await cli(["slow-queries", "--db", url, "--json"]);
     expect(json.code).toBe(0);
-    expect(json.json).toMatchObject({ ok: true, since: null, limit: 20, recorded: [], names: 0 });
+    expect(json.json).toMatchObject({ ok: true, since: null, limit: 20, recorded: [], names: 0, probed: false, probes: [] });
   });
 
   it("an unmigrated database exits 1 with NOT_MIGRATED and one error line", async () => {
     const url = await freshDatabase(dialect);
     if (dialect === "sqlite") writeFileSync(url.slice("file:".length), ""); // an empty file is an empty SQLite database
-    for (const args of [[]] as string[][]) {
+    for (const args of [[], ["--probe"]]) {
       const result = await cli(["slow-queries", ...args, "--db", url]);
       expect(result.code).toBe(1);
       expect(result.stdout).toBe("");
@@ -100,7 +100,7 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
     expect(empty.stdout).toMatch(/^nothing recorded in the query log of .* \(since \d{4}-\d\d-\d\dT[\d:.]+Z\)$/m);
   });
 
-  it("refuses a bad --since or --limit with exit 2 and one error line", async () => {
+  it("refuses a bad --since, --limit or --runs with exit 2 and one error line", async () => {
     const { url, db } = await migratedDatabase(dialect);
     await db.close();
     const tomorrow = new Date(Date.now() + DAY_MS).toISOString().slice(0, 10);
@@ -111,6 +111,8 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
       [["--since", "999999999w"], /^error: --since reaches back before 1970: "999999999w"$/],
       [["--limit", "0"], /^error: --limit takes a whole number from 1 to 1000, not "0"$/],
       [["--limit", "abc"], /^error: --limit takes a whole number from 1 to 1000, not "abc"/],
+      [["--runs", "5"], /^error: --runs goes with --probe$/],
+      [["--probe", "--runs", "0"], /^error: --runs takes a whole number from 1 to 10000, not "0"/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(["slow-queries", "--db", url, ...args])));
     results.forEach((result, k) => {

@@ -1,27 +1,34 @@
-/** `briefdb slow-queries`: the query log aggregated per name, and server statement statistics. */
+/** `briefdb slow-queries`: the query log aggregated per name, server statement statistics, and --probe. */
 import { Command } from "commander";
-import { table, type Outcome, type Ui } from "../render.js";
+import { BriefdbError } from "../errors.js";
+import { startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
 import { pastMoment, wholeNumber } from "./parse.js";
 
 type Report = Awaited<ReturnType<typeof import("../core/slow-queries.js").slowQueryReport>>;
+type Probe = Awaited<ReturnType<typeof import("../core/probes.js").probeCanonicalQueries>>[number];
 
 interface SlowQueriesOptions {
   readonly since?: Date;
   readonly limit: number;
+  readonly probe?: boolean;
+  readonly runs?: number;
 }
 
 export function slowQueriesCommand(): Command {
   return new Command("slow-queries")
-    .description("the slow-query report: samples recorded by monitorQuery, per query name")
+    .description("the slow-query report: samples recorded by monitorQuery per query name; --probe times the canonical queries")
     .option("--since <when>", "only samples since then: 15m, 24h, 7d, or an ISO date (2025-06-01)", pastMoment("--since"))
     .option("--limit <n>", "most query names (and server statements) to show", wholeNumber("--limit", 1, 1000), 20)
+    .option("--probe", "time the app's canonical queries on the current data and show their plans")
+    .option("--runs <n>", "with --probe: timed runs per query (default 20)", wholeNumber("--runs", 1, 10_000))
     .addHelpText(
       "after",
       `
 Examples:
   $ briefdb slow-queries
   $ briefdb slow-queries --since 24h --limit 10
+  $ briefdb slow-queries --probe --runs 50
   $ briefdb slow-queries --since 2025-06-01 --json | jq '.recorded[] | {name, p95Ms}'
 
 Samples are recorded by the library: monitorQuery(name, fn, { db }) keeps each one at or over its
@@ -29,15 +36,23 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
     )
     .action(
       action(async (ctx, options: SlowQueriesOptions) => {
+        if (options.runs !== undefined && !options.probe) throw new BriefdbError("USAGE", "--runs goes with --probe");
         const { slowQueryReport } = await import("../core/slow-queries.js");
         const db = await ctx.open({ create: false });
         const report = await slowQueryReport(db, { since: options.since, limit: options.limit });
-        return slowQueriesOutcome(report, db.target.display, options.limit);
+        let probes: Probe[] | null = null;
+        if (options.probe) {
+          const { probeCanonicalQueries } = await import("../core/probes.js");
+          const spinner = await startSpinner(ctx.ui, "probing the canonical queries");
+          probes = await probeCanonicalQueries(db, { runs: options.runs });
+          spinner.stop("probed the canonical queries");
+        }
+        return slowQueriesOutcome(report, probes, db.target.display, options.limit);
       }),
     );
 }
 
-function slowQueriesOutcome(report: Report, target: string, limit: number): Outcome {
+function slowQueriesOutcome(report: Report, probes: Probe[] | null, target: string, limit: number): Outcome {
   return {
     ok: true,
     data: {
@@ -47,8 +62,10 @@ function slowQueriesOutcome(report: Report, target: string, limit: number): Outc
       recorded: report.recorded.map((row) => ({ ...row, lastSeen: row.lastSeen.toISOString() })),
       names: report.names,
       statements: report.statements,
+      probed: probes !== null,
+      probes: probes ?? [],
     },
-    human: (ui) => [recordedText(ui, report, target, limit), statementsText(ui, report)].filter(Boolean).join("\n\n"),
+    human: (ui) => [recordedText(ui, report, target, limit), statementsText(ui, report), probesText(ui, probes)].filter(Boolean).join("\n\n"),
   };
 }
 
@@ -79,6 +96,24 @@ function statementsText(ui: Ui, report: Report): string {
   if (statements.statements.length === 0) return `${statements.source}: no statements recorded yet`;
   const rows = statements.statements.map((s) => [s.calls, s.totalMs, s.meanMs, s.rows, oneLine(s.query, 80)]);
   return `${statements.source}: costliest statements\n${table(ui, ["calls", "total ms", "mean ms", "rows", "query"], rows)}`;
+}
+
+function probesText(ui: Ui, probes: Probe[] | null): string {
+  if (probes === null) return "";
+  const rows = probes.map((p) => [p.name, p.rows, p.p50Ms, p.p95Ms, readsText(ui, p)]);
+  const plans = probes.map((p) => {
+    const fix = p.suggestion ? `\n  ${ui.colors.yellow(`fix: ${p.suggestion}`)}\n  ${ui.colors.dim(p.note ?? "")}` : "";
+    const parameter = p.parameter === null ? "" : ` [${p.parameter}]`;
+    return `${ui.colors.bold(p.name)} ${ui.colors.dim(`${p.description}${parameter}`)}\n${p.plan.map((line) => `  ${line}`).join("\n")}${fix}`;
+  });
+  const runs = probes[0]?.runs ?? 0;
+  return `probes (${runs} timed runs each)\n${table(ui, ["probe", "rows", "p50 ms", "p95 ms", "reads"], rows)}\n\n${plans.join("\n")}`;
+}
+
+function readsText(ui: Ui, probe: Probe): string {
+  const sort = probe.sorts ? " + sort" : "";
+  if (probe.usesIndex) return `${ui.colors.green(`index ${probe.indexes.join(", ")}`)}${sort}`;
+  return ui.colors.red(`FULL SCAN ${probe.fullScans.join(", ")}${sort}`);
 }
 
 function oneLine(text: string, width: number): string {
