@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   briefBySlug,
@@ -12,7 +13,7 @@ import {
   type BriefDatabase,
 } from "../dist/index.js";
 import { expected, fillListingData } from "./support/bulk-data.mjs";
-import { cli, DIALECTS, freshDatabase, type TestDialect } from "./support/databases.js";
+import { cli, DIALECTS, freshDatabase, pgAdminUrl, type TestDialect } from "./support/databases.js";
 
 const SIZES = { users: 500, briefs: 5000, reviews: 5000, transactions: 5000 };
 const INTENDED = {
@@ -50,6 +51,40 @@ async function probe(url: string): Promise<Array<Record<string, any>>> {
 }
 
 const ids = (rows: Array<{ id: string }>) => rows.map((row) => row.id);
+
+/** Plan lines as each dialect writes them, and what they must be read as. */
+const PLANS: Record<TestDialect, Array<[string[], Record<string, unknown>]>> = {
+  sqlite: [
+    [
+      ["SEARCH briefs USING INDEX briefs_user_id_idx (user_id=?)", "USE TEMP B-TREE FOR ORDER BY"],
+      { usesIndex: true, fullScans: [], indexes: ["briefs_user_id_idx"], sorts: true },
+    ],
+    [["SCAN briefs"], { usesIndex: false, fullScans: ["briefs"], indexes: [], sorts: false }],
+    [["SCAN TABLE reviews AS r", "USE TEMP B-TREE FOR LAST TERM OF ORDER BY"], { usesIndex: false, fullScans: ["reviews"], sorts: true }],
+    [["SEARCH reviews USING AUTOMATIC COVERING INDEX (brief_id=?)"], { usesIndex: false, fullScans: ["reviews"], indexes: [] }],
+    [["SEARCH briefs USING INTEGER PRIMARY KEY (rowid=?)"], { usesIndex: true, indexes: ["PRIMARY KEY"] }],
+    [["SCAN briefs USING COVERING INDEX briefs_view_count_idx"], { usesIndex: true, indexes: ["briefs_view_count_idx"], sorts: false }],
+    [["SCAN CONSTANT ROW"], { usesIndex: false, fullScans: [], indexes: [] }],
+  ],
+  postgresql: [
+    [
+      [
+        "Limit  (cost=38.58..38.61 rows=13 width=181)",
+        "  ->  Sort  (cost=38.58..38.61 rows=13 width=181)",
+        "        Sort Key: created_at DESC",
+        "        ->  Bitmap Heap Scan on briefs  (cost=4.38..38.34 rows=13 width=181)",
+        "              ->  Bitmap Index Scan on briefs_user_id_idx  (cost=0.00..4.38 rows=13 width=0)",
+      ],
+      { usesIndex: true, fullScans: [], indexes: ["briefs_user_id_idx"], sorts: true },
+    ],
+    [
+      ["Gather  (cost=1000.00..2000.00 rows=1 width=8)", "  ->  Parallel Seq Scan on briefs  (cost=0.00..1000.00 rows=1 width=8)"],
+      { usesIndex: false, fullScans: ["briefs"], indexes: [], sorts: false },
+    ],
+    [["Index Only Scan Backward using briefs_view_count_idx on briefs  (cost=0.29..8.31 rows=1 width=4)"], { usesIndex: true, indexes: ["briefs_view_count_idx"] }],
+    [["Incremental Sort  (cost=1.00..2.00 rows=1 width=8)", "  Sort Key: a, b"], { usesIndex: false, sorts: true }],
+  ],
+};
 
 describe.each(DIALECTS)("%s: canonical listings and --probe", (dialect) => {
   let url: string;
@@ -166,6 +201,39 @@ describe.each(DIALECTS)("%s: canonical listings and --probe", (dialect) => {
       await small.db.close();
     }
   });
+
+  it("reads the dialect's plan lines: index, full scan, sort", () => {
+    for (const [plan, reading] of PLANS[dialect]) expect(db.inspector.readPlan(plan), plan.join(" / ")).toMatchObject(reading);
+  });
+
+  it("knows which indexes exist", async () => {
+    expect(await db.inspector.indexExists("briefs_slug_unique")).toBe(true);
+    expect(await db.inspector.indexExists("briefs_no_such_idx")).toBe(false);
+    expect(await db.inspector.indexExists("briefs")).toBe(false); // a table is not an index
+  });
+
+  if (dialect === "postgresql") {
+    it("a full scan despite the index suggests ANALYZE, not a second CREATE INDEX", async () => {
+      const name = new URL(url).pathname.slice(1);
+      const admin = await openDatabase(pgAdminUrl(), { poolSize: 1 });
+      try {
+        // New sessions on this database only: the CLI's connections plan without index scans.
+        await admin.exec(`ALTER DATABASE ${name} SET enable_indexscan = off; ALTER DATABASE ${name} SET enable_bitmapscan = off`);
+        const slug = (await probe(url)).find((p) => p.name === "briefBySlug");
+        expect(slug).toMatchObject({
+          usesIndex: false,
+          fullScans: ["briefs"],
+          suggestion: "ANALYZE briefs",
+          note: expect.stringMatching(/^briefs_slug_unique exists but the planner read briefs whole: /),
+        });
+      } finally {
+        await admin.exec(`ALTER DATABASE ${name} RESET enable_indexscan; ALTER DATABASE ${name} RESET enable_bitmapscan`);
+        await admin.close();
+      }
+      const [setting] = await db.all<{ enable_indexscan: string }>(sql`SHOW enable_indexscan`);
+      expect(setting?.enable_indexscan).toBe("on"); // this file's own connections were never affected
+    });
+  }
 
   it("--probe on a migrated, empty database still shows every plan, with no parameters", async () => {
     const empty = await freshDatabase(dialect);

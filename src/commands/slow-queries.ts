@@ -65,7 +65,10 @@ function slowQueriesOutcome(report: Report, probes: Probe[] | null, target: stri
       probed: probes !== null,
       probes: probes ?? [],
     },
-    human: (ui) => [recordedText(ui, report, target, limit), statementsText(ui, report), probesText(ui, probes)].filter(Boolean).join("\n\n"),
+    human: (ui) =>
+      [recordedText(ui, report, target, limit), statementsText(ui, report), probesText(ui, probes)]
+        .filter((section) => section !== "")
+        .join("\n\n"),
   };
 }
 
@@ -85,8 +88,12 @@ function recordedText(ui: Ui, report: Report, target: string, limit: number): st
     r.maxMs,
     r.lastSeen.toISOString(),
   ]);
-  const shown = report.names > report.recorded.length ? `${report.recorded.length} of ${report.names} query names (--limit ${limit})` : `${report.names} query name${report.names === 1 ? "" : "s"}`;
-  return `query log of ${target} (${window})\n${table(ui, ["query", "count", "failed", "p50 ms", "p95 ms", "max ms", "last seen"], rows)}\n${ui.colors.dim(`${shown}, slowest p95 first`)}`;
+  const shown =
+    report.names > report.recorded.length
+      ? `${report.recorded.length} of ${report.names} query names (--limit ${limit})`
+      : `${report.names} query name${report.names === 1 ? "" : "s"}`;
+  const head = ["query", "count", "failed", "p50 ms", "p95 ms", "max ms", "last seen"];
+  return `query log of ${target} (${window})\n${table(ui, head, rows)}\n${ui.colors.dim(`${shown}, slowest p95 first`)}`;
 }
 
 function statementsText(ui: Ui, report: Report): string {
@@ -104,7 +111,8 @@ function probesText(ui: Ui, probes: Probe[] | null): string {
   const plans = probes.map((p) => {
     const fix = p.suggestion ? `\n  ${ui.colors.yellow(`fix: ${p.suggestion}`)}\n  ${ui.colors.dim(p.note ?? "")}` : "";
     const parameter = p.parameter === null ? "" : ` [${p.parameter}]`;
-    return `${ui.colors.bold(p.name)} ${ui.colors.dim(`${p.description}${parameter}`)}\n${p.plan.map((line) => `  ${line}`).join("\n")}${fix}`;
+    const plan = p.plan.map((line) => `  ${line}`).join("\n");
+    return `${ui.colors.bold(p.name)} ${ui.colors.dim(`${p.description}${parameter}`)}\n${plan}${fix}`;
   });
   const runs = probes[0]?.runs ?? 0;
   return `probes (${runs} timed runs each)\n${table(ui, ["probe", "rows", "p50 ms", "p95 ms", "reads"], rows)}\n\n${plans.join("\n")}`;

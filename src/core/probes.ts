@@ -147,7 +147,9 @@ export async function probeCanonicalQueries(db: BriefDatabase, options: { runs?:
   await assertMigrated(db);
   const parameters = await parametersFromData(db);
   const results: ProbeResult[] = [];
-  for (const probe of PROBES) results.push(await runProbe(db, probe, probe.parameter ? parameters[probe.parameter] : null, runs));
+  for (const probe of PROBES) {
+    results.push(await runProbe(db, probe, probe.parameter ? parameters[probe.parameter] : null, runs));
+  }
   return results;
 }
 
@@ -193,7 +195,9 @@ async function fixFor(db: BriefDatabase, index: IndexDefinition, reading: PlanRe
     if (reading.usesIndex) return null;
     return {
       suggestion: `ANALYZE ${index.table}`,
-      note: `${index.name} exists but the planner read ${index.table} whole: its statistics may be stale, or the table small enough that this is cheaper`,
+      note:
+        `${index.name} exists but the planner read ${index.table} whole: ` +
+        "its statistics may be stale, or the table small enough that this is cheaper",
     };
   }
   const unique = index.unique ? "UNIQUE " : "";
