@@ -45,3 +45,33 @@ export interface QueryInspector {
   /** The server's costliest statements (pg_stat_statements), or null where the dialect keeps none. */
   serverStatements(limit: number): Promise<ServerStatements | null>;
 }
+
+/** How a dialect's plan lines name what they read; each pattern's first group is a table or an index. */
+export interface PlanPatterns {
+  readonly fullScans: readonly RegExp[];
+  readonly indexes: readonly RegExp[];
+  readonly sort: RegExp;
+}
+
+/** Reads plan lines with a dialect's patterns. A line reads a table whole or through an index, not both. */
+export function readPlanLines(plan: readonly string[], patterns: PlanPatterns): PlanReading {
+  const fullScans: string[] = [];
+  const indexes: string[] = [];
+  let sorts = false;
+  for (const line of plan) {
+    const scanned = firstGroup(line, patterns.fullScans);
+    const index = scanned === undefined ? firstGroup(line, patterns.indexes) : undefined;
+    if (scanned !== undefined) fullScans.push(scanned);
+    if (index !== undefined) indexes.push(index);
+    if (patterns.sort.test(line)) sorts = true;
+  }
+  return { usesIndex: indexes.length > 0 && fullScans.length === 0, fullScans, indexes, sorts };
+}
+
+function firstGroup(line: string, patterns: readonly RegExp[]): string | undefined {
+  for (const pattern of patterns) {
+    const name = pattern.exec(line)?.[1];
+    if (name) return name.replace(/^"|"$/g, "");
+  }
+  return undefined;
+}

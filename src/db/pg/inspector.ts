@@ -6,35 +6,30 @@ import { sql } from "drizzle-orm";
 import type { Executor } from "../database.js";
 import { firstLine } from "../../errors.js";
 import { rootMessage } from "../errors.js";
-import type { PlanReading, QueryInspector, ServerStatement, ServerStatements } from "../inspection.js";
+import {
+  readPlanLines,
+  type PlanPatterns,
+  type PlanReading,
+  type QueryInspector,
+  type ServerStatement,
+  type ServerStatements,
+} from "../inspection.js";
 
-const FULL_SCAN = /\bSeq Scan on ("?[\w.]+"?)/;
-const INDEX = /\b(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) ("?[\w.]+"?)/;
-/** A Sort node ("Sort  (cost…", "->  Incremental Sort  (cost…"), not its "Sort Key:" detail line. */
-const SORT = /(?:^|->)\s*(?:Incremental )?Sort\s+\(/;
+const PATTERNS: PlanPatterns = {
+  fullScans: [/\bSeq Scan on ("?[\w.]+"?)/],
+  indexes: [/\b(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) ("?[\w.]+"?)/],
+  // A Sort node ("Sort  (cost…", "->  Incremental Sort  (cost…"), not its "Sort Key:" detail line.
+  sort: /(?:^|->)\s*(?:Incremental )?Sort\s+\(/,
+};
 const SOURCE = "pg_stat_statements";
 const NOT_INSTALLED_HINT =
   "pg_stat_statements is not installed in this database: add pg_stat_statements to shared_preload_libraries, restart, then CREATE EXTENSION pg_stat_statements";
-
-export function readPgPlan(plan: readonly string[]): PlanReading {
-  const fullScans: string[] = [];
-  const indexes: string[] = [];
-  let sorts = false;
-  for (const line of plan) {
-    const scanned = FULL_SCAN.exec(line)?.[1];
-    const index = INDEX.exec(line)?.[1];
-    if (scanned) fullScans.push(unquote(scanned));
-    if (index) indexes.push(unquote(index));
-    if (SORT.test(line)) sorts = true;
-  }
-  return { usesIndex: indexes.length > 0 && fullScans.length === 0, fullScans, indexes, sorts };
-}
 
 export class PgInspector implements QueryInspector {
   constructor(private readonly db: Executor) {}
 
   readPlan(plan: readonly string[]): PlanReading {
-    return readPgPlan(plan);
+    return readPlanLines(plan, PATTERNS);
   }
 
   async indexExists(name: string): Promise<boolean> {
@@ -71,8 +66,4 @@ export class PgInspector implements QueryInspector {
       rows: Number(row.rows),
     }));
   }
-}
-
-function unquote(name: string): string {
-  return name.replace(/^"|"$/g, "");
 }
