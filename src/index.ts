@@ -19,3 +19,19 @@ export type { NewUser } from "./core/users.js";
 export { runRaceTest } from "./core/race.js";
 export type { RaceOptions, RaceReport, Invariant } from "./core/race.js";
 export type { RaceStrategy } from "./core/race-racer.js";
+export { monitorQuery, flushQueryLog, DEFAULT_WARN_MS, DEFAULT_SLOW_MS } from "./core/monitor.js";
+export type { MonitorOptions, MonitorLogger } from "./core/monitor.js";
+export { slowQueryReport } from "./core/slow-queries.js";
+export type { SlowQueryReport, SlowQueryReportOptions, SlowQueryAggregate } from "./core/slow-queries.js";
+export type { ServerStatement, ServerStatements, PlanReading, TimeSql, QueryInspector } from "./db/inspection.js";
+export { probeCanonicalQueries } from "./core/probes.js";
+export type { ProbeResult, IndexDefinition } from "./core/probes.js";
+export {
+  publishedBriefsByViews,
+  publishedBriefsByDate,
+  userBriefs,
+  briefReviews,
+  userTokenHistory,
+  briefBySlug,
+} from "./core/listings.js";
+export type { ListingOptions, ListingName, BriefSummary, Brief, Review } from "./core/listings.js";

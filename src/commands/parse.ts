@@ -24,3 +24,42 @@ export function oneOf<T extends string>(flag: string, choices: readonly T[]): (v
     throw new BriefdbError("USAGE", `${flag} takes one of ${choices.join(", ")}, not "${value}"`);
   };
 }
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/**
+ * A moment in the past: a span back from now (`90s`, `15m`, `24h`, `7d`, `2w`) or an ISO 8601
+ * date (`2025-06-01`, UTC) or date-time (`2025-06-01T12:00`, local time unless it says `Z` or an
+ * offset). Between 1970 and now: a later moment could only ever select nothing.
+ */
+export function pastMoment(flag: string, now: () => number = Date.now): (value: string) => Date {
+  return (value: string) => {
+    const text = value.trim();
+    const moment = spanBack(text, now()) ?? isoDate(text);
+    const bad = `${flag} takes a span back from now (15m, 24h, 7d) or an ISO date (2025-06-01, 2025-06-01T12:00Z)`;
+    if (moment === undefined) throw new BriefdbError("USAGE", `${bad}, not "${value}"`);
+    if (moment.getTime() > now()) throw new BriefdbError("USAGE", `${flag} is in the future: "${value}"`);
+    // A span so long the Date is invalid (NaN) reaches back before 1970 too.
+    if (!(moment.getTime() >= 0)) throw new BriefdbError("USAGE", `${flag} reaches back before 1970: "${value}"`);
+    return moment;
+  };
+}
+
+function spanBack(text: string, now: number): Date | undefined {
+  const match = /^(\d{1,9})([smhdw])$/.exec(text);
+  if (!match) return undefined;
+  const span = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+  return span > 0 ? new Date(now - span) : undefined;
+}
+
+function isoDate(text: string): Date | undefined {
+  const match = ISO_DATE.exec(text);
+  if (!match) return undefined;
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  // Date.parse rolls 2025-02-30 over to March; a day that does not exist is a typo.
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return undefined;
+  const parsed = Date.parse(text.replace(" ", "T"));
+  return Number.isNaN(parsed) ? undefined : new Date(parsed);
+}

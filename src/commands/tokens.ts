@@ -37,7 +37,7 @@ Examples:
     new Command("history")
       .description("print a user's ledger, newest first")
       .argument("<user>", "user id")
-      .option("--limit <n>", "rows to show", wholeNumber("--limit", 1, 100_000), 20)
+      .option("--limit <n>", "rows to show", wholeNumber("--limit", 1, 1000), 20)
       .action(action(async (ctx, userId: string, options: { limit: number }) => historyOutcome(ctx, userId, options.limit))),
   );
   tokens.addCommand(

@@ -55,7 +55,7 @@ async function naiveDeduct(db: BriefDatabase, userId: string, amount: number): P
   const balance = Number(row.token_balance);
   if (balance < amount) return "insufficient";
   await new Promise((resolve) => setImmediate(resolve)); // the app's own await between read and write
-  const now = db.timestamp(Date.now());
+  const now = db.time.fromEpochMs(Date.now());
   await db.run(sql`UPDATE users SET token_balance = ${balance - amount}, updated_at = ${now} WHERE id = ${userId}`);
   await db.run(sql`INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, created_at)
     VALUES (${newId()}, ${userId}, ${-amount}, 'deduct', 'race-test (naive)', ${balance - amount}, ${now})`);

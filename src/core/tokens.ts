@@ -5,11 +5,11 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, LedgerEntry, TokenOperation } from "../db/database.js";
-import { ledgerEntryFromRow, type LedgerRow } from "../db/ledger-row.js";
 import { BriefdbError } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { newId } from "./ids.js";
+import { userTokenHistory } from "./listings.js";
 import type { Result } from "./transaction.js";
 
 export type { LedgerEntry, TokenOperation } from "../db/database.js";
@@ -100,16 +100,11 @@ export async function getBalance(db: BriefDatabase, userId: string): Promise<num
   return balance;
 }
 
-/** The user's ledger, newest first. */
+/** The user's ledger, newest first (the canonical, monitored listing query). */
 export async function getHistory(db: BriefDatabase, userId: string, options: { limit?: number } = {}): Promise<LedgerEntry[]> {
-  const limit = options.limit ?? 20;
-  const rows = await db.all<LedgerRow>(sql`
-    SELECT id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key,
-           ${db.epochMs(sql`created_at`)} AS created_ms
-    FROM token_transactions WHERE user_id = ${userId}
-    ORDER BY created_at DESC, id DESC LIMIT ${limit}`);
-  if (rows.length === 0 && (await currentBalance(db, userId)) === undefined) throw userNotFound(userId);
-  return rows.map(ledgerEntryFromRow);
+  const entries = await userTokenHistory(db, userId, options.limit === undefined ? {} : { limit: options.limit });
+  if (entries.length === 0 && (await currentBalance(db, userId)) === undefined) throw userNotFound(userId);
+  return entries;
 }
 
 export interface Drift {

@@ -14,7 +14,7 @@ export interface NewUser {
 }
 
 export async function createUser(db: BriefDatabase, user: NewUser): Promise<void> {
-  const now = db.timestamp(Date.now());
+  const now = db.time.fromEpochMs(Date.now());
   try {
     await db.run(sql`INSERT INTO users (id, email, name, token_balance, created_at, updated_at)
       VALUES (${user.id}, ${user.email}, ${user.name}, 0, ${now}, ${now})`);

@@ -5,6 +5,7 @@
  * new folder beside sqlite/ and pg/ that implements it.
  */
 import type { SQL } from "drizzle-orm";
+import type { QueryInspector, TimeSql } from "./inspection.js";
 import type { DialectName, Target } from "./target.js";
 
 export type Row = Record<string, unknown>;
@@ -104,10 +105,10 @@ export interface BriefDatabase extends Executor {
   explain(query: SQL): Promise<string[]>;
   /** The token hot path, prepared on first use. */
   readonly ledger: LedgerStatements;
-  /** A timestamp column as epoch milliseconds (a number or numeric string), whatever its type. */
-  epochMs(column: SQL): SQL;
-  /** A timestamp value for a created_at/updated_at column, from epoch milliseconds. */
-  timestamp(epochMs: number): SQL;
+  /** How this dialect writes time values in SQL. */
+  readonly time: TimeSql;
+  /** Reads plans, indexes and statement statistics for the slow-query report. */
+  readonly inspector: QueryInspector;
   /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
   classify(error: unknown): FailureKind;
   close(): Promise<void>;

@@ -10,8 +10,8 @@ export interface LedgerRow {
   readonly brief_id: string | null;
   readonly balance_after: number | string;
   readonly idempotency_key: string | null;
-  /** created_at as epoch milliseconds (see BriefDatabase.epochMs). */
-  readonly created_ms: number | string;
+  /** created_at as epoch milliseconds (see BriefDatabase.time.epochMs). */
+  readonly created_at_ms: number | string;
   readonly [column: string]: unknown;
 }
 
@@ -25,6 +25,6 @@ export function ledgerEntryFromRow(row: LedgerRow): LedgerEntry {
     briefId: row.brief_id,
     balanceAfter: Number(row.balance_after),
     idempotencyKey: row.idempotency_key,
-    createdAt: new Date(Math.round(Number(row.created_ms))),
+    createdAt: new Date(Math.round(Number(row.created_at_ms))),
   };
 }

@@ -34,7 +34,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     password: TEST_PG_PASSWORD,
     persistent: false,
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ["-c", "max_connections=300", "-c", "fsync=off", "-c", "listen_addresses=127.0.0.1"],
+    // pg_stat_statements preloaded, so that the slow-query report's statistics are tested, not only its hint.
+    postgresFlags: [
+      "-c",
+      "max_connections=300",
+      "-c",
+      "fsync=off",
+      "-c",
+      "listen_addresses=127.0.0.1",
+      "-c",
+      "shared_preload_libraries=pg_stat_statements",
+    ],
     onLog: () => {},
     onError: () => {},
   });

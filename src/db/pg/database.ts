@@ -20,7 +20,9 @@ import { errorCode } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { PgTarget, SslMode } from "../target.js";
 import { pgLedger } from "./ledger.js";
+import { PgInspector } from "./inspector.js";
 import * as schema from "./schema.js";
+import { pgTime } from "./time.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
 
@@ -52,6 +54,8 @@ export class PgDatabase implements BriefDatabase {
   readonly dialect = "postgresql" as const;
   readonly capabilities = { advisoryLock: true, concurrentWriters: true };
   readonly migrationsFolder = migrationsFolderOf("pg");
+  readonly time = pgTime;
+  readonly inspector = new PgInspector(this);
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
   private ledgerStatements: LedgerStatements | undefined;
@@ -84,14 +88,6 @@ export class PgDatabase implements BriefDatabase {
   get ledger(): LedgerStatements {
     this.ledgerStatements ??= pgLedger(this.client, this.prepare);
     return this.ledgerStatements;
-  }
-
-  epochMs(column: SQL): SQL {
-    return sql`(extract(epoch from ${column}) * 1000)`;
-  }
-
-  timestamp(epochMs: number): SQL {
-    return sql`to_timestamp(${epochMs}::float8 / 1000)`;
   }
 
   async all<T extends Row = Row>(query: SQL): Promise<T[]> {

@@ -9,7 +9,7 @@ import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.j
 import { ledgerEntryFromRow, type LedgerRow } from "../ledger-row.js";
 
 const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key,
-  extract(epoch from created_at) * 1000 AS created_ms`;
+  extract(epoch from created_at) * 1000 AS created_at_ms`;
 
 function applyStatement(newBalance: string, guard: string, sign: "" | "-", type: string): string {
   return `WITH changed AS (

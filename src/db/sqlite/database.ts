@@ -13,7 +13,9 @@ import { errorCode, rootMessage } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { SqliteTarget } from "../target.js";
 import { sqliteLedger } from "./ledger.js";
+import { SqliteInspector } from "./inspector.js";
 import * as schema from "./schema.js";
+import { sqliteTime } from "./time.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
 
@@ -21,6 +23,8 @@ export class SqliteDatabase implements BriefDatabase {
   readonly dialect = "sqlite" as const;
   readonly capabilities = { advisoryLock: false, concurrentWriters: false };
   readonly migrationsFolder = migrationsFolderOf("sqlite");
+  readonly time = sqliteTime;
+  readonly inspector = new SqliteInspector(this);
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
   private readonly lock = new ConnectionLock();
@@ -44,15 +48,6 @@ export class SqliteDatabase implements BriefDatabase {
   get ledger(): LedgerStatements {
     this.ledgerStatements ??= sqliteLedger(this);
     return this.ledgerStatements;
-  }
-
-  /** Timestamps are stored as epoch milliseconds already. */
-  epochMs(column: SQL): SQL {
-    return column;
-  }
-
-  timestamp(epochMs: number): SQL {
-    return sql`${epochMs}`;
   }
 
   all<T extends Row = Row>(query: SQL): Promise<T[]> {

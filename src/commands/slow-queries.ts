@@ -1,0 +1,130 @@
+/** `briefdb slow-queries`: the query log aggregated per name, server statement statistics, and --probe. */
+import { Command } from "commander";
+import { BriefdbError } from "../errors.js";
+import { startSpinner, table, type Outcome, type Ui } from "../render.js";
+import { action } from "./context.js";
+import { pastMoment, wholeNumber } from "./parse.js";
+
+type Report = Awaited<ReturnType<typeof import("../core/slow-queries.js").slowQueryReport>>;
+type Probe = Awaited<ReturnType<typeof import("../core/probes.js").probeCanonicalQueries>>[number];
+
+interface SlowQueriesOptions {
+  readonly since?: Date;
+  readonly limit: number;
+  readonly probe?: boolean;
+  readonly runs?: number;
+}
+
+export function slowQueriesCommand(): Command {
+  return new Command("slow-queries")
+    .description("the slow-query report: samples recorded by monitorQuery per query name; --probe times the canonical queries")
+    .option("--since <when>", "only samples since then: 15m, 24h, 7d, or an ISO date (2025-06-01)", pastMoment("--since"))
+    .option("--limit <n>", "most query names (and server statements) to show", wholeNumber("--limit", 1, 1000), 20)
+    .option("--probe", "time the app's canonical queries on the current data and show their plans")
+    .option("--runs <n>", "with --probe: timed runs per query (default 20)", wholeNumber("--runs", 1, 10_000))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ briefdb slow-queries
+  $ briefdb slow-queries --since 24h --limit 10
+  $ briefdb slow-queries --probe --runs 50
+  $ briefdb slow-queries --since 2025-06-01 --json | jq '.recorded[] | {name, p95Ms}'
+
+Samples are recorded by the library: monitorQuery(name, fn, { db }) keeps each one at or over its
+warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest-rank.`,
+    )
+    .action(
+      action(async (ctx, options: SlowQueriesOptions) => {
+        if (options.runs !== undefined && !options.probe) throw new BriefdbError("USAGE", "--runs goes with --probe");
+        const { slowQueryReport } = await import("../core/slow-queries.js");
+        const db = await ctx.open({ create: false });
+        const report = await slowQueryReport(db, { since: options.since, limit: options.limit });
+        let probes: Probe[] | null = null;
+        if (options.probe) {
+          const { probeCanonicalQueries } = await import("../core/probes.js");
+          const spinner = await startSpinner(ctx.ui, "probing the canonical queries");
+          probes = await probeCanonicalQueries(db, { runs: options.runs });
+          spinner.stop("probed the canonical queries");
+        }
+        return slowQueriesOutcome(report, probes, db.target.display, options.limit);
+      }),
+    );
+}
+
+function slowQueriesOutcome(report: Report, probes: Probe[] | null, target: string, limit: number): Outcome {
+  return {
+    ok: true,
+    data: {
+      target,
+      since: report.since?.toISOString() ?? null,
+      limit,
+      recorded: report.recorded.map((row) => ({ ...row, lastSeen: row.lastSeen.toISOString() })),
+      names: report.names,
+      statements: report.statements,
+      probed: probes !== null,
+      probes: probes ?? [],
+    },
+    human: (ui) =>
+      [recordedText(ui, report, target, limit), statementsText(ui, report), probesText(ui, probes)]
+        .filter((section) => section !== "")
+        .join("\n\n"),
+  };
+}
+
+function recordedText(ui: Ui, report: Report, target: string, limit: number): string {
+  const window = report.since ? `since ${report.since.toISOString()}` : "all time";
+  if (report.recorded.length === 0) {
+    return `nothing recorded in the query log of ${target} (${window})\n${ui.colors.dim(
+      "monitorQuery(name, fn, { db }) records each sample at or over its warn threshold (500 ms by default)",
+    )}`;
+  }
+  const rows = report.recorded.map((r) => [
+    r.name,
+    r.count,
+    r.failed === 0 ? "0" : ui.colors.red(String(r.failed)),
+    r.p50Ms,
+    r.p95Ms,
+    r.maxMs,
+    r.lastSeen.toISOString(),
+  ]);
+  const shown =
+    report.names > report.recorded.length
+      ? `${report.recorded.length} of ${report.names} query names (--limit ${limit})`
+      : `${report.names} query name${report.names === 1 ? "" : "s"}`;
+  const head = ["query", "count", "failed", "p50 ms", "p95 ms", "max ms", "last seen"];
+  return `query log of ${target} (${window})\n${table(ui, head, rows)}\n${ui.colors.dim(`${shown}, slowest p95 first`)}`;
+}
+
+function statementsText(ui: Ui, report: Report): string {
+  const statements = report.statements;
+  if (statements === null) return "";
+  if (!statements.available) return ui.colors.yellow(`${statements.source}: ${statements.hint}`);
+  if (statements.statements.length === 0) return `${statements.source}: no statements recorded yet`;
+  const rows = statements.statements.map((s) => [s.calls, s.totalMs, s.meanMs, s.rows, oneLine(s.query, 80)]);
+  return `${statements.source}: costliest statements\n${table(ui, ["calls", "total ms", "mean ms", "rows", "query"], rows)}`;
+}
+
+function probesText(ui: Ui, probes: Probe[] | null): string {
+  if (probes === null) return "";
+  const rows = probes.map((p) => [p.name, p.rows, p.p50Ms, p.p95Ms, readsText(ui, p)]);
+  const plans = probes.map((p) => {
+    const fix = p.suggestion ? `\n  ${ui.colors.yellow(`fix: ${p.suggestion}`)}\n  ${ui.colors.dim(p.note ?? "")}` : "";
+    const parameter = p.parameter === null ? "" : ` [${p.parameter}]`;
+    const plan = p.plan.map((line) => `  ${line}`).join("\n");
+    return `${ui.colors.bold(p.name)} ${ui.colors.dim(`${p.description}${parameter}`)}\n${plan}${fix}`;
+  });
+  const runs = probes[0]?.runs ?? 0;
+  return `probes (${runs} timed runs each)\n${table(ui, ["probe", "rows", "p50 ms", "p95 ms", "reads"], rows)}\n\n${plans.join("\n")}`;
+}
+
+function readsText(ui: Ui, probe: Probe): string {
+  const sort = probe.sorts ? " + sort" : "";
+  if (probe.usesIndex) return `${ui.colors.green(`index ${probe.indexes.join(", ")}`)}${sort}`;
+  return ui.colors.red(`FULL SCAN ${probe.fullScans.join(", ")}${sort}`);
+}
+
+function oneLine(text: string, width: number): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
+}

@@ -1,0 +1,157 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  flushQueryLog,
+  migrate,
+  monitorQuery,
+  openDatabase,
+  slowQueryReport,
+  type BriefDatabase,
+  type SlowQueryAggregate,
+} from "../dist/index.js";
+import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
+
+/** A unit of work that takes at least `ms`: a timer, so the monitor's own timing is what is tested. */
+async function after<T>(ms: number, value: T): Promise<T> {
+  await sleep(ms);
+  return value;
+}
+
+async function recorded(db: BriefDatabase): Promise<SlowQueryAggregate[]> {
+  await flushQueryLog();
+  return [...(await slowQueryReport(db)).recorded];
+}
+
+describe.each(DIALECTS)("%s: monitorQuery", (dialect) => {
+  let url: string;
+  let db: BriefDatabase;
+
+  beforeAll(async () => {
+    url = await freshDatabase(dialect);
+    db = await openDatabase(url);
+    await migrate(db);
+  });
+  afterAll(async () => {
+    await flushQueryLog();
+    await db.close();
+  });
+
+  it("records samples of 650 ms and 1100 ms, warns about both, and leaves a fast one out", async () => {
+    const messages: string[] = [];
+    const logger = (message: string) => messages.push(message);
+    const results = await Promise.all([
+      monitorQuery("briefs.warn", () => after(650, "warned"), { db, logger }),
+      monitorQuery("briefs.slow", () => after(1100, "slow"), { db, logger }),
+      monitorQuery("briefs.fast", () => after(5, "fast"), { db, logger }),
+    ]);
+    expect(results).toEqual(["warned", "slow", "fast"]);
+
+    await flushQueryLog();
+    const report = await cli(["slow-queries", "--db", url, "--json"]);
+    expect(report.code).toBe(0);
+    const rows = (report.json?.recorded as Array<Record<string, any>>).filter((row) => row.name.startsWith("briefs."));
+    expect(rows.map((row) => [row.name, row.count, row.failed])).toEqual([
+      ["briefs.slow", 1, 0],
+      ["briefs.warn", 1, 0],
+    ]);
+    const [slow, warn] = rows;
+    expect(slow?.p50Ms).toBeGreaterThanOrEqual(1100);
+    expect(slow?.p95Ms).toBe(slow?.maxMs);
+    expect(warn?.p50Ms).toBeGreaterThanOrEqual(650);
+    expect(warn?.p50Ms).toBeLessThan(slow?.p50Ms);
+    expect(messages.sort()).toEqual([
+      expect.stringMatching(/^\[briefdb\] query "briefs\.warn" took 6\d\d(\.\d+)? ms \(warn at ≥ 500 ms\)$/),
+      expect.stringMatching(/^\[briefdb\] slow query "briefs\.slow" took \d{4}(\.\d+)? ms \(slow at ≥ 1000 ms\)$/),
+    ]);
+  });
+
+  it("passes a thrown error through unchanged and records the slow sample as failed", async () => {
+    const messages: string[] = [];
+    const options = { db, warnMs: 20, logger: (message: string) => messages.push(message) };
+    const boom = new Error("the listing broke");
+    await expect(monitorQuery("failing.late", () => after(40, null).then(() => Promise.reject(boom)), options)).rejects.toBe(boom);
+    await expect(
+      monitorQuery(
+        "failing.sync",
+        () => {
+          throw boom;
+        },
+        options,
+      ),
+    ).rejects.toBe(boom);
+    await expect(monitorQuery("failing.value", () => Promise.reject("not an Error"), options)).rejects.toBe("not an Error");
+
+    const rows = (await recorded(db)).filter((row) => row.name.startsWith("failing."));
+    expect(rows.map((row) => [row.name, row.count, row.failed])).toEqual([["failing.late", 1, 1]]);
+    expect(messages).toEqual([expect.stringMatching(/^\[briefdb\] query "failing\.late" took \d+(\.\d+)? ms and failed \(warn at ≥ 20 ms\)$/)]);
+  });
+
+  it("takes its thresholds from the options", async () => {
+    const messages: string[] = [];
+    const logger = (message: string) => messages.push(message);
+    await monitorQuery("configured.warn", () => after(40, 1), { db, logger, warnMs: 20, slowMs: 600_000 });
+    await monitorQuery("configured.slow", () => after(40, 2), { db, logger, warnMs: 10, slowMs: 20 });
+    await monitorQuery("configured.quiet", () => after(5, 3), { db, logger, warnMs: 60_000, slowMs: 60_000 });
+    expect(messages).toEqual([
+      expect.stringMatching(/^\[briefdb\] query "configured\.warn" took .* \(warn at ≥ 20 ms\)$/),
+      expect.stringMatching(/^\[briefdb\] slow query "configured\.slow" took .* \(slow at ≥ 20 ms\)$/),
+    ]);
+    const names = (await recorded(db)).map((row) => row.name).filter((name) => name.startsWith("configured."));
+    expect(names.sort()).toEqual(["configured.slow", "configured.warn"]);
+  });
+
+  it("is quiet under NODE_ENV=production but still records", async () => {
+    const messages: string[] = [];
+    const previous = process.env.NODE_ENV;
+    process.env.NODE_ENV = "production";
+    try {
+      await monitorQuery("production.slow", () => after(40, 1), { db, warnMs: 10, slowMs: 20, logger: (m) => messages.push(m) });
+    } finally {
+      process.env.NODE_ENV = previous;
+    }
+    expect(messages).toEqual([]);
+    const names = (await recorded(db)).map((row) => row.name);
+    expect(names).toContain("production.slow");
+  });
+
+  it("records in the background: a failed write is reported to the logger, never to the caller", async () => {
+    const unmigrated = await openDatabase(await freshDatabase(dialect));
+    try {
+      const messages: string[] = [];
+      const result = await monitorQuery("lost.sample", () => after(30, "still here"), {
+        db: unmigrated,
+        warnMs: 10,
+        logger: (message) => messages.push(message),
+      });
+      expect(result).toBe("still here");
+      // The caller resumes before the write is even attempted.
+      expect(messages).toEqual([expect.stringMatching(/^\[briefdb\] query "lost\.sample" took /)]);
+      await flushQueryLog();
+      expect(messages).toHaveLength(2);
+      expect(messages[1]).toMatch(/^\[briefdb\] could not record query "lost\.sample" in the query log: .*query_log/);
+    } finally {
+      await unmigrated.close();
+    }
+  });
+
+  it("a logger that throws does not turn a success into a failure", async () => {
+    const logger = () => {
+      throw new Error("logger down");
+    };
+    await expect(monitorQuery("logger.throws", () => after(30, "ok"), { warnMs: 10, logger })).resolves.toBe("ok");
+  });
+
+  it("refuses bad options before running the work", async () => {
+    let ran = 0;
+    const work = () => ++ran;
+    for (const [name, options] of [
+      ["q", { warnMs: 2000, slowMs: 1000 }],
+      ["q", { warnMs: -1 }],
+      ["q", { slowMs: Number.NaN }],
+      ["  ", {}],
+    ] as const) {
+      await expect(monitorQuery(name, work, options)).rejects.toMatchObject({ name: "BriefdbError", code: "USAGE" });
+    }
+    expect(ran).toBe(0);
+  });
+});
