@@ -11,7 +11,7 @@ describe.each(DIALECTS)("%s: health", (dialect) => {
     expect(result.code).toBe(0);
     expect(result.stderr).toBe("");
     const report = result.json!;
-    expect(report).toMatchObject({ ok: true, healthy: true, dialect, samples: 7, migrations: { applied: 1, pending: 0 } });
+    expect(report).toMatchObject({ ok: true, healthy: true, dialect, samples: 7, migrations: { applied: 2, pending: 0 } });
     expect(report.serverVersion).toMatch(dialect === "sqlite" ? /^SQLite 3\./ : /^PostgreSQL \d+/);
     const { min, median, max } = report.latencyMs;
     expect(min).toBeGreaterThan(0);
@@ -42,6 +42,7 @@ describe.each(DIALECTS)("%s: health", (dialect) => {
     const result = await cli(["health", "--db", db]);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/status\s+healthy/);
+    expect(result.stdout).toMatch(/migrations\s+2 applied, 0 pending/);
     expect(result.stdout).toMatch(/latency\s+min [\d.]+ ms · median [\d.]+ ms · max [\d.]+ ms \(5 samples\)/);
     expect(result.stdout).not.toContain(TEST_PG_PASSWORD);
   });

@@ -3,20 +3,22 @@ import { describe, expect, it } from "vitest";
 import { openDatabase } from "../dist/index.js";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
+const ALL = ["0000_init", "0001_ledger_history_order"];
+
 describe.each(DIALECTS)("%s: migrate", (dialect) => {
   it("applies the pending migrations once, then has nothing pending", async () => {
     const db = await freshDatabase(dialect);
     const first = await cli(["migrate", "--db", db, "--json"]);
     expect(first.code).toBe(0);
-    expect(first.json).toMatchObject({ ok: true, applied: ["0000_init"], alreadyApplied: 0, dryRun: false });
+    expect(first.json).toMatchObject({ ok: true, applied: ALL, alreadyApplied: 0, dryRun: false });
 
     const second = await cli(["migrate", "--db", db, "--json"]);
-    expect(second.json).toMatchObject({ ok: true, applied: [], alreadyApplied: 1 });
+    expect(second.json).toMatchObject({ ok: true, applied: [], alreadyApplied: ALL.length });
 
     const status = await cli(["migrate", "--status", "--db", db, "--json"]);
     expect(status.code).toBe(0);
     expect(status.json?.pending).toEqual([]);
-    expect(status.json?.applied.map((m: { tag: string }) => m.tag)).toEqual(["0000_init"]);
+    expect(status.json?.applied.map((m: { tag: string }) => m.tag)).toEqual(ALL);
   });
 
   it("--dry-run prints the SQL it would run and changes nothing", async () => {
@@ -36,7 +38,7 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     expect(dry.stdout).toContain("CREATE INDEX");
     const status = await cli(["migrate", "--status", "--db", fresh, "--json"]);
     expect(status.code).toBe(1);
-    expect(status.json).toMatchObject({ ok: false, error: { code: "NOT_MIGRATED" }, pending: ["0000_init"] });
+    expect(status.json).toMatchObject({ ok: false, error: { code: "NOT_MIGRATED" }, pending: ALL });
   });
 
   it("--status is a CI gate: exit 1 while a migration is pending", async () => {
@@ -47,7 +49,7 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     await cli(["migrate", "--db", db]);
     const after = await cli(["migrate", "--status", "--db", db]);
     expect(after.code).toBe(0);
-    expect(after.stdout).toContain("1 applied, 0 pending");
+    expect(after.stdout).toContain("2 applied, 0 pending");
   });
 
   it("--status flags an applied migration whose file no longer matches (exit 1)", async () => {
@@ -58,7 +60,7 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     await db.close();
     const status = await cli(["migrate", "--status", "--db", url, "--json"]);
     expect(status.code).toBe(1);
-    expect(status.json).toMatchObject({ ok: false, pending: [], applied: [{ tag: "0000_init", changed: true }] });
+    expect(status.json).toMatchObject({ ok: false, pending: [], applied: [{ tag: "0000_init", changed: true }, { tag: "0001_ledger_history_order", changed: false }] });
     expect(status.stderr).toMatch(/^error: applied migration\(s\) 0000_init differ from their files on disk/);
     const health = await cli(["health", "--db", url, "--json"]);
     expect(health.code).toBe(1);
@@ -78,8 +80,8 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     const results = await Promise.all(runs);
     expect(results.map((r) => r.code)).toEqual([0, 0, 0]);
     const applied = results.map((r) => JSON.parse(r.stdout).applied as string[]);
-    expect(applied.flat()).toEqual(["0000_init"]);
+    expect(applied.flat()).toEqual(ALL);
     const status = await cli(["migrate", "--status", "--db", db, "--json"]);
-    expect(status.json?.applied).toHaveLength(1);
+    expect(status.json?.applied).toHaveLength(ALL.length);
   });
 });

@@ -1,12 +1,26 @@
 /** Identifiers for new rows. */
 import { randomUUID } from "node:crypto";
 
+let lastMs = 0;
+let sequence = 0;
+
 /**
- * A UUIDv7: the time in milliseconds, then randomness. Ledger rows written later sort later, and
- * PostgreSQL's primary-key index grows at one end instead of splitting pages at random.
+ * A UUIDv7 (RFC 9562): the time in milliseconds, a 12-bit sequence, then randomness. Ids made
+ * later by one process always sort later, even within one millisecond (the sequence counts up;
+ * RFC 9562 §6.2 method 1), so they break ties in a user's history; and PostgreSQL's primary-key
+ * index grows at one end instead of splitting pages at random.
  */
 export function newId(): string {
-  const time = Date.now().toString(16).padStart(12, "0");
-  const random = randomUUID();
-  return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15, 18)}-${random.slice(19)}`;
+  let now = Date.now();
+  if (now > lastMs) {
+    lastMs = now;
+    sequence = Math.floor(Math.random() * 0x400); // start low: room to count up
+  } else if (++sequence > 0xfff) {
+    lastMs += 1; // more than 4096 ids in one millisecond: borrow the next one
+    sequence = 0;
+  }
+  now = lastMs;
+  const time = now.toString(16).padStart(12, "0");
+  // randomUUID's last 17 characters: the RFC variant, then 62 random bits
+  return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${sequence.toString(16).padStart(3, "0")}-${randomUUID().slice(19)}`;
 }

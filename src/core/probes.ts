@@ -120,7 +120,7 @@ const PROBES: readonly CanonicalProbe[] = [
     index: {
       name: "token_transactions_user_id_created_at_idx",
       table: "token_transactions",
-      columns: ["user_id", "created_at"],
+      columns: ["user_id", "created_at", "id"],
       unique: false,
     },
     statement: (db, userId) => listingQueries.userTokenHistory(db, userId, limit),

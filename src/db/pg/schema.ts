@@ -114,7 +114,8 @@ export const tokenTransactions = pgTable(
     index("token_transactions_user_id_idx").on(t.userId),
     index("token_transactions_created_at_idx").on(t.createdAt),
     index("token_transactions_brief_id_idx").on(t.briefId),
-    index("token_transactions_user_id_created_at_idx").on(t.userId, t.createdAt),
+    // id breaks ties between rows of one instant, so a user's history has one order
+    index("token_transactions_user_id_created_at_idx").on(t.userId, t.createdAt, t.id),
     uniqueIndex("token_transactions_idempotency_key_unique").on(t.idempotencyKey),
     check(
       "token_transactions_amount_sign",
