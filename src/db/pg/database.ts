@@ -7,10 +7,11 @@ import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import type { BriefDatabase, Executor, FailureKind, OpenOptions, Row, TransactionOptions } from "../database.js";
+import type { BriefDatabase, BulkWriter, Executor, FailureKind, OpenOptions, Row, TransactionOptions } from "../database.js";
 import { errorCode } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { PgTarget, SslMode } from "../target.js";
+import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
@@ -101,6 +102,10 @@ export class PgDatabase implements BriefDatabase {
       },
       { retries: 0 },
     );
+  }
+
+  bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
+    return pgBulkWrite(this.client, operation);
   }
 
   async tableExists(name: string): Promise<boolean> {
