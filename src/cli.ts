@@ -4,8 +4,10 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { createRequire } from "node:module";
+import { clearCommand } from "./commands/clear.js";
 import { healthCommand } from "./commands/health.js";
 import { migrateCommand } from "./commands/migrate.js";
+import { seedCommand } from "./commands/seed.js";
 import { wholeNumber } from "./commands/parse.js";
 import { BriefdbError } from "./errors.js";
 import { createUi, emitError } from "./render.js";
@@ -35,7 +37,7 @@ Examples:
 
 Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)`,
     );
-  for (const command of [migrateCommand(), healthCommand()]) {
+  for (const command of [migrateCommand(), healthCommand(), seedCommand(), clearCommand()]) {
     program.addCommand(command.exitOverride().configureOutput({ outputError: () => {} }));
   }
   return program;
