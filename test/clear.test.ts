@@ -81,7 +81,7 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
     const before = await dumpRows(db);
     const result = await cli(["clear", "--local", ...extra, "--db", db, "--json"]);
     expect(result.code).toBe(3);
-    expect(result.json).toMatchObject({ ok: false, error: { code: "CONFIRMATION_REQUIRED", hint: "add --yes when not on a terminal" } });
+    expect(result.json).toMatchObject({ ok: false, error: { code: "CONFIRMATION_REQUIRED", hint: "add --yes (needed with --json and when not on a terminal)" } });
     expect(result.stderr).toMatch(/^error: clear would remove .* and needs confirmation; nothing changed/);
     expect(await dumpRows(db)).toEqual(before);
   });

@@ -5,6 +5,7 @@ import { driftingUsers, dumpRows, execute, seedWith, tableCounts, timestampLiter
 import { runOnTty } from "./support/tty.js";
 
 const SMALL = { users: 8, briefs: 20, reviews: 30, transactions: 60 };
+const SMALL_FLAGS = ["--users", "8", "--briefs", "20", "--reviews", "30", "--transactions", "60"];
 
 describe.each(DIALECTS)("%s: seed --local", (dialect) => {
   it("applies pending migrations first, says so, and seeds the default sizes", async () => {
@@ -50,8 +51,7 @@ describe.each(DIALECTS)("%s: seed --local", (dialect) => {
 
   it("the same --seed gives the same rows, ids included; another seed gives other rows", async () => {
     const db = await freshDatabase(dialect);
-    const flags = ["--users", "8", "--briefs", "20", "--reviews", "30", "--transactions", "60"];
-    expect((await cli(["seed", "--local", "--db", db, "--seed", "42", ...flags])).code).toBe(0);
+    expect((await cli(["seed", "--local", "--db", db, "--seed", "42", ...SMALL_FLAGS])).code).toBe(0);
     const first = await dumpRows(db);
     await seedWith(db, { ...SMALL, seed: 42 });
     expect(await dumpRows(db)).toEqual(first);
@@ -81,6 +81,17 @@ describe.each(DIALECTS)("%s: seed --local", (dialect) => {
     await seedWith(db, SMALL);
     expect(await tableCounts(db)).toMatchObject({ users: 9, token_transactions: 61 });
     expect(await driftingUsers(db)).toEqual([]);
+  });
+
+  it("a seeded value taken by an app row fails cleanly (exit 1, a hint) and seeds nothing", async () => {
+    const db = await freshDatabase(dialect);
+    expect((await cli(["migrate", "--db", db])).code).toBe(0);
+    const at = timestampLiteral(dialect);
+    await execute(db, [sql`INSERT INTO models (id, name, provider, slug, created_at) VALUES ('app-model-1', 'Ours', 'Us', 'seed-gpt-4o', ${at})`]);
+    const result = await cli(["seed", "--local", "--db", db, ...SMALL_FLAGS]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^error: seed collides with a row the app wrote \(.*models.*slug.*\); nothing was seeded \(hint: seed reserves ids starting with seed-/);
+    expect(await tableCounts(db)).toEqual({ models: 1, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 });
   });
 
   it("shows progress on a TTY; Ctrl-C rolls the whole seed back and exits 130", async () => {

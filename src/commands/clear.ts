@@ -17,7 +17,7 @@ export function clearCommand(): Command {
     .description("remove the rows `seed` made, and only them, from a local database (--all: every app row)")
     .option("--local", "required: clear works on local databases only")
     .option("--all", "empty every app table (users, models, briefs, reviews, token_transactions, query_log)")
-    .option("--yes", "do not ask for confirmation (needed when not on a terminal)")
+    .option("--yes", "do not ask for confirmation (needed with --json and when not on a terminal)")
     .addHelpText(
       "after",
       `
@@ -49,7 +49,7 @@ async function confirm(ctx: Context, all: boolean): Promise<void> {
     throw new BriefdbError(
       "CONFIRMATION_REQUIRED",
       `clear would remove ${what} from ${ctx.target.display} and needs confirmation; nothing changed`,
-      "add --yes when not on a terminal",
+      "add --yes (needed with --json and when not on a terminal)",
     );
   }
   if (await confirmOnTty(`Remove ${what} from ${ctx.target.display}?`)) return;

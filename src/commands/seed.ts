@@ -43,7 +43,8 @@ export function seedCommand(): Command {
       "after",
       `
 Seeded rows have ids starting with "seed-": re-seeding replaces them, \`briefdb clear --local\` removes them,
-and rows the app wrote are left alone. Pending migrations are applied first.
+and rows the app wrote are left alone unless they hang on a seeded row (see \`briefdb clear --help\`).
+Pending migrations are applied first; the whole seed is one transaction.
 
 Examples:
   $ briefdb seed --local                              # ./briefdb.db, default sizes, seed ${DEFAULT_SEED}
@@ -63,7 +64,7 @@ Examples:
           progress.stop(`seeded ${formatCount(result.rows)} rows`);
           return seedOutcome(result, db.target.display);
         } catch (error) {
-          progress.fail("seed failed; nothing was written");
+          progress.fail("seed failed");
           throw error;
         }
       }),

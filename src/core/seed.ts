@@ -5,12 +5,14 @@
  * stays flat however many rows are asked for. Local targets only, checked before any query.
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
-import type { BriefDatabase, BulkRow } from "../db/database.js";
+import type { BriefDatabase, BulkRow, BulkWriter } from "../db/database.js";
+import { rootMessage } from "../db/errors.js";
 import { assertLocalTarget } from "../db/target.js";
+import { BriefdbError, firstLine } from "../errors.js";
 import { removeSeededRows, type ClearResult } from "./clear.js";
 import { migrate } from "./migrations.js";
 import { elapsedMs, roundMs } from "./stats.js";
-import { seedTables, type SeedTableName } from "./test-data/rows.js";
+import { seedTables, type SeedTable, type SeedTableName } from "./test-data/rows.js";
 import { checkedSeed, DEFAULT_SEED, resolveSeedSizes, type SeedSizeOptions, type SeedSizes } from "./test-data/sizes.js";
 
 const BATCH_ROWS = 5000;
@@ -54,29 +56,50 @@ export async function seedTestData(db: BriefDatabase, options: SeedOptions = {})
   assertLocalTarget(db.target, "seed");
   const sizes = resolveSeedSizes(options);
   const seed = checkedSeed(options.seed ?? DEFAULT_SEED);
-  const report = options.onProgress ?? (() => {});
   const started = process.hrtime.bigint();
   const { applied } = await migrate(db);
   const tables = seedTables(seed, sizes);
+  let written: { replaced: ClearResult; counts: SeedCounts; rows: number };
+  try {
+    written = await db.bulkWrite((writer) => replaceSeed(writer, tables, options.onProgress ?? (() => {})));
+  } catch (error) {
+    throw db.classify(error) === "unique_violation" ? collision(error) : error;
+  }
+  return { seed, sizes, migrated: applied, ...written, durationMs: roundMs(elapsedMs(started)) };
+}
+
+/** In the bulk-write transaction: the earlier seed out, every table in. */
+async function replaceSeed(
+  writer: BulkWriter,
+  tables: readonly SeedTable[],
+  report: (progress: SeedProgress) => void,
+): Promise<{ replaced: ClearResult; counts: SeedCounts; rows: number }> {
   const rowsTotal = tables.reduce((total, table) => total + table.count, 0);
+  report({ phase: "replacing", rowsTotal });
+  const replaced = await removeSeededRows(writer);
+  const counts: Partial<SeedCounts> = {};
   let rowsDone = 0;
-  const { replaced, counts } = await db.bulkWrite(async (writer) => {
-    report({ phase: "replacing", rowsTotal });
-    const removed = await removeSeededRows(writer);
-    const written: Partial<SeedCounts> = {};
-    for (const table of tables) {
-      let done = 0;
-      const advance = (rows: number) => {
-        done += rows;
-        rowsDone += rows;
-        report({ phase: "inserting", table: table.name, done, total: table.count, rowsDone, rowsTotal });
-      };
-      advance(0);
-      written[table.name] = await writer.insert(table.name, table.columns, inBatches(table.rows(), advance));
-    }
-    return { replaced: removed, counts: written as SeedCounts };
-  });
-  return { seed, sizes, migrated: applied, counts, replaced, rows: rowsTotal, durationMs: roundMs(elapsedMs(started)) };
+  for (const table of tables) {
+    let done = 0;
+    const advance = (rows: number) => {
+      done += rows;
+      rowsDone += rows;
+      report({ phase: "inserting", table: table.name, done, total: table.count, rowsDone, rowsTotal });
+    };
+    advance(0);
+    counts[table.name] = await writer.insert(table.name, table.columns, inBatches(table.rows(), advance));
+  }
+  return { replaced, counts: counts as SeedCounts, rows: rowsDone };
+}
+
+/** A seeded row met an app row with the same unique value: say which values seed reserves. */
+function collision(error: unknown): BriefdbError {
+  return new BriefdbError(
+    "DB_ERROR",
+    `seed collides with a row the app wrote (${firstLine(rootMessage(error))}); nothing was seeded`,
+    "seed reserves ids starting with seed-, emails @seed.example and slugs with seed in them: rename the app's row",
+    { cause: error },
+  );
 }
 
 /**

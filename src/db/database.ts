@@ -76,8 +76,8 @@ export interface BriefDatabase extends Executor {
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
   /**
    * Runs `operation` in one write transaction whose writer bulk-inserts the way the dialect does
-   * it fastest (SQLite: one prepared statement in a loop; PostgreSQL: COPY), streaming batches so
-   * memory stays flat however many rows are loaded.
+   * it best (SQLite: one prepared statement in a loop; PostgreSQL: multi-row INSERTs), streaming
+   * batches so memory stays flat however many rows are loaded.
    */
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T>;
   tableExists(name: string): Promise<boolean>;

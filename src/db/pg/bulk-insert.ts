@@ -1,10 +1,12 @@
 /**
- * Bulk loading on PostgreSQL: COPY … FROM STDIN in text format inside one transaction, fed by a
- * stream with backpressure, so a million rows cost one statement per table and no more memory
- * than a batch. No parameter limit applies, unlike a multi-row INSERT.
+ * Bulk loading on PostgreSQL: multi-row INSERTs inside one transaction, each as large as the
+ * protocol's 65,535-parameter limit allows, one batch in memory at a time.
+ *
+ * Not COPY: with postgres.js 3.4.9 a COPY … FROM STDIN that the server rejects after the last
+ * chunk (a unique violation, say) never settles, so the transaction neither fails nor rolls back
+ * and the connection is left "idle in transaction (aborted)" (porsager/postgres#1173). An INSERT
+ * fails like any other statement.
  */
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type postgres from "postgres";
@@ -12,74 +14,89 @@ import type { BulkColumn, BulkRow, BulkWriter, Executor, Row } from "../database
 
 type Parameters = postgres.ParameterOrJSON<never>[];
 
+/** The extended protocol counts bind parameters in an unsigned 16-bit integer. */
+const MAX_PARAMETERS = 65_535;
+/** Past a thousand rows a statement gains no speed, only parse time. */
+const MAX_ROWS_PER_STATEMENT = 1000;
+
 const dialect = new PgDialect();
 
 export async function pgBulkWrite<T>(client: postgres.Sql, operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
   let result: T | undefined;
   await client.begin(async (tx) => {
-    result = await operation({ ...executorOver(tx), insert: (table, columns, batches) => copyInto(tx, table, columns, batches) });
+    // Full-size chunks share one statement text: prepared once, unless prepared statements are off (PgBouncer).
+    const prepare = client.options.prepare;
+    result = await operation({
+      ...executorOver(tx),
+      insert: (table, columns, batches) => insertBatches(tx, prepare, table, columns, batches),
+    });
   });
   return result as T;
 }
 
 /** Runs drizzle `sql` queries on the transaction's own connection. */
 function executorOver(tx: postgres.TransactionSql): Executor {
-  const compile = (query: SQL) => dialect.sqlToQuery(query);
   return {
     all: async <R extends Row>(query: SQL) => {
-      const { sql, params } = compile(query);
+      const { sql, params } = dialect.sqlToQuery(query);
       return [...(await tx.unsafe(sql, params as Parameters))] as unknown as R[];
     },
     run: async (query: SQL) => {
-      const { sql, params } = compile(query);
+      const { sql, params } = dialect.sqlToQuery(query);
       return (await tx.unsafe(sql, params as Parameters)).count;
     },
     exec: async (script: string) => void (await tx.unsafe(script)),
   };
 }
 
-async function copyInto(
+async function insertBatches(
   tx: postgres.TransactionSql,
+  prepare: boolean,
   table: string,
   columns: readonly BulkColumn[],
   batches: AsyncIterable<readonly BulkRow[]>,
 ): Promise<number> {
-  const names = columns.map((column) => quote(column.name)).join(", ");
-  const target = await tx.unsafe(`COPY ${quote(table)} (${names}) FROM STDIN`).writable();
+  const rowsPerStatement = Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_PARAMETERS / columns.length));
+  const statements = new Map<number, string>();
+  const statementFor = (rows: number) => {
+    let text = statements.get(rows);
+    if (text === undefined) {
+      text = insertStatement(table, columns, rows);
+      statements.set(rows, text);
+    }
+    return text;
+  };
   let inserted = 0;
-  async function* lines(): AsyncGenerator<string> {
-    for await (const batch of batches) {
-      yield batch.map((row) => copyLine(row, columns)).join("");
-      inserted += batch.length;
+  for await (const batch of batches) {
+    for (let start = 0; start < batch.length; start += rowsPerStatement) {
+      const chunk = batch.slice(start, start + rowsPerStatement);
+      await tx.unsafe(statementFor(chunk.length), parametersOf(chunk, columns), { prepare });
+      inserted += chunk.length;
     }
   }
-  await pipeline(Readable.from(lines()), target);
   return inserted;
 }
 
-/** One row in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
-function copyLine(row: BulkRow, columns: readonly BulkColumn[]): string {
-  let line = "";
-  for (let i = 0; i < columns.length; i++) {
-    if (i > 0) line += "\t";
-    line += copyValue(row[i] ?? null, columns[i]?.type ?? "text");
+function insertStatement(table: string, columns: readonly BulkColumn[], rows: number): string {
+  const names = columns.map((column) => quote(column.name)).join(", ");
+  const tuples: string[] = [];
+  for (let row = 0, n = 1; row < rows; row++) {
+    const placeholders = columns.map(() => `$${n++}`);
+    tuples.push(`(${placeholders.join(", ")})`);
   }
-  return `${line}\n`;
+  return `INSERT INTO ${quote(table)} (${names}) VALUES ${tuples.join(", ")}`;
 }
 
-function copyValue(value: string | number | boolean | null, type: BulkColumn["type"]): string {
-  if (value === null) return "\\N";
-  if (type === "timestamp") return new Date(value as number).toISOString();
-  if (typeof value === "boolean") return value ? "t" : "f";
-  if (typeof value === "number") return String(value);
-  return value.replace(/[\\\t\n\r]/g, escapeChar);
-}
-
-function escapeChar(char: string): string {
-  if (char === "\t") return "\\t";
-  if (char === "\n") return "\\n";
-  if (char === "\r") return "\\r";
-  return "\\\\";
+/** The rows' values, flat; timestamps as ISO 8601 text, which timestamptz reads exactly. */
+function parametersOf(rows: readonly BulkRow[], columns: readonly BulkColumn[]): Parameters {
+  const values: Array<string | number | boolean | null> = [];
+  for (const row of rows) {
+    for (let i = 0; i < columns.length; i++) {
+      const value = row[i] ?? null;
+      values.push(columns[i]?.type === "timestamp" && typeof value === "number" ? new Date(value).toISOString() : value);
+    }
+  }
+  return values as Parameters;
 }
 
 function quote(identifier: string): string {
