@@ -35,4 +35,4 @@ for (const [index, step] of STEPS.entries()) {
   }
 }
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
-console.log(`\n${pc.green(`demo done in ${seconds} s.`)} Next: ${pc.bold("npx briefdb --help")}, or ${pc.bold("npx briefdb clear --local")} to remove the seeded rows.`);
+console.log(`\n${pc.green(`demo done in ${seconds} s.`)} Next: ${pc.bold("./bin/briefdb --help")}, or ${pc.bold("./bin/briefdb clear --local")} to remove the seeded rows.`);

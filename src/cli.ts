@@ -7,8 +7,8 @@ import { createRequire } from "node:module";
 import { clearCommand } from "./commands/clear.js";
 import { healthCommand } from "./commands/health.js";
 import { migrateCommand } from "./commands/migrate.js";
-import { seedCommand } from "./commands/seed.js";
 import { wholeNumber } from "./commands/parse.js";
+import { seedCommand } from "./commands/seed.js";
 import { BriefdbError } from "./errors.js";
 import { createUi, emitError } from "./render.js";
 

@@ -14,6 +14,7 @@ export { checkDatabaseHealth } from "./core/health.js";
 export type { HealthReport } from "./core/health.js";
 export { migrate, migrationStatus, assertMigrated, readMigrations } from "./core/migrations.js";
 export type { Migration, MigrationStatus, MigrateResult } from "./core/migrations.js";
+export type { BulkColumn, BulkRow, BulkWriter } from "./db/database.js";
 export type { SeedOptions, SeedResult, SeedProgress, SeedCounts } from "./core/seed.js";
 export type { ClearOptions, ClearResult, TableCounts, AppTable } from "./core/clear.js";
 export type { SeedSizes, SeedScale } from "./core/test-data/sizes.js";
