@@ -10,5 +10,6 @@ export function printResults(results) {
     console.log(`  baseline  ${r.baseline}`);
     for (const line of r.extra ?? []) console.log(`  ${line}`);
     console.log(`  ratio     ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) : "n/a"}×${bound}${verdict}`);
+    if (met === false) process.exitCode = 1;
   }
 }

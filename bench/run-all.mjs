@@ -1,14 +1,15 @@
-// `npm run bench`: every SPEC §7 figure, each a ratio against a raw baseline measured in this run.
-// Run one alone with `node bench/<name>.mjs`.
-import { existsSync } from "node:fs";
-import { printResults } from "./report.mjs";
+// `npm run bench`: every SPEC §7 figure, each script in its own process (so that one's memory
+// and connections never colour another's figures), each printing ratios against baselines
+// measured in the same run. Exit 1 when any misses its target. Run one alone: node bench/<name>.mjs
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
 const SUITES = ["startup", "tokens-sqlite", "tokens-pg", "seed", "queries"];
 
+let failed = 0;
 for (const suite of SUITES) {
-  const file = new URL(`./${suite}.mjs`, import.meta.url);
-  if (!existsSync(file)) continue;
-  console.log(`\n== ${suite}`);
-  const { run } = await import(file.href);
-  printResults(await run());
+  console.log(`\n== bench/${suite}.mjs`);
+  const { status } = spawnSync(process.execPath, [fileURLToPath(new URL(`./${suite}.mjs`, import.meta.url))], { stdio: "inherit" });
+  if (status !== 0) failed += 1;
 }
+process.exitCode = failed === 0 ? 0 : 1;

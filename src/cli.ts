@@ -18,6 +18,8 @@ export async function buildProgram(): Promise<Command> {
       import("./commands/health.js").then((m) => m.healthCommand()),
       import("./commands/tokens.js").then((m) => m.tokensCommand()),
       import("./commands/race-test.js").then((m) => m.raceTestCommand()),
+      import("./commands/seed.js").then((m) => m.seedCommand()),
+      import("./commands/clear.js").then((m) => m.clearCommand()),
       import("./commands/slow-queries.js").then((m) => m.slowQueriesCommand()),
     ]),
   ]);

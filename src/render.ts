@@ -89,6 +89,11 @@ export function keyValues(ui: Ui, pairs: ReadonlyArray<readonly [string, string]
   return pairs.map(([label, value]) => `${ui.colors.dim(label.padEnd(width))}  ${value}`).join("\n");
 }
 
+/** A row count for people: 1,000,000. */
+export function formatCount(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
 export interface Spinner {
   message(text: string): void;
   stop(text?: string): void;
@@ -103,4 +108,62 @@ export async function startSpinner(ui: Ui, text: string): Promise<Spinner> {
   const s = spinner();
   s.start(text);
   return { message: (t) => s.message(t), stop: (t) => s.stop(t ?? text) };
+}
+
+export interface Progress {
+  /** Moves the bar to `done` of `total`, with a message. */
+  update(done: number, total: number, text: string): void;
+  stop(text: string): void;
+  fail(text: string): void;
+}
+
+const silentProgress: Progress = { update: () => {}, stop: () => {}, fail: () => {} };
+
+/**
+ * A progress bar on a TTY for people; silent for scripts and pipes. Any exit while it shows is an
+ * interruption and ends with exit 130 and `interrupted` on stderr: clack ends the process with
+ * exit 0 on Ctrl-C, which would tell a script that an interrupted run succeeded.
+ */
+export async function startProgress(ui: Ui, interrupted: string): Promise<Progress> {
+  if (!ui.interactive) return silentProgress;
+  const clack = await import("@clack/prompts");
+  let bar: ReturnType<typeof clack.progress> | undefined;
+  let shown = 0;
+  const onExit = () => {
+    process.exitCode = 130;
+    process.stderr.write(`error: ${interrupted}\n`);
+  };
+  process.once("exit", onExit);
+  const finish = () => process.off("exit", onExit);
+  return {
+    update(done, total, text) {
+      if (bar === undefined) {
+        // A signal stops clack's bar and calls onCancel; exiting then runs onExit above.
+        bar = clack.progress({ max: Math.max(1, total), onCancel: () => process.exit() });
+        bar.start(text);
+      }
+      bar.advance(done - shown, text);
+      shown = done;
+    },
+    stop(text) {
+      finish();
+      bar?.stop(text);
+    },
+    fail(text) {
+      finish();
+      bar?.error(text);
+    },
+  };
+}
+
+/** Whether a question can be asked: both ends are a terminal and no script reads the output. */
+export function canPrompt(ui: Ui): boolean {
+  return ui.interactive && ui.stdinTty;
+}
+
+/** A yes/no question on the terminal; false when the answer is no or the prompt is cancelled (Ctrl-C, Escape). */
+export async function confirmOnTty(message: string): Promise<boolean> {
+  const { confirm, isCancel } = await import("@clack/prompts");
+  const answer = await confirm({ message, initialValue: false });
+  return !isCancel(answer) && answer;
 }

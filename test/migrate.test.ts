@@ -1,9 +1,7 @@
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../dist/index.js";
-import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
-
-const ALL = ["0000_init", "0001_ledger_history_order"];
+import { ALL_MIGRATIONS as ALL, cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
 describe.each(DIALECTS)("%s: migrate", (dialect) => {
   it("applies the pending migrations once, then has nothing pending", async () => {

@@ -77,6 +77,22 @@ export interface DialectCapabilities {
   readonly concurrentWriters: boolean;
 }
 
+/** A column of a bulk insert and how its values are written. */
+export interface BulkColumn {
+  readonly name: string;
+  /** Timestamps are given as epoch milliseconds; each dialect writes them its own way. */
+  readonly type: "text" | "integer" | "boolean" | "timestamp";
+}
+
+/** One row of a bulk insert: values in the order of its columns. */
+export type BulkRow = ReadonlyArray<string | number | boolean | null>;
+
+/** A transaction that can also load many rows fast. */
+export interface BulkWriter extends Executor {
+  /** Inserts every row of every batch into `table`; resolves to how many rows it inserted. */
+  insert(table: string, columns: readonly BulkColumn[], batches: AsyncIterable<readonly BulkRow[]>): Promise<number>;
+}
+
 export interface TransactionOptions {
   /** How often a serialization failure or deadlock is retried before giving up (PostgreSQL). */
   readonly retries?: number;
@@ -99,6 +115,12 @@ export interface BriefDatabase extends Executor {
    * database take turns (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE).
    */
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
+  /**
+   * Runs `operation` in one write transaction whose writer bulk-inserts the way the dialect does
+   * it best (SQLite: one prepared statement in a loop; PostgreSQL: multi-row INSERTs), streaming
+   * batches so memory stays flat however many rows are loaded.
+   */
+  bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T>;
   tableExists(name: string): Promise<boolean>;
   serverVersion(): Promise<string>;
   /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */

@@ -5,7 +5,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
@@ -99,3 +99,10 @@ function parseJson(text: string): Record<string, any> | undefined {
     return undefined;
   }
 }
+
+/** Every committed migration's tag, in order (both dialects have the same list). */
+export const ALL_MIGRATIONS: readonly string[] = (
+  JSON.parse(readFileSync(resolve(import.meta.dirname, "../../drizzle/sqlite/meta/_journal.json"), "utf8")) as {
+    entries: Array<{ tag: string }>;
+  }
+).entries.map((entry) => entry.tag);

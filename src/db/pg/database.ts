@@ -9,6 +9,7 @@ import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import type {
   BriefDatabase,
+  BulkWriter,
   Executor,
   FailureKind,
   LedgerStatements,
@@ -21,6 +22,7 @@ import { migrationsFolderOf } from "../paths.js";
 import type { PgTarget, SslMode } from "../target.js";
 import { pgLedger } from "./ledger.js";
 import { PgInspector } from "./inspector.js";
+import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
 
@@ -122,6 +124,10 @@ export class PgDatabase implements BriefDatabase {
       },
       { retries: 0 },
     );
+  }
+
+  bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
+    return pgBulkWrite(this.client, operation);
   }
 
   async tableExists(name: string): Promise<boolean> {

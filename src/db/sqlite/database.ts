@@ -8,12 +8,13 @@ import { sql } from "drizzle-orm";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
 import { ConnectionLock } from "../connection-lock.js";
-import type { BriefDatabase, Executor, FailureKind, LedgerStatements, OpenOptions, Row } from "../database.js";
+import type { BriefDatabase, BulkWriter, Executor, FailureKind, LedgerStatements, OpenOptions, Row } from "../database.js";
 import { errorCode, rootMessage } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { SqliteTarget } from "../target.js";
 import { sqliteLedger } from "./ledger.js";
 import { SqliteInspector } from "./inspector.js";
+import { sqliteBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { sqliteTime } from "./time.js";
 
@@ -87,6 +88,10 @@ export class SqliteDatabase implements BriefDatabase {
 
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
     return this.transaction(operation);
+  }
+
+  bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
+    return sqliteBulkWrite(this, operation);
   }
 
   async tableExists(name: string): Promise<boolean> {

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/**
+ * `npm run demo`: a short guided tour of briefdb on ./briefdb.db (the default local target),
+ * running the built CLI exactly as a user would. Each step is one entry of STEPS — what it
+ * shows and the briefdb arguments — so adding a step is adding a line. Stops at the first step
+ * that fails, with that step's exit code.
+ */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import pc from "picocolors";
+
+const BIN = fileURLToPath(new URL("../bin/briefdb", import.meta.url));
+/** Explicit, so that a DATABASE_URL in the environment is never the one the demo writes to. */
+const TARGET = "file:./briefdb.db";
+
+const STEPS = [
+  { title: "Apply the schema", args: ["migrate"], why: "creates ./briefdb.db and applies the SQLite migrations; safe to run again" },
+  {
+    title: "Seed test data",
+    args: ["seed", "--local"],
+    why: "users with token balances, AI models, briefs, reviews and a ledger, the same every run; a re-seed replaces, never duplicates",
+  },
+  { title: "Check health", args: ["health"], why: "connectivity, round-trip latency, SQLite version and migration state" },
+];
+
+const started = performance.now();
+console.log(pc.bold(`briefdb demo on ${TARGET}`));
+for (const [index, step] of STEPS.entries()) {
+  console.log(`\n${pc.cyan(`${index + 1}/${STEPS.length}`)} ${pc.bold(step.title)} ${pc.dim(`— ${step.why}`)}`);
+  console.log(pc.dim(`$ briefdb ${step.args.join(" ")}`));
+  const { status, error } = spawnSync(process.execPath, [BIN, "--db", TARGET, ...step.args], { stdio: "inherit" });
+  if (status !== 0) {
+    console.error(pc.red(`\ndemo stopped: "${step.title}" failed${error ? ` (${error.message})` : ""}`));
+    process.exit(status ?? 1);
+  }
+}
+const seconds = ((performance.now() - started) / 1000).toFixed(1);
+console.log(`\n${pc.green(`demo done in ${seconds} s.`)} Next: ${pc.bold("./bin/briefdb --help")}, or ${pc.bold("./bin/briefdb clear --local")} to remove the seeded rows.`);

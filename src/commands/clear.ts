@@ -1,0 +1,79 @@
+/** `briefdb clear --local`: remove the seeded rows (or, with --all, every app row) from a local database. */
+import { Command } from "commander";
+import type { ClearResult } from "../core/clear.js";
+import { BriefdbError } from "../errors.js";
+import { canPrompt, confirmOnTty, formatCount, keyValues, table, type Outcome } from "../render.js";
+import { action, type Context } from "./context.js";
+import { requireLocalTarget } from "./local-rule.js";
+
+interface ClearCommandOptions {
+  readonly local?: boolean;
+  readonly all?: boolean;
+  readonly yes?: boolean;
+}
+
+export function clearCommand(): Command {
+  return new Command("clear")
+    .description("remove the rows `seed` made, and only them, from a local database (--all: every app row)")
+    .option("--local", "required: clear works on local databases only")
+    .option("--all", "empty every app table (users, models, briefs, reviews, token_transactions, query_log)")
+    .option("--yes", "do not ask for confirmation (needed with --json and when not on a terminal)")
+    .addHelpText(
+      "after",
+      `
+Removes the rows whose id starts with "seed-" and the app rows that cannot outlive them (their ledger rows,
+reviews and briefs); an app user's ledger row that names a removed brief stays, detached from it, so every
+remaining balance still equals its ledger. The migrations table is never touched.
+
+Examples:
+  $ briefdb clear --local                             # asks first
+  $ briefdb clear --local --yes --json                # scripts and CI
+  $ briefdb clear --local --all --yes`,
+    )
+    .action(
+      action(async (ctx, options: ClearCommandOptions) => {
+        requireLocalTarget(ctx, "clear", options.local);
+        const all = options.all === true;
+        if (options.yes !== true) await confirm(ctx, all);
+        const { clearTestData } = await import("../core/clear.js");
+        const db = await ctx.open({ create: false });
+        return clearOutcome(await clearTestData(db, { all }), db.target.display);
+      }),
+    );
+}
+
+/** Asks on a terminal; anywhere else --yes is the only way through. Either refusal changes nothing. */
+async function confirm(ctx: Context, all: boolean): Promise<void> {
+  const what = all ? "every row of every app table" : "every seeded row";
+  if (!canPrompt(ctx.ui)) {
+    throw new BriefdbError(
+      "CONFIRMATION_REQUIRED",
+      `clear would remove ${what} from ${ctx.target.display} and needs confirmation; nothing changed`,
+      "add --yes (needed with --json and when not on a terminal)",
+    );
+  }
+  if (await confirmOnTty(`Remove ${what} from ${ctx.target.display}?`)) return;
+  throw new BriefdbError("CANCELLED", "clear cancelled; nothing changed");
+}
+
+function clearOutcome(result: ClearResult, target: string): Outcome {
+  const total = Object.values(result.counts).reduce((sum, n) => sum + n, 0);
+  return {
+    ok: true,
+    data: { target, all: result.all, counts: result.counts, detachedLedgerRows: result.detachedLedgerRows },
+    human: (ui) => {
+      const rows = Object.entries(result.counts).map(([name, count]) => [name, formatCount(count)]);
+      const pairs: Array<[string, string]> = [
+        ["target", target],
+        ["removed", result.all ? "every row of every app table" : "the seeded rows and the app rows that depended on them"],
+      ];
+      if (result.detachedLedgerRows > 0) {
+        pairs.push(["detached", `${formatCount(result.detachedLedgerRows)} app ledger rows from removed briefs (balances unchanged)`]);
+      }
+      return [
+        keyValues(ui, pairs),
+        table(ui, ["table", "rows removed"], [...rows, [ui.colors.bold("total"), formatCount(total)]]),
+      ].join("\n");
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { tableCounts } from "./support/tables.js";
+
+const DEMO = resolve(import.meta.dirname, "../scripts/demo.mjs");
+
+function runDemo(cwd: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", DATABASE_URL: "postgres://u:pw@db.example.invalid/x", ...env };
+    if (!("NODE_ENV" in env)) delete childEnv.NODE_ENV;
+    execFile(process.execPath, [DEMO], { cwd, env: childEnv, timeout: 60_000 }, (error, stdout, stderr) =>
+      done({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe("npm run demo", () => {
+  it("migrates, seeds and checks ./briefdb.db in the current folder, whatever DATABASE_URL says", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "briefdb-demo-"));
+    const run = await runDemo(cwd);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/1\/3 Apply the schema[\s\S]*2\/3 Seed test data[\s\S]*3\/3 Check health[\s\S]*status\s+healthy[\s\S]*demo done in/);
+    expect(await tableCounts(`file:${join(cwd, "briefdb.db")}`)).toMatchObject({ users: 100, briefs: 1000, token_transactions: 5000 });
+  });
+
+  it("stops at the first step that fails, with its exit code", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "briefdb-demo-"));
+    const run = await runDemo(cwd, { NODE_ENV: "production" });
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain("error: seed runs on local databases only");
+    expect(run.stderr).toContain('demo stopped: "Seed test data" failed');
+    expect(run.stdout).not.toContain("Check health");
+    expect(existsSync(join(cwd, "briefdb.db"))).toBe(true);
+  });
+});
