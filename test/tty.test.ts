@@ -1,22 +1,12 @@
-import { execFile } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { BIN, cli, freshDatabase } from "./support/databases.js";
+import { cli, freshDatabase } from "./support/databases.js";
+import { runOnTty } from "./support/tty.js";
 
 const ESC = "\u001b[";
 
-/** Runs the CLI under a pseudo-terminal (util-linux `script`), as a person at a terminal would. */
-function onTty(args: string[], env: Record<string, string> = {}): Promise<string> {
-  const command = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, TERM: "xterm-256color" };
-  delete childEnv.NO_COLOR;
-  delete childEnv.CI;
-  Object.assign(childEnv, env);
-  return new Promise((resolve, reject) => {
-    execFile("script", ["-qec", command, "/dev/null"], { env: childEnv, timeout: 60_000 }, (error, stdout) => {
-      if (error && typeof error.code !== "number") reject(error);
-      else resolve(stdout);
-    });
-  });
+/** The CLI on a pseudo-terminal, colour allowed unless `env` says otherwise. */
+async function onTty(args: string[], env: Record<string, string> = {}): Promise<string> {
+  return (await runOnTty(args, [], { NO_COLOR: undefined, CI: undefined, TERM: "xterm-256color", ...env })).output;
 }
 
 describe("terminal output", () => {

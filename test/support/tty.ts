@@ -17,11 +17,17 @@ export interface TtyResult {
   readonly output: string;
 }
 
-export function runOnTty(args: readonly string[], steps: readonly TtyStep[], env: Record<string, string> = {}): Promise<TtyResult> {
+/** `env` adds to the environment; a key set to undefined is removed from it (e.g. NO_COLOR). */
+export function runOnTty(
+  args: readonly string[],
+  steps: readonly TtyStep[],
+  env: Record<string, string | undefined> = {},
+): Promise<TtyResult> {
   const command = ["stty cols 120 rows 40 2>/dev/null;", "exec", shellQuote(process.execPath), shellQuote(BIN), ...args.map(shellQuote)].join(" ");
   const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", ...env };
   delete childEnv.DATABASE_URL;
   delete childEnv.NODE_ENV;
+  for (const [key, value] of Object.entries(env)) if (value === undefined) delete childEnv[key];
   const child = spawn("script", ["-qfec", command, "/dev/null"], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
   let output = "";
   let next = 0;
