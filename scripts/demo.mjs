@@ -21,6 +21,23 @@ const STEPS = [
     why: "users with token balances, AI models, briefs, reviews and a ledger, the same every run; a re-seed replaces, never duplicates",
   },
   { title: "Check health", args: ["health"], why: "connectivity, round-trip latency, SQLite version and migration state" },
+  {
+    title: "Deduct tokens",
+    args: ["tokens", "deduct", "seed-user-1", "25", "--reason", "demo brief", "--key", "demo-deduct-1"],
+    why: "one atomic conditional UPDATE and its ledger row; the key makes a re-run a replay, never a second charge",
+  },
+  { title: "Read the ledger", args: ["tokens", "history", "seed-user-1", "--limit", "3"], why: "the user's newest ledger rows" },
+  {
+    title: "Race 1,000 deductions",
+    args: ["race-test", "--n", "1000"],
+    why: "8 worker threads, each with its own connection, at a throw-away user holding enough for half",
+  },
+  { title: "Reconcile every balance", args: ["tokens", "verify"], why: "each balance equals the sum of its ledger" },
+  {
+    title: "Probe the canonical queries",
+    args: ["slow-queries", "--probe"],
+    why: "the slow-query log, then each listing query timed with its plan: every one should read through an index",
+  },
 ];
 
 const started = performance.now();
