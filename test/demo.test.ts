@@ -26,7 +26,7 @@ describe("npm run demo", () => {
     expect(run.stdout).toMatch(
       /1\/8 Apply the schema[\s\S]*2\/8 Seed test data[\s\S]*3\/8 Check health[\s\S]*status\s+healthy[\s\S]*4\/8 Deduct tokens[\s\S]*deducted\s+25[\s\S]*5\/8 Read the ledger[\s\S]*6\/8 Race 1,000 deductions[\s\S]*500 succeeded, 500 refused[\s\S]*7\/8 Reconcile every balance[\s\S]*all 100 balances equal[\s\S]*8\/8 Probe the canonical queries[\s\S]*demo done in/,
     );
-    expect(await tableCounts(`file:${join(cwd, "briefdb.db")}`)).toMatchObject({ users: 100, briefs: 1000, token_transactions: 5000 });
+    expect(await tableCounts(`file:${join(cwd, "briefdb.db")}`)).toMatchObject({ users: 100, briefs: 1000, token_transactions: 5001 }); // the seed and the demo deduct
   });
 
   it("stops at the first step that fails, with its exit code", async () => {
