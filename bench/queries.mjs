@@ -103,11 +103,12 @@ function reads(probe) {
 
 /** The schema's indexes on the listing tables, as its migrations create them. */
 function listingIndexes(db) {
-  return readMigrations(db.migrationsFolder)
-    .flatMap((migration) => migration.statements)
-    .map((statement) => ({ statement: statement.replace(/;\s*$/, ""), match: INDEX_STATEMENT.exec(statement) }))
-    .filter(({ match }) => match && LISTING_TABLES.has(match[2]))
-    .map(({ statement, match }) => ({ name: match[1], statement }));
+  const latest = new Map(); // a later migration may redefine an index: its last definition stands
+  for (const statement of readMigrations(db.migrationsFolder).flatMap((migration) => migration.statements)) {
+    const match = INDEX_STATEMENT.exec(statement);
+    if (match && LISTING_TABLES.has(match[2])) latest.set(match[1], statement.replace(/;\s*$/, ""));
+  }
+  return [...latest].map(([name, statement]) => ({ name, statement }));
 }
 
 /** PostgreSQL checks foreign keys row by row in triggers, doubling a bulk fill; a superuser may skip them. */

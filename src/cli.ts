@@ -40,8 +40,10 @@ export async function buildProgram(): Promise<Command> {
       `
 Examples:
   $ briefdb migrate && briefdb health
+  $ briefdb seed --local && briefdb race-test --n 1000
+  $ briefdb tokens deduct user-42 5 --key req-7f3a --json
+  $ briefdb slow-queries --probe
   $ briefdb --db postgres://me@localhost:5432/briefs migrate --status
-  $ briefdb health --json | jq .latencyMs
 
 Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)`,
     );

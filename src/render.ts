@@ -101,13 +101,34 @@ export interface Spinner {
 
 const silentSpinner: Spinner = { message: () => {}, stop: () => {} };
 
-/** A spinner on a TTY for people; silent for scripts and pipes. */
-export async function startSpinner(ui: Ui, text: string): Promise<Spinner> {
+/**
+ * clack ends the process with exit 0 on Ctrl-C, which would tell a script that an interrupted run
+ * succeeded: while a spinner or bar shows, any exit is an interruption (exit 130, one line on
+ * stderr). Returns the function that ends this watch.
+ */
+function treatExitAsInterruption(interrupted: string): () => void {
+  const onExit = () => {
+    process.exitCode = 130;
+    process.stderr.write(`error: ${interrupted}\n`);
+  };
+  process.once("exit", onExit);
+  return () => process.off("exit", onExit);
+}
+
+/** A spinner on a TTY for people; silent for scripts and pipes. Ctrl-C while it spins exits 130. */
+export async function startSpinner(ui: Ui, text: string, interrupted: string): Promise<Spinner> {
   if (!ui.interactive) return silentSpinner;
   const { spinner } = await import("@clack/prompts");
-  const s = spinner();
+  const s = spinner({ onCancel: () => process.exit() });
+  const finish = treatExitAsInterruption(interrupted);
   s.start(text);
-  return { message: (t) => s.message(t), stop: (t) => s.stop(t ?? text) };
+  return {
+    message: (t) => s.message(t),
+    stop: (t) => {
+      finish();
+      s.stop(t ?? text);
+    },
+  };
 }
 
 export interface Progress {
@@ -119,22 +140,13 @@ export interface Progress {
 
 const silentProgress: Progress = { update: () => {}, stop: () => {}, fail: () => {} };
 
-/**
- * A progress bar on a TTY for people; silent for scripts and pipes. Any exit while it shows is an
- * interruption and ends with exit 130 and `interrupted` on stderr: clack ends the process with
- * exit 0 on Ctrl-C, which would tell a script that an interrupted run succeeded.
- */
+/** A progress bar on a TTY for people; silent for scripts and pipes. Ctrl-C while it shows exits 130. */
 export async function startProgress(ui: Ui, interrupted: string): Promise<Progress> {
   if (!ui.interactive) return silentProgress;
   const clack = await import("@clack/prompts");
   let bar: ReturnType<typeof clack.progress> | undefined;
   let shown = 0;
-  const onExit = () => {
-    process.exitCode = 130;
-    process.stderr.write(`error: ${interrupted}\n`);
-  };
-  process.once("exit", onExit);
-  const finish = () => process.off("exit", onExit);
+  const finish = treatExitAsInterruption(interrupted);
   return {
     update(done, total, text) {
       if (bar === undefined) {

@@ -32,4 +32,14 @@ describe("terminal output", () => {
     expect(out).not.toContain(ESC);
     expect(JSON.parse(out)).toMatchObject({ ok: true, n: 20 });
   });
+
+  it("Ctrl-C while race-test's spinner spins exits 130 with one line, and the ledger still reconciles", async () => {
+    const db = await freshDatabase("sqlite");
+    await cli(["migrate", "--db", db]);
+    const run = await runOnTty(["race-test", "--n", "1000000", "--db", db], [{ waitFor: "racing", send: "\x03" }]);
+    expect(run.code).toBe(130);
+    expect(run.output).toMatch(/error: race-test interrupted/);
+    const verify = await cli(["tokens", "verify", "--db", db, "--json"]);
+    expect(verify.json).toMatchObject({ ok: true, drifting: [] });
+  });
 });

@@ -47,7 +47,11 @@ Examples:
         const { assertMigrated } = await import("../core/migrations.js");
         await assertMigrated(db);
         const { runRaceTest } = await import("../core/race.js");
-        const spinner = await startSpinner(ctx.ui, `racing ${options.n} deductions (${options.strategy})`);
+        const spinner = await startSpinner(
+          ctx.ui,
+          `racing ${options.n} deductions (${options.strategy})`,
+          "race-test interrupted; its throw-away user may remain (tokens verify still holds)",
+        );
         const report = await runRaceTest(db, {
           n: options.n,
           amount: options.amount,

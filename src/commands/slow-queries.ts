@@ -43,7 +43,7 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
         let probes: Probe[] | null = null;
         if (options.probe) {
           const { probeCanonicalQueries } = await import("../core/probes.js");
-          const spinner = await startSpinner(ctx.ui, "probing the canonical queries");
+          const spinner = await startSpinner(ctx.ui, "probing the canonical queries", "slow-queries --probe interrupted; nothing was changed");
           probes = await probeCanonicalQueries(db, { runs: options.runs });
           spinner.stop("probed the canonical queries");
         }
