@@ -1,22 +1,36 @@
-// One client thread of the PostgreSQL deduct benchmark: `connections` deductions in flight on
-// its own pool, for `seconds`; reports how many completed.
+// One client thread of the PostgreSQL deduct benchmark: `connections` deductions in flight on its
+// own pool, for `seconds`; reports how many completed. `driver: "raw"` sends the same statement
+// straight through postgres.js, to show what the driver alone costs beside briefdb.
+import { randomUUID } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
+import postgres from "postgres";
 import { atomicTokenOperation, openDatabase } from "../dist/index.js";
 
-const { url, connections, seconds, users, hot, seed } = workerData;
-const db = await openDatabase(url, { poolSize: connections });
-await atomicTokenOperation(db, "u0", "credit", 1, "warm-up");
+const { url, connections, seconds, users, hot, seed, driver, statement } = workerData;
+let deduct;
+let close;
+if (driver === "raw") {
+  const sql = postgres(url, { max: connections, fetch_types: false, onnotice: () => {} });
+  deduct = (user) => sql.unsafe(statement, [randomUUID(), user, 1, "bench", null, null], { prepare: true });
+  close = () => sql.end();
+} else {
+  const db = await openDatabase(url, { poolSize: connections });
+  deduct = async (user) => {
+    const result = await atomicTokenOperation(db, user, "deduct", 1, "bench");
+    if (!result.success) throw result.error;
+  };
+  close = () => db.close();
+}
+await deduct("u0"); // connect and prepare before the clock starts
 let done = 0;
 let next = seed * 7919;
 const deadline = Date.now() + seconds * 1000;
 async function loop() {
   while (Date.now() < deadline) {
-    const user = hot ? "u0" : `u${(next = (next * 1103515245 + 12345) % 2147483648) % users}`;
-    const result = await atomicTokenOperation(db, user, "deduct", 1, "bench");
-    if (!result.success) throw result.error;
+    await deduct(hot ? "u0" : `u${(next = (next * 1103515245 + 12345) % 2147483648) % users}`);
     done++;
   }
 }
 await Promise.all(Array.from({ length: connections }, loop));
-await db.close();
+await close();
 parentPort.postMessage(done);

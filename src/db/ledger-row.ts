@@ -25,6 +25,11 @@ export function ledgerEntryFromRow(row: LedgerRow): LedgerEntry {
     briefId: row.brief_id,
     balanceAfter: Number(row.balance_after),
     idempotencyKey: row.idempotency_key,
-    createdAt: new Date(Math.round(Number(row.created_at_ms))),
+    createdAt: dateFromEpochMs(row.created_at_ms),
   };
+}
+
+/** A timestamp read as epoch milliseconds (PostgreSQL gives fractions: microseconds) → Date. */
+export function dateFromEpochMs(value: number | string): Date {
+  return new Date(Math.round(Number(value)));
 }

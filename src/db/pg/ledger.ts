@@ -6,10 +6,10 @@
  */
 import type postgres from "postgres";
 import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
-import { ledgerEntryFromRow, type LedgerRow } from "../ledger-row.js";
+import { dateFromEpochMs, ledgerEntryFromRow, type LedgerRow } from "../ledger-row.js";
 
-const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key,
-  extract(epoch from created_at) * 1000 AS created_at_ms`;
+const CREATED_AT_MS = "(extract(epoch from created_at) * 1000)::float8 AS created_at_ms";
+const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, ${CREATED_AT_MS}`;
 
 function applyStatement(newBalance: string, guard: string, sign: "" | "-", type: string): string {
   return `WITH changed AS (
@@ -19,7 +19,7 @@ function applyStatement(newBalance: string, guard: string, sign: "" | "-", type:
   )
   INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
   SELECT $1, $2, ${sign}$3::bigint, '${type}', $4, $5, changed.token_balance, $6, now() FROM changed
-  RETURNING ${RETURNED}`;
+  RETURNING balance_after, ${CREATED_AT_MS}`;
 }
 
 const DEDUCT = applyStatement("token_balance - $3::bigint", "token_balance >= $3::bigint", "-", "deduct");
@@ -36,12 +36,24 @@ export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatemen
   return {
     async apply(change: BalanceChange): Promise<LedgerEntry | undefined> {
       const statement = change.operation === "deduct" ? DEDUCT : CREDIT;
-      const rows = await client.unsafe<LedgerRow[]>(
+      const [row] = await client.unsafe<Array<{ balance_after: string; created_at_ms: number }>>(
         statement,
         [change.id, change.userId, change.amount, change.reason, change.briefId, change.idempotencyKey],
         options,
       );
-      return rows[0] === undefined ? undefined : ledgerEntryFromRow(rows[0]);
+      if (row === undefined) return undefined;
+      // only what the server decided comes back; the rest is what we sent (fewer bytes to parse)
+      return {
+        id: change.id,
+        userId: change.userId,
+        amount: change.operation === "deduct" ? -change.amount : change.amount,
+        type: change.operation,
+        reason: change.reason,
+        briefId: change.briefId,
+        balanceAfter: Number(row.balance_after),
+        idempotencyKey: change.idempotencyKey,
+        createdAt: dateFromEpochMs(row.created_at_ms),
+      };
     },
 
     async findByKey(key: string): Promise<LedgerEntry | undefined> {
