@@ -2,7 +2,7 @@
 // briefdb's atomicTokenOperation against `pgbench -M prepared` running the same statement against
 // the same server, measured in this one run. Target: ratio ≥ 0.8.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -17,7 +17,10 @@ const CONNECTIONS = 10;
 const THREADS = Number(process.env.BENCH_PGBENCH_THREADS ?? 1);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = 2;
-const PGBENCH = ["/usr/lib/postgresql/15/bin/pgbench", "/usr/lib/postgresql/16/bin/pgbench", "/usr/bin/pgbench"].find(existsSync);
+const PGBENCH = [
+  ...(existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").sort().reverse() : []).map((v) => `/usr/lib/postgresql/${v}/bin/pgbench`),
+  "/usr/bin/pgbench",
+].find(existsSync);
 
 // The statement briefdb runs (src/db/pg/ledger.ts), with pgbench variables for its parameters.
 const SCRIPT = (userExpr) => `\\set uid random(0, ${USERS - 1})
