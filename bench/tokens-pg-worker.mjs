@@ -4,13 +4,24 @@
 import { randomUUID } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import postgres from "postgres";
-import { atomicTokenOperation, openDatabase } from "../dist/index.js";
+import { atomicTokenOperation, openDatabase, parseTarget } from "../dist/index.js";
 
 const { url, connections, seconds, users, hot, seed, driver, statement } = workerData;
 let deduct;
 let close;
 if (driver === "raw") {
-  const sql = postgres(url, { max: connections, fetch_types: false, onnotice: () => {} });
+  const t = parseTarget(url); // briefdb's URL reading, so that socket URLs work here too
+  const sql = postgres({
+    host: t.socketDir ?? t.host,
+    port: t.port,
+    path: t.socketDir === undefined ? undefined : `${t.socketDir}/.s.PGSQL.${t.port}`,
+    database: t.database,
+    user: t.user,
+    password: t.password,
+    max: connections,
+    fetch_types: false,
+    onnotice: () => {},
+  });
   deduct = (user) => sql.unsafe(statement, [randomUUID(), user, 1, "bench", null, null], { prepare: true });
   close = () => sql.end();
 } else {

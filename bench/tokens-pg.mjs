@@ -46,15 +46,29 @@ async function setUp(url) {
   await db.close();
 }
 
-function pgbench(server, database, hot) {
+/** pgbench's connection flags for the database at the TCP `url`, or at its server's socket in /tmp. */
+function connectionOf(url, socket) {
+  const u = new URL(url);
+  return {
+    args: ["-h", socket ? "/tmp" : u.hostname, "-p", u.port || "5432", "-U", decodeURIComponent(u.username) || "postgres", u.pathname.slice(1)],
+    password: decodeURIComponent(u.password),
+  };
+}
+
+/** The same database reached through the server's Unix socket in /tmp (see pg-server.mjs). */
+function overSocket(url) {
+  const u = new URL(url);
+  return `postgres://${u.username}:${u.password}@${u.pathname}?host=/tmp&port=${u.port}`;
+}
+
+function pgbench(url, hot, socket) {
   const dir = mkdtempSync(join(tmpdir(), "briefdb-pgbench-"));
   const file = join(dir, "deduct.sql");
   writeFileSync(file, SCRIPT(hot ? "'u0'" : "'u' || :uid"));
   const out = execFileSync(
     PGBENCH,
-    ["-n", "-M", "prepared", "-c", String(CONNECTIONS), "-j", String(THREADS), "-T", String(SECONDS), "-f", file,
-      "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres", database],
-    { encoding: "utf8", env: { ...process.env, PGPASSWORD: server.password } },
+    ["-n", "-M", "prepared", "-c", String(CONNECTIONS), "-j", String(THREADS), "-T", String(SECONDS), "-f", file, ...connectionOf(url, socket).args],
+    { encoding: "utf8", env: { ...process.env, PGPASSWORD: connectionOf(url, socket).password } },
   );
   rmSync(dir, { recursive: true, force: true });
   const tps = /tps = ([\d.]+)/.exec(out);
@@ -91,30 +105,36 @@ export async function run() {
   const server = await startPostgres();
   const results = [];
   try {
-    for (const hot of [false, true]) {
-      const name = hot ? "benchhot" : "benchspread";
-      const url = await createDatabase(server.url, name);
-      await setUp(url);
-      await briefdb(url, hot, 1); // warm the server, the table and its indexes for both sides
-      // alternate the two so that a noisy neighbour hurts both alike; keep each side's best round
-      const base = [];
-      const ours = [];
-      const driverOnly = [];
-      for (let round = 0; round < ROUNDS; round++) {
-        base.push(pgbench(server, name, hot));
-        ours.push(await briefdb(url, hot));
-        driverOnly.push(await briefdb(url, hot, SECONDS, "raw"));
+    // TCP on loopback as in production, and the Unix socket of a server on the same machine
+    // (less kernel work per round trip for both clients) when the server has one (not external)
+    const transports = process.env.BRIEFDB_BENCH_PG_URL ? ["tcp"] : ["tcp", "unix socket"];
+    for (const transport of transports) {
+      for (const hot of [false, true]) {
+        const name = `bench_${hot ? "hot" : "spread"}_${transport === "tcp" ? "tcp" : "socket"}`;
+        const tcpUrl = await createDatabase(server.url, name);
+        const url = transport === "tcp" ? tcpUrl : overSocket(tcpUrl);
+        await setUp(url);
+        await briefdb(url, hot, 1); // warm the server, the table and its indexes for both sides
+        // alternate the sides so that a noisy neighbour hurts all alike; keep each side's best round
+        const base = [];
+        const ours = [];
+        const driverOnly = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          base.push(pgbench(tcpUrl, hot, transport !== "tcp"));
+          ours.push(await briefdb(url, hot));
+          driverOnly.push(await briefdb(url, hot, SECONDS, "raw"));
+        }
+        results.push({
+          name: `deduct, PostgreSQL over ${transport}, ${CONNECTIONS} connections, ${hot ? "one hot user" : `spread over ${USERS} users`}`,
+          briefdb: `${Math.round(Math.max(...ours))} ops/s`,
+          baseline: `${Math.round(Math.max(...base))} tps (pgbench -M prepared, same statement, same server)`,
+          extra: [
+            `driver    ${Math.round(Math.max(...driverOnly))} ops/s (the same statement straight through postgres.js): briefdb at ${(Math.max(...ours) / Math.max(...driverOnly)).toFixed(2)}× its driver`,
+          ],
+          ratio: Math.max(...ours) / Math.max(...base),
+          target: 0.8,
+        });
       }
-      results.push({
-        name: `deduct, PostgreSQL, ${CONNECTIONS} connections, ${hot ? "one hot user" : `spread over ${USERS} users`}`,
-        briefdb: `${Math.round(Math.max(...ours))} ops/s`,
-        baseline: `${Math.round(Math.max(...base))} tps (pgbench -M prepared, same statement, same server)`,
-        extra: [
-          `driver    ${Math.round(Math.max(...driverOnly))} ops/s (the same statement straight through postgres.js): briefdb at ${(Math.max(...ours) / Math.max(...driverOnly)).toFixed(2)}× its driver`,
-        ],
-        ratio: Math.max(...ours) / Math.max(...base),
-        target: 0.8,
-      });
     }
   } finally {
     await server.stop();
