@@ -34,7 +34,7 @@ export async function buildProgram(): Promise<Command> {
     .option("--no-prepare", "no named prepared statements (PgBouncer in transaction mode)")
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({ outputError: () => {} })
+    .configureOutput({ outputError: () => {}, writeErr: () => {} })
     .addHelpText(
       "after",
       `
@@ -55,7 +55,8 @@ Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused
 
 /** Usage errors are reported by main() as one line; commander must not print its own. */
 function quietErrors(command: Command): Command {
-  command.exitOverride().configureOutput({ outputError: () => {} });
+  // writeErr too: a missing subcommand would otherwise dump the whole help on stderr
+  command.exitOverride().configureOutput({ outputError: () => {}, writeErr: () => {} });
   for (const sub of command.commands) quietErrors(sub);
   return command;
 }
@@ -97,6 +98,10 @@ function isCommanderError(value: unknown): value is CommanderError {
 }
 
 function usageError(caught: CommanderError): BriefdbError {
+  if (caught.code === "commander.help") {
+    // no (sub)command given where one is needed: commander's help is silenced, say it in one line
+    return new BriefdbError("USAGE", "a command is missing here", "see `briefdb --help`, or `briefdb <command> --help`");
+  }
   const message = caught.message.replace(/^error:\s*/, "");
   // commander reads "-5" as an unknown option; for an amount it is a negative number
   const negative = /^unknown option '(-\d[^']*)'/.exec(message);

@@ -21,6 +21,8 @@ describe("cli conventions", () => {
     [["health", "--samples", "0"], /--samples takes a whole number/],
     [["--timeout", "-5", "health"], /--timeout/],
     [["migrate", "--status", "--dry-run"], /--status and --dry-run/],
+    [["tokens"], /a command is missing/],
+    [[], /a command is missing/],
   ])("bad usage %j is exit 2 USAGE with one error line", async (args, message) => {
     const result = await cli([...args, "--json"]);
     expect(result.code).toBe(2);
@@ -38,6 +40,11 @@ describe("cli conventions", () => {
     ["postgres://u:topsecret@local host/x"],
     ["postgres://u:topsecret@localhost/x?sslmode=sometimes"],
     [""],
+    ["postgres:/u:topsecret@db.example.invalid/x"],
+    ["postgres:u:topsecret@db.example.invalid/x"],
+    ["postgres://u:top%ZZsecret@db.example.invalid/x"],
+    ["postgres://u:topsecret@/x?host=/tmp/a,/tmp/b"],
+    ["postgres://u:topsecret@a.example.invalid,b.example.invalid/x"],
   ])("the URL %j is exit 2 INVALID_URL, password never printed", async (url) => {
     const result = await cli(["health", "--db", url, "--json"]);
     expect(result.code).toBe(2);

@@ -133,7 +133,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     expect(history.json?.entries[0]).toMatchObject({ amount: -4, balanceAfter: 6, reason: "cli" });
   });
 
-  it.each([["-5"], ["0"], ["1.5"], ["1e3"], ["abc"], [""], ["9007199254740992"], ["99999999999999999999"], [" 7x"]])(
+  it.each([["-5"], ["0"], ["1.5"], ["1e3"], ["abc"], [""], ["9007199254740992"], ["99999999999999999999"], [" 7x"], [" 5"], ["5 "], ["+5"], ["0x10"]])(
     "CLI: amount %j is exit 2 INVALID_AMOUNT, one line, nothing changed",
     async (amount) => {
       const user = await newUser(10);

@@ -28,8 +28,8 @@ Examples:
         if (options.status && options.dryRun) throw new BriefdbError("USAGE", "--status and --dry-run go alone, not together");
         const core = await import("../core/migrations.js");
         const readOnly = options.status || options.dryRun;
-        // Read-only runs never create a SQLite file: a missing one is reported, not made.
-        const db = await ctx.open({ create: !readOnly });
+        // Read-only runs never create a SQLite file: a missing one reads as empty (all pending).
+        const db = await ctx.open({ create: !readOnly, missingIsEmpty: readOnly });
         if (options.status) return statusOutcome(await core.migrationStatus(db), db.target.display);
         const result = await core.migrate(db, { dryRun: options.dryRun === true });
         return migrateOutcome(result, db.target.display);

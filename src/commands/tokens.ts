@@ -31,6 +31,7 @@ Examples:
     new Command("balance")
       .description("print a user's balance")
       .argument("<user>", "user id")
+      .addHelpText("after", "\nExamples:\n  $ briefdb tokens balance user-42\n  $ briefdb tokens balance user-42 --json")
       .action(action(async (ctx, userId: string) => balanceOutcome(ctx, userId))),
   );
   tokens.addCommand(
@@ -38,11 +39,13 @@ Examples:
       .description("print a user's ledger, newest first")
       .argument("<user>", "user id")
       .option("--limit <n>", "rows to show", wholeNumber("--limit", 1, 1000), 20)
+      .addHelpText("after", "\nExamples:\n  $ briefdb tokens history user-42\n  $ briefdb tokens history user-42 --limit 100 --json")
       .action(action(async (ctx, userId: string, options: { limit: number }) => historyOutcome(ctx, userId, options.limit))),
   );
   tokens.addCommand(
     new Command("verify")
       .description("reconcile every balance against the sum of its ledger; exit 1 when any differs")
+      .addHelpText("after", "\nExamples:\n  $ briefdb tokens verify\n  $ briefdb tokens verify --json | jq .drifting")
       .action(action(async (ctx) => verifyOutcome(ctx))),
   );
   return tokens;
@@ -60,6 +63,10 @@ function changeCommand(operation: "credit" | "deduct"): Command {
     .option("--reason <text>", "why, kept in the ledger", `${operation} via briefdb`)
     .option("--brief <id>", "the brief this is for")
     .option("--key <idempotency-key>", "apply at most once: a repeat returns the first result")
+    .addHelpText(
+      "after",
+      `\nExamples:\n  $ briefdb tokens ${operation} user-42 5 --reason "${operation === "deduct" ? "brief generation" : "monthly top-up"}"\n  $ briefdb tokens ${operation} user-42 5 --key req-7f3a --json     # a repeat is a replay, not a second ${operation}`,
+    )
     .action(
       action(async (ctx, userId: string, amount: number, options: ChangeOptions) => {
         const db = await openMigrated(ctx);

@@ -5,10 +5,9 @@ export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
 
 /** Parses an amount typed by a person; anything else is INVALID_AMOUNT. */
 export function parseAmount(text: string): number {
-  const trimmed = text.trim();
-  if (!/^\d+$/.test(trimmed)) throw invalid(text);
+  if (!/^\d+$/.test(text)) throw invalid(text); // digits only: no sign, space, point or exponent
   // compare as digits so that 2^53 and beyond are refused, not rounded
-  const digits = trimmed.replace(/^0+(?=\d)/, "");
+  const digits = text.replace(/^0+(?=\d)/, "");
   if (digits.length > 16 || (digits.length === 16 && digits > String(MAX_AMOUNT))) throw invalid(text);
   return assertAmount(Number(digits));
 }

@@ -145,6 +145,11 @@ export interface OpenOptions {
   readonly prepare?: boolean;
   /** Create the SQLite file when it does not exist. Default true. */
   readonly create?: boolean;
+  /**
+   * With create: false, read a SQLite file that does not exist as an empty database (nothing is
+   * created), for read-only looks such as `migrate --status` on a database not made yet.
+   */
+  readonly missingIsEmpty?: boolean;
   /** SQLite busy timeout in milliseconds. Default 15000. */
   readonly busyTimeoutMs?: number;
 }

@@ -64,7 +64,16 @@ function stripSqliteScheme(text: string, scheme: string): string {
   const query = rest.indexOf("?");
   if (query >= 0) rest = rest.slice(0, query);
   if (rest === "") throw invalidUrl(`no file path in ${text}`, "write file:./briefdb.db or a path");
-  return decodeURIComponent(rest);
+  return decoded(rest, text);
+}
+
+/** A percent-decoded URL part; a broken escape (%ZZ) is INVALID_URL, not a crash. */
+function decoded(part: string, url: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw invalidUrl(`malformed percent-escape in ${redactUrl(url)}`, "write a literal % as %25");
+  }
 }
 
 function sqliteTarget(path: string): SqliteTarget {
@@ -78,14 +87,17 @@ function pgTarget(text: string): PgTarget {
   const params = url.searchParams;
   // as libpq: ?host= wins over the URL's host, and a host that starts with "/" is the directory
   // of a Unix socket (also when percent-encoded in the URL: postgres://u@%2Fvar%2Frun%2Fpostgresql/db)
-  const host = params.get("host") || decodeURIComponent(url.hostname.replace(/^\[|\]$/g, "")) || "localhost";
+  const host = params.get("host") || decoded(url.hostname.replace(/^\[|\]$/g, ""), text) || "localhost";
+  if (host.includes(",")) {
+    throw invalidUrl(`several hosts in ${redactUrl(text)}`, "briefdb connects to one server: name one host");
+  }
   const socketDir = host.startsWith("/") ? host : undefined;
   const port = url.port === "" ? Number(params.get("port") ?? 5432) : Number(url.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidUrl(`bad port in ${redactUrl(text)}`);
-  const database = decodeURIComponent(url.pathname.replace(/^\//, "")) || params.get("dbname") || "postgres";
+  const database = decoded(url.pathname.replace(/^\//, ""), text) || params.get("dbname") || "postgres";
   if (database.includes("/")) throw invalidUrl(`bad database name in ${redactUrl(text)}`);
-  const user = decodeURIComponent(url.username) || params.get("user") || process.env.PGUSER || "postgres";
-  const password = url.password !== "" ? decodeURIComponent(url.password) : (params.get("password") ?? undefined);
+  const user = decoded(url.username, text) || params.get("user") || process.env.PGUSER || "postgres";
+  const password = url.password !== "" ? decoded(url.password, text) : (params.get("password") ?? undefined);
   const sslmode = (params.get("sslmode") ?? "prefer") as SslMode;
   if (!SSL_MODES.includes(sslmode)) {
     throw invalidUrl(`unknown sslmode "${sslmode}"`, `use one of ${SSL_MODES.join(", ")}`);
@@ -112,13 +124,14 @@ function parsePgUrl(text: string): URL {
 /** The URL with any password replaced by `***`, in the userinfo and in a `password=` parameter. */
 export function redactUrl(url: string): string {
   const withoutParam = url.replace(/([?&]password=)[^&#]*/gi, "$1***");
-  const start = withoutParam.indexOf("://");
+  // the userinfo runs from after "scheme:" and any slashes (however many were typed) to the last "@"
+  const start = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/*/.exec(withoutParam)?.[0].length ?? 0;
   const at = withoutParam.lastIndexOf("@");
-  if (start < 0 || at < start) return withoutParam;
-  const userinfo = withoutParam.slice(start + 3, at);
+  if (at < start) return withoutParam;
+  const userinfo = withoutParam.slice(start, at);
   const colon = userinfo.indexOf(":");
   if (colon < 0) return withoutParam;
-  return `${withoutParam.slice(0, start + 3)}${userinfo.slice(0, colon)}:***${withoutParam.slice(at)}`;
+  return `${withoutParam.slice(0, start)}${userinfo.slice(0, colon)}:***${withoutParam.slice(at)}`;
 }
 
 /**

@@ -68,8 +68,10 @@ export class PgDatabase implements BriefDatabase {
     options: OpenOptions = {},
   ) {
     this.client = postgres({
-      host: target.socketDir ?? target.host,
-      port: target.port,
+      // one-element lists, so that postgres.js does not split "::1" at its colons as it would
+      // "host:port" (it takes lists at run time; its types only declare the single form)
+      host: [target.socketDir ?? target.host] as unknown as string,
+      port: [target.port] as unknown as number,
       path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
       database: target.database,
       user: target.user,

@@ -2,6 +2,7 @@
  * The SQLite dialect: better-sqlite3 under drizzle, one connection per process, WAL mode with a
  * busy timeout so that several processes can share one file, foreign keys on.
  */
+import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
@@ -143,7 +144,8 @@ function openClient(target: SqliteTarget, options: OpenOptions): Database.Databa
   const busyTimeoutMs = options.busyTimeoutMs ?? 15_000;
   let client: Database.Database;
   try {
-    client = new Database(target.path, { fileMustExist: options.create === false, timeout: busyTimeoutMs });
+    const standIn = options.create === false && options.missingIsEmpty === true && !existsSync(target.path);
+    client = new Database(standIn ? ":memory:" : target.path, { fileMustExist: options.create === false, timeout: busyTimeoutMs });
   } catch (error) {
     throw new BriefdbError(
       "DB_UNREACHABLE",
