@@ -173,9 +173,10 @@ export function canPrompt(ui: Ui): boolean {
   return ui.interactive && ui.stdinTty;
 }
 
-/** A yes/no question on the terminal; false when the answer is no or the prompt is cancelled (Ctrl-C, Escape). */
-export async function confirmOnTty(message: string): Promise<boolean> {
+/** A yes/no question on the terminal: "yes", "no", or "cancelled" (Ctrl-C, Escape). */
+export async function confirmOnTty(message: string): Promise<"yes" | "no" | "cancelled"> {
   const { confirm, isCancel } = await import("@clack/prompts");
   const answer = await confirm({ message, initialValue: false });
-  return !isCancel(answer) && answer;
+  if (isCancel(answer)) return "cancelled";
+  return answer ? "yes" : "no";
 }

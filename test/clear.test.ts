@@ -95,6 +95,15 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
     expect(await dumpRows(db)).toEqual(before);
   });
 
+  it("on a TTY, answering no refuses with exit 3 and nothing changed", async () => {
+    const db = await seededWithAppRows(dialect);
+    const before = await dumpRows(db);
+    const run = await runOnTty(["clear", "--local", "--db", db], [{ waitFor: "Remove every seeded row from", send: "n\r" }]);
+    expect(run.code).toBe(3);
+    expect(run.output).toContain("error: clear not confirmed; nothing changed");
+    expect(await dumpRows(db)).toEqual(before);
+  });
+
   it("on a TTY, answering yes clears", async () => {
     const db = await seededWithAppRows(dialect);
     const run = await runOnTty(["clear", "--local", "--all", "--db", db], [{ waitFor: "Remove every row of every app table", send: "y\r" }]);

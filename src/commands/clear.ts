@@ -52,8 +52,11 @@ async function confirm(ctx: Context, all: boolean): Promise<void> {
       "add --yes (needed with --json and when not on a terminal)",
     );
   }
-  if (await confirmOnTty(`Remove ${what} from ${ctx.target.display}?`)) return;
-  throw new BriefdbError("CANCELLED", "clear cancelled; nothing changed");
+  const answer = await confirmOnTty(`Remove ${what} from ${ctx.target.display}?`);
+  if (answer === "yes") return;
+  // Ctrl-C is an interruption (130); a plain "no" is a refusal like a missing --yes (3)
+  if (answer === "cancelled") throw new BriefdbError("CANCELLED", "clear cancelled; nothing changed");
+  throw new BriefdbError("CONFIRMATION_REQUIRED", "clear not confirmed; nothing changed");
 }
 
 function clearOutcome(result: ClearResult, target: string): Outcome {
