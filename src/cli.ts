@@ -7,6 +7,7 @@ import { packageVersion } from "./db/paths.js";
 import { BriefdbError } from "./errors.js";
 
 const version = packageVersion();
+const VERSION_FLAGS = new Set(["--version", "-V", "--json", "--no-color"]);
 
 /** The whole program; loaded on demand so that `--version` never pays for commander. */
 export async function buildProgram(): Promise<Command> {
@@ -63,9 +64,10 @@ function quietErrors(command: Command): Command {
 
 export async function main(argv: readonly string[]): Promise<void> {
   const args = argv.slice(2);
-  if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
-    // the commonest start-up of all answers before commander is even parsed
-    process.stdout.write(`${version}\n`);
+  const versionOnly = args.some((a) => a === "--version" || a === "-V") && args.every((a) => VERSION_FLAGS.has(a));
+  if (versionOnly) {
+    // the commonest start-up of all answers before commander is even loaded
+    process.stdout.write(args.includes("--json") ? `${JSON.stringify({ ok: true, version })}\n` : `${version}\n`);
     return;
   }
   const program = await buildProgram();

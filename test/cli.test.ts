@@ -2,10 +2,12 @@ import { describe, expect, it } from "vitest";
 import { cli } from "./support/databases.js";
 
 describe("cli conventions", () => {
-  it("--version prints the package version", async () => {
+  it("--version prints the package version; with --json as one JSON object", async () => {
     const result = await cli(["--version"]);
     expect(result.code).toBe(0);
     expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const json = await cli(["--json", "--version"]);
+    expect(json.json).toEqual({ ok: true, version: result.stdout.trim() });
   });
 
   it.each([["--help"], ["migrate", "--help"], ["health", "--help"]])("%s %s shows examples", async (...args) => {
