@@ -154,6 +154,14 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     expect(race.json).toMatchObject({ ok: true, successes: 20 });
   });
 
+  it.each([[""], ["k".repeat(201)]])("CLI: an idempotency key of %#th kind (empty, over 200 characters) is exit 2 USAGE, nothing changed", async (key) => {
+    const user = await newUser(10);
+    const result = await cli(["tokens", "deduct", user, "1", "--key", key, "--db", url, "--json"]);
+    expect(result.code).toBe(2);
+    expect(result.json?.error.code).toBe("USAGE");
+    expect(await getBalance(db, user)).toBe(10);
+  });
+
   it("CLI: an unknown user is exit 3 USER_NOT_FOUND; too little balance is exit 3 INSUFFICIENT_BALANCE", async () => {
     const unknown = await cli(["tokens", "deduct", "ghost", "1", "--db", url, "--json"]);
     expect(unknown.code).toBe(3);

@@ -10,7 +10,7 @@ import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { newId } from "./ids.js";
 import { userTokenHistory } from "./listings.js";
-import type { Result } from "./transaction.js";
+import { asResult, type Result } from "./transaction.js";
 
 export type { LedgerEntry, TokenOperation } from "../db/database.js";
 
@@ -45,11 +45,7 @@ export async function atomicTokenOperation(
   reason: string,
   options: TokenOperationOptions = {},
 ): Promise<Result<TokenOperationResult>> {
-  try {
-    return { success: true, data: await applyTokenOperation(db, userId, operation, amount, reason, options) };
-  } catch (error) {
-    return { success: false, error: toBriefdbError(db, error) };
-  }
+  return asResult(db, () => applyTokenOperation(db, userId, operation, amount, reason, options));
 }
 
 /** As atomicTokenOperation, but throws the BriefdbError instead of returning it. */

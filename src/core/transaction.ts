@@ -8,13 +8,18 @@ import { toBriefdbError } from "./failures.js";
 
 export type Result<T> = { success: true; data: T } | { success: false; error: BriefdbError };
 
-export async function withTransaction<T>(
+export function withTransaction<T>(
   db: BriefDatabase,
   operation: (tx: Executor) => Promise<T>,
   options?: TransactionOptions,
 ): Promise<Result<T>> {
+  return asResult(db, () => db.transaction(operation, options));
+}
+
+/** Runs `work` and returns its outcome as a Result: the library's never-throwing face. */
+export async function asResult<T>(db: BriefDatabase, work: () => Promise<T>): Promise<Result<T>> {
   try {
-    return { success: true, data: await db.transaction(operation, options) };
+    return { success: true, data: await work() };
   } catch (error) {
     return { success: false, error: toBriefdbError(db, error) };
   }

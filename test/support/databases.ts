@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import postgres from "postgres";
+// @ts-expect-error -- a plain .mjs module shared with the benchmarks; it has no type declarations
+import { createDatabase } from "../../scripts/embedded-postgres.mjs";
 import { inject } from "vitest";
 
 export const DIALECTS = ["sqlite", "postgresql"] as const;
@@ -25,16 +26,7 @@ export async function freshDatabase(dialect: TestDialect): Promise<string> {
   if (dialect === "sqlite") {
     return `file:${join(mkdtempSync(join(tmpdir(), "briefdb-test-")), "test.db")}`;
   }
-  const name = `briefdb_test_${randomBytes(6).toString("hex")}`;
-  const admin = postgres(pgAdminUrl(), { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(pgAdminUrl());
-  url.pathname = `/${name}`;
-  return url.toString();
+  return createDatabase(pgAdminUrl(), `briefdb_test_${randomBytes(6).toString("hex")}`);
 }
 
 export interface CliResult {
