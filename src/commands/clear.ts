@@ -16,7 +16,7 @@ export function clearCommand(): Command {
   return new Command("clear")
     .description("remove the rows `seed` made, and only them, from a local database (--all: every app row)")
     .option("--local", "required: clear works on local databases only")
-    .option("--all", "empty every app table (users, models, briefs, reviews, token_transactions, query_log)")
+    .option("--all", "empty every app table (users, models, briefs, reviews, token_transactions, token_holds, query_log)")
     .option("--yes", "do not ask for confirmation (needed with --json and when not on a terminal)")
     .addHelpText(
       "after",

@@ -8,6 +8,8 @@ import type { BriefDatabase, LedgerEntry, TokenOperation } from "../db/database.
 import { BriefdbError } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
+import { checkHolds, type HoldViolation } from "./hold-checks.js";
+import { insufficient, sweptRoom } from "./holds.js";
 import { newId } from "./ids.js";
 import { userTokenHistory } from "./listings.js";
 import { asResult, type Result } from "./transaction.js";
@@ -63,31 +65,27 @@ export async function applyTokenOperation(
     const prior = await db.ledger.findByKey(key);
     if (prior) return replay(prior, userId, operation, amount);
   }
-  let entry: LedgerEntry | undefined;
-  try {
-    entry = await db.ledger.apply({
-      id: newId(),
-      userId,
-      operation,
-      amount,
-      reason,
-      briefId: options.briefId ?? null,
-      idempotencyKey: key,
-    });
-  } catch (error) {
-    const kind = db.classify(error);
-    if (kind === "unique_violation" && key !== null) {
-      // another caller applied this key between our look-up and our write: theirs stands
-      const prior = await db.ledger.findByKey(key);
-      if (prior) return replay(prior, userId, operation, amount);
+  const change = { id: newId(), userId, operation, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key };
+  for (let attempt = 0; ; attempt++) {
+    let entry: LedgerEntry | undefined;
+    try {
+      entry = await db.ledger.apply(change);
+    } catch (error) {
+      const kind = db.classify(error);
+      if (kind === "unique_violation" && key !== null) {
+        // another caller applied this key between our look-up and our write: theirs stands
+        const prior = await db.ledger.findByKey(key);
+        if (prior) return replay(prior, userId, operation, amount);
+      }
+      if (kind === "foreign_key_violation" && options.briefId !== undefined) {
+        throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
+      }
+      throw toBriefdbError(db, error);
     }
-    if (kind === "foreign_key_violation" && options.briefId !== undefined) {
-      throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
-    }
-    throw toBriefdbError(db, error);
+    if (entry !== undefined) return resultOf(entry, false);
+    // the deduct counts holds that expired but are not swept yet: sweep them, then try again
+    if (operation === "credit" || !(await sweptRoom(db, userId, attempt))) throw await refusal(db, userId, operation, amount);
   }
-  if (entry === undefined) throw await refusal(db, userId, operation, amount);
-  return resultOf(entry, false);
 }
 
 export async function getBalance(db: BriefDatabase, userId: string): Promise<number> {
@@ -116,9 +114,14 @@ export interface VerifyReport {
   /** How many users were reconciled. */
   readonly checked: number;
   readonly drifting: readonly Drift[];
+  /** Broken hold invariants (see checkHolds). */
+  readonly holdViolations: readonly HoldViolation[];
 }
 
-/** Reconciles every balance against the sum of its ledger (the SPEC §3 invariant). */
+/**
+ * Reconciles every balance against the sum of its ledger (the SPEC §3 invariant), and checks the
+ * holds: held within the balance, one ledger row per captured hold, no capture over its hold.
+ */
 export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
   const [count] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users`);
   const rows = await db.all<{ id: string; token_balance: number | string; ledger_sum: number | string }>(sql`
@@ -132,7 +135,8 @@ export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
     const ledgerSum = Number(row.ledger_sum);
     return { userId: row.id, balance, ledgerSum, difference: balance - ledgerSum };
   });
-  return { ok: drifting.length === 0, checked: Number(count?.n ?? 0), drifting };
+  const holdViolations = await checkHolds(db);
+  return { ok: drifting.length === 0 && holdViolations.length === 0, checked: Number(count?.n ?? 0), drifting, holdViolations };
 }
 
 function checkInput(userId: string, operation: TokenOperation, amount: number, options: TokenOperationOptions): void {
@@ -174,14 +178,9 @@ function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
 
 /** Why the conditional UPDATE matched no row: nothing was changed. */
 async function refusal(db: BriefDatabase, userId: string, operation: TokenOperation, amount: number): Promise<BriefdbError> {
+  if (operation === "deduct") return insufficient(db, userId, "deduct", amount);
   const balance = await currentBalance(db, userId);
   if (balance === undefined) return userNotFound(userId);
-  if (operation === "deduct") {
-    return new BriefdbError(
-      "INSUFFICIENT_BALANCE",
-      `user ${userId} has ${balance} tokens, cannot deduct ${amount}; nothing changed`,
-    );
-  }
   return new BriefdbError(
     "BALANCE_OVERFLOW",
     `crediting ${amount} to user ${userId} (balance ${balance}) would pass ${Number.MAX_SAFE_INTEGER}; nothing changed`,

@@ -5,6 +5,7 @@
  * new folder beside sqlite/ and pg/ that implements it.
  */
 import type { SQL } from "drizzle-orm";
+import type { HoldStatements } from "./holds.js";
 import type { QueryInspector, TimeSql } from "./inspection.js";
 import type { DialectName, Target } from "./target.js";
 
@@ -55,12 +56,15 @@ export interface LedgerEntry {
   readonly briefId: string | null;
   readonly balanceAfter: number;
   readonly idempotencyKey: string | null;
+  /** The hold this row captured; null for plain credits and deducts. */
+  readonly holdId: string | null;
   readonly createdAt: Date;
 }
 
 /**
  * The token hot path, with statements prepared once per connection. `apply` is the one
- * conditional UPDATE (deduct: `token_balance >= n`; credit: no overflow past 2^53−1) and its
+ * conditional UPDATE (deduct: `token_balance − held_tokens >= n`, so a deduct never takes held
+ * tokens; credit: no overflow past 2^53−1) and its
  * ledger INSERT in one transaction; it resolves to undefined when the condition refused (no such
  * user, too little balance, overflow) and rejects with a unique violation when the idempotency key
  * is taken.
@@ -127,6 +131,8 @@ export interface BriefDatabase extends Executor {
   explain(query: SQL): Promise<string[]>;
   /** The token hot path, prepared on first use. */
   readonly ledger: LedgerStatements;
+  /** The atomic writes of token holds, prepared on first use. */
+  readonly holds: HoldStatements;
   /** How this dialect writes time values in SQL. */
   readonly time: TimeSql;
   /** Reads plans, indexes and statement statistics for the slow-query report. */

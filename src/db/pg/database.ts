@@ -20,6 +20,8 @@ import type {
 import { errorCode } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { PgTarget, SslMode } from "../target.js";
+import type { HoldStatements } from "../holds.js";
+import { pgHolds } from "./holds.js";
 import { pgLedger } from "./ledger.js";
 import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
@@ -61,6 +63,7 @@ export class PgDatabase implements BriefDatabase {
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
   private ledgerStatements: LedgerStatements | undefined;
+  private holdStatements: HoldStatements | undefined;
   private readonly prepare: boolean;
 
   constructor(
@@ -92,6 +95,11 @@ export class PgDatabase implements BriefDatabase {
   get ledger(): LedgerStatements {
     this.ledgerStatements ??= pgLedger(this.client, this.prepare);
     return this.ledgerStatements;
+  }
+
+  get holds(): HoldStatements {
+    this.holdStatements ??= pgHolds(this.client, this.prepare);
+    return this.holdStatements;
   }
 
   async all<T extends Row = Row>(query: SQL): Promise<T[]> {

@@ -9,7 +9,7 @@ import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.j
 import { dateFromEpochMs, ledgerEntryFromRow, ledgerEntryOf, type LedgerRow } from "../ledger-row.js";
 
 const CREATED_AT_MS = "(extract(epoch from created_at) * 1000)::float8 AS created_at_ms";
-const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, ${CREATED_AT_MS}`;
+const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, hold_id, ${CREATED_AT_MS}`;
 
 function applyStatement(newBalance: string, guard: string, sign: "" | "-", type: string): string {
   return `WITH changed AS (
@@ -22,7 +22,9 @@ function applyStatement(newBalance: string, guard: string, sign: "" | "-", type:
   RETURNING balance_after, ${CREATED_AT_MS}`;
 }
 
-const DEDUCT = applyStatement("token_balance - $3::bigint", "token_balance >= $3::bigint", "-", "deduct");
+// held tokens are not the deduct's to take: the user row carries their sum, so this stays one
+// statement that a concurrent hold or capture cannot slip past (see ../holds.ts)
+const DEDUCT = applyStatement("token_balance - $3::bigint", "token_balance - held_tokens >= $3::bigint", "-", "deduct");
 const CREDIT = applyStatement(
   "token_balance + $3::bigint",
   `token_balance <= ${Number.MAX_SAFE_INTEGER} - $3::bigint`,

@@ -13,6 +13,8 @@ import type { BriefDatabase, BulkWriter, Executor, FailureKind, LedgerStatements
 import { errorCode, rootMessage } from "../errors.js";
 import { migrationsFolderOf } from "../paths.js";
 import type { SqliteTarget } from "../target.js";
+import type { HoldStatements } from "../holds.js";
+import { sqliteHolds } from "./holds.js";
 import { sqliteLedger } from "./ledger.js";
 import { SqliteInspector } from "./inspector.js";
 import { sqliteBulkWrite } from "./bulk-insert.js";
@@ -31,6 +33,7 @@ export class SqliteDatabase implements BriefDatabase {
   readonly orm: SqliteOrm;
   private readonly lock = new ConnectionLock();
   private ledgerStatements: LedgerStatements | undefined;
+  private holdStatements: HoldStatements | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Executor;
 
@@ -50,6 +53,11 @@ export class SqliteDatabase implements BriefDatabase {
   get ledger(): LedgerStatements {
     this.ledgerStatements ??= sqliteLedger(this);
     return this.ledgerStatements;
+  }
+
+  get holds(): HoldStatements {
+    this.holdStatements ??= sqliteHolds(this);
+    return this.holdStatements;
   }
 
   all<T extends Row = Row>(query: SQL): Promise<T[]> {

@@ -18,7 +18,8 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
   const deduct = db.orm
     .update(users)
     .set({ tokenBalance: sql`${users.tokenBalance} - ${amount}`, updatedAt: sql`${now}` })
-    .where(and(eq(users.id, userId), gte(users.tokenBalance, amount)))
+    // held tokens are not the deduct's to take (see ../holds.ts)
+    .where(and(eq(users.id, userId), gte(sql`${users.tokenBalance} - ${users.heldTokens}`, amount)))
     .returning({ balance: users.tokenBalance })
     .prepare();
   const credit = db.orm
