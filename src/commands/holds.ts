@@ -6,9 +6,8 @@ import { Command } from "commander";
 import { parseAmount } from "../core/amount.js";
 import { assertHoldId, parseTtl } from "../core/hold-input.js";
 import type { HoldRecord, HoldResult, SettlementResult } from "../core/holds.js";
-import type { BriefDatabase } from "../db/database.js";
 import { keyValues, table, type Outcome } from "../render.js";
-import { action, type Context } from "./context.js";
+import { action } from "./context.js";
 
 interface HoldCommandOptions {
   readonly ttl: number;
@@ -39,7 +38,7 @@ Examples:
     )
     .action(
       action(async (ctx, userId: string, amount: number, options: HoldCommandOptions) => {
-        const db = await openMigrated(ctx);
+        const db = await ctx.openMigrated();
         const { applyHold } = await import("../core/holds.js");
         const result = await applyHold(db, userId, amount, options.reason ?? "hold", {
           ttlSeconds: options.ttl,
@@ -65,7 +64,7 @@ Examples:
     )
     .action(
       action(async (ctx, holdId: string, amount: number | undefined) => {
-        const db = await openMigrated(ctx);
+        const db = await ctx.openMigrated();
         const { applyCapture } = await import("../core/holds.js");
         return settlementOutcome(await applyCapture(db, holdId, amount));
       }),
@@ -79,7 +78,7 @@ function releaseCommand(): Command {
     .addHelpText("after", "\nExamples:\n  $ briefdb tokens release hold_0190…          # the generation failed\n  $ briefdb tokens release hold_0190… --json")
     .action(
       action(async (ctx, holdId: string) => {
-        const db = await openMigrated(ctx);
+        const db = await ctx.openMigrated();
         const { applyRelease } = await import("../core/holds.js");
         return settlementOutcome(await applyRelease(db, holdId));
       }),
@@ -93,20 +92,13 @@ function listCommand(): Command {
     .addHelpText("after", "\nExamples:\n  $ briefdb tokens holds user-42\n  $ briefdb tokens holds user-42 --json | jq '.holds[].holdId'")
     .action(
       action(async (ctx, userId: string) => {
-        const db = await openMigrated(ctx);
+        const db = await ctx.openMigrated();
         const { getActiveHolds, getAvailableBalance } = await import("../core/holds.js");
         const holds = await getActiveHolds(db, userId);
         const account = await getAvailableBalance(db, userId);
         return listOutcome(userId, holds, account.balance, account.available);
       }),
     );
-}
-
-async function openMigrated(ctx: Context): Promise<BriefDatabase> {
-  const db = await ctx.open({ create: false });
-  const { assertMigrated } = await import("../core/migrations.js");
-  await assertMigrated(db);
-  return db;
 }
 
 function holdOutcome(result: HoldResult): Outcome {

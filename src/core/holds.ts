@@ -130,7 +130,7 @@ export async function applyHold(
       if (kind === "foreign_key_violation" && options.briefId !== undefined) {
         throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
       }
-      throw toBriefdbError(db, error);
+      throw toBriefdbError(error, db);
     }
     if (placed !== undefined) {
       const { hold: record, balance, held } = placed;
@@ -156,7 +156,7 @@ export async function applyCapture(db: BriefDatabase, holdId: string, amount?: n
       );
     }
     const captured = await db.holds.capture(holdId, charge, newId()).catch((error: unknown) => {
-      throw toBriefdbError(db, error);
+      throw toBriefdbError(error, db);
     });
     if (captured !== undefined) return settlement(captured.hold, captured.entry.id, captured.entry.balanceAfter, false);
     // another settlement, or the expiry, came first: say which
@@ -184,7 +184,7 @@ export async function applyCapture(db: BriefDatabase, holdId: string, amount?: n
 export async function applyRelease(db: BriefDatabase, holdId: string): Promise<SettlementResult> {
   assertHoldId(holdId);
   const released = await db.holds.release(holdId).catch((error: unknown) => {
-    throw toBriefdbError(db, error);
+    throw toBriefdbError(error, db);
   });
   if (released !== undefined) return settlement(released, null, null, false);
   const hold = await findHold(db, holdId);
@@ -240,7 +240,7 @@ export async function sweptRoom(db: BriefDatabase, userId: string, attempt: numb
   const account = await readAccount(db, userId);
   if (account === undefined || account.expiredHeld <= 0) return false;
   await db.holds.sweepExpired(userId).catch((error: unknown) => {
-    throw toBriefdbError(db, error);
+    throw toBriefdbError(error, db);
   });
   return true;
 }

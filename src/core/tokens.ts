@@ -80,7 +80,7 @@ export async function applyTokenOperation(
       if (kind === "foreign_key_violation" && options.briefId !== undefined) {
         throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
       }
-      throw toBriefdbError(db, error);
+      throw toBriefdbError(error, db);
     }
     if (entry !== undefined) return resultOf(entry, false);
     // the deduct counts holds that expired but are not swept yet: sweep them, then try again
@@ -119,8 +119,9 @@ export interface VerifyReport {
 }
 
 /**
- * Reconciles every balance against the sum of its ledger (the SPEC §3 invariant), and checks the
- * holds: held within the balance, one ledger row per captured hold, no capture over its hold.
+ * Reconciles every balance against the sum of its ledger (the ledger invariant, docs/architecture.md
+ * "Invariants"), and checks the holds: held within the balance, one ledger row per captured hold,
+ * no capture over its hold.
  */
 export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
   const [count] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users`);

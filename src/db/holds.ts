@@ -9,6 +9,7 @@
  */
 import type { SQL } from "drizzle-orm";
 import type { LedgerEntry } from "./database.js";
+import { dateFromEpochMs } from "./inspection.js";
 
 export type HoldStatus = "active" | "captured" | "released" | "expired";
 
@@ -97,8 +98,8 @@ export function holdFromRow(row: HoldRow): HoldRecord {
     reason: row.reason,
     briefId: row.brief_id,
     idempotencyKey: row.idempotency_key,
-    expiresAt: new Date(Math.round(Number(row.expires_at_ms))),
-    createdAt: new Date(Math.round(Number(row.created_at_ms))),
-    settledAt: row.settled_at_ms === null ? null : new Date(Math.round(Number(row.settled_at_ms))),
+    expiresAt: dateFromEpochMs(row.expires_at_ms),
+    createdAt: dateFromEpochMs(row.created_at_ms),
+    settledAt: row.settled_at_ms === null ? null : dateFromEpochMs(row.settled_at_ms),
   };
 }

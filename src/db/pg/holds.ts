@@ -18,7 +18,7 @@
  */
 import { sql } from "drizzle-orm";
 import type postgres from "postgres";
-import { dateFromEpochMs } from "../ledger-row.js";
+import { dateFromEpochMs } from "../inspection.js";
 import { holdFromRow, type HoldRow, type HoldStatements } from "../holds.js";
 
 const ms = (column: string, as: string) => `(extract(epoch from ${column}) * 1000)::float8 AS ${as}`;
