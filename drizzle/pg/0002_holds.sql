@@ -22,7 +22,7 @@ ALTER TABLE "token_holds" ADD CONSTRAINT "token_holds_user_id_users_id_fk" FOREI
 ALTER TABLE "token_holds" ADD CONSTRAINT "token_holds_brief_id_briefs_id_fk" FOREIGN KEY ("brief_id") REFERENCES "public"."briefs"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "token_holds_active_user_idx" ON "token_holds" USING btree ("user_id","expires_at","amount") WHERE status = 'active';--> statement-breakpoint
 CREATE INDEX "token_holds_user_id_idx" ON "token_holds" USING btree ("user_id");--> statement-breakpoint
-CREATE INDEX "token_holds_brief_id_idx" ON "token_holds" USING btree ("brief_id");--> statement-breakpoint
-CREATE UNIQUE INDEX "token_holds_idempotency_key_unique" ON "token_holds" USING btree ("idempotency_key");--> statement-breakpoint
+CREATE INDEX "token_holds_brief_id_idx" ON "token_holds" USING btree ("brief_id") WHERE brief_id IS NOT NULL;--> statement-breakpoint
+CREATE UNIQUE INDEX "token_holds_idempotency_key_unique" ON "token_holds" USING btree ("idempotency_key") WHERE idempotency_key IS NOT NULL;--> statement-breakpoint
 ALTER TABLE "token_transactions" ADD CONSTRAINT "token_transactions_hold_id_token_holds_id_fk" FOREIGN KEY ("hold_id") REFERENCES "public"."token_holds"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
-CREATE UNIQUE INDEX "token_transactions_hold_id_unique" ON "token_transactions" USING btree ("hold_id");
+CREATE UNIQUE INDEX "token_transactions_hold_id_unique" ON "token_transactions" USING btree ("hold_id") WHERE hold_id IS NOT NULL;

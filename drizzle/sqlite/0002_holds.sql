@@ -20,8 +20,8 @@ CREATE TABLE `token_holds` (
 --> statement-breakpoint
 CREATE INDEX `token_holds_active_user_idx` ON `token_holds` (`user_id`,`expires_at`,`amount`) WHERE status = 'active';--> statement-breakpoint
 CREATE INDEX `token_holds_user_id_idx` ON `token_holds` (`user_id`);--> statement-breakpoint
-CREATE INDEX `token_holds_brief_id_idx` ON `token_holds` (`brief_id`);--> statement-breakpoint
-CREATE UNIQUE INDEX `token_holds_idempotency_key_unique` ON `token_holds` (`idempotency_key`);--> statement-breakpoint
+CREATE INDEX `token_holds_brief_id_idx` ON `token_holds` (`brief_id`) WHERE brief_id IS NOT NULL;--> statement-breakpoint
+CREATE UNIQUE INDEX `token_holds_idempotency_key_unique` ON `token_holds` (`idempotency_key`) WHERE idempotency_key IS NOT NULL;--> statement-breakpoint
 ALTER TABLE `token_transactions` ADD `hold_id` text REFERENCES token_holds(id);--> statement-breakpoint
-CREATE UNIQUE INDEX `token_transactions_hold_id_unique` ON `token_transactions` (`hold_id`);--> statement-breakpoint
+CREATE UNIQUE INDEX `token_transactions_hold_id_unique` ON `token_transactions` (`hold_id`) WHERE hold_id IS NOT NULL;--> statement-breakpoint
 ALTER TABLE `users` ADD `held_tokens` integer DEFAULT 0 NOT NULL;

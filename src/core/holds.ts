@@ -144,40 +144,40 @@ export async function applyHold(
 export async function applyCapture(db: BriefDatabase, holdId: string, amount?: number): Promise<SettlementResult> {
   assertHoldId(holdId);
   if (amount !== undefined) assertAmount(amount);
-  let hold = await findHold(db, holdId);
-  if (hold === undefined) throw holdNotFound(holdId);
-  const charge = amount ?? hold.record.amount;
-  if (hold.record.status === "active" && !hold.expired) {
-    if (charge > hold.record.amount) {
-      throw new BriefdbError(
-        "CAPTURE_EXCEEDS_HOLD",
-        `hold ${holdId} holds ${hold.record.amount} tokens, cannot capture ${charge}; nothing changed`,
-        "capture at most what was held; hold more next time",
-      );
-    }
-    const captured = await db.holds.capture(holdId, charge, newId()).catch((error: unknown) => {
+  for (let attempt = 0; ; attempt++) {
+    // the capture decides on the hold row itself; only a refusal reads the hold to say why
+    const captured = await db.holds.capture(holdId, amount ?? null, newId()).catch((error: unknown) => {
       throw toBriefdbError(error, db);
     });
     if (captured !== undefined) return settlement(captured.hold, captured.entry.id, captured.entry.balanceAfter, false);
-    // another settlement, or the expiry, came first: say which
-    hold = await findHold(db, holdId);
+    const hold = await findHold(db, holdId);
     if (hold === undefined) throw holdNotFound(holdId);
+    const { record } = hold;
+    const charge = amount ?? record.amount;
+    if (record.status === "captured" && record.capturedAmount === charge) {
+      const [row] = await db.all<{ id: string; balance_after: number | string }>(
+        sql`SELECT id, balance_after FROM token_transactions WHERE hold_id = ${holdId}`,
+      );
+      return settlement(record, row?.id ?? null, row === undefined ? null : Number(row.balance_after), true);
+    }
+    if (record.status === "expired" || (record.status === "active" && hold.expired)) {
+      throw new BriefdbError(
+        "HOLD_EXPIRED",
+        `hold ${holdId} expired at ${record.expiresAt.toISOString()}; nothing was charged`,
+        "place a new hold, or charge with `tokens deduct`",
+      );
+    }
+    if (record.status !== "active") throw alreadySettled(record, `capture ${charge}`);
+    if (charge > record.amount) {
+      throw new BriefdbError(
+        "CAPTURE_EXCEEDS_HOLD",
+        `hold ${holdId} holds ${record.amount} tokens, cannot capture ${charge}; nothing changed`,
+        "capture at most what was held; hold more next time",
+      );
+    }
+    // active, unexpired and within the hold, yet refused: the clocks of the two reads straddled a change; once more
+    if (attempt >= 1) throw new BriefdbError("DB_ERROR", `hold ${holdId} could not be captured; nothing changed`);
   }
-  const { record } = hold;
-  if (record.status === "captured" && record.capturedAmount === charge) {
-    const [row] = await db.all<{ id: string; balance_after: number | string }>(
-      sql`SELECT id, balance_after FROM token_transactions WHERE hold_id = ${holdId}`,
-    );
-    return settlement(record, row?.id ?? null, row === undefined ? null : Number(row.balance_after), true);
-  }
-  if (record.status === "expired" || (record.status === "active" && hold.expired)) {
-    throw new BriefdbError(
-      "HOLD_EXPIRED",
-      `hold ${holdId} expired at ${record.expiresAt.toISOString()}; nothing was charged`,
-      "place a new hold, or charge with `tokens deduct`",
-    );
-  }
-  throw alreadySettled(record, `capture ${charge}`);
 }
 
 /** As releaseHold, but throws the BriefdbError. */

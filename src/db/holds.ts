@@ -61,11 +61,11 @@ export interface HoldStatements {
    */
   place(hold: NewHold): Promise<PlacedHold | undefined>;
   /**
-   * Captures `amount` (≤ the hold) of an active, unexpired hold: the hold settles as captured,
+   * Captures `amount` (≤ the hold; null: all of it) of an active, unexpired hold: the hold settles as captured,
    * the balance drops by `amount`, held_tokens by the whole hold, and one deduct ledger row
    * naming the hold is written — all or nothing. undefined when the hold was not capturable.
    */
-  capture(holdId: string, amount: number, ledgerId: string): Promise<CapturedHold | undefined>;
+  capture(holdId: string, amount: number | null, ledgerId: string): Promise<CapturedHold | undefined>;
   /** Settles an active hold as released (or as expired when past its expiry); undefined when not active. */
   release(holdId: string): Promise<HoldRecord | undefined>;
   /** Settles the user's active holds that are past their expiry as expired; resolves to how many. */

@@ -36,22 +36,23 @@ const PLACE = `WITH u AS (
     RETURNING *
   )
   SELECT ${HOLD_COLUMNS}, u.token_balance, u.held_tokens,
-    (SELECT COALESCE(sum(e.amount), 0) FROM token_holds e
-      WHERE e.user_id = $2 AND e.status = 'active' AND e.expires_at <= statement_timestamp()) AS expired_held
+    -- only when other holds are active can one of them have expired
+    CASE WHEN u.held_tokens > $3::bigint THEN (SELECT COALESCE(sum(e.amount), 0) FROM token_holds e
+      WHERE e.user_id = $2 AND e.status = 'active' AND e.expires_at <= statement_timestamp()) ELSE 0 END AS expired_held
   FROM h, u`;
 
-// $1 hold, $2 amount, $3 ledger row id
+// $1 hold, $2 amount (null: all of it), $3 ledger row id
 const CAPTURE = `WITH h AS (
-    UPDATE token_holds SET status = 'captured', captured_amount = $2::bigint, settled_at = statement_timestamp()
-    WHERE id = $1 AND status = 'active' AND expires_at > statement_timestamp() AND amount >= $2::bigint
+    UPDATE token_holds SET status = 'captured', captured_amount = COALESCE($2::bigint, amount), settled_at = statement_timestamp()
+    WHERE id = $1 AND status = 'active' AND expires_at > statement_timestamp() AND amount >= COALESCE($2::bigint, amount)
     RETURNING *
   ), u AS (
-    UPDATE users SET token_balance = token_balance - $2::bigint, held_tokens = held_tokens - h.amount, updated_at = statement_timestamp()
+    UPDATE users SET token_balance = token_balance - h.captured_amount, held_tokens = held_tokens - h.amount, updated_at = statement_timestamp()
     FROM h WHERE users.id = h.user_id
     RETURNING users.token_balance
   ), t AS (
     INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, hold_id, created_at)
-    SELECT $3, h.user_id, -$2::bigint, 'deduct', h.reason, h.brief_id, u.token_balance, NULL, h.id, statement_timestamp() FROM h, u
+    SELECT $3, h.user_id, -h.captured_amount, 'deduct', h.reason, h.brief_id, u.token_balance, NULL, h.id, statement_timestamp() FROM h, u
     RETURNING balance_after, created_at
   )
   SELECT ${HOLD_COLUMNS}, t.balance_after, ${ms("t.created_at", "ledger_created_at_ms")} FROM h, t`;
@@ -114,7 +115,7 @@ export function pgHolds(client: postgres.Sql, prepare: boolean): HoldStatements 
       const entry = {
         id: ledgerId,
         userId: hold.userId,
-        amount: -amount,
+        amount: -(hold.capturedAmount ?? hold.amount),
         type: "deduct" as const,
         reason: hold.reason,
         briefId: hold.briefId,

@@ -21,15 +21,14 @@ export function sqliteHolds(db: SqliteDatabase): HoldStatements {
   );
   const insertHold = client.prepare(
     `INSERT INTO token_holds (id, user_id, amount, status, reason, brief_id, idempotency_key, expires_at, created_at)
-     VALUES (@id, @userId, @amount, 'active', @reason, @briefId, @idempotencyKey, @expiresAt, @now)
-     RETURNING ${HOLD_COLUMNS}`,
+     VALUES (@id, @userId, @amount, 'active', @reason, @briefId, @idempotencyKey, @expiresAt, @now)`,
   );
   const expiredHeld = client.prepare<[string, number]>(
     `SELECT COALESCE(SUM(amount), 0) AS total FROM token_holds WHERE user_id = ? AND status = 'active' AND expires_at <= ?`,
   );
-  const settleCapture = client.prepare<[number, number, string, number, number]>(
-    `UPDATE token_holds SET status = 'captured', captured_amount = ?, settled_at = ?
-     WHERE id = ? AND status = 'active' AND expires_at > ? AND amount >= ?
+  const settleCapture = client.prepare<[number | null, number, string, number, number | null]>(
+    `UPDATE token_holds SET status = 'captured', captured_amount = COALESCE(?, amount), settled_at = ?
+     WHERE id = ? AND status = 'active' AND expires_at > ? AND amount >= COALESCE(?, amount)
      RETURNING ${HOLD_COLUMNS}`,
   );
   const charge = client.prepare<[number, number, number, string]>(
@@ -58,21 +57,26 @@ export function sqliteHolds(db: SqliteDatabase): HoldStatements {
       | { token_balance: number; held_tokens: number }
       | undefined;
     if (reserved === undefined) return undefined;
-    const row = insertHold.get({ ...hold, expiresAt: now + hold.ttlSeconds * 1000, now }) as HoldRow;
-    const expired = (expiredHeld.get(hold.userId, now) as { total: number }).total;
-    return { hold: holdFromRow(row), balance: reserved.token_balance, held: reserved.held_tokens - expired };
+    const expiresAt = now + hold.ttlSeconds * 1000;
+    insertHold.run({ ...hold, expiresAt, now });
+    const { ttlSeconds: _ttl, ...placed } = hold;
+    const record: HoldRecord = { ...placed, status: "active", capturedAmount: null, expiresAt: new Date(expiresAt), createdAt: new Date(now), settledAt: null };
+    // only when other holds are active can one of them have expired
+    const expired = reserved.held_tokens > hold.amount ? (expiredHeld.get(hold.userId, now) as { total: number }).total : 0;
+    return { hold: record, balance: reserved.token_balance, held: reserved.held_tokens - expired };
   });
 
-  const captureTx = client.transaction((holdId: string, amount: number, ledgerId: string): CapturedHold | undefined => {
+  const captureTx = client.transaction((holdId: string, amount: number | null, ledgerId: string): CapturedHold | undefined => {
     const now = Date.now();
     const row = settleCapture.get(amount, now, holdId, now, amount) as HoldRow | undefined;
     if (row === undefined) return undefined;
     const hold = holdFromRow(row);
-    const charged = charge.get(amount, hold.amount, now, hold.userId) as { token_balance: number };
+    const captured = hold.capturedAmount ?? hold.amount;
+    const charged = charge.get(captured, hold.amount, now, hold.userId) as { token_balance: number };
     const entry = {
       id: ledgerId,
       userId: hold.userId,
-      amount: -amount,
+      amount: -captured,
       type: "deduct" as const,
       reason: hold.reason,
       briefId: hold.briefId,

@@ -112,8 +112,9 @@ export const tokenHolds = sqliteTable(
     // "available" in one indexed read: the user's active holds, soonest expiry first, amounts in the index
     index("token_holds_active_user_idx").on(t.userId, t.expiresAt, t.amount).where(sql`status = 'active'`),
     index("token_holds_user_id_idx").on(t.userId),
-    index("token_holds_brief_id_idx").on(t.briefId),
-    uniqueIndex("token_holds_idempotency_key_unique").on(t.idempotencyKey),
+    // partial: most holds name no brief and carry no key, and a NULL needs no index entry
+    index("token_holds_brief_id_idx").on(t.briefId).where(sql`brief_id IS NOT NULL`),
+    uniqueIndex("token_holds_idempotency_key_unique").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
     check("token_holds_amount_positive", sql`${t.amount} > 0`),
     check("token_holds_status_known", sql`${t.status} IN ('active', 'captured', 'released', 'expired')`),
     check(
@@ -146,7 +147,8 @@ export const tokenTransactions = sqliteTable(
     // id breaks ties between rows of one instant, so a user's history has one order
     index("token_transactions_user_id_created_at_idx").on(t.userId, t.createdAt, t.id),
     uniqueIndex("token_transactions_idempotency_key_unique").on(t.idempotencyKey),
-    uniqueIndex("token_transactions_hold_id_unique").on(t.holdId),
+    // partial: plain credits and deducts (the hot path) write no entry here
+    uniqueIndex("token_transactions_hold_id_unique").on(t.holdId).where(sql`hold_id IS NOT NULL`),
     check(
       "token_transactions_amount_sign",
       sql`(${t.type} = 'credit' AND ${t.amount} > 0) OR (${t.type} = 'deduct' AND ${t.amount} < 0)`,
