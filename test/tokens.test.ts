@@ -9,7 +9,7 @@ import {
   openDatabase,
   verifyLedger,
   type BriefDatabase,
-} from "../dist/index.js";
+} from "../src/index.js";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
 describe.each(DIALECTS)("%s: token ledger", (dialect) => {

@@ -4,7 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { sql, type SQL } from "drizzle-orm";
-import { localModeOptimizations, openDatabase, type BriefDatabase, type SeedOptions, type SeedResult } from "../../dist/index.js";
+import { localModeOptimizations, openDatabase, type BriefDatabase, type SeedOptions, type SeedResult } from "../../src/index.js";
 import type { TestDialect } from "./databases.js";
 
 export const APP_TABLES = ["models", "users", "briefs", "reviews", "token_transactions", "query_log"] as const;
