@@ -1,4 +1,4 @@
-// SPEC §7: the canonical listing queries on 1,000,000 briefs, p95 under 5 ms each, with the
+// Performance target (docs/architecture.md): the canonical listing queries on 1,000,000 briefs, p95 under 5 ms each, with the
 // no-index ratio. On SQLite and on PostgreSQL: fill a fresh database with the listing indexes
 // dropped, time each query through probeCanonicalQueries (the library's own listing functions),
 // build the schema's indexes, time them again. The ratio is p95 without the indexes / p95 with.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * SPEC §7: seeding 1,000,000 rows on SQLite must run at ≥ 0.5× a raw better-sqlite3 prepared
+ * Performance target (docs/architecture.md): seeding 1,000,000 rows on SQLite must run at ≥ 0.5× a raw better-sqlite3 prepared
  * bulk insert of the same rows with the same pragmas, with a peak RSS under 300 MB; the
  * PostgreSQL figure (multi-row INSERTs) is printed beside it.
  *

@@ -1,4 +1,4 @@
-// SPEC §7: deduct on PostgreSQL with 10 connections, spread over 1000 users and on one hot user —
+// Performance target (docs/architecture.md): deduct on PostgreSQL with 10 connections, spread over 1000 users and on one hot user —
 // briefdb's atomicTokenOperation against `pgbench -M prepared` running the same statement against
 // the same server, measured in this one run. Target: ratio ≥ 0.8.
 import { execFileSync } from "node:child_process";

@@ -1,4 +1,4 @@
-// SPEC §7: deduct on SQLite, in-process — briefdb's atomicTokenOperation against a raw
+// Performance target (docs/architecture.md): deduct on SQLite, in-process — briefdb's atomicTokenOperation against a raw
 // better-sqlite3 loop doing the same UPDATE … RETURNING + ledger INSERT per IMMEDIATE transaction,
 // with the same pragmas, measured in this one run. Target: ratio ≥ 0.8.
 import { randomUUID } from "node:crypto";

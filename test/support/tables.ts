@@ -35,7 +35,7 @@ export function tableCounts(url: string): Promise<Record<string, number>> {
   });
 }
 
-/** Users whose token_balance differs from the sum of their ledger amounts (the SPEC §3 invariant). */
+/** Users whose token_balance differs from the sum of their ledger amounts (the ledger invariant, docs/architecture.md). */
 export function driftingUsers(url: string): Promise<string[]> {
   return withDatabase(url, async (db) => {
     const rows = await db.all<{ id: string }>(sql`
