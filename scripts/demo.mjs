@@ -53,6 +53,7 @@ const STEPS = [
 ];
 
 const started = performance.now();
+/** @type {Record<string, string | undefined>} */
 const remembered = {};
 console.log(pc.bold(`briefdb demo on ${TARGET}`));
 for (const [index, step] of STEPS.entries()) {
@@ -60,11 +61,12 @@ for (const [index, step] of STEPS.entries()) {
   console.log(`\n${pc.cyan(`${index + 1}/${STEPS.length}`)} ${pc.bold(step.title)} ${pc.dim(`— ${step.why}`)}`);
   console.log(pc.dim(`$ briefdb ${args.join(" ")}`));
   // a step that remembers reads its own output, then shows it as it came
+  /** @type {import("node:child_process").StdioOptions} */
   const stdio = step.remember ? ["inherit", "pipe", "inherit"] : "inherit";
   const { status, error, stdout } = spawnSync(process.execPath, [BIN, "--db", TARGET, ...args], { stdio, encoding: "utf8" });
   if (step.remember && stdout) {
     process.stdout.write(stdout);
-    for (const [name, pattern] of Object.entries(step.remember)) remembered[name] = pattern.exec(stdout)?.[0];
+    for (const [name, pattern] of Object.entries(step.remember)) remembered[name] = /** @type {RegExp} */ (pattern).exec(stdout)?.[0];
   }
   if (status !== 0) {
     console.error(pc.red(`\ndemo stopped: "${step.title}" failed${error ? ` (${error.message})` : ""}`));

@@ -206,10 +206,26 @@ export function canPrompt(ui: Ui): boolean {
   return ui.interactive && ui.stdinTty;
 }
 
-/** A yes/no question on the terminal: "yes", "no", or "cancelled" (Ctrl-C, Escape). */
-export async function confirmOnTty(message: string): Promise<"yes" | "no" | "cancelled"> {
+/**
+ * A yes/no question on the terminal: "yes", "no", "cancelled" (Ctrl-C, Escape), or "eof" when the
+ * input ends with no answer (Ctrl-D): clack's prompt then never settles, and the process would
+ * drain and exit 13 with nothing said, so the end of input is an answer of its own.
+ */
+export async function confirmOnTty(message: string): Promise<"yes" | "no" | "cancelled" | "eof"> {
   const { confirm, isCancel } = await import("@clack/prompts");
-  const answer = await confirm({ message, initialValue: false });
-  if (isCancel(answer)) return "cancelled";
-  return answer ? "yes" : "no";
+  let noMoreInput: () => void = () => {};
+  const ended = new Promise<"eof">((resolve) => {
+    noMoreInput = () => resolve("eof");
+    process.once("beforeExit", noMoreInput);
+    process.stdin.once("end", noMoreInput);
+  });
+  try {
+    const answer = await Promise.race([confirm({ message, initialValue: false }), ended]);
+    if (answer === "eof") return "eof";
+    if (isCancel(answer)) return "cancelled";
+    return answer ? "yes" : "no";
+  } finally {
+    process.off("beforeExit", noMoreInput);
+    process.stdin.off("end", noMoreInput);
+  }
 }

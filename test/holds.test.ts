@@ -14,7 +14,7 @@ import {
   releaseHold,
   verifyLedger,
   type BriefDatabase,
-} from "../dist/index.js";
+} from "../src/index.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 
 const WELL_FORMED_UNKNOWN = "hold_01a21367-ad82-709f-b965-c2bf16d38469";

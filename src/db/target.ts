@@ -61,10 +61,17 @@ export function parseTarget(url: string): Target {
 
 function stripSqliteScheme(text: string, scheme: string): string {
   let rest = text.slice(scheme.length + 1);
-  if (rest.startsWith("//")) rest = rest.slice(2);
+  if (rest.startsWith("//")) {
+    rest = rest.slice(2);
+    // a SQLite file has no user or password: "sqlite://me:pw@host/x.db" is a server URL in disguise
+    const at = rest.indexOf("@");
+    if (at >= 0 && (rest.indexOf("/") < 0 || at < rest.indexOf("/"))) {
+      throw invalidUrl(`a SQLite URL names a file, not a user or password: ${redactUrl(text)}`, "write file:./briefdb.db or a path");
+    }
+  }
   const query = rest.indexOf("?");
   if (query >= 0) rest = rest.slice(0, query);
-  if (rest === "") throw invalidUrl(`no file path in ${text}`, "write file:./briefdb.db or a path");
+  if (rest === "") throw invalidUrl(`no file path in ${redactUrl(text)}`, "write file:./briefdb.db or a path");
   return decoded(rest, text);
 }
 
@@ -156,12 +163,20 @@ export function redactUrl(url: string): string {
   return `${withoutParam.slice(0, start)}${userinfo.slice(0, colon)}:***${withoutParam.slice(at)}`;
 }
 
+/** NODE_ENV values that mean production: any case, spaces around ignored. */
+export const PRODUCTION_ENVIRONMENTS: readonly string[] = ["production", "prod", "prd", "live"];
+
+/** Whether NODE_ENV says production, however it was spelled ("Production", " prod ", "LIVE"). */
+export function isProductionEnvironment(env: NodeJS.ProcessEnv = process.env): boolean {
+  return PRODUCTION_ENVIRONMENTS.includes((env.NODE_ENV ?? "").trim().toLowerCase());
+}
+
 /**
- * The local rule (docs/architecture.md, "The local rule"): any SQLite database, PostgreSQL on loopback or a Unix socket, and
- * nothing at all while NODE_ENV=production.
+ * The local rule (docs/architecture.md, "The local rule"): any SQLite database, PostgreSQL on
+ * loopback or a Unix socket, and nothing at all while NODE_ENV says production.
  */
 export function isLocalTarget(target: Target, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.NODE_ENV === "production") return false;
+  if (isProductionEnvironment(env)) return false;
   if (target.dialect === "sqlite") return true;
   if (target.socketDir !== undefined) return true;
   return isLoopbackHost(target.host);
@@ -183,7 +198,7 @@ export function isSharedTarget(target: Target): boolean {
 /** Throws NOT_LOCAL unless the target passes the local rule. Call it before connecting. */
 export function assertLocalTarget(target: Target, what: string, env: NodeJS.ProcessEnv = process.env): void {
   if (isLocalTarget(target, env)) return;
-  const why = env.NODE_ENV === "production" ? "NODE_ENV=production" : "the host is not local";
+  const why = isProductionEnvironment(env) ? `NODE_ENV=${(env.NODE_ENV ?? "").trim()}` : "the host is not local";
   throw new BriefdbError(
     "NOT_LOCAL",
     `${what} runs on local databases only; refused ${target.display} (${why})`,
