@@ -3,7 +3,7 @@ import { clearTestData } from "./core/clear.js";
 import { seedTestData } from "./core/seed.js";
 
 export { openDatabase, openTarget } from "./db/open.js";
-export type { BriefDatabase, Executor, Transaction, PoolUse, OpenOptions, TransactionOptions, DialectCapabilities } from "./db/database.js";
+export type { BriefDatabase, Executor, Transaction, PoolUse, OpenOptions, TransactionOptions } from "./db/database.js";
 export type { PgBriefDatabase, PgOrm, PgTx } from "./db/pg/database.js";
 export type { SqliteBriefDatabase, SqliteOrm } from "./db/sqlite/database.js";
 export { parseTarget, redactUrl, isLocalTarget, assertLocalTarget, DEFAULT_URL } from "./db/target.js";

@@ -14,7 +14,21 @@ export interface Ui {
   /** stdout is a terminal and output is for people: tables may be wide, spinners may spin. */
   readonly interactive: boolean;
   readonly stdinTty: boolean;
+  readonly interruptions: Interruptions;
 }
+
+/**
+ * How a run ends when a person interrupts it while a spinner, bar or prompt shows. The CLI
+ * (runCli) supplies it: exit 130 with one line. Outside the CLI nothing happens.
+ */
+export interface Interruptions {
+  /** Until the returned function is called, any end of the process is this interruption. */
+  watch(message: string): () => void;
+  /** Ends the process now, as interrupted (a watch says why). */
+  interrupt(): void;
+}
+
+const noInterruptions: Interruptions = { watch: () => () => {}, interrupt: () => {} };
 
 /** What a command hands back: the JSON fields, and how to say it to a person. */
 export interface Outcome {
@@ -25,7 +39,13 @@ export interface Outcome {
   readonly human: (ui: Ui) => string;
 }
 
-export function createUi(options: { json: boolean; color: boolean }): Ui {
+export interface UiOptions {
+  readonly json: boolean;
+  readonly color: boolean;
+  readonly interruptions?: Interruptions;
+}
+
+export function createUi(options: UiOptions): Ui {
   const stdoutTty = process.stdout.isTTY === true;
   const colorWanted = options.color && !("NO_COLOR" in process.env) && !options.json;
   return {
@@ -33,6 +53,7 @@ export function createUi(options: { json: boolean; color: boolean }): Ui {
     colors: createColors(colorWanted && stdoutTty),
     interactive: stdoutTty && !options.json,
     stdinTty: process.stdin.isTTY === true,
+    interruptions: options.interruptions ?? noInterruptions,
   };
 }
 
@@ -64,8 +85,10 @@ function writeJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, " ").trim();
+/** Text on one line (runs of white space as one space), cut to `width` with an ellipsis when given. */
+export function oneLine(text: string, width = Number.POSITIVE_INFINITY): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
 }
 
 type TableConstructor = new (options: Record<string, unknown>) => { push(...rows: unknown[]): void; toString(): string };
@@ -101,31 +124,18 @@ export interface Spinner {
 
 const silentSpinner: Spinner = { message: () => {}, stop: () => {} };
 
-/**
- * clack ends the process with exit 0 on Ctrl-C, which would tell a script that an interrupted run
- * succeeded: while a spinner or bar shows, any exit is an interruption (exit 130, one line on
- * stderr). Returns the function that ends this watch.
- */
-function treatExitAsInterruption(interrupted: string): () => void {
-  const onExit = () => {
-    process.exitCode = 130;
-    process.stderr.write(`error: ${interrupted}\n`);
-  };
-  process.once("exit", onExit);
-  return () => process.off("exit", onExit);
-}
-
 /** A spinner on a TTY for people; silent for scripts and pipes. Ctrl-C while it spins exits 130. */
 export async function startSpinner(ui: Ui, text: string, interrupted: string): Promise<Spinner> {
   if (!ui.interactive) return silentSpinner;
   const { spinner } = await import("@clack/prompts");
-  const s = spinner({ onCancel: () => process.exit() });
-  const finish = treatExitAsInterruption(interrupted);
+  // clack ends the process itself on Ctrl-C (exit 0 in raw mode): the watch reports it as 130
+  const release = ui.interruptions.watch(interrupted);
+  const s = spinner({ onCancel: () => ui.interruptions.interrupt() });
   s.start(text);
   return {
     message: (t) => s.message(t),
     stop: (t) => {
-      finish();
+      release();
       s.stop(t ?? text);
     },
   };
@@ -146,23 +156,23 @@ export async function startProgress(ui: Ui, interrupted: string): Promise<Progre
   const clack = await import("@clack/prompts");
   let bar: ReturnType<typeof clack.progress> | undefined;
   let shown = 0;
-  const finish = treatExitAsInterruption(interrupted);
+  const release = ui.interruptions.watch(interrupted);
   return {
     update(done, total, text) {
       if (bar === undefined) {
-        // A signal stops clack's bar and calls onCancel; exiting then runs onExit above.
-        bar = clack.progress({ max: Math.max(1, total), onCancel: () => process.exit() });
+        // A signal stops clack's bar and calls onCancel; the watch reports the interruption (130)
+        bar = clack.progress({ max: Math.max(1, total), onCancel: () => ui.interruptions.interrupt() });
         bar.start(text);
       }
       bar.advance(done - shown, text);
       shown = done;
     },
     stop(text) {
-      finish();
+      release();
       bar?.stop(text);
     },
     fail(text) {
-      finish();
+      release();
       bar?.error(text);
     },
   };

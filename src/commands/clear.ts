@@ -36,7 +36,7 @@ Examples:
         const all = options.all === true;
         if (options.yes !== true) await confirm(ctx, all);
         const { clearTestData } = await import("../core/clear.js");
-        const db = await ctx.open({ create: false });
+        const db = await ctx.openMigrated();
         return clearOutcome(await clearTestData(db, { all }), db.target.display);
       }),
     );

@@ -1,5 +1,6 @@
 /** `briefdb migrate`: apply pending migrations, list them (--status), or show their SQL (--dry-run). */
 import { Command } from "commander";
+import type { MigrateResult, MigrationStatus } from "../core/migrations.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
@@ -37,10 +38,8 @@ Examples:
     );
 }
 
-type Status = Awaited<ReturnType<typeof import("../core/migrations.js").migrationStatus>>;
-type Result = Awaited<ReturnType<typeof import("../core/migrations.js").migrate>>;
 
-function statusOutcome(status: Status, target: string): Outcome {
+function statusOutcome(status: MigrationStatus, target: string): Outcome {
   const pending = status.pending.map((m) => m.tag);
   const changed = status.applied.filter((m) => m.changed).map((m) => m.tag);
   const error =
@@ -75,7 +74,7 @@ function statusOutcome(status: Status, target: string): Outcome {
   };
 }
 
-function migrateOutcome(result: Result, target: string): Outcome {
+function migrateOutcome(result: MigrateResult, target: string): Outcome {
   return {
     ok: true,
     data: {

@@ -28,9 +28,7 @@ export async function raceHttpEndpoint(ctx: Context, options: HttpRaceCommandOpt
   const template = { url: options.url, method: options.method, headers: options.header, body: options.body, allowRemote: options.allowRemote === true };
   checkHttpRaceOptions(template); // before any request
   if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test"); // before any connection
-  const db = await ctx.open({ create: false });
-  const { assertMigrated } = await import("../core/migrations.js");
-  await assertMigrated(db);
+  const db = await ctx.openMigrated();
   const stop = new AbortController();
   const interrupt = () => stop.abort();
   process.once("SIGINT", interrupt);

@@ -40,7 +40,7 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: { samples?
     ];
     return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, problems, error: null };
   } catch (caught) {
-    const error = toBriefdbError(db, caught);
+    const error = toBriefdbError(caught, db);
     return {
       ...base,
       healthy: false,

@@ -7,7 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../db/database.js";
-import { rootMessage } from "../db/errors.js";
+import { rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
 import { elapsedMs, roundMs } from "./stats.js";
 

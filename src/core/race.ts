@@ -9,7 +9,7 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, OpenOptions } from "../db/database.js";
 import { assertLocalTarget, isSharedTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
-import { PACKAGE_ROOT } from "../db/paths.js";
+import { PACKAGE_ROOT } from "../package-root.js";
 import { newId } from "./ids.js";
 import type { RaceStrategy, RacerReport, RacerTask } from "./race-racer.js";
 import { elapsedMs, summarizePercentiles, type PercentileSummary } from "./stats.js";

@@ -135,7 +135,7 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * The local rule (SPEC §2): any SQLite database, PostgreSQL on loopback or a Unix socket, and
+ * The local rule (docs/architecture.md, "The local rule"): any SQLite database, PostgreSQL on loopback or a Unix socket, and
  * nothing at all while NODE_ENV=production.
  */
 export function isLocalTarget(target: Target, env: NodeJS.ProcessEnv = process.env): boolean {

@@ -19,8 +19,8 @@ import type {
   Transaction,
   TransactionOptions,
 } from "../database.js";
-import { errorCode } from "../errors.js";
-import { migrationsFolderOf } from "../paths.js";
+import { errorCode } from "../driver-errors.js";
+import { migrationsFolderOf } from "../../package-root.js";
 import type { PgTarget, SslMode } from "../target.js";
 import { pgLedger } from "./ledger.js";
 import { PgInspector } from "./inspector.js";
@@ -58,7 +58,6 @@ const DEFAULT_RETRIES = 5;
 
 export class PgDatabase implements PgBriefDatabase {
   readonly dialect = "postgresql" as const;
-  readonly capabilities = { advisoryLock: true, concurrentWriters: true };
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly time = pgTime;
   readonly inspector = new PgInspector(this);

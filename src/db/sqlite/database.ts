@@ -10,8 +10,8 @@ import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3"
 import { BriefdbError } from "../../errors.js";
 import { ConnectionLock } from "../connection-lock.js";
 import type { BriefDatabase, BulkWriter, FailureKind, LedgerStatements, OpenOptions, Row, Transaction } from "../database.js";
-import { errorCode, rootMessage } from "../errors.js";
-import { migrationsFolderOf } from "../paths.js";
+import { errorCode, rootMessage } from "../driver-errors.js";
+import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
 import { sqliteLedger } from "./ledger.js";
 import { SqliteInspector } from "./inspector.js";
@@ -25,7 +25,6 @@ export type SqliteBriefDatabase = BriefDatabase<SqliteOrm, SqliteOrm>;
 
 export class SqliteDatabase implements SqliteBriefDatabase {
   readonly dialect = "sqlite" as const;
-  readonly capabilities = { advisoryLock: false, concurrentWriters: false };
   readonly migrationsFolder = migrationsFolderOf("sqlite");
   readonly time = sqliteTime;
   readonly inspector = new SqliteInspector(this);
