@@ -9,6 +9,7 @@ import { BriefdbError } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { newId } from "./ids.js";
+import { countTokenFailure, countTokenResult } from "./token-counters.js";
 import { userTokenHistory } from "./listings.js";
 import { asResult, type Result } from "./transaction.js";
 
@@ -61,6 +62,24 @@ export async function applyTokenOperation(
   amount: number,
   reason: string,
   options: TokenOperationOptions = {},
+): Promise<TokenOperationResult> {
+  try {
+    const result = await applyOnce(db, userId, operation, amount, reason, options);
+    countTokenResult(operation, result.replayed);
+    return result;
+  } catch (error) {
+    countTokenFailure(operation, error);
+    throw error;
+  }
+}
+
+async function applyOnce(
+  db: BriefDatabase,
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+  reason: string,
+  options: TokenOperationOptions,
 ): Promise<TokenOperationResult> {
   checkInput(userId, operation, amount, options);
   const key = options.idempotencyKey ?? null;
