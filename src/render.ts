@@ -59,6 +59,11 @@ export function createUi(options: UiOptions): Ui {
   };
 }
 
+/** A line of progress for logs (stderr, so stdout keeps its one result). */
+export function progressLine(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
 /** What a long-running command says once it is up: its one JSON object, or a line for people. */
 export function announce(ui: Ui, data: Record<string, unknown>, text: string): void {
   if (ui.json) writeJson({ ok: true, ...data });
