@@ -6,7 +6,7 @@
  * header, as a session would give it. Prints `listening <url>` once up; SIGTERM stops it.
  */
 import { createServer } from "node:http";
-import { atomicTokenOperation, healthHandler, openDatabase, toNodeListener } from "../dist/index.js";
+import { atomicTokenOperation, healthHandler, openDatabase, toNodeListener } from "briefdb";
 
 const db = await openDatabase(process.argv[2] ?? "file:./briefdb.db", { create: false });
 const health = toNodeListener(healthHandler(db));
@@ -23,7 +23,10 @@ const server = createServer(async (request, response) => {
   response.end(JSON.stringify(result.success ? { balance: result.data.balance } : { error: result.error.code }));
 });
 
-server.listen(0, "127.0.0.1", () => console.log(`listening http://127.0.0.1:${server.address().port}`));
+server.listen(0, "127.0.0.1", () => {
+  const address = /** @type {import("node:net").AddressInfo} */ (server.address());
+  console.log(`listening http://127.0.0.1:${address.port}`);
+});
 process.once("SIGTERM", () => {
   server.closeAllConnections();
   server.close(() => db.close().then(() => process.exit(0)));

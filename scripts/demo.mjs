@@ -35,7 +35,7 @@ const STEPS = [
   {
     title: "Race the app's own endpoint",
     app: true,
-    args: (appUrl) => [
+    args: (/** @type {string} */ appUrl) => [
       "race-test", "--url", `${appUrl}/api/tokens/deduct`, "--user", "seed-user-2", "--header", "x-user: {{user}}",
       "--balance", "50", "--n", "100", "--concurrency", "10",
     ],
@@ -54,7 +54,7 @@ console.log(pc.bold(`briefdb demo on ${TARGET}`));
 for (const [index, step] of STEPS.entries()) {
   console.log(`\n${pc.cyan(`${index + 1}/${STEPS.length}`)} ${pc.bold(step.title)} ${pc.dim(`— ${step.why}`)}`);
   const app = step.app ? await startApp() : undefined;
-  const args = typeof step.args === "function" ? step.args(app.url) : step.args;
+  const args = typeof step.args === "function" ? step.args(app?.url ?? "") : step.args;
   console.log(pc.dim(`$ briefdb ${args.map((a) => (/[\s{]/.test(a) ? `'${a}'` : a)).join(" ")}`));
   const { status, error } = spawnSync(process.execPath, [BIN, "--db", TARGET, ...args], { stdio: "inherit" });
   if (app) await app.stop();

@@ -4,9 +4,9 @@ import Database from "better-sqlite3";
 import { eq } from "drizzle-orm";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { applyTokenOperation, atomicTokenOperation, createUser, getBalance, migrate, openDatabase, withTransaction } from "../dist/index.js";
-import * as pgSchema from "../dist/schema/pg.js";
-import * as sqliteSchema from "../dist/schema/sqlite.js";
+import { applyTokenOperation, atomicTokenOperation, createUser, getBalance, migrate, openDatabase, withTransaction } from "../src/index.js";
+import * as pgSchema from "../src/schema/pg.js";
+import * as sqliteSchema from "../src/schema/sqlite.js";
 import { DIALECTS, freshDatabase } from "./support/databases.js";
 
 /** The app's own connection, as an app would open it. */
@@ -89,7 +89,7 @@ describe("the schema entry points", () => {
       execFile(process.execPath, ["--input-type=module", "-e", script], { cwd: root }, (error, stdout) => (error ? fail(error) : done(stdout))),
     );
     expect(out.trim().split(",")).toEqual(expect.arrayContaining(["briefs", "models", "reviews", "tokenTransactions", "users"]));
-    const pkg = (await import("../package.json", { with: { type: "json" } })).default as { exports: Record<string, { types: string }> };
+    const pkg = (await import("../package.json", { with: { type: "json" } })).default as unknown as { exports: Record<string, { types?: string }> };
     const subpath = `./${entry.slice("briefdb/".length)}`;
     expect(pkg.exports[subpath]?.types).toBe(`./dist/${entry.slice("briefdb/".length)}.d.ts`);
   });

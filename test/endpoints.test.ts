@@ -10,7 +10,7 @@ import {
   monitorQuery,
   openDatabase,
   type BriefDatabase,
-} from "../dist/index.js";
+} from "../src/index.js";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
 /** Prometheus text exposition → "name{labels}" → value (comments skipped). */
@@ -135,7 +135,7 @@ describe("briefdb serve", () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(503);
-    expect((await ready.json()).reason).toMatch(/pending/);
+    expect(((await ready.json()) as { reason: string }).reason).toMatch(/pending/);
     server.child.kill("SIGINT");
     expect(await server.exited).toBe(0);
   });

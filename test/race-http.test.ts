@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createUser, getBalance, migrate, openDatabase, verifyLedger, type BriefDatabase } from "../dist/index.js";
+import { createUser, getBalance, migrate, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
 import { startDeductApp, type DeductApp } from "./support/deduct-app.js";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 

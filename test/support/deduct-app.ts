@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sql } from "drizzle-orm";
-import { atomicTokenOperation, type BriefDatabase } from "../../dist/index.js";
+import { atomicTokenOperation, type BriefDatabase } from "../../src/index.js";
 
 export interface DeductApp {
   readonly url: string;
