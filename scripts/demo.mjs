@@ -6,7 +6,7 @@
  * value from its output (the hold id) that a later step's arguments name as `{name}`. Stops at the
  * first step that fails, with that step's exit code.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import pc from "picocolors";
 
@@ -44,6 +44,15 @@ const STEPS = [
     args: ["race-test", "--n", "1000"],
     why: "8 worker threads, each with its own connection, at a throw-away user holding enough for half",
   },
+  {
+    title: "Race the app's own endpoint",
+    app: true,
+    args: (/** @type {string} */ appUrl) => [
+      "race-test", "--url", `${appUrl}/api/tokens/deduct`, "--user", "seed-user-2", "--header", "x-user: {{user}}",
+      "--balance", "50", "--n", "100", "--concurrency", "10",
+    ],
+    why: "100 requests at a small app's deduct endpoint (on atomicTokenOperation), 10 at a time, judged by the database: 50 succeed, 50 are refused",
+  },
   { title: "Reconcile every balance", args: ["tokens", "verify"], why: "each balance equals the sum of its ledger; holds within balances, one ledger row per capture" },
   {
     title: "Probe the canonical queries",
@@ -57,9 +66,11 @@ const started = performance.now();
 const remembered = {};
 console.log(pc.bold(`briefdb demo on ${TARGET}`));
 for (const [index, step] of STEPS.entries()) {
-  const args = step.args.map((arg) => arg.replace(/^\{(\w+)\}$/, (_, name) => remembered[name] ?? arg));
   console.log(`\n${pc.cyan(`${index + 1}/${STEPS.length}`)} ${pc.bold(step.title)} ${pc.dim(`— ${step.why}`)}`);
-  console.log(pc.dim(`$ briefdb ${args.join(" ")}`));
+  const app = step.app ? await startApp() : undefined;
+  const stepArgs = typeof step.args === "function" ? step.args(app?.url ?? "") : step.args;
+  const args = stepArgs.map((arg) => arg.replace(/^\{(\w+)\}$/, (_, name) => remembered[name] ?? arg));
+  console.log(pc.dim(`$ briefdb ${args.map((a) => (/[\s{]/.test(a) ? `'${a}'` : a)).join(" ")}`));
   // a step that remembers reads its own output, then shows it as it came
   /** @type {import("node:child_process").StdioOptions} */
   const stdio = step.remember ? ["inherit", "pipe", "inherit"] : "inherit";
@@ -68,6 +79,7 @@ for (const [index, step] of STEPS.entries()) {
     process.stdout.write(stdout);
     for (const [name, pattern] of Object.entries(step.remember)) remembered[name] = /** @type {RegExp} */ (pattern).exec(stdout)?.[0];
   }
+  if (app) await app.stop();
   if (status !== 0) {
     console.error(pc.red(`\ndemo stopped: "${step.title}" failed${error ? ` (${error.message})` : ""}`));
     process.exit(status ?? 1);
@@ -75,3 +87,19 @@ for (const [index, step] of STEPS.entries()) {
 }
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 console.log(`\n${pc.green(`demo done in ${seconds} s.`)} Next: ${pc.bold("./bin/briefdb --help")}, or ${pc.bold("./bin/briefdb clear --local")} to remove the seeded rows.`);
+
+/** The demo app (scripts/demo-app.mjs) in its own process, as the real app would be. */
+async function startApp() {
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./demo-app.mjs", import.meta.url)), TARGET], { stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const match = /listening (\S+)/.exec(out);
+      if (match) resolve(match[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`the demo app exited with code ${code}`)));
+  });
+  console.log(pc.dim(`(the demo app listens on ${url}: scripts/demo-app.mjs)`));
+  return { url, stop: () => new Promise((resolve) => (child.once("exit", resolve), child.kill("SIGTERM"))) };
+}

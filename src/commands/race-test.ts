@@ -18,6 +18,11 @@ interface RaceCommandOptions {
   readonly mode: RaceMode;
   readonly keep?: boolean;
   readonly allowRemote?: boolean;
+  readonly url?: string;
+  readonly user?: string;
+  readonly method: string;
+  readonly header: readonly string[];
+  readonly body?: string;
 }
 
 export function raceTestCommand(): Command {
@@ -30,7 +35,12 @@ export function raceTestCommand(): Command {
     .option("--strategy <name>", "atomic (briefdb) or naive (read, check, write: must fail)", oneOf("--strategy", RACE_STRATEGIES), "atomic")
     .option("--mode <name>", "deducts, or holds: holds, captures, releases, expiries and deducts mixed", oneOf("--mode", RACE_MODES), "deducts")
     .option("--keep", "keep the throw-away user and its ledger")
-    .option("--allow-remote", "allow a non-local target")
+    .option("--allow-remote", "allow a non-local target (and with --url, a non-loopback URL)")
+    .option("--url <endpoint>", "race the app's own endpoint instead, then judge by the database (loopback unless --allow-remote)")
+    .option("--user <id>", "with --url: the user the requests act as")
+    .option("--method <verb>", "with --url: the HTTP method", "POST")
+    .option("--header <line>", "with --url: 'Name: value', repeatable; values may hold {{user}} {{i}}", (line: string, all: string[]) => [...all, line], [])
+    .option("--body <template>", 'with --url: the body, with {{amount}} {{user}} {{i}} (default {"amount":{{amount}}})')
     .addHelpText(
       "after",
       `
@@ -39,10 +49,24 @@ Examples:
   $ briefdb race-test --n 200 --strategy naive      # the "before" code: the invariants must fail
   $ briefdb race-test --mode holds --n 1000          # holds, captures, releases, expiries and deducts at once
   $ briefdb race-test --mode holds --strategy naive  # check available, then write: must fail
-  $ briefdb race-test --db postgres://me@localhost/briefs --n 1000 --concurrency 10 --json`,
+  $ briefdb race-test --db postgres://me@localhost/briefs --n 1000 --concurrency 10 --json
+  $ briefdb race-test --url http://127.0.0.1:3000/api/tokens/deduct --user user-42 --balance 50 --n 100 \\
+      --header 'Cookie: session=…' --body '{"amount":{{amount}},"request":"r-{{i}}"}'
+
+With --url, each request's time limit is the global --timeout (ms).`,
     )
     .action(
       action(async (ctx, options: RaceCommandOptions) => {
+        if (options.url !== undefined) {
+          if (options.keep || options.strategy !== "atomic" || options.mode !== "deducts") {
+            throw new BriefdbError("USAGE", "--keep, --strategy and --mode race a throw-away user, not --url");
+          }
+          const { raceHttpEndpoint } = await import("./race-test-http.js");
+          return raceHttpEndpoint(ctx, { ...options, url: options.url });
+        }
+        if (options.user !== undefined || options.body !== undefined || options.header.length > 0) {
+          throw new BriefdbError("USAGE", "--user, --header and --body go with --url");
+        }
         raceOpeningBalance(options.n, options.amount, options.balance); // before any connection
         if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test");
         const db = await ctx.openMigrated();

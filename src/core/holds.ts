@@ -9,7 +9,7 @@
  * and reads holds back.
  */
 import { sql } from "drizzle-orm";
-import type { BriefDatabase } from "../db/database.js";
+import type { BriefDatabase, Executor } from "../db/database.js";
 import type { HoldRecord, HoldRow, HoldStatus } from "../db/holds.js";
 import { holdFromRow } from "../db/holds.js";
 import { BriefdbError } from "../errors.js";
@@ -219,8 +219,8 @@ interface Account {
 }
 
 /** The user's balance and holds as of now, or undefined when there is no such user. */
-export async function readAccount(db: BriefDatabase, userId: string): Promise<Account | undefined> {
-  const [row] = await db.all<{ token_balance: number | string; held_tokens: number | string; held: number | string }>(sql`
+export async function readAccount(db: BriefDatabase, userId: string, reader: Executor = db): Promise<Account | undefined> {
+  const [row] = await reader.all<{ token_balance: number | string; held_tokens: number | string; held: number | string }>(sql`
     SELECT u.token_balance, u.held_tokens,
       (SELECT COALESCE(SUM(h.amount), 0) FROM token_holds h
         WHERE h.user_id = u.id AND h.status = 'active' AND h.expires_at > ${db.holds.clock}) AS held
@@ -246,8 +246,14 @@ export async function sweptRoom(db: BriefDatabase, userId: string, attempt: numb
 }
 
 /** Why a deduct or hold found no room (or no user); nothing was changed. */
-export async function insufficient(db: BriefDatabase, userId: string, what: "deduct" | "hold", amount: number): Promise<BriefdbError> {
-  const account = await readAccount(db, userId);
+export async function insufficient(
+  db: BriefDatabase,
+  userId: string,
+  what: "deduct" | "hold",
+  amount: number,
+  reader: Executor = db,
+): Promise<BriefdbError> {
+  const account = await readAccount(db, userId, reader);
   if (account === undefined) return userNotFound(userId);
   const available = account.balance - account.held;
   const state =

@@ -4,13 +4,14 @@
  * balance, overflow). Balances, history and reconciliation of balances against the ledger.
  */
 import { sql } from "drizzle-orm";
-import type { BriefDatabase, LedgerEntry, TokenOperation } from "../db/database.js";
+import type { BriefDatabase, Executor, LedgerEntry, TokenOperation, Transaction } from "../db/database.js";
 import { BriefdbError } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { checkHolds, type HoldViolation } from "./hold-checks.js";
 import { insufficient, sweptRoom } from "./holds.js";
 import { newId } from "./ids.js";
+import { countTokenFailure, countTokenResult } from "./token-counters.js";
 import { userTokenHistory } from "./listings.js";
 import { asResult, type Result } from "./transaction.js";
 
@@ -20,6 +21,11 @@ export interface TokenOperationOptions {
   readonly briefId?: string;
   /** A repeat with the same key, user, operation and amount returns the first result unchanged. */
   readonly idempotencyKey?: string;
+  /**
+   * Apply inside this transaction of `withTransaction`, so that it commits or rolls back with the
+   * app's own queries there. A refusal then throws (applyTokenOperation) and rolls back the lot.
+   */
+  readonly transaction?: Transaction;
 }
 
 export interface TokenOperationResult {
@@ -59,22 +65,42 @@ export async function applyTokenOperation(
   reason: string,
   options: TokenOperationOptions = {},
 ): Promise<TokenOperationResult> {
+  try {
+    const result = await applyOnce(db, userId, operation, amount, reason, options);
+    countTokenResult(operation, result.replayed);
+    return result;
+  } catch (error) {
+    countTokenFailure(operation, error);
+    throw error;
+  }
+}
+
+async function applyOnce(
+  db: BriefDatabase,
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+  reason: string,
+  options: TokenOperationOptions,
+): Promise<TokenOperationResult> {
   checkInput(userId, operation, amount, options);
   const key = options.idempotencyKey ?? null;
+  const ledger = options.transaction?.ledger ?? db.ledger;
+  const reader: Executor = options.transaction ?? db;
   if (key !== null) {
-    const prior = await db.ledger.findByKey(key);
+    const prior = await ledger.findByKey(key);
     if (prior) return replay(prior, userId, operation, amount);
   }
   const change = { id: newId(), userId, operation, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key };
   for (let attempt = 0; ; attempt++) {
     let entry: LedgerEntry | undefined;
     try {
-      entry = await db.ledger.apply(change);
+      entry = await ledger.apply(change);
     } catch (error) {
       const kind = db.classify(error);
       if (kind === "unique_violation" && key !== null) {
         // another caller applied this key between our look-up and our write: theirs stands
-        const prior = await db.ledger.findByKey(key);
+        const prior = await ledger.findByKey(key);
         if (prior) return replay(prior, userId, operation, amount);
       }
       if (kind === "foreign_key_violation" && options.briefId !== undefined) {
@@ -83,8 +109,10 @@ export async function applyTokenOperation(
       throw toBriefdbError(error, db);
     }
     if (entry !== undefined) return resultOf(entry, false);
-    // the deduct counts holds that expired but are not swept yet: sweep them, then try again
-    if (operation === "credit" || !(await sweptRoom(db, userId, attempt))) throw await refusal(db, userId, operation, amount);
+    // the deduct counts holds that expired but are not swept yet: sweep them (in a statement of its
+    // own, so not inside the caller's transaction), then try again
+    const sweep = operation === "deduct" && options.transaction === undefined;
+    if (!sweep || !(await sweptRoom(db, userId, attempt))) throw await refusal(db, reader, userId, operation, amount);
   }
 }
 
@@ -178,9 +206,9 @@ function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
 }
 
 /** Why the conditional UPDATE matched no row: nothing was changed. */
-async function refusal(db: BriefDatabase, userId: string, operation: TokenOperation, amount: number): Promise<BriefdbError> {
-  if (operation === "deduct") return insufficient(db, userId, "deduct", amount);
-  const balance = await currentBalance(db, userId);
+async function refusal(db: BriefDatabase, reader: Executor, userId: string, operation: TokenOperation, amount: number): Promise<BriefdbError> {
+  if (operation === "deduct") return insufficient(db, userId, "deduct", amount, reader);
+  const balance = await currentBalance(reader, userId);
   if (balance === undefined) return userNotFound(userId);
   return new BriefdbError(
     "BALANCE_OVERFLOW",
@@ -188,7 +216,7 @@ async function refusal(db: BriefDatabase, userId: string, operation: TokenOperat
   );
 }
 
-async function currentBalance(db: BriefDatabase, userId: string): Promise<number | undefined> {
+async function currentBalance(db: Executor, userId: string): Promise<number | undefined> {
   const [row] = await db.all<{ token_balance: number | string }>(sql`SELECT token_balance FROM users WHERE id = ${userId}`);
   return row === undefined ? undefined : Number(row.token_balance);
 }
