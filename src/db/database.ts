@@ -23,6 +23,13 @@ export interface Executor {
 /** What a driver error means, whatever the dialect said it in. */
 export type FailureKind =
   | "unreachable"
+  /** The connection broke while in use: a statement sent on it may or may not have run. */
+  | "connection_lost"
+  | "auth_failed"
+  /** Gave up waiting for a lock (PostgreSQL lock_timeout, SQLite's busy timeout). */
+  | "lock_timeout"
+  /** The statement was cancelled on the server (PostgreSQL 57014). */
+  | "cancelled"
   | "unique_violation"
   | "check_violation"
   | "foreign_key_violation"
@@ -66,8 +73,18 @@ export interface LedgerEntry {
  * is taken.
  */
 export interface LedgerStatements {
-  apply(change: BalanceChange): Promise<LedgerEntry | undefined>;
+  apply(change: BalanceChange, options?: ApplyOptions): Promise<LedgerEntry | undefined>;
   findByKey(idempotencyKey: string): Promise<LedgerEntry | undefined>;
+}
+
+export interface ApplyOptions {
+  /**
+   * Aborting it stops the change if it can still be stopped: PostgreSQL sends the protocol's
+   * cancel request for the statement in flight (it then rejects with a "cancelled" failure, or
+   * resolves when it had committed first); SQLite stops waiting for the write lock (rejects with
+   * the signal's reason). Once the change is applied, aborting changes nothing.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A column of a bulk insert and how its values are written. */
@@ -142,6 +159,13 @@ export interface OpenOptions {
    * created), for read-only looks such as `migrate --status` on a database not made yet.
    */
   readonly missingIsEmpty?: boolean;
-  /** SQLite busy timeout in milliseconds. Default 15000. */
+  /**
+   * How long a statement waits for a lock another connection holds before failing with
+   * LOCK_TIMEOUT, in milliseconds; 0 is no limit. Default 15000. PostgreSQL: the session's
+   * lock_timeout, sent as a startup parameter (0 sends none, for PgBouncer, which refuses it);
+   * SQLite: the busy timeout.
+   */
+  readonly lockTimeoutMs?: number;
+  /** SQLite busy timeout in milliseconds; the older name of lockTimeoutMs, which wins. */
   readonly busyTimeoutMs?: number;
 }

@@ -30,9 +30,9 @@ export type PgOrm = PostgresJsDatabase<typeof schema>;
 
 /** Key of the advisory lock that migrators take turns on ("briefdb" in ASCII). */
 const MIGRATION_LOCK_KEY = 0x62726965666462;
+/** No connection could be made: nothing was sent. */
 const UNREACHABLE_CODES = new Set([
   "ECONNREFUSED",
-  "ECONNRESET",
   "ENOTFOUND",
   "EAI_AGAIN",
   "ETIMEDOUT",
@@ -40,14 +40,27 @@ const UNREACHABLE_CODES = new Set([
   "ENETUNREACH",
   "ENOENT",
   "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_DESTROYED",
   "CONNECTION_ENDED",
-  "28P01",
-  "28000",
   "3D000",
   "57P03",
 ]);
+/**
+ * A connection in use broke (reset, closed, the server shutting down or crashing): what was sent
+ * on it may have run. SQLSTATE 57P01 admin_shutdown, 57P02 crash_shutdown, class 08 connection.
+ */
+const CONNECTION_LOST_CODES = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "57P01",
+  "57P02",
+  "08000",
+  "08003",
+  "08006",
+]);
+const AUTH_CODES = new Set(["28P01", "28000"]);
+const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
 const DEFAULT_RETRIES = 5;
 
 type TransactionHandle = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
@@ -82,7 +95,9 @@ export class PgDatabase implements BriefDatabase {
       prepare: options.prepare ?? true,
       fetch_types: false,
       onnotice: () => {},
-      connection: { application_name: "briefdb" },
+      // a startup parameter, so every connection has it from its first statement; 0 is not sent
+      // (behind PgBouncer, list lock_timeout in its ignore_startup_parameters, or pass 0)
+      connection: { application_name: "briefdb", lock_timeout: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS },
     });
     this.orm = drizzle(this.client, { schema });
     this.prepare = options.prepare ?? true;
@@ -149,6 +164,10 @@ export class PgDatabase implements BriefDatabase {
   classify(error: unknown): FailureKind {
     const code = errorCode(error) ?? "";
     if (UNREACHABLE_CODES.has(code)) return "unreachable";
+    if (CONNECTION_LOST_CODES.has(code)) return "connection_lost";
+    if (AUTH_CODES.has(code)) return "auth_failed";
+    if (code === "55P03") return "lock_timeout";
+    if (code === "57014") return "cancelled";
     if (code === "23505") return "unique_violation";
     if (code === "23514") return "check_violation";
     if (code === "23503") return "foreign_key_violation";

@@ -32,12 +32,16 @@ export class SqliteDatabase implements BriefDatabase {
   private ledgerStatements: LedgerStatements | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Executor;
+  /** How long a statement waits for another connection's write lock (the busy timeout). */
+  readonly lockTimeoutMs: number;
 
   constructor(
     readonly target: SqliteTarget,
     options: OpenOptions = {},
   ) {
-    this.client = openClient(target, options);
+    // 0 is no limit, as on PostgreSQL: the longest busy timeout SQLite takes (about 24 days)
+    this.lockTimeoutMs = (options.lockTimeoutMs ?? options.busyTimeoutMs ?? 15_000) || 2 ** 31 - 1;
+    this.client = openClient(target, this.lockTimeoutMs, options);
     this.orm = drizzle(this.client, { schema });
     this.inTransaction = {
       all: async <T extends Row>(query: SQL) => this.orm.all<T>(query),
@@ -86,6 +90,20 @@ export class SqliteDatabase implements BriefDatabase {
     return this.whenFree(work);
   }
 
+  /**
+   * Runs synchronous `work` with no busy wait: a write lock held elsewhere fails it at once
+   * (SQLITE_BUSY) instead of blocking the thread, so a caller can wait in between attempts and
+   * still answer signals.
+   */
+  withoutBusyWait<T>(work: () => T): T {
+    this.client.pragma("busy_timeout = 0");
+    try {
+      return work();
+    } finally {
+      this.client.pragma(`busy_timeout = ${this.lockTimeoutMs}`);
+    }
+  }
+
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
     return this.transaction(operation);
   }
@@ -116,7 +134,7 @@ export class SqliteDatabase implements BriefDatabase {
     if (code.startsWith("SQLITE_CONSTRAINT_UNIQUE") || code === "SQLITE_CONSTRAINT_PRIMARYKEY") return "unique_violation";
     if (code === "SQLITE_CONSTRAINT_CHECK") return "check_violation";
     if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "foreign_key_violation";
-    if (code.startsWith("SQLITE_BUSY")) return "retryable";
+    if (code.startsWith("SQLITE_BUSY")) return "lock_timeout";
     if (/^no such (table|column)/.test(message)) return "undefined_table";
     return "other";
   }
@@ -139,8 +157,7 @@ export class SqliteDatabase implements BriefDatabase {
   }
 }
 
-function openClient(target: SqliteTarget, options: OpenOptions): Database.Database {
-  const busyTimeoutMs = options.busyTimeoutMs ?? 15_000;
+function openClient(target: SqliteTarget, busyTimeoutMs: number, options: OpenOptions): Database.Database {
   let client: Database.Database;
   try {
     const standIn = options.create === false && options.missingIsEmpty === true && !existsSync(target.path);
