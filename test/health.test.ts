@@ -105,12 +105,12 @@ describe("postgresql: unreachable servers", () => {
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
-  it("a wrong password is DB_UNREACHABLE and never printed", async () => {
+  it("a wrong password is AUTH_FAILED (not \"cannot reach\") and never printed", async () => {
     const db = new URL(await freshDatabase("postgresql"));
     db.password = "not-the-password";
     const result = await cli(["health", "--db", db.toString()]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^error: cannot reach .*password authentication failed/);
+    expect(result.stderr).toMatch(/^error: cannot sign in to .*password authentication failed.*check the user and password/);
     expect(result.stdout + result.stderr).not.toContain("not-the-password");
   });
 });

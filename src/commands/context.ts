@@ -21,6 +21,8 @@ export interface GlobalOptions {
 export class Context {
   readonly ui: Ui;
   private opened: BriefDatabase | undefined;
+  /** Kept after close: runCli reads a failure with the driver of the database it came from. */
+  private lastOpened: BriefDatabase | undefined;
   private parsedTarget: Target | undefined;
 
   constructor(
@@ -54,9 +56,9 @@ export class Context {
     return this.parsedTarget;
   }
 
-  /** The database this command opened, if it got that far: its driver reads the failures. */
+  /** The database this command opened (even if closed since), if it got that far: its driver reads the failures. */
   get database(): BriefDatabase | undefined {
-    return this.opened;
+    return this.opened ?? this.lastOpened;
   }
 
   /**
@@ -73,6 +75,7 @@ export class Context {
       create: false,
       ...options,
     });
+    this.lastOpened = this.opened;
     return this.opened;
   }
 

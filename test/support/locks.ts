@@ -15,6 +15,8 @@ export interface LockHolder {
   run(statement: string): Promise<void>;
   commit(): Promise<void>;
   rollback(): Promise<void>;
+  /** Lets go of the connection without a word (its server is gone). */
+  abandon(): Promise<void>;
 }
 
 /** Opens a transaction on `url` that holds its locks until commit or rollback. */
@@ -30,6 +32,7 @@ export async function openHolder(dialect: TestDialect, url: string): Promise<Loc
       run: async (statement) => void db.exec(statement),
       commit: async () => end("COMMIT"),
       rollback: async () => end("ROLLBACK"),
+      abandon: async () => void db.close(),
     };
   }
   const client = postgres(url, { max: 1, onnotice: () => {} });
@@ -44,6 +47,7 @@ export async function openHolder(dialect: TestDialect, url: string): Promise<Loc
     run: async (statement) => void (await reserved.unsafe(statement)),
     commit: () => end("COMMIT"),
     rollback: () => end("ROLLBACK"),
+    abandon: () => client.end({ timeout: 0 }),
   };
 }
 
