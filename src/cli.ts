@@ -27,6 +27,7 @@ export async function buildProgram(): Promise<Command> {
       import("./commands/seed.js").then((m) => m.seedCommand()),
       import("./commands/clear.js").then((m) => m.clearCommand()),
       import("./commands/slow-queries.js").then((m) => m.slowQueriesCommand()),
+      import("./commands/serve.js").then((m) => m.serveCommand()),
     ]),
   ]);
   const program = new Command("briefdb")
@@ -35,7 +36,7 @@ export async function buildProgram(): Promise<Command> {
     .option("--db <url>", "database URL (default: $DATABASE_URL, else file:./briefdb.db)")
     .option("--json", "print exactly one JSON object on stdout", false)
     .option("--no-color", "no colour (also NO_COLOR)")
-    .option("--timeout <ms>", "PostgreSQL connect timeout in ms", wholeNumber("--timeout", 1, 600_000), 5000)
+    .option("--timeout <ms>", "PostgreSQL connect timeout in ms; with race-test --url, each request's time limit", wholeNumber("--timeout", 1, 600_000), 5000)
     .option(
       "--lock-timeout <ms>",
       "how long to wait for a lock another connection holds, then LOCK_TIMEOUT (0: no limit)",
@@ -120,7 +121,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
       const error = run.answersSignals
         ? new BriefdbError(
             "OUTCOME_UNKNOWN",
-            `interrupted again (${signal}) before the outcome was known: the change may or may not have been applied`,
+            `interrupted again (${signal}) before the command could say what became of its work: a change it was making may or may not have been applied`,
             "look before repeating it; a token change repeated with the same --key replays if it was applied",
           )
         : new BriefdbError("CANCELLED", `interrupted by ${run.interruptedBy}`);

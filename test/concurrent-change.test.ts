@@ -8,7 +8,7 @@
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { atomicTokenOperation, createUser, migrate, openDatabase, type BriefDatabase } from "../dist/index.js";
+import { atomicTokenOperation, createUser, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
 import { DIALECTS, freshDatabase, spawnCli, type TestDialect } from "./support/databases.js";
 import { ended, openHolder, untilWaiting } from "./support/locks.js";
 import { timestampLiteral } from "./support/tables.js";

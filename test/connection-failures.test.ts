@@ -6,8 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import postgres from "postgres";
-// @ts-expect-error -- a plain .mjs module shared with the benchmarks; it has no type declarations
-import { createDatabase, startEmbeddedPostgres } from "../scripts/embedded-postgres.mjs";
+import { createDatabase, startEmbeddedPostgres } from "../harness/postgres.mjs";
 import { cli, freshDatabase, spawnCli } from "./support/databases.js";
 import { ended, openHolder, untilWaiting } from "./support/locks.js";
 

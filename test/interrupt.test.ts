@@ -6,7 +6,7 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createUser, migrate, openDatabase, type BriefDatabase } from "../dist/index.js";
+import { createUser, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
 import { DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 import { ended, openHolder, untilNoStatements, untilWaiting } from "./support/locks.js";
 

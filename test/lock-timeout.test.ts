@@ -5,7 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { atomicTokenOperation, createUser, migrate, openDatabase, type BriefDatabase } from "../dist/index.js";
+import { atomicTokenOperation, createUser, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 import { openHolder } from "./support/locks.js";
 

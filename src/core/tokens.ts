@@ -4,12 +4,13 @@
  * balance, overflow). Balances, history and reconciliation of balances against the ledger.
  */
 import { sql } from "drizzle-orm";
-import type { BriefDatabase, LedgerEntry, TokenOperation } from "../db/database.js";
+import type { BriefDatabase, Executor, LedgerEntry, TokenOperation, Transaction } from "../db/database.js";
 import { rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { newId } from "./ids.js";
+import { countTokenFailure, countTokenResult } from "./token-counters.js";
 import { userTokenHistory } from "./listings.js";
 import { asResult, type Result } from "./transaction.js";
 
@@ -19,6 +20,11 @@ export interface TokenOperationOptions {
   readonly briefId?: string;
   /** A repeat with the same key, user, operation and amount returns the first result unchanged. */
   readonly idempotencyKey?: string;
+  /**
+   * Apply inside this transaction of `withTransaction`, so that it commits or rolls back with the
+   * app's own queries there. A refusal then throws (applyTokenOperation) and rolls back the lot.
+   */
+  readonly transaction?: Transaction;
   /**
    * Aborting it interrupts the operation if it can still be stopped (on PostgreSQL a cancel
    * request for the statement in flight): it then rejects with CANCELLED and nothing changed, or
@@ -66,11 +72,34 @@ export async function applyTokenOperation(
   reason: string,
   options: TokenOperationOptions = {},
 ): Promise<TokenOperationResult> {
+  try {
+    const result = await applyOnce(db, userId, operation, amount, reason, options);
+    countTokenResult(operation, result.replayed);
+    return result;
+  } catch (error) {
+    countTokenFailure(operation, error);
+    throw error;
+  }
+}
+
+async function applyOnce(
+  db: BriefDatabase,
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+  reason: string,
+  options: TokenOperationOptions,
+): Promise<TokenOperationResult> {
   checkInput(userId, operation, amount, options);
   const key = options.idempotencyKey ?? null;
+  const ledger = options.transaction?.ledger ?? db.ledger;
+  const reader: Executor = options.transaction ?? db;
+  // on its own the statement is its whole transaction: it can be run again, and a lost
+  // connection leaves its outcome unknown; inside the app's transaction neither holds
+  const standalone = options.transaction === undefined;
   const signal = options.signal;
   if (key !== null) {
-    const prior = await db.ledger.findByKey(key);
+    const prior = await ledger.findByKey(key);
     if (prior) return replay(prior, userId, operation, amount);
   }
   const change = { id: newId(), userId, operation, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key };
@@ -78,29 +107,29 @@ export async function applyTokenOperation(
     if (signal?.aborted) throw interrupted(operation);
     let entry: LedgerEntry | undefined;
     try {
-      entry = await db.ledger.apply(change, signal === undefined ? {} : { signal });
+      entry = await ledger.apply(change, signal === undefined ? {} : { signal });
     } catch (error) {
       const kind = db.classify(error);
       // the cancel request won, or the wait for a lock was given up: the change was not applied
       if (signal?.aborted && (error === signal.reason || kind === "cancelled")) throw interrupted(operation);
-      if (kind === "retryable" && attempt < ATTEMPTS) {
+      if (kind === "retryable" && standalone && attempt < ATTEMPTS) {
         // a serialization failure or deadlock rolled the statement back: run it again
         await backOff(attempt);
         continue;
       }
       if (kind === "unique_violation" && key !== null) {
         // another caller applied this key between our look-up and our write: theirs stands
-        const prior = await db.ledger.findByKey(key);
+        const prior = await ledger.findByKey(key);
         if (prior) return replay(prior, userId, operation, amount);
       }
       if (kind === "foreign_key_violation" && options.briefId !== undefined) {
         throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
       }
-      if (kind === "connection_lost") throw outcomeUnknown(db, userId, operation, key, error);
+      if (kind === "connection_lost" && standalone) throw outcomeUnknown(db, userId, operation, key, error);
       throw toBriefdbError(error, db);
     }
     if (entry !== undefined) return resultOf(entry, false);
-    const refused = await refusal(db, userId, operation, amount);
+    const refused = await refusal(reader, userId, operation, amount);
     if (refused !== undefined) throw refused;
     // the re-read contradicts the refusal: the row changed in between (deleted and inserted again,
     // say), so the refusal would not be true; the change was not applied, so it is tried again
@@ -201,7 +230,7 @@ function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
  * row read now would have matched (a concurrent change), so that no refusal is reported untrue.
  */
 async function refusal(
-  db: BriefDatabase,
+  db: Executor,
   userId: string,
   operation: TokenOperation,
   amount: number,
@@ -249,7 +278,7 @@ function backOff(attempt: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function currentBalance(db: BriefDatabase, userId: string): Promise<number | undefined> {
+async function currentBalance(db: Executor, userId: string): Promise<number | undefined> {
   const [row] = await db.all<{ token_balance: number | string }>(sql`SELECT token_balance FROM users WHERE id = ${userId}`);
   return row === undefined ? undefined : Number(row.token_balance);
 }

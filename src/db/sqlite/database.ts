@@ -9,7 +9,7 @@ import { sql } from "drizzle-orm";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
 import { ConnectionLock } from "../connection-lock.js";
-import type { BriefDatabase, BulkWriter, Executor, FailureKind, LedgerStatements, OpenOptions, Row } from "../database.js";
+import type { BriefDatabase, BulkWriter, FailureKind, LedgerStatements, OpenOptions, Row, Transaction } from "../database.js";
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
@@ -20,37 +20,57 @@ import * as schema from "./schema.js";
 import { sqliteTime } from "./time.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
+/** A SQLite BriefDatabase whose Drizzle handles are typed (inside a transaction: the same connection). */
+export type SqliteBriefDatabase = BriefDatabase<SqliteOrm, SqliteOrm>;
 
-export class SqliteDatabase implements BriefDatabase {
+export class SqliteDatabase implements SqliteBriefDatabase {
   readonly dialect = "sqlite" as const;
   readonly migrationsFolder = migrationsFolderOf("sqlite");
   readonly time = sqliteTime;
   readonly inspector = new SqliteInspector(this);
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
+  readonly ownsConnection: boolean;
   private readonly lock = new ConnectionLock();
-  private ledgerStatements: LedgerStatements | undefined;
+  private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
-  private readonly inTransaction: Executor;
+  private readonly inTransaction: Transaction<SqliteOrm>;
   /** How long a statement waits for another connection's write lock (the busy timeout). */
   readonly lockTimeoutMs: number;
 
+  /** With `client`, briefdb shares the app's connection and never closes it. */
   constructor(
     readonly target: SqliteTarget,
     options: OpenOptions = {},
+    client?: Database.Database,
   ) {
+    this.ownsConnection = client === undefined;
     // 0 is no limit, as on PostgreSQL: the longest busy timeout SQLite takes (about 24 days)
-    this.lockTimeoutMs = (options.lockTimeoutMs ?? options.busyTimeoutMs ?? 15_000) || 2 ** 31 - 1;
-    this.client = openClient(target, this.lockTimeoutMs, options);
+    const lockTimeoutMs = (options.lockTimeoutMs ?? options.busyTimeoutMs ?? 15_000) || 2 ** 31 - 1;
+    this.client = client === undefined ? openClient(target, lockTimeoutMs, options) : adoptClient(client, lockTimeoutMs);
+    this.lockTimeoutMs = Number(this.client.pragma("busy_timeout", { simple: true }));
     this.orm = drizzle(this.client, { schema });
+    const self = this;
     this.inTransaction = {
       all: async <T extends Row>(query: SQL) => this.orm.all<T>(query),
       run: async (query: SQL) => this.orm.run(query).changes,
       exec: async (script: string) => void this.client.exec(script),
+      drizzle: this.orm,
+      get ledger() {
+        return self.statements.inTransaction;
+      },
     };
   }
 
+  get drizzle(): SqliteOrm {
+    return this.orm;
+  }
+
   get ledger(): LedgerStatements {
+    return this.statements;
+  }
+
+  private get statements(): ReturnType<typeof sqliteLedger> {
     this.ledgerStatements ??= sqliteLedger(this);
     return this.ledgerStatements;
   }
@@ -67,7 +87,7 @@ export class SqliteDatabase implements BriefDatabase {
     return this.whenFree(() => void this.client.exec(script));
   }
 
-  transaction<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+  transaction<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
     return this.lock.run(async () => {
       this.client.exec("BEGIN IMMEDIATE");
       try {
@@ -104,7 +124,7 @@ export class SqliteDatabase implements BriefDatabase {
     }
   }
 
-  withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+  withMigrationLock<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
     return this.transaction(operation);
   }
 
@@ -141,7 +161,7 @@ export class SqliteDatabase implements BriefDatabase {
 
   async close(): Promise<void> {
     await this.lock.run(() => {
-      if (this.client.open) this.client.close();
+      if (this.ownsConnection && this.client.open) this.client.close();
     });
   }
 
@@ -155,6 +175,17 @@ export class SqliteDatabase implements BriefDatabase {
     }
     return this.lock.run(work);
   }
+}
+
+/**
+ * The app's own connection: its journal mode and durability stay the app's choice; foreign keys
+ * go on (the ledger's brief check relies on them) and a busy timeout is set when it has none.
+ */
+function adoptClient(client: Database.Database, busyTimeoutMs: number): Database.Database {
+  if (!client.open) throw new BriefdbError("USAGE", "the better-sqlite3 connection handed to briefdb is closed");
+  client.pragma("foreign_keys = ON");
+  if (client.pragma("busy_timeout", { simple: true }) === 0) client.pragma(`busy_timeout = ${busyTimeoutMs}`);
+  return client;
 }
 
 function openClient(target: SqliteTarget, busyTimeoutMs: number, options: OpenOptions): Database.Database {

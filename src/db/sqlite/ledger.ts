@@ -14,7 +14,8 @@ import { tokenTransactions, users } from "./schema.js";
 
 const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
 
-export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
+/** The statements, and the same without the queue, for a transaction that already holds the connection. */
+export function sqliteLedger(db: SqliteDatabase): LedgerStatements & { readonly inTransaction: LedgerStatements } {
   const amount = sql.placeholder("amount");
   const userId = sql.placeholder("userId");
   const now = sql.placeholder("now");
@@ -61,6 +62,7 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
     return entry;
   });
 
+  const findByKey = async (key: string): Promise<LedgerEntry | undefined> => byKey.get({ key });
   return {
     async apply(change: BalanceChange, { signal }: ApplyOptions = {}): Promise<LedgerEntry | undefined> {
       if (signal === undefined) return db.exclusive(() => applyInTransaction.immediate(change));
@@ -76,10 +78,9 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
         await pauseUnlessAborted(pause, signal);
       }
     },
-
-    async findByKey(key: string): Promise<LedgerEntry | undefined> {
-      return byKey.get({ key });
-    },
+    findByKey,
+    // inside briefdb's open transaction better-sqlite3 runs this one as a savepoint
+    inTransaction: { apply: async (change: BalanceChange) => applyInTransaction(change), findByKey },
   };
 }
 
