@@ -125,6 +125,12 @@ export interface BriefDatabase extends Executor {
   readonly inspector: QueryInspector;
   /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
   classify(error: unknown): FailureKind;
+  /**
+   * Keeps a write that runs after its caller moved on (monitorQuery's query-log samples), so that
+   * close() can wait for it.
+   */
+  trackBackgroundWrite(write: Promise<unknown>): void;
+  /** Waits for the background writes still pending, then closes the connection(s). */
   close(): Promise<void>;
 }
 

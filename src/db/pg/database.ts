@@ -17,6 +17,7 @@ import type {
   Row,
   TransactionOptions,
 } from "../database.js";
+import { BackgroundWrites } from "../background-writes.js";
 import { errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { PgTarget, SslMode } from "../target.js";
@@ -61,6 +62,7 @@ export class PgDatabase implements BriefDatabase {
   readonly orm: PgOrm;
   private ledgerStatements: LedgerStatements | undefined;
   private readonly prepare: boolean;
+  private readonly backgroundWrites = new BackgroundWrites();
 
   constructor(
     readonly target: PgTarget,
@@ -157,7 +159,12 @@ export class PgDatabase implements BriefDatabase {
     return "other";
   }
 
+  trackBackgroundWrite(write: Promise<unknown>): void {
+    this.backgroundWrites.track(write);
+  }
+
   async close(): Promise<void> {
+    await this.backgroundWrites.settle();
     await this.client.end({ timeout: 5 });
   }
 }

@@ -8,6 +8,7 @@ import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
+import { BackgroundWrites } from "../background-writes.js";
 import { ConnectionLock } from "../connection-lock.js";
 import type { BriefDatabase, BulkWriter, Executor, FailureKind, LedgerStatements, OpenOptions, Row } from "../database.js";
 import { errorCode, rootMessage } from "../driver-errors.js";
@@ -29,6 +30,7 @@ export class SqliteDatabase implements BriefDatabase {
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
   private readonly lock = new ConnectionLock();
+  private readonly backgroundWrites = new BackgroundWrites();
   private ledgerStatements: LedgerStatements | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Executor;
@@ -121,7 +123,12 @@ export class SqliteDatabase implements BriefDatabase {
     return "other";
   }
 
+  trackBackgroundWrite(write: Promise<unknown>): void {
+    this.backgroundWrites.track(write);
+  }
+
   async close(): Promise<void> {
+    await this.backgroundWrites.settle();
     await this.lock.run(() => {
       if (this.client.open) this.client.close();
     });
@@ -154,7 +161,7 @@ function openClient(target: SqliteTarget, options: OpenOptions): Database.Databa
     );
   }
   try {
-    if (target.path !== ":memory:") client.pragma("journal_mode = WAL");
+    if (target.path !== ":memory:") switchToWal(client, busyTimeoutMs);
     // FULL: a committed ledger row survives power loss, not only a crash of the process.
     client.pragma("synchronous = FULL");
     client.pragma("foreign_keys = ON");
@@ -166,4 +173,25 @@ function openClient(target: SqliteTarget, options: OpenOptions): Database.Databa
     });
   }
   return client;
+}
+
+/**
+ * Switching a fresh file to WAL writes its header under a read transaction upgraded to a write,
+ * and SQLite gives up on that upgrade at once (SQLITE_BUSY, "database is locked") instead of
+ * calling the busy handler. So when two processes open a new file together (two `migrate` runs),
+ * the one that loses the race would fail although the busy timeout allows waiting: it retries
+ * here, within the same timeout. Once the file is in WAL mode the switch writes nothing.
+ */
+function switchToWal(client: Database.Database, busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+    try {
+      client.pragma("journal_mode = WAL");
+      return;
+    } catch (error) {
+      if (!(errorCode(error) ?? "").startsWith("SQLITE_BUSY") || Date.now() >= deadline) throw error;
+      // The constructor is synchronous, like better-sqlite3's own busy handler: sleep the thread.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause * (0.5 + Math.random()));
+    }
+  }
 }
