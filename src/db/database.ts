@@ -86,9 +86,22 @@ export interface BulkWriter extends Executor {
   insert(table: string, columns: readonly BulkColumn[], batches: AsyncIterable<readonly BulkRow[]>): Promise<number>;
 }
 
+/** How much a transaction sees of others running beside it (PostgreSQL's levels). */
+export type IsolationLevel = "serializable" | "repeatable read" | "read committed";
+
 export interface TransactionOptions {
-  /** How often a serialization failure or deadlock is retried before giving up (PostgreSQL). */
+  /**
+   * How often a serialization failure or deadlock is retried, the operation run again from the
+   * start, before giving up (PostgreSQL). Default 30, with jittered backoff.
+   */
   readonly retries?: number;
+  /**
+   * PostgreSQL's isolation level. Default "serializable", as SQLite's transactions always are: a
+   * read–then–write never loses a concurrent update; the loser fails with 40001 and is retried.
+   * "read committed" is for callers who lock what they read themselves (`FOR UPDATE`) or take a
+   * lock first and must then see what its previous holder committed. SQLite ignores it.
+   */
+  readonly isolation?: IsolationLevel;
 }
 
 export interface BriefDatabase extends Executor {
@@ -98,8 +111,9 @@ export interface BriefDatabase extends Executor {
   readonly migrationsFolder: string;
   /**
    * Runs `operation` in one transaction: commit when it resolves, roll back when it throws. On
-   * SQLite transactions on one connection are queued, never interleaved; on PostgreSQL
-   * serialization failures and deadlocks are retried a bounded number of times.
+   * SQLite transactions on one connection are queued, never interleaved; on PostgreSQL they are
+   * SERIALIZABLE unless `options.isolation` says otherwise, and serialization failures and
+   * deadlocks are retried a bounded number of times: `operation` may run more than once.
    */
   transaction<T>(operation: (tx: Executor) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /**

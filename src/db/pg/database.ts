@@ -49,7 +49,13 @@ const UNREACHABLE_CODES = new Set([
   "3D000",
   "57P03",
 ]);
-const DEFAULT_RETRIES = 5;
+/**
+ * Enough for fifty transactions contending for one row under SERIALIZABLE (one of each round of
+ * contenders commits; the rest are retried after a jittered pause that spreads them out).
+ */
+const DEFAULT_RETRIES = 30;
+const BACKOFF_BASE_MS = 4;
+const BACKOFF_CAP_MS = 250;
 
 type TransactionHandle = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
 
@@ -109,12 +115,14 @@ export class PgDatabase implements BriefDatabase {
 
   async transaction<T>(operation: (tx: Executor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const retries = options.retries ?? DEFAULT_RETRIES;
+    const config = { isolationLevel: options.isolation ?? "serializable" } as const;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.orm.transaction((tx) => operation(ormTransactionExecutor(tx)));
+        return await this.orm.transaction((tx) => operation(ormTransactionExecutor(tx)), config);
       } catch (error) {
         if (attempt >= retries || this.classify(error) !== "retryable") throw error;
-        await sleep(Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random()));
+        // full jitter: contenders that failed together come back at different moments
+        await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
       }
     }
   }
@@ -125,7 +133,8 @@ export class PgDatabase implements BriefDatabase {
         await tx.all(sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
         return operation(tx);
       },
-      { retries: 0 },
+      // read committed: once the lock is ours, each statement sees what the previous holder committed
+      { retries: 0, isolation: "read committed" },
     );
   }
 
