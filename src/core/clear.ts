@@ -34,7 +34,14 @@ export async function clearTestData(db: BriefDatabase, options: ClearOptions = {
   const all = options.all === true;
   assertLocalTarget(db.target, all ? "clear --all" : "clear");
   await assertMigrated(db);
-  return db.transaction((tx) => (all ? removeAllRows(tx) : removeSeededRows(tx)));
+  return db.transaction(
+    async (tx) => {
+      await db.holdTestDataLock(tx);
+      return all ? removeAllRows(tx) : removeSeededRows(tx);
+    },
+    // the lock comes first and what follows must see what a seed before it committed
+    { isolation: "read committed" },
+  );
 }
 
 /** Deletes the seeded rows and what depends on them; run inside a transaction. */

@@ -122,6 +122,14 @@ export interface BriefDatabase extends Executor {
    */
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
   /**
+   * As the first statement of the transaction `tx`: waits for, then holds until `tx` ends, the
+   * lock that seeds and clears take turns on, so that two of them at once run one after the other
+   * and the second sees what the first committed (PostgreSQL: READ COMMITTED and a
+   * transaction-scoped advisory lock; SQLite: nothing, its write transactions already exclude
+   * each other).
+   */
+  holdTestDataLock(tx: Executor): Promise<void>;
+  /**
    * Runs `operation` in one write transaction whose writer bulk-inserts the way the dialect does
    * it best (SQLite: one prepared statement in a loop; PostgreSQL: multi-row INSERTs), streaming
    * batches so memory stays flat however many rows are loaded.

@@ -31,6 +31,8 @@ export type PgOrm = PostgresJsDatabase<typeof schema>;
 
 /** Key of the advisory lock that migrators take turns on ("briefdb" in ASCII). */
 const MIGRATION_LOCK_KEY = 0x62726965666462;
+/** Key of the advisory lock that seeds and clears take turns on ("briefds" in ASCII). */
+const TEST_DATA_LOCK_KEY = 0x62726965666473;
 const UNREACHABLE_CODES = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
@@ -136,6 +138,13 @@ export class PgDatabase implements BriefDatabase {
       // read committed: once the lock is ours, each statement sees what the previous holder committed
       { retries: 0, isolation: "read committed" },
     );
+  }
+
+  async holdTestDataLock(tx: Executor): Promise<void> {
+    // Without it, two seeds both found no earlier seed, both inserted, and the loser failed on a
+    // foreign key. READ COMMITTED: once the lock is ours, each statement sees the holder before's rows.
+    await tx.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    await tx.all(sql`SELECT pg_advisory_xact_lock(${TEST_DATA_LOCK_KEY})`);
   }
 
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {

@@ -92,6 +92,9 @@ export class SqliteDatabase implements BriefDatabase {
     return this.transaction(operation);
   }
 
+  /** Every write transaction here begins IMMEDIATE: it holds the file's one write lock already. */
+  async holdTestDataLock(): Promise<void> {}
+
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
     return sqliteBulkWrite(this, operation);
   }
