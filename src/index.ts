@@ -3,7 +3,7 @@ import { clearTestData } from "./core/clear.js";
 import { seedTestData } from "./core/seed.js";
 
 export { openDatabase, openTarget } from "./db/open.js";
-export type { BriefDatabase, Executor, IsolationLevel, OpenOptions, TransactionOptions } from "./db/database.js";
+export type { BriefDatabase, Executor, IntegrityCheck, IsolationLevel, OpenOptions, TransactionOptions } from "./db/database.js";
 export { parseTarget, redactUrl, isLocalTarget, assertLocalTarget, DEFAULT_URL } from "./db/target.js";
 export type { Target, SqliteTarget, PgTarget, DialectName } from "./db/target.js";
 export { BriefdbError, EXIT_CODES, isBriefdbError } from "./errors.js";
@@ -11,7 +11,7 @@ export type { ErrorCode } from "./errors.js";
 export { withTransaction } from "./core/transaction.js";
 export type { Result } from "./core/transaction.js";
 export { checkDatabaseHealth } from "./core/health.js";
-export type { HealthReport } from "./core/health.js";
+export type { HealthOptions, HealthReport, IntegrityStatus } from "./core/health.js";
 export { migrate, migrationStatus, assertMigrated, readMigrations } from "./core/migrations.js";
 export type { Migration, MigrationStatus, MigrateResult } from "./core/migrations.js";
 export { atomicTokenOperation, applyTokenOperation, getBalance, getHistory, verifyLedger } from "./core/tokens.js";

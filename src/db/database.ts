@@ -104,6 +104,18 @@ export interface TransactionOptions {
   readonly isolation?: IsolationLevel;
 }
 
+/** What the dialect's cheap integrity check found (`health --deep`). */
+export interface IntegrityCheck {
+  /** The check that ran, in words; null when the database offers none that is cheap. */
+  readonly method: string | null;
+  /** What it found damaged; empty when nothing (or nothing was checked). */
+  readonly problems: readonly string[];
+  /** Why nothing was checked, when method is null. */
+  readonly note?: string;
+  /** What to do about the problems. */
+  readonly hint?: string;
+}
+
 export interface BriefDatabase extends Executor {
   readonly dialect: DialectName;
   readonly target: Target;
@@ -137,6 +149,12 @@ export interface BriefDatabase extends Executor {
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T>;
   tableExists(name: string): Promise<boolean>;
   serverVersion(): Promise<string>;
+  /**
+   * Checks that the stored data is intact, as far as the database can tell cheaply (SQLite
+   * `pragma quick_check`; PostgreSQL the data-checksum failures it has counted, when checksums are
+   * on). Damage is reported in `problems`, not thrown.
+   */
+  checkIntegrity(): Promise<IntegrityCheck>;
   /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */
   explain(query: SQL): Promise<string[]>;
   /** The token hot path, prepared on first use. */

@@ -12,6 +12,7 @@ import type {
   BulkWriter,
   Executor,
   FailureKind,
+  IntegrityCheck,
   LedgerStatements,
   OpenOptions,
   Row,
@@ -159,6 +160,29 @@ export class PgDatabase implements BriefDatabase {
   async serverVersion(): Promise<string> {
     const [row] = await this.all<{ version: string }>(sql`SELECT current_setting('server_version') AS version`);
     return `PostgreSQL ${row?.version ?? "unknown"}`;
+  }
+
+  async checkIntegrity(): Promise<IntegrityCheck> {
+    const [row] = await this.all<{ checksums: string; failures: number | string | null; last: Date | string | null }>(
+      sql`SELECT current_setting('data_checksums') AS checksums, checksum_failures AS failures, checksum_last_failure AS last
+          FROM pg_stat_database WHERE datname = current_database()`,
+    );
+    if (row?.checksums !== "on") {
+      return {
+        method: null,
+        problems: [],
+        note: "data checksums are off on this server, so it cannot tell a damaged page cheaply (turn them on with pg_checksums --enable, or initdb --data-checksums)",
+      };
+    }
+    const failures = Number(row.failures ?? 0);
+    const method = "data checksum failures (pg_stat_database)";
+    if (failures === 0) return { method, problems: [] };
+    const last = row.last === null ? "" : `, the last at ${new Date(row.last).toISOString()}`;
+    return {
+      method,
+      problems: [`${failures} data checksum failure(s) in database ${this.target.database}${last}`],
+      hint: "a page on disk is damaged: the server log names it; restore from a backup (or a replica)",
+    };
   }
 
   async explain(query: SQL): Promise<string[]> {

@@ -10,7 +10,16 @@ import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3"
 import { BriefdbError } from "../../errors.js";
 import { BackgroundWrites } from "../background-writes.js";
 import { ConnectionLock } from "../connection-lock.js";
-import type { BriefDatabase, BulkWriter, Executor, FailureKind, LedgerStatements, OpenOptions, Row } from "../database.js";
+import type {
+  BriefDatabase,
+  BulkWriter,
+  Executor,
+  FailureKind,
+  IntegrityCheck,
+  LedgerStatements,
+  OpenOptions,
+  Row,
+} from "../database.js";
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
@@ -21,6 +30,9 @@ import * as schema from "./schema.js";
 import { sqliteTime } from "./time.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
+
+/** quick_check stops after this many findings: enough to say what is wrong, not a flood. */
+const MAX_INTEGRITY_PROBLEMS = 20;
 
 export class SqliteDatabase implements BriefDatabase {
   readonly dialect = "sqlite" as const;
@@ -107,6 +119,22 @@ export class SqliteDatabase implements BriefDatabase {
   async serverVersion(): Promise<string> {
     const [row] = await this.all<{ version: string }>(sql`SELECT sqlite_version() AS version`);
     return `SQLite ${row?.version ?? "unknown"}`;
+  }
+
+  async checkIntegrity(): Promise<IntegrityCheck> {
+    const method = "pragma quick_check";
+    const hint = "the file is damaged: restore it from a backup (sqlite3's .recover can salvage what is left)";
+    let findings: string[];
+    try {
+      const rows = await this.all<{ quick_check: string }>(sql.raw(`PRAGMA quick_check(${MAX_INTEGRITY_PROBLEMS})`));
+      findings = rows.map((row) => row.quick_check);
+    } catch (error) {
+      // a page the check needs cannot even be read: that is its finding
+      if (!/^SQLITE_(CORRUPT|NOTADB)/.test(errorCode(error) ?? "")) throw error;
+      findings = [rootMessage(error)];
+    }
+    const problems = findings.length === 1 && findings[0] === "ok" ? [] : findings;
+    return { method, problems, ...(problems.length > 0 ? { hint } : {}) };
   }
 
   async explain(query: SQL): Promise<string[]> {
