@@ -70,6 +70,7 @@ function quietErrors(command: Command): Command {
  * place that prints a command's outcome or failure; bin/briefdb calls it, tests can too.
  */
 export async function runCli(args: readonly string[]): Promise<number> {
+  endQuietlyOnClosedPipes();
   const versionOnly = args.some((a) => a === "--version" || a === "-V") && args.every((a) => VERSION_FLAGS.has(a));
   if (versionOnly) {
     // the commonest start-up of all answers before commander is even loaded
@@ -105,6 +106,23 @@ export async function runCli(args: readonly string[]): Promise<number> {
   if (run.outcome === undefined) return 0;
   render.emitOutcome(ui, run.outcome);
   return run.outcome.ok ? 0 : (run.outcome.error?.exitCode ?? 1);
+}
+
+let pipesWatched = false;
+
+/**
+ * A reader that goes away (`briefdb … | head -1`) closes the pipe: stop writing, as Unix tools do,
+ * without a stack. The exit code still tells what the command did (a deduct piped into `true` was
+ * applied: exit 0), so a script never retries a write that happened.
+ */
+function endQuietlyOnClosedPipes(): void {
+  if (pipesWatched) return;
+  pipesWatched = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+    });
+  }
 }
 
 /** The output settings before commander has parsed the options (a usage error, say). */

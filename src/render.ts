@@ -62,7 +62,7 @@ export function emitOutcome(ui: Ui, outcome: Outcome): void {
     const error = outcome.error ? { error: outcome.error.toJSON() } : {};
     writeJson({ ok: outcome.ok, ...error, ...outcome.data });
   } else {
-    const text = outcome.human(ui);
+    const text = shownSafely(ui, outcome.human(ui), true);
     if (text !== "") process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
   }
   if (!outcome.ok && outcome.error) writeErrorLine(ui, outcome.error);
@@ -77,8 +77,8 @@ export function emitError(ui: Ui, error: BriefdbError, debug: boolean): void {
 
 function writeErrorLine(ui: Ui, error: BriefdbError): void {
   const stderrColors = createColors(ui.colors.isColorSupported && process.stderr.isTTY === true);
-  const hint = error.hint ? stderrColors.dim(` (hint: ${error.hint})`) : "";
-  process.stderr.write(`${stderrColors.red("error:")} ${oneLine(error.message)}${hint}\n`);
+  const hint = error.hint ? stderrColors.dim(` (hint: ${escapeControls(oneLine(error.hint))})`) : "";
+  process.stderr.write(`${stderrColors.red("error:")} ${escapeControls(oneLine(error.message))}${hint}\n`);
 }
 
 function writeJson(value: unknown): void {
@@ -89,6 +89,29 @@ function writeJson(value: unknown): void {
 export function oneLine(text: string, width = Number.POSITIVE_INFINITY): string {
   const line = text.replace(/\s+/g, " ").trim();
   return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
+}
+
+// ESC [ … m (colour and style: what picocolors writes), or any one C0/C1 control character
+const CONTROL = /\x1b\[[0-9;]*m|[\x00-\x1f\x7f-\x9f]/g;
+const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * Text from the database (a stored reason, a user id) shown to a person: control characters are
+ * written as escapes (`\x1b`, `\r`), so a stored string can never retitle, clear or rewrite the
+ * reader's terminal. Colour sequences pass only when this output is coloured (they can restyle
+ * text, nothing more); newlines pass only where the text is multi-line.
+ */
+function shownSafely(ui: Ui, text: string, multiline: boolean): string {
+  const colored = ui.colors.isColorSupported;
+  return text.replace(CONTROL, (match) => {
+    if (match.length > 1) return colored ? match : escapeControls(match);
+    return match === "\n" && multiline ? match : escapeControls(match);
+  });
+}
+
+/** Every control character in `text` as a visible escape. */
+export function escapeControls(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 type TableConstructor = new (options: Record<string, unknown>) => { push(...rows: unknown[]): void; toString(): string };
@@ -102,14 +125,14 @@ export function table(ui: Ui, head: readonly string[], rows: ReadonlyArray<Reado
     head: head.map((h) => ui.colors.bold(h)),
     style: { head: [], border: plain ? [] : ["grey"], compact: true },
   });
-  t.push(...rows.map((row) => row.map(String)));
+  t.push(...rows.map((row) => row.map((cell) => shownSafely(ui, String(cell), false))));
   return t.toString();
 }
 
 /** Lines of `label  value`, the labels padded to one width. */
 export function keyValues(ui: Ui, pairs: ReadonlyArray<readonly [string, string]>): string {
   const width = Math.max(...pairs.map(([label]) => label.length));
-  return pairs.map(([label, value]) => `${ui.colors.dim(label.padEnd(width))}  ${value}`).join("\n");
+  return pairs.map(([label, value]) => `${ui.colors.dim(label.padEnd(width))}  ${shownSafely(ui, value, false)}`).join("\n");
 }
 
 /** A row count for people: 1,000,000. */
@@ -200,10 +223,26 @@ export function canPrompt(ui: Ui): boolean {
   return ui.interactive && ui.stdinTty;
 }
 
-/** A yes/no question on the terminal: "yes", "no", or "cancelled" (Ctrl-C, Escape). */
-export async function confirmOnTty(message: string): Promise<"yes" | "no" | "cancelled"> {
+/**
+ * A yes/no question on the terminal: "yes", "no", "cancelled" (Ctrl-C, Escape), or "eof" when the
+ * input ends with no answer (Ctrl-D): clack's prompt then never settles, and the process would
+ * drain and exit 13 with nothing said, so the end of input is an answer of its own.
+ */
+export async function confirmOnTty(message: string): Promise<"yes" | "no" | "cancelled" | "eof"> {
   const { confirm, isCancel } = await import("@clack/prompts");
-  const answer = await confirm({ message, initialValue: false });
-  if (isCancel(answer)) return "cancelled";
-  return answer ? "yes" : "no";
+  let noMoreInput: () => void = () => {};
+  const ended = new Promise<"eof">((resolve) => {
+    noMoreInput = () => resolve("eof");
+    process.once("beforeExit", noMoreInput);
+    process.stdin.once("end", noMoreInput);
+  });
+  try {
+    const answer = await Promise.race([confirm({ message, initialValue: false }), ended]);
+    if (answer === "eof") return "eof";
+    if (isCancel(answer)) return "cancelled";
+    return answer ? "yes" : "no";
+  } finally {
+    process.off("beforeExit", noMoreInput);
+    process.stdin.off("end", noMoreInput);
+  }
 }

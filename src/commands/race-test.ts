@@ -1,7 +1,7 @@
 /** `briefdb race-test`: parallel deductions at a throw-away user, then the ledger invariants. */
 import { Command } from "commander";
 import type { RaceReport } from "../core/race.js";
-import { RACE_STRATEGIES, type RaceStrategy } from "../core/race-strategies.js";
+import { raceOpeningBalance, RACE_STRATEGIES, type RaceStrategy } from "../core/race-options.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, startSpinner, table, type Outcome } from "../render.js";
@@ -39,7 +39,8 @@ Examples:
     )
     .action(
       action(async (ctx, options: RaceCommandOptions) => {
-        if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test"); // before any connection
+        raceOpeningBalance(options.n, options.amount, options.balance); // before any connection
+        if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test");
         const db = await ctx.openMigrated();
         const { runRaceTest } = await import("../core/race.js");
         const spinner = await startSpinner(

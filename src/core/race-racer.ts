@@ -10,9 +10,9 @@ import { isBriefdbError } from "../errors.js";
 import { newId } from "./ids.js";
 import { applyTokenOperation } from "./tokens.js";
 
-import type { RaceStrategy } from "./race-strategies.js";
+import type { RaceStrategy } from "./race-options.js";
 
-export type { RaceStrategy } from "./race-strategies.js";
+export type { RaceStrategy } from "./race-options.js";
 
 export interface RacerTask {
   readonly target: Target;
