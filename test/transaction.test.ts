@@ -7,7 +7,7 @@ import {
   type BriefDatabase,
   type Executor,
   type TransactionOptions,
-} from "../dist/index.js";
+} from "../src/index.js";
 import { DIALECTS, freshDatabase } from "./support/databases.js";
 
 const now = Date.now();
