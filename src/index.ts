@@ -3,7 +3,18 @@ import { clearTestData } from "./core/clear.js";
 import { seedTestData } from "./core/seed.js";
 
 export { openDatabase, openTarget } from "./db/open.js";
-export type { BriefDatabase, Executor, IntegrityCheck, IsolationLevel, OpenOptions, TransactionOptions } from "./db/database.js";
+export type {
+  BriefDatabase,
+  Executor,
+  IntegrityCheck,
+  IsolationLevel,
+  Transaction,
+  PoolUse,
+  OpenOptions,
+  TransactionOptions,
+} from "./db/database.js";
+export type { PgBriefDatabase, PgOrm, PgTx } from "./db/pg/database.js";
+export type { SqliteBriefDatabase, SqliteOrm } from "./db/sqlite/database.js";
 export { parseTarget, redactUrl, isLocalTarget, assertLocalTarget, DEFAULT_URL } from "./db/target.js";
 export type { Target, SqliteTarget, PgTarget, DialectName } from "./db/target.js";
 export { BriefdbError, EXIT_CODES, isBriefdbError } from "./errors.js";
@@ -20,6 +31,18 @@ export { parseAmount, MAX_AMOUNT } from "./core/amount.js";
 export { createUser, removeUser } from "./core/users.js";
 export type { NewUser } from "./core/users.js";
 export { runRaceTest } from "./core/race.js";
+export { runHttpRace } from "./core/race-http.js";
+export type { HttpRaceOptions, HttpRaceReport, StatusClass, ClassLatency } from "./core/race-http.js";
+export { parseRequestTemplate, DEFAULT_BODY } from "./core/http-template.js";
+export type { RequestTemplate, RequestTemplateInput } from "./core/http-template.js";
+export { healthHandler, livenessHandler, metricsHandler, toNodeListener } from "./core/endpoints.js";
+export type { RequestHandler, HealthHandlerOptions } from "./core/endpoints.js";
+export { createMetricsCollector, QUERY_BUCKETS } from "./core/metrics.js";
+export type { MetricsCollector } from "./core/metrics.js";
+export { tokenCounts } from "./core/token-counters.js";
+export type { TokenCount, TokenOutcome } from "./core/token-counters.js";
+export { startSidecar, DEFAULT_SIDECAR_PORT, DEFAULT_SIDECAR_HOST, SIDECAR_ROUTES } from "./core/sidecar.js";
+export type { Sidecar, SidecarOptions } from "./core/sidecar.js";
 export type { RaceOptions, RaceReport, Invariant } from "./core/race.js";
 export type { RaceStrategy } from "./core/race-racer.js";
 export { monitorQuery, flushQueryLog, DEFAULT_WARN_MS, DEFAULT_SLOW_MS } from "./core/monitor.js";

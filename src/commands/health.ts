@@ -5,9 +5,9 @@
 import { Command } from "commander";
 import type { HealthReport } from "../core/health.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, type Outcome, type Ui } from "../render.js";
-import { action } from "./context.js";
-import { wholeNumber } from "./parse.js";
+import { keyValues, progressLine, startSpinner, type Outcome, type Ui } from "../render.js";
+import { action, type Context } from "./context.js";
+import { duration, wholeNumber } from "./parse.js";
 
 
 export function healthCommand(): Command {
@@ -15,6 +15,7 @@ export function healthCommand(): Command {
     .description("check connectivity, round-trip latency, server version and migrations; exit 1 when unhealthy")
     .option("--samples <n>", "round trips to time", wholeNumber("--samples", 1, 10_000), 5)
     .option("--deep", "also check the stored data for damage (SQLite: pragma quick_check, which reads every page; PostgreSQL: data-checksum failures)")
+    .option("--wait <duration>", "retry until healthy or this long has passed (30s, 2m): a CI gate for a database starting beside the job", duration("--wait"))
     .addHelpText(
       "after",
       `
@@ -22,13 +23,16 @@ Examples:
   $ briefdb health
   $ briefdb health --samples 50 --json
   $ briefdb health --deep                             # integrity too; plain health does not check it
-  $ DATABASE_URL=postgres://me@localhost:5432/briefs briefdb health --timeout 2000`,
+  $ DATABASE_URL=postgres://me@localhost:5432/briefs briefdb health --timeout 2000
+  $ briefdb health --wait 60s            # CI: waits for the database to come up and be migrated`,
     )
     .action(
-      action(async (ctx, options: { samples: number; deep?: boolean }) => {
+      action(async (ctx, options: { samples: number; deep?: boolean; wait?: number }) => {
+        const deep = options.deep === true;
+        if (options.wait !== undefined) return waitedOutcome(ctx, options.samples, options.wait, deep);
         const { checkDatabaseHealth } = await import("../core/health.js");
         const db = await ctx.open();
-        return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples, deep: options.deep === true }));
+        return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples, deep }));
       }),
     );
 }
@@ -89,4 +93,16 @@ function unhealthyError(report: HealthReport): BriefdbError {
   return (report.migrations?.pending ?? 0) > 0
     ? new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`")
     : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
+}
+
+/** health --wait: one line per change of state in logs, a spinner on a terminal; then the last report. */
+async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number, deep: boolean): Promise<Outcome> {
+  const { waitForHealth } = await import("../core/health-wait.js");
+  const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
+  const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
+  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, deep, onState });
+  spinner.stop(waited.report?.healthy ? "healthy" : "gave up waiting");
+  if (waited.report === undefined) throw waited.openError ?? new BriefdbError("DB_UNREACHABLE", "the database never answered");
+  const outcome = healthOutcome(waited.report);
+  return { ...outcome, data: { ...outcome.data, waitedMs: waited.waitedMs, attempts: waited.attempts } };
 }

@@ -15,7 +15,9 @@ import type {
   IntegrityCheck,
   LedgerStatements,
   OpenOptions,
+  PoolUse,
   Row,
+  Transaction,
   TransactionOptions,
 } from "../database.js";
 import { BackgroundWrites } from "../background-writes.js";
@@ -29,6 +31,10 @@ import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
+/** Drizzle inside one of briefdb's PostgreSQL transactions. */
+export type PgTx = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
+/** A PostgreSQL BriefDatabase whose Drizzle handles are typed. */
+export type PgBriefDatabase = BriefDatabase<PgOrm, PgTx>;
 
 /** Key of the advisory lock that migrators take turns on ("briefdb" in ASCII). */
 const MIGRATION_LOCK_KEY = 0x62726965666462;
@@ -60,43 +66,32 @@ const DEFAULT_RETRIES = 30;
 const BACKOFF_BASE_MS = 4;
 const BACKOFF_CAP_MS = 250;
 
-type TransactionHandle = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
-
-export class PgDatabase implements BriefDatabase {
+export class PgDatabase implements PgBriefDatabase {
   readonly dialect = "postgresql" as const;
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly time = pgTime;
   readonly inspector = new PgInspector(this);
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
+  readonly ownsConnection: boolean;
   private ledgerStatements: LedgerStatements | undefined;
   private readonly prepare: boolean;
   private readonly backgroundWrites = new BackgroundWrites();
 
+  /** With `client`, briefdb uses the app's own pool and never ends it. */
   constructor(
     readonly target: PgTarget,
     options: OpenOptions = {},
+    client?: postgres.Sql,
   ) {
-    this.client = postgres({
-      // one-element lists, so that postgres.js does not split "::1" at its colons as it would
-      // "host:port" (it takes lists at run time; its types only declare the single form)
-      host: [target.socketDir ?? target.host] as unknown as string,
-      port: [target.port] as unknown as number,
-      path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
-      database: target.database,
-      user: target.user,
-      password: target.password,
-      ssl: sslOption(target.sslmode),
-      max: options.poolSize ?? 10,
-      connect_timeout: (options.timeoutMs ?? 5000) / 1000,
-      idle_timeout: 30,
-      prepare: options.prepare ?? true,
-      fetch_types: false,
-      onnotice: () => {},
-      connection: { application_name: "briefdb" },
-    });
+    this.ownsConnection = client === undefined;
+    this.client = client ?? connect(target, options);
     this.orm = drizzle(this.client, { schema });
-    this.prepare = options.prepare ?? true;
+    this.prepare = client === undefined ? (options.prepare ?? true) : client.options.prepare;
+  }
+
+  get drizzle(): PgOrm {
+    return this.orm;
   }
 
   get ledger(): LedgerStatements {
@@ -116,18 +111,27 @@ export class PgDatabase implements BriefDatabase {
     await this.client.unsafe(script);
   }
 
-  async transaction<T>(operation: (tx: Executor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  async transaction<T>(operation: (tx: Transaction<PgTx>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const retries = options.retries ?? DEFAULT_RETRIES;
     const config = { isolationLevel: options.isolation ?? "serializable" } as const;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.orm.transaction((tx) => operation(ormTransactionExecutor(tx)), config);
+        return await this.orm.transaction((tx) => operation(transactionOver(tx)), config);
       } catch (error) {
         if (attempt >= retries || this.classify(error) !== "retryable") throw error;
         // full jitter: contenders that failed together come back at different moments
         await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
       }
     }
+  }
+
+  async poolUse(): Promise<PoolUse> {
+    const rows = await this.all<{ state: string | null; n: number | string }>(sql`
+      SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = current_setting('application_name')
+      GROUP BY 1`);
+    const connections = Object.fromEntries(rows.map((row) => [row.state ?? "unknown", Number(row.n)]));
+    return { max: this.client.options.max, connections };
   }
 
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
@@ -207,16 +211,49 @@ export class PgDatabase implements BriefDatabase {
 
   async close(): Promise<void> {
     await this.backgroundWrites.settle();
-    await this.client.end({ timeout: 5 });
+    if (this.ownsConnection) await this.client.end({ timeout: 5 });
   }
 }
 
-function ormTransactionExecutor(tx: TransactionHandle): Executor {
+function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
+  return postgres({
+    // one-element lists, so that postgres.js does not split "::1" at its colons as it would
+    // "host:port" (it takes lists at run time; its types only declare the single form)
+    host: [target.socketDir ?? target.host] as unknown as string,
+    port: [target.port] as unknown as number,
+    path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
+    database: target.database,
+    user: target.user,
+    password: target.password,
+    ssl: sslOption(target.sslmode),
+    max: options.poolSize ?? 10,
+    connect_timeout: (options.timeoutMs ?? 5000) / 1000,
+    idle_timeout: 30,
+    prepare: options.prepare ?? true,
+    fetch_types: false,
+    onnotice: () => {},
+    connection: { application_name: "briefdb" },
+  });
+}
+
+function transactionOver(tx: PgTx): Transaction<PgTx> {
   return {
     all: async <T extends Row>(query: SQL) => (await tx.execute(query)) as unknown as T[],
     run: async (query: SQL) => (await tx.execute(query)).count,
     exec: async (script: string) => void (await tx.execute(sql.raw(script))),
+    drizzle: tx,
+    ledger: pgLedger(transactionSqlOf(tx), false),
   };
+}
+
+/**
+ * The postgres.js connection a drizzle transaction runs on, so the ledger's one-statement deduct
+ * joins the transaction. drizzle keeps it on its (internal) session; checked, not assumed.
+ */
+function transactionSqlOf(tx: PgTx): postgres.Sql {
+  const client = (tx as unknown as { session?: { client?: postgres.Sql } }).session?.client;
+  if (typeof client?.unsafe !== "function") throw new Error("briefdb: this drizzle-orm version hides its transaction's connection");
+  return client;
 }
 
 function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "verify-full" {

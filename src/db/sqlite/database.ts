@@ -13,12 +13,12 @@ import { ConnectionLock } from "../connection-lock.js";
 import type {
   BriefDatabase,
   BulkWriter,
-  Executor,
   FailureKind,
   IntegrityCheck,
   LedgerStatements,
   OpenOptions,
   Row,
+  Transaction,
 } from "../database.js";
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
@@ -30,37 +30,56 @@ import * as schema from "./schema.js";
 import { sqliteTime } from "./time.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
+/** A SQLite BriefDatabase whose Drizzle handles are typed (inside a transaction: the same connection). */
+export type SqliteBriefDatabase = BriefDatabase<SqliteOrm, SqliteOrm>;
 
 /** quick_check stops after this many findings: enough to say what is wrong, not a flood. */
 const MAX_INTEGRITY_PROBLEMS = 20;
 
-export class SqliteDatabase implements BriefDatabase {
+export class SqliteDatabase implements SqliteBriefDatabase {
   readonly dialect = "sqlite" as const;
   readonly migrationsFolder = migrationsFolderOf("sqlite");
   readonly time = sqliteTime;
   readonly inspector = new SqliteInspector(this);
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
+  readonly ownsConnection: boolean;
   private readonly lock = new ConnectionLock();
   private readonly backgroundWrites = new BackgroundWrites();
-  private ledgerStatements: LedgerStatements | undefined;
+  private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
-  private readonly inTransaction: Executor;
+  private readonly inTransaction: Transaction<SqliteOrm>;
 
+  /** With `client`, briefdb shares the app's connection and never closes it. */
   constructor(
     readonly target: SqliteTarget,
     options: OpenOptions = {},
+    client?: Database.Database,
   ) {
-    this.client = openClient(target, options);
+    this.ownsConnection = client === undefined;
+    this.client = client === undefined ? openClient(target, options) : adoptClient(client, options);
     this.orm = drizzle(this.client, { schema });
+    const self = this;
     this.inTransaction = {
       all: async <T extends Row>(query: SQL) => this.orm.all<T>(query),
       run: async (query: SQL) => this.orm.run(query).changes,
       exec: async (script: string) => void this.client.exec(script),
+      drizzle: this.orm,
+      get ledger() {
+        return self.statements.inTransaction;
+      },
     };
   }
 
+  get drizzle(): SqliteOrm {
+    return this.orm;
+  }
+
   get ledger(): LedgerStatements {
+    return this.statements;
+  }
+
+  private get statements(): ReturnType<typeof sqliteLedger> {
     this.ledgerStatements ??= sqliteLedger(this);
     return this.ledgerStatements;
   }
@@ -77,7 +96,7 @@ export class SqliteDatabase implements BriefDatabase {
     return this.whenFree(() => void this.client.exec(script));
   }
 
-  transaction<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+  transaction<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
     return this.lock.run(async () => {
       this.client.exec("BEGIN IMMEDIATE");
       try {
@@ -100,7 +119,7 @@ export class SqliteDatabase implements BriefDatabase {
     return this.whenFree(work);
   }
 
-  withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+  withMigrationLock<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
     return this.transaction(operation);
   }
 
@@ -161,7 +180,7 @@ export class SqliteDatabase implements BriefDatabase {
   async close(): Promise<void> {
     await this.backgroundWrites.settle();
     await this.lock.run(() => {
-      if (this.client.open) this.client.close();
+      if (this.ownsConnection && this.client.open) this.client.close();
     });
   }
 
@@ -175,6 +194,17 @@ export class SqliteDatabase implements BriefDatabase {
     }
     return this.lock.run(work);
   }
+}
+
+/**
+ * The app's own connection: its journal mode and durability stay the app's choice; foreign keys
+ * go on (the ledger's brief check relies on them) and a busy timeout is set when it has none.
+ */
+function adoptClient(client: Database.Database, options: OpenOptions): Database.Database {
+  if (!client.open) throw new BriefdbError("USAGE", "the better-sqlite3 connection handed to briefdb is closed");
+  client.pragma("foreign_keys = ON");
+  if (client.pragma("busy_timeout", { simple: true }) === 0) client.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 15_000}`);
+  return client;
 }
 
 function openClient(target: SqliteTarget, options: OpenOptions): Database.Database {
