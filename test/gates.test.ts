@@ -3,8 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate, openDatabase, type BriefDatabase } from "../src/index.js";
-// @ts-expect-error -- a plain .mjs module shared with the benchmarks; it has no type declarations
-import { fillListingData } from "./support/bulk-data.mjs";
+import { fillListingData } from "../harness/bulk-data.mjs";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
 /** Runs the CLI, resolving once stderr shows `line`; then `finish` resolves with its exit and output. */

@@ -8,8 +8,18 @@ import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
+import { BackgroundWrites } from "../background-writes.js";
 import { ConnectionLock } from "../connection-lock.js";
-import type { BriefDatabase, BulkWriter, FailureKind, LedgerStatements, OpenOptions, Row, Transaction } from "../database.js";
+import type {
+  BriefDatabase,
+  BulkWriter,
+  FailureKind,
+  IntegrityCheck,
+  LedgerStatements,
+  OpenOptions,
+  Row,
+  Transaction,
+} from "../database.js";
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
@@ -23,6 +33,9 @@ export type SqliteOrm = BetterSQLite3Database<typeof schema>;
 /** A SQLite BriefDatabase whose Drizzle handles are typed (inside a transaction: the same connection). */
 export type SqliteBriefDatabase = BriefDatabase<SqliteOrm, SqliteOrm>;
 
+/** quick_check stops after this many findings: enough to say what is wrong, not a flood. */
+const MAX_INTEGRITY_PROBLEMS = 20;
+
 export class SqliteDatabase implements SqliteBriefDatabase {
   readonly dialect = "sqlite" as const;
   readonly migrationsFolder = migrationsFolderOf("sqlite");
@@ -32,6 +45,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   readonly orm: SqliteOrm;
   readonly ownsConnection: boolean;
   private readonly lock = new ConnectionLock();
+  private readonly backgroundWrites = new BackgroundWrites();
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Transaction<SqliteOrm>;
@@ -128,6 +142,9 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     return this.transaction(operation);
   }
 
+  /** Every write transaction here begins IMMEDIATE: it holds the file's one write lock already. */
+  async holdTestDataLock(): Promise<void> {}
+
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
     return sqliteBulkWrite(this, operation);
   }
@@ -140,6 +157,22 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   async serverVersion(): Promise<string> {
     const [row] = await this.all<{ version: string }>(sql`SELECT sqlite_version() AS version`);
     return `SQLite ${row?.version ?? "unknown"}`;
+  }
+
+  async checkIntegrity(): Promise<IntegrityCheck> {
+    const method = "pragma quick_check";
+    const hint = "the file is damaged: restore it from a backup (sqlite3's .recover can salvage what is left)";
+    let findings: string[];
+    try {
+      const rows = await this.all<{ quick_check: string }>(sql.raw(`PRAGMA quick_check(${MAX_INTEGRITY_PROBLEMS})`));
+      findings = rows.map((row) => row.quick_check);
+    } catch (error) {
+      // a page the check needs cannot even be read: that is its finding
+      if (!/^SQLITE_(CORRUPT|NOTADB)/.test(errorCode(error) ?? "")) throw error;
+      findings = [rootMessage(error)];
+    }
+    const problems = findings.length === 1 && findings[0] === "ok" ? [] : findings;
+    return { method, problems, ...(problems.length > 0 ? { hint } : {}) };
   }
 
   async explain(query: SQL): Promise<string[]> {
@@ -159,7 +192,12 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     return "other";
   }
 
+  trackBackgroundWrite(write: Promise<unknown>): void {
+    this.backgroundWrites.track(write);
+  }
+
   async close(): Promise<void> {
+    await this.backgroundWrites.settle();
     await this.lock.run(() => {
       if (this.ownsConnection && this.client.open) this.client.close();
     });
@@ -202,7 +240,7 @@ function openClient(target: SqliteTarget, busyTimeoutMs: number, options: OpenOp
     );
   }
   try {
-    if (target.path !== ":memory:") client.pragma("journal_mode = WAL");
+    if (target.path !== ":memory:") switchToWal(client, busyTimeoutMs);
     // FULL: a committed ledger row survives power loss, not only a crash of the process.
     client.pragma("synchronous = FULL");
     client.pragma("foreign_keys = ON");
@@ -214,4 +252,25 @@ function openClient(target: SqliteTarget, busyTimeoutMs: number, options: OpenOp
     });
   }
   return client;
+}
+
+/**
+ * Switching a fresh file to WAL writes its header under a read transaction upgraded to a write,
+ * and SQLite gives up on that upgrade at once (SQLITE_BUSY, "database is locked") instead of
+ * calling the busy handler. So when two processes open a new file together (two `migrate` runs),
+ * the one that loses the race would fail although the busy timeout allows waiting: it retries
+ * here, within the same timeout. Once the file is in WAL mode the switch writes nothing.
+ */
+function switchToWal(client: Database.Database, busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+    try {
+      client.pragma("journal_mode = WAL");
+      return;
+    } catch (error) {
+      if (!(errorCode(error) ?? "").startsWith("SQLITE_BUSY") || Date.now() >= deadline) throw error;
+      // The constructor is synchronous, like better-sqlite3's own busy handler: sleep the thread.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause * (0.5 + Math.random()));
+    }
+  }
 }
