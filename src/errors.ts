@@ -6,6 +6,10 @@
 
 export const EXIT_CODES = {
   DB_UNREACHABLE: 1,
+  /** The server refused the user or password (PostgreSQL 28P01, 28000). */
+  AUTH_FAILED: 1,
+  /** Gave up waiting for a lock another connection holds (--lock-timeout; SQLite's busy timeout). */
+  LOCK_TIMEOUT: 1,
   DB_ERROR: 1,
   INVARIANT_VIOLATED: 1,
   GATE_FAILED: 1,
@@ -28,6 +32,12 @@ export const EXIT_CODES = {
   HOLD_SETTLED: 3,
   HOLD_EXPIRED: 3,
   CAPTURE_EXCEEDS_HOLD: 3,
+  /**
+   * The connection was lost after a write was sent: it may or may not have been applied. Its own
+   * status, so that a script never mistakes it for "nothing changed" nor for success.
+   */
+  OUTCOME_UNKNOWN: 4,
+  /** Interrupted (SIGINT; the CLI exits 143 when the signal was SIGTERM); nothing changed. */
   CANCELLED: 130,
 } as const;
 

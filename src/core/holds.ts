@@ -71,8 +71,8 @@ export interface SettlementResult {
 }
 
 const MAX_KEY_LENGTH = 200;
-/** A refusal is re-tried after sweeping this many times at most: each sweep frees what had expired. */
-const SWEEP_ATTEMPTS = 2;
+/** How often a refused hold is tried again after its refusal turned out untrue (see whyNoRoom). */
+const PLACE_ATTEMPTS = 3;
 
 /** Reserves tokens; never throws: { success, data | error }. */
 export function holdTokens(
@@ -117,7 +117,7 @@ export async function applyHold(
     if (prior) return replayHold(db, prior, userId, amount);
   }
   const hold = { id: `${HOLD_ID_PREFIX}${newId()}`, userId, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key, ttlSeconds };
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 1; ; attempt++) {
     let placed;
     try {
       placed = await db.holds.place(hold);
@@ -136,7 +136,11 @@ export async function applyHold(
       const { hold: record, balance, held } = placed;
       return { ...holdFields(record), balance, held, available: balance - held, replayed: false };
     }
-    if (!(await sweptRoom(db, userId, attempt))) throw await insufficient(db, userId, "hold", amount);
+    const refused = await whyNoRoom(db, userId, "hold", amount);
+    if (refused !== undefined) throw refused;
+    if (attempt >= PLACE_ATTEMPTS) {
+      throw new BriefdbError("DB_ERROR", `user ${userId} kept changing while the hold was tried ${PLACE_ATTEMPTS} times; nothing changed`);
+    }
   }
 }
 
@@ -213,6 +217,9 @@ export async function getAvailableBalance(db: BriefDatabase, userId: string): Pr
 
 interface Account {
   readonly balance: number;
+  /** users.held_tokens: every active hold, expired or not, as the conditional writes count them. */
+  readonly heldTokens: number;
+  /** Active holds that have not expired. */
   readonly held: number;
   /** Active holds past their expiry that no write has swept yet (they no longer hold). */
   readonly expiredHeld: number;
@@ -227,34 +234,34 @@ export async function readAccount(db: BriefDatabase, userId: string, reader: Exe
     FROM users u WHERE u.id = ${userId}`);
   if (row === undefined) return undefined;
   const held = Number(row.held);
-  return { balance: Number(row.token_balance), held, expiredHeld: Number(row.held_tokens) - held };
+  const heldTokens = Number(row.held_tokens);
+  return { balance: Number(row.token_balance), heldTokens, held, expiredHeld: heldTokens - held };
 }
 
 /**
- * After a refusal: when expired holds still take room, settle them as expired and say to try
- * again. The conditional writes count unswept expired holds as held (they read only the user
- * row, which is what keeps them safe under concurrency), so this is where an expiry frees room.
+ * Why a deduct or hold found no room (nothing was changed), read afresh; undefined when it should
+ * be tried again: the user row now has room (a concurrent change), or — when `maySweep` — expired
+ * holds still took room and have just been settled as expired. The conditional writes count such
+ * holds as held (they decide on the user row alone, which is what keeps them safe under
+ * concurrency), so this is where an expiry frees room. The sweep is a statement of its own, so it
+ * is not done inside a caller's transaction.
  */
-export async function sweptRoom(db: BriefDatabase, userId: string, attempt: number): Promise<boolean> {
-  if (attempt >= SWEEP_ATTEMPTS) return false;
-  const account = await readAccount(db, userId);
-  if (account === undefined || account.expiredHeld <= 0) return false;
-  await db.holds.sweepExpired(userId).catch((error: unknown) => {
-    throw toBriefdbError(error, db);
-  });
-  return true;
-}
-
-/** Why a deduct or hold found no room (or no user); nothing was changed. */
-export async function insufficient(
+export async function whyNoRoom(
   db: BriefDatabase,
   userId: string,
   what: "deduct" | "hold",
   amount: number,
-  reader: Executor = db,
-): Promise<BriefdbError> {
-  const account = await readAccount(db, userId, reader);
+  options: { readonly reader?: Executor; readonly maySweep?: boolean } = {},
+): Promise<BriefdbError | undefined> {
+  const account = await readAccount(db, userId, options.reader ?? db);
   if (account === undefined) return userNotFound(userId);
+  if (account.balance - account.heldTokens >= amount) return undefined;
+  if (account.expiredHeld > 0 && options.maySweep !== false) {
+    await db.holds.sweepExpired(userId).catch((error: unknown) => {
+      throw toBriefdbError(error, db);
+    });
+    return undefined;
+  }
   const available = account.balance - account.held;
   const state =
     account.held === 0
