@@ -134,7 +134,7 @@ async function applyOnce(
     const refused =
       operation === "deduct"
         ? await whyNoRoom(db, userId, "deduct", amount, { reader, maySweep: standalone })
-        : await refusal(reader, userId, operation, amount);
+        : await creditRefusal(reader, userId, amount);
     if (refused !== undefined) throw refused;
     // the re-read contradicts the refusal: the row changed in between (deleted and inserted again,
     // say), or expired holds were just swept to make room, so the refusal would not be true; the
@@ -243,12 +243,7 @@ function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
  * when the row read now would have matched (a concurrent change), so that no refusal is reported
  * untrue. A deduct's refusal is whyNoRoom's (holds.ts): it knows the held tokens.
  */
-async function refusal(
-  db: Executor,
-  userId: string,
-  operation: TokenOperation,
-  amount: number,
-): Promise<BriefdbError | undefined> {
+async function creditRefusal(db: Executor, userId: string, amount: number): Promise<BriefdbError | undefined> {
   const balance = await currentBalance(db, userId);
   if (balance === undefined) return userNotFound(userId);
   if (balance <= Number.MAX_SAFE_INTEGER - amount) return undefined;
