@@ -117,12 +117,14 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
     const run = await runOnTty(["clear", "--local", "--db", db], [{ waitFor: "Remove every seeded row from", send: "y\r" }]);
     expect(run.code).toBe(0);
     const steps = [
-      "removing token_transactions (1/6)",
-      "detaching app ledger rows from removed briefs (2/6)",
-      "removing reviews (3/6)",
-      "removing briefs (4/6)",
-      "removing users (5/6)",
-      "removing models (6/6)",
+      "removing token_transactions (1/8)",
+      "removing token_holds (2/8)",
+      "detaching app ledger rows from removed briefs (3/8)",
+      "detaching app holds from removed briefs (4/8)",
+      "removing reviews (5/8)",
+      "removing briefs (6/8)",
+      "removing users (7/8)",
+      "removing models (8/8)",
       /removed \d+ rows/,
     ];
     const positions = steps.map((step) => (typeof step === "string" ? run.output.indexOf(step) : run.output.search(step)));

@@ -74,7 +74,8 @@ async function confirm(ctx: Context, all: boolean): Promise<void> {
 }
 
 function describeStep(step: ClearProgress): string {
-  const what = step.action === "detach" ? "detaching app ledger rows from removed briefs" : `removing ${step.table}`;
+  const detached = step.table === "token_holds" ? "app holds" : "app ledger rows";
+  const what = step.action === "detach" ? `detaching ${detached} from removed briefs` : `removing ${step.table}`;
   return `${what} (${step.step}/${step.steps})`;
 }
 
