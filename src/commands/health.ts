@@ -41,6 +41,7 @@ function healthOutcome(report: Report): Outcome {
       latencyMs: report.latencyMs,
       samples: report.samples,
       migrations: report.migrations,
+      invalidIndexes: report.invalidIndexes,
       problems: report.problems,
     },
     human: (ui) => {
@@ -56,6 +57,7 @@ function healthOutcome(report: Report): Outcome {
         ["server", report.serverVersion ?? "—"],
         ["latency", latency],
         ["migrations", migrations],
+        ...((report.invalidIndexes?.length ?? 0) > 0 ? [["indexes", ui.colors.red(`INVALID: ${report.invalidIndexes?.join(", ")}`)] as const] : []),
       ]);
     },
   };
@@ -64,7 +66,8 @@ function healthOutcome(report: Report): Outcome {
 /** Reachable but unhealthy: the schema is behind its migrations, or differs from them. */
 function schemaProblem(report: Report): BriefdbError {
   const message = report.problems.join("; ");
-  return (report.migrations?.pending ?? 0) > 0
-    ? new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`")
+  if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`");
+  return (report.invalidIndexes?.length ?? 0) > 0
+    ? new BriefdbError("UNHEALTHY", message, "run `briefdb migrate` to rebuild the INVALID index")
     : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
 }

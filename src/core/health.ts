@@ -1,7 +1,7 @@
 /**
- * checkDatabaseHealth: connectivity, round-trip latency over a number of samples, server version
- * and migration state. A health report is a value: unreachable or behind is `healthy: false` with
- * the reasons, never a throw.
+ * checkDatabaseHealth: connectivity, round-trip latency over a number of samples, server version,
+ * migration state and indexes left INVALID by an interrupted build. A health report is a value:
+ * unreachable or behind is `healthy: false` with the reasons, never a throw.
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../db/database.js";
@@ -19,6 +19,8 @@ export interface HealthReport {
   readonly latencyMs: LatencySummary | null;
   readonly samples: number;
   readonly migrations: { readonly applied: number; readonly pending: number } | null;
+  /** Indexes left INVALID by an interrupted or failed build (`migrate` rebuilds them). */
+  readonly invalidIndexes: readonly string[] | null;
   /** Why the database is unhealthy; empty when healthy. */
   readonly problems: readonly string[];
   /** The failure that made it unreachable or erroring, when there was one. */
@@ -37,8 +39,10 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: { samples?
     const problems = [
       ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending: run \`briefdb migrate\``] : []),
       ...(changed.length > 0 ? [`applied migration(s) ${changed.join(", ")} differ from their files`] : []),
+      ...status.invalidIndexes.map((i) => `index ${i.index} on ${i.table} is INVALID (an interrupted build): run \`briefdb migrate\``),
     ];
-    return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, problems, error: null };
+    const invalidIndexes = status.invalidIndexes.map((i) => i.index);
+    return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, invalidIndexes, problems, error: null };
   } catch (caught) {
     const error = toBriefdbError(db, caught);
     return {
@@ -47,6 +51,7 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: { samples?
       serverVersion: null,
       latencyMs: null,
       migrations: null,
+      invalidIndexes: null,
       problems: [error.message],
       error,
     };

@@ -25,6 +25,7 @@ import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
+import { PgSchemaChanges } from "./schema-changes.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
 
@@ -58,6 +59,7 @@ export class PgDatabase implements BriefDatabase {
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly time = pgTime;
   readonly inspector = new PgInspector(this);
+  readonly schemaChanges: PgSchemaChanges;
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
   private ledgerStatements: LedgerStatements | undefined;
@@ -67,25 +69,11 @@ export class PgDatabase implements BriefDatabase {
     readonly target: PgTarget,
     options: OpenOptions = {},
   ) {
-    this.client = postgres({
-      // one-element lists, so that postgres.js does not split "::1" at its colons as it would
-      // "host:port" (it takes lists at run time; its types only declare the single form)
-      host: [target.socketDir ?? target.host] as unknown as string,
-      port: [target.port] as unknown as number,
-      path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
-      database: target.database,
-      user: target.user,
-      password: target.password,
-      ssl: sslOption(target.sslmode),
-      max: options.poolSize ?? 10,
-      connect_timeout: (options.timeoutMs ?? 5000) / 1000,
-      idle_timeout: 30,
-      prepare: options.prepare ?? true,
-      fetch_types: false,
-      onnotice: () => {},
-      connection: { application_name: "briefdb" },
-    });
+    this.client = connectTo(target, options, options.poolSize ?? 10);
     this.orm = drizzle(this.client, { schema });
+    // the migration session is a connection of its own: postgres.js's reserve() hangs on a pool
+    // that has not connected yet when types are not fetched (porsager/postgres#751)
+    this.schemaChanges = new PgSchemaChanges(this, () => connectTo(target, options, 1), MIGRATION_LOCK_KEY);
     this.prepare = options.prepare ?? true;
   }
 
@@ -161,6 +149,27 @@ export class PgDatabase implements BriefDatabase {
   async close(): Promise<void> {
     await this.client.end({ timeout: 5 });
   }
+}
+
+function connectTo(target: PgTarget, options: OpenOptions, max: number): postgres.Sql {
+  return postgres({
+    // one-element lists, so that postgres.js does not split "::1" at its colons as it would
+    // "host:port" (it takes lists at run time; its types only declare the single form)
+    host: [target.socketDir ?? target.host] as unknown as string,
+    port: [target.port] as unknown as number,
+    path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
+    database: target.database,
+    user: target.user,
+    password: target.password,
+    ssl: sslOption(target.sslmode),
+    max,
+    connect_timeout: (options.timeoutMs ?? 5000) / 1000,
+    idle_timeout: 30,
+    prepare: options.prepare ?? true,
+    fetch_types: false,
+    onnotice: () => {},
+    connection: { application_name: "briefdb" },
+  });
 }
 
 function executorOver(tx: TransactionHandle): Executor {

@@ -18,6 +18,7 @@ import { SqliteInspector } from "./inspector.js";
 import { sqliteBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { sqliteTime } from "./time.js";
+import { SqliteSchemaChanges } from "./schema-changes.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
 
@@ -27,6 +28,7 @@ export class SqliteDatabase implements BriefDatabase {
   readonly migrationsFolder = migrationsFolderOf("sqlite");
   readonly time = sqliteTime;
   readonly inspector = new SqliteInspector(this);
+  readonly schemaChanges = new SqliteSchemaChanges(this);
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
   private readonly lock = new ConnectionLock();
