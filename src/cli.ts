@@ -1,10 +1,13 @@
 /**
  * The briefdb command-line program: global options, the commands (each loads its library code
- * only when it runs), and the mapping of usage errors to exit code 2.
+ * only when it runs), and runCli, the one place that prints an outcome or an error and decides
+ * the exit code.
  */
 import type { Command, CommanderError } from "commander";
-import { packageVersion } from "./db/paths.js";
-import { BriefdbError } from "./errors.js";
+import type { FailureSource } from "./core/failures.js";
+import { packageVersion } from "./package-root.js";
+import { BriefdbError, EXIT_CODES } from "./errors.js";
+import type { Ui } from "./render.js";
 
 const version = packageVersion();
 const VERSION_FLAGS = new Set(["--version", "-V", "--json", "--no-color"]);
@@ -54,7 +57,7 @@ Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused
   return program;
 }
 
-/** Usage errors are reported by main() as one line; commander must not print its own. */
+/** Usage errors are reported by runCli as one line; commander must not print its own. */
 function quietErrors(command: Command): Command {
   // writeErr too: a missing subcommand would otherwise dump the whole help on stderr
   command.exitOverride().configureOutput({ outputError: () => {}, writeErr: () => {} });
@@ -62,32 +65,75 @@ function quietErrors(command: Command): Command {
   return command;
 }
 
-export async function main(argv: readonly string[]): Promise<void> {
-  const args = argv.slice(2);
+/**
+ * Runs the program on `args` (the words after `briefdb`) and resolves to its exit code. The one
+ * place that prints a command's outcome or failure; bin/briefdb calls it, tests can too.
+ */
+export async function runCli(args: readonly string[]): Promise<number> {
+  endQuietlyOnClosedPipes();
   const versionOnly = args.some((a) => a === "--version" || a === "-V") && args.every((a) => VERSION_FLAGS.has(a));
   if (versionOnly) {
     // the commonest start-up of all answers before commander is even loaded
     process.stdout.write(args.includes("--json") ? `${JSON.stringify({ ok: true, version })}\n` : `${version}\n`);
-    return;
+    return 0;
   }
   const program = await buildProgram();
+  const [{ recordRuns }, render] = await Promise.all([import("./commands/context.js"), import("./render.js")]);
+  const run = recordRuns(program, {
+    // Ctrl-C at a spinner or progress bar: clack ends the process itself, so the exit is rewritten
+    watch(message) {
+      const onExit = () => {
+        process.exitCode = EXIT_CODES.CANCELLED;
+        render.emitError(run.context?.ui ?? fallbackUi(render, args), new BriefdbError("CANCELLED", message), false);
+      };
+      process.once("exit", onExit);
+      return () => process.off("exit", onExit);
+    },
+    interrupt: () => process.exit(EXIT_CODES.CANCELLED),
+  });
+  let failure: BriefdbError | undefined;
   try {
-    await program.parseAsync(argv as string[]);
+    await program.parseAsync([...args], { from: "user" });
   } catch (caught) {
-    const { createUi, emitError } = await import("./render.js");
-    const json = argv.includes("--json");
-    const ui = createUi({ json, color: !argv.includes("--no-color") });
-    if (isCommanderError(caught)) {
-      if (caught.exitCode === 0) return;
-      const error = usageError(caught);
-      emitError(ui, error, false);
-      process.exitCode = error.exitCode;
-      return;
-    }
-    const error = caught instanceof BriefdbError ? caught : new BriefdbError("DB_ERROR", String(caught));
-    emitError(ui, error, process.env.BRIEFDB_DEBUG === "1");
-    process.exitCode = error.exitCode;
+    if (isCommanderError(caught) && caught.exitCode === 0) return 0; // --help, --version
+    failure = isCommanderError(caught) ? usageError(caught) : await normalise(caught, run.context?.database);
   }
+  const ui = run.context?.ui ?? fallbackUi(render, args);
+  if (failure !== undefined) {
+    render.emitError(ui, failure, process.env.BRIEFDB_DEBUG === "1");
+    return failure.exitCode;
+  }
+  if (run.outcome === undefined) return 0;
+  render.emitOutcome(ui, run.outcome);
+  return run.outcome.ok ? 0 : (run.outcome.error?.exitCode ?? 1);
+}
+
+let pipesWatched = false;
+
+/**
+ * A reader that goes away (`briefdb … | head -1`) closes the pipe: stop writing, as Unix tools do,
+ * without a stack. The exit code still tells what the command did (a deduct piped into `true` was
+ * applied: exit 0), so a script never retries a write that happened.
+ */
+function endQuietlyOnClosedPipes(): void {
+  if (pipesWatched) return;
+  pipesWatched = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+    });
+  }
+}
+
+/** The output settings before commander has parsed the options (a usage error, say). */
+function fallbackUi(render: typeof import("./render.js"), args: readonly string[]): Ui {
+  return render.createUi({ json: args.includes("--json"), color: !args.includes("--no-color") });
+}
+
+async function normalise(caught: unknown, source: FailureSource | undefined): Promise<BriefdbError> {
+  if (caught instanceof BriefdbError) return caught;
+  const { toBriefdbError } = await import("./core/failures.js");
+  return toBriefdbError(caught, source);
 }
 
 function isCommanderError(value: unknown): value is CommanderError {

@@ -1,6 +1,7 @@
 /**
- * One error type for the whole tool, carrying a SPEC §5 code. The CLI maps the code to an exit
- * code through EXIT_CODES; library callers read `code` and `hint`.
+ * One error type for the whole tool, carrying a code from the contract's table
+ * (docs/architecture.md, "Exit codes"). The CLI maps the code to an exit code through EXIT_CODES;
+ * library callers read `code` and `hint`.
  */
 
 export const EXIT_CODES = {
@@ -9,6 +10,8 @@ export const EXIT_CODES = {
   INVARIANT_VIOLATED: 1,
   NOT_MIGRATED: 1,
   UNHEALTHY: 1,
+  /** A failure that is not the database's nor the input's: a bug in briefdb. */
+  INTERNAL: 1,
   USAGE: 2,
   INVALID_AMOUNT: 2,
   INVALID_URL: 2,
@@ -48,13 +51,6 @@ export class BriefdbError extends Error {
 
 export function isBriefdbError(value: unknown): value is BriefdbError {
   return value instanceof BriefdbError;
-}
-
-/** Any thrown value as a BriefdbError; unknown failures become DB_ERROR with their message. */
-export function asBriefdbError(value: unknown): BriefdbError {
-  if (value instanceof BriefdbError) return value;
-  const message = value instanceof Error ? value.message : String(value);
-  return new BriefdbError("DB_ERROR", firstLine(message), undefined, { cause: value });
 }
 
 export function firstLine(text: string): string {

@@ -3,7 +3,7 @@ import { clearTestData } from "./core/clear.js";
 import { seedTestData } from "./core/seed.js";
 
 export { openDatabase, openTarget } from "./db/open.js";
-export type { BriefDatabase, Executor, OpenOptions, TransactionOptions, DialectCapabilities } from "./db/database.js";
+export type { BriefDatabase, Executor, OpenOptions, TransactionOptions } from "./db/database.js";
 export { parseTarget, redactUrl, isLocalTarget, assertLocalTarget, DEFAULT_URL } from "./db/target.js";
 export type { Target, SqliteTarget, PgTarget, DialectName } from "./db/target.js";
 export { BriefdbError, EXIT_CODES, isBriefdbError } from "./errors.js";

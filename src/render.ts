@@ -14,7 +14,21 @@ export interface Ui {
   /** stdout is a terminal and output is for people: tables may be wide, spinners may spin. */
   readonly interactive: boolean;
   readonly stdinTty: boolean;
+  readonly interruptions: Interruptions;
 }
+
+/**
+ * How a run ends when a person interrupts it while a spinner, bar or prompt shows. The CLI
+ * (runCli) supplies it: exit 130 with one line. Outside the CLI nothing happens.
+ */
+export interface Interruptions {
+  /** Until the returned function is called, any end of the process is this interruption. */
+  watch(message: string): () => void;
+  /** Ends the process now, as interrupted (a watch says why). */
+  interrupt(): void;
+}
+
+const noInterruptions: Interruptions = { watch: () => () => {}, interrupt: () => {} };
 
 /** What a command hands back: the JSON fields, and how to say it to a person. */
 export interface Outcome {
@@ -25,7 +39,13 @@ export interface Outcome {
   readonly human: (ui: Ui) => string;
 }
 
-export function createUi(options: { json: boolean; color: boolean }): Ui {
+export interface UiOptions {
+  readonly json: boolean;
+  readonly color: boolean;
+  readonly interruptions?: Interruptions;
+}
+
+export function createUi(options: UiOptions): Ui {
   const stdoutTty = process.stdout.isTTY === true;
   const colorWanted = options.color && !("NO_COLOR" in process.env) && !options.json;
   return {
@@ -33,6 +53,7 @@ export function createUi(options: { json: boolean; color: boolean }): Ui {
     colors: createColors(colorWanted && stdoutTty),
     interactive: stdoutTty && !options.json,
     stdinTty: process.stdin.isTTY === true,
+    interruptions: options.interruptions ?? noInterruptions,
   };
 }
 
@@ -41,7 +62,7 @@ export function emitOutcome(ui: Ui, outcome: Outcome): void {
     const error = outcome.error ? { error: outcome.error.toJSON() } : {};
     writeJson({ ok: outcome.ok, ...error, ...outcome.data });
   } else {
-    const text = outcome.human(ui);
+    const text = shownSafely(ui, outcome.human(ui), true);
     if (text !== "") process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
   }
   if (!outcome.ok && outcome.error) writeErrorLine(ui, outcome.error);
@@ -56,16 +77,41 @@ export function emitError(ui: Ui, error: BriefdbError, debug: boolean): void {
 
 function writeErrorLine(ui: Ui, error: BriefdbError): void {
   const stderrColors = createColors(ui.colors.isColorSupported && process.stderr.isTTY === true);
-  const hint = error.hint ? stderrColors.dim(` (hint: ${error.hint})`) : "";
-  process.stderr.write(`${stderrColors.red("error:")} ${oneLine(error.message)}${hint}\n`);
+  const hint = error.hint ? stderrColors.dim(` (hint: ${escapeControls(oneLine(error.hint))})`) : "";
+  process.stderr.write(`${stderrColors.red("error:")} ${escapeControls(oneLine(error.message))}${hint}\n`);
 }
 
 function writeJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, " ").trim();
+/** Text on one line (runs of white space as one space), cut to `width` with an ellipsis when given. */
+export function oneLine(text: string, width = Number.POSITIVE_INFINITY): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
+}
+
+// ESC [ … m (colour and style: what picocolors writes), or any one C0/C1 control character
+const CONTROL = /\x1b\[[0-9;]*m|[\x00-\x1f\x7f-\x9f]/g;
+const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * Text from the database (a stored reason, a user id) shown to a person: control characters are
+ * written as escapes (`\x1b`, `\r`), so a stored string can never retitle, clear or rewrite the
+ * reader's terminal. Colour sequences pass only when this output is coloured (they can restyle
+ * text, nothing more); newlines pass only where the text is multi-line.
+ */
+function shownSafely(ui: Ui, text: string, multiline: boolean): string {
+  const colored = ui.colors.isColorSupported;
+  return text.replace(CONTROL, (match) => {
+    if (match.length > 1) return colored ? match : escapeControls(match);
+    return match === "\n" && multiline ? match : escapeControls(match);
+  });
+}
+
+/** Every control character in `text` as a visible escape. */
+export function escapeControls(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 type TableConstructor = new (options: Record<string, unknown>) => { push(...rows: unknown[]): void; toString(): string };
@@ -79,14 +125,14 @@ export function table(ui: Ui, head: readonly string[], rows: ReadonlyArray<Reado
     head: head.map((h) => ui.colors.bold(h)),
     style: { head: [], border: plain ? [] : ["grey"], compact: true },
   });
-  t.push(...rows.map((row) => row.map(String)));
+  t.push(...rows.map((row) => row.map((cell) => shownSafely(ui, String(cell), false))));
   return t.toString();
 }
 
 /** Lines of `label  value`, the labels padded to one width. */
 export function keyValues(ui: Ui, pairs: ReadonlyArray<readonly [string, string]>): string {
   const width = Math.max(...pairs.map(([label]) => label.length));
-  return pairs.map(([label, value]) => `${ui.colors.dim(label.padEnd(width))}  ${value}`).join("\n");
+  return pairs.map(([label, value]) => `${ui.colors.dim(label.padEnd(width))}  ${shownSafely(ui, value, false)}`).join("\n");
 }
 
 /** A row count for people: 1,000,000. */
@@ -101,31 +147,18 @@ export interface Spinner {
 
 const silentSpinner: Spinner = { message: () => {}, stop: () => {} };
 
-/**
- * clack ends the process with exit 0 on Ctrl-C, which would tell a script that an interrupted run
- * succeeded: while a spinner or bar shows, any exit is an interruption (exit 130, one line on
- * stderr). Returns the function that ends this watch.
- */
-function treatExitAsInterruption(interrupted: string): () => void {
-  const onExit = () => {
-    process.exitCode = 130;
-    process.stderr.write(`error: ${interrupted}\n`);
-  };
-  process.once("exit", onExit);
-  return () => process.off("exit", onExit);
-}
-
 /** A spinner on a TTY for people; silent for scripts and pipes. Ctrl-C while it spins exits 130. */
 export async function startSpinner(ui: Ui, text: string, interrupted: string): Promise<Spinner> {
   if (!ui.interactive) return silentSpinner;
   const { spinner } = await import("@clack/prompts");
-  const s = spinner({ onCancel: () => process.exit() });
-  const finish = treatExitAsInterruption(interrupted);
+  // clack ends the process itself on Ctrl-C (exit 0 in raw mode): the watch reports it as 130
+  const release = ui.interruptions.watch(interrupted);
+  const s = spinner({ onCancel: () => ui.interruptions.interrupt() });
   s.start(text);
   return {
     message: (t) => s.message(t),
     stop: (t) => {
-      finish();
+      release();
       s.stop(t ?? text);
     },
   };
@@ -146,23 +179,23 @@ export async function startProgress(ui: Ui, interrupted: string): Promise<Progre
   const clack = await import("@clack/prompts");
   let bar: ReturnType<typeof clack.progress> | undefined;
   let shown = 0;
-  const finish = treatExitAsInterruption(interrupted);
+  const release = ui.interruptions.watch(interrupted);
   return {
     update(done, total, text) {
       if (bar === undefined) {
-        // A signal stops clack's bar and calls onCancel; exiting then runs onExit above.
-        bar = clack.progress({ max: Math.max(1, total), onCancel: () => process.exit() });
+        // A signal stops clack's bar and calls onCancel; the watch reports the interruption (130)
+        bar = clack.progress({ max: Math.max(1, total), onCancel: () => ui.interruptions.interrupt() });
         bar.start(text);
       }
       bar.advance(done - shown, text);
       shown = done;
     },
     stop(text) {
-      finish();
+      release();
       bar?.stop(text);
     },
     fail(text) {
-      finish();
+      release();
       bar?.error(text);
     },
   };
@@ -173,10 +206,26 @@ export function canPrompt(ui: Ui): boolean {
   return ui.interactive && ui.stdinTty;
 }
 
-/** A yes/no question on the terminal: "yes", "no", or "cancelled" (Ctrl-C, Escape). */
-export async function confirmOnTty(message: string): Promise<"yes" | "no" | "cancelled"> {
+/**
+ * A yes/no question on the terminal: "yes", "no", "cancelled" (Ctrl-C, Escape), or "eof" when the
+ * input ends with no answer (Ctrl-D): clack's prompt then never settles, and the process would
+ * drain and exit 13 with nothing said, so the end of input is an answer of its own.
+ */
+export async function confirmOnTty(message: string): Promise<"yes" | "no" | "cancelled" | "eof"> {
   const { confirm, isCancel } = await import("@clack/prompts");
-  const answer = await confirm({ message, initialValue: false });
-  if (isCancel(answer)) return "cancelled";
-  return answer ? "yes" : "no";
+  let noMoreInput: () => void = () => {};
+  const ended = new Promise<"eof">((resolve) => {
+    noMoreInput = () => resolve("eof");
+    process.once("beforeExit", noMoreInput);
+    process.stdin.once("end", noMoreInput);
+  });
+  try {
+    const answer = await Promise.race([confirm({ message, initialValue: false }), ended]);
+    if (answer === "eof") return "eof";
+    if (isCancel(answer)) return "cancelled";
+    return answer ? "yes" : "no";
+  } finally {
+    process.off("beforeExit", noMoreInput);
+    process.stdin.off("end", noMoreInput);
+  }
 }

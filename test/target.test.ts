@@ -36,6 +36,66 @@ describe("database URLs", () => {
     expect(redactUrl(url)).toBe(shown);
   });
 
+  it("reads the URL as libpq does: query keywords win over the URL's parts", () => {
+    expect(parseTarget("postgres://u@h:5432/db?port=6000&user=v&password=pw&dbname=other")).toMatchObject({
+      host: "h",
+      port: 6000,
+      user: "v",
+      password: "pw",
+      database: "other",
+    });
+    expect(parseTarget("postgresql://me@%2Fvar%2Frun/briefs?host=/tmp")).toMatchObject({ socketDir: "/tmp", database: "briefs" });
+  });
+
+  it.each([
+    ["postgres://me:pw@?host=/tmp", { socketDir: "/tmp", user: "me", password: "pw", database: "postgres" }],
+    ["postgres://me:pw@", { host: "localhost", user: "me", database: "postgres" }],
+    ["postgres://h/my%23db%3F", { database: "my#db?" }],
+    ["postgres://me:p%40ss@[::1]:6543/db#frag", { host: "::1", port: 6543, password: "p@ss", database: "db" }],
+    ["POSTGRESQL://H/db", { host: "H", database: "db" }],
+    ["postgres://h/db", { password: undefined, port: 5432 }],
+  ])("parses %s", (url, expected) => {
+    expect(parseTarget(url)).toMatchObject(expected);
+  });
+
+  it.each([
+    ["postgres:/u:pw@h/db", /malformed PostgreSQL URL/],
+    ["postgres:u:pw@h/db", /malformed PostgreSQL URL/],
+    ["postgres://u:pw@local host/db", /malformed PostgreSQL URL/],
+    ["postgres://u:pw@h:99999/db", /malformed PostgreSQL URL/],
+    ["postgres://u:pw@h/db?port=0", /bad port/],
+    ["postgres://u:pw@h/db?port=x", /bad port/],
+    ["postgres://u:p%ZZw@h/db", /malformed percent-escape/],
+    ["postgres://u:pw@h/d%2", /malformed percent-escape/],
+    ["postgres://u:pw@a.example.invalid,b.example.invalid/db", /several hosts/],
+    ["postgres://u:pw@/db?host=/tmp/a,/tmp/b", /several hosts/],
+    ["postgres://u:pw@h/a/b", /bad database name/],
+  ])("%s is INVALID_URL, the password redacted", (url, message) => {
+    let caught: unknown;
+    try {
+      parseTarget(url);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toMatchObject({ code: "INVALID_URL" });
+    expect((caught as Error).message).toMatch(message);
+    expect((caught as Error).message).not.toMatch(/pw|p%ZZw/);
+  });
+
+  it("ssl parameters are read, not acted on: no certificate file is opened and no warning printed", () => {
+    const warnings: unknown[] = [];
+    const emitWarning = process.emitWarning;
+    process.emitWarning = (warning: string | Error) => void warnings.push(warning);
+    try {
+      const target = parseTarget("postgres://h/db?sslmode=require&sslrootcert=/nonexistent/ca.pem&sslcert=/nonexistent/c.pem");
+      expect(target).toMatchObject({ sslmode: "require" });
+      expect(parseTarget("postgres://h/db?sslmode=verify-ca")).toMatchObject({ sslmode: "verify-ca" });
+    } finally {
+      process.emitWarning = emitWarning;
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it("takes the libpq sslmodes and refuses others", () => {
     expect(parseTarget("postgres://h/db?sslmode=verify-full")).toMatchObject({ sslmode: "verify-full" });
     expect(parseTarget("postgres://h/db")).toMatchObject({ sslmode: "prefer" });

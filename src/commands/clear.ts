@@ -36,7 +36,7 @@ Examples:
         const all = options.all === true;
         if (options.yes !== true) await confirm(ctx, all);
         const { clearTestData } = await import("../core/clear.js");
-        const db = await ctx.open({ create: false });
+        const db = await ctx.openMigrated();
         return clearOutcome(await clearTestData(db, { all }), db.target.display);
       }),
     );
@@ -54,8 +54,10 @@ async function confirm(ctx: Context, all: boolean): Promise<void> {
   }
   const answer = await confirmOnTty(`Remove ${what} from ${ctx.target.display}?`);
   if (answer === "yes") return;
-  // Ctrl-C is an interruption (130); a plain "no" is a refusal like a missing --yes (3)
+  // Ctrl-C is an interruption (130); a plain "no", or the input ending unanswered (Ctrl-D), is a
+  // refusal like a missing --yes (3)
   if (answer === "cancelled") throw new BriefdbError("CANCELLED", "clear cancelled; nothing changed");
+  if (answer === "eof") throw new BriefdbError("CONFIRMATION_REQUIRED", "clear not confirmed: the input ended with no answer; nothing changed");
   throw new BriefdbError("CONFIRMATION_REQUIRED", "clear not confirmed; nothing changed");
 }
 

@@ -1,12 +1,12 @@
 /**
  * What every command shares: the global options, the database it opens (closed when the command
- * ends), and the wrapper that turns a command's Outcome or error into output and an exit code.
+ * ends), and the wrapper that hands a command's Outcome back to runCli (src/cli.ts), which alone
+ * prints it and turns it, or a failure, into the exit code.
  */
 import type { Command } from "commander";
 import type { BriefDatabase, OpenOptions } from "../db/database.js";
 import { chooseUrl, parseTarget, type Target } from "../db/target.js";
-import { asBriefdbError, BriefdbError } from "../errors.js";
-import { createUi, emitError, emitOutcome, type Outcome, type Ui } from "../render.js";
+import { createUi, type Interruptions, type Outcome, type Ui } from "../render.js";
 
 export interface GlobalOptions {
   readonly db?: string;
@@ -22,8 +22,11 @@ export class Context {
   private opened: BriefDatabase | undefined;
   private parsedTarget: Target | undefined;
 
-  constructor(readonly globals: GlobalOptions) {
-    this.ui = createUi({ json: globals.json, color: globals.color });
+  constructor(
+    readonly globals: GlobalOptions,
+    interruptions?: Interruptions,
+  ) {
+    this.ui = createUi({ json: globals.json, color: globals.color, ...(interruptions ? { interruptions } : {}) });
   }
 
   /** The target of --db / DATABASE_URL / the default, parsed but not connected. */
@@ -32,21 +35,33 @@ export class Context {
     return this.parsedTarget;
   }
 
+  /** The database this command opened, if it got that far: its driver reads the failures. */
+  get database(): BriefDatabase | undefined {
+    return this.opened;
+  }
+
+  /**
+   * Opens the target with the global connection options. A missing SQLite file is not created
+   * unless `create: true` (only the commands that build a schema ask for that).
+   */
   async open(options: OpenOptions = {}): Promise<BriefDatabase> {
     const { openTarget } = await import("../db/open.js");
     this.opened = await openTarget(this.target, {
       timeoutMs: this.globals.timeout,
       prepare: this.globals.prepare,
       ...(this.globals.poolSize === undefined ? {} : { poolSize: this.globals.poolSize }),
+      create: false,
       ...options,
     });
     return this.opened;
   }
 
-  async toError(error: unknown): Promise<BriefdbError> {
-    if (error instanceof BriefdbError || this.opened === undefined) return asBriefdbError(error);
-    const { toBriefdbError } = await import("../core/failures.js");
-    return toBriefdbError(this.opened, error);
+  /** Opens the target and refuses (NOT_MIGRATED, exit 1) unless every migration is applied. */
+  async openMigrated(): Promise<BriefDatabase> {
+    const db = await this.open();
+    const { assertMigrated } = await import("../core/migrations.js");
+    await assertMigrated(db);
+    return db;
   }
 
   async close(): Promise<void> {
@@ -56,24 +71,45 @@ export class Context {
   }
 }
 
+/** What one run of the program produced: the command's context and its Outcome, if it returned one. */
+export interface CommandRun {
+  /** How an interruption at a spinner or progress bar ends the run. */
+  readonly interruptions: Interruptions;
+  context?: Context;
+  outcome?: Outcome;
+}
+
+const runs = new WeakMap<Command, CommandRun>();
+
+/** The record that the actions under `program` fill in; runCli reads it once parsing is done. */
+export function recordRuns(program: Command, interruptions: Interruptions): CommandRun {
+  const run: CommandRun = { interruptions };
+  runs.set(program, run);
+  return run;
+}
+
+function runOf(command: Command): CommandRun {
+  let root = command;
+  while (root.parent) root = root.parent;
+  const run = runs.get(root);
+  if (run === undefined) throw new Error("briefdb: a command ran outside runCli");
+  return run;
+}
+
 type CommandFn<A extends unknown[]> = (ctx: Context, ...args: A) => Promise<Outcome>;
 
 /**
- * A commander action that runs `fn` with a Context, prints its Outcome and sets the exit code.
- * Commander passes positional arguments, then the command's options, then the command.
+ * A commander action that runs `fn` with a Context and records its Outcome; a failure propagates
+ * to runCli. Commander passes positional arguments, then the command's options, then the command.
  */
 export function action<A extends unknown[]>(fn: CommandFn<A>): (...args: unknown[]) => Promise<void> {
   return async (...args: unknown[]) => {
     const command = args[args.length - 1] as Command;
-    const ctx = new Context(command.optsWithGlobals<GlobalOptions>());
+    const run = runOf(command);
+    const ctx = new Context(command.optsWithGlobals<GlobalOptions>(), run.interruptions);
+    run.context = ctx;
     try {
-      const outcome = await fn(ctx, ...([...args.slice(0, -2), command.opts()] as A));
-      emitOutcome(ctx.ui, outcome);
-      process.exitCode = outcome.ok ? 0 : (outcome.error?.exitCode ?? 1);
-    } catch (caught) {
-      const error = await ctx.toError(caught);
-      emitError(ctx.ui, error, process.env.BRIEFDB_DEBUG === "1");
-      process.exitCode = error.exitCode;
+      run.outcome = await fn(ctx, ...([...args.slice(0, -2), command.opts()] as A));
     } finally {
       await ctx.close();
     }

@@ -1,11 +1,11 @@
 /** `briefdb health`: connectivity, latency, server version and migration state; exit 1 when unhealthy. */
 import { Command } from "commander";
+import type { HealthReport } from "../core/health.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { wholeNumber } from "./parse.js";
 
-type Report = Awaited<ReturnType<typeof import("../core/health.js").checkDatabaseHealth>>;
 
 export function healthCommand(): Command {
   return new Command("health")
@@ -22,13 +22,13 @@ Examples:
     .action(
       action(async (ctx, options: { samples: number }) => {
         const { checkDatabaseHealth } = await import("../core/health.js");
-        const db = await ctx.open({ create: false });
+        const db = await ctx.open();
         return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples }));
       }),
     );
 }
 
-function healthOutcome(report: Report): Outcome {
+function healthOutcome(report: HealthReport): Outcome {
   const error = report.error ?? (report.healthy ? undefined : schemaProblem(report));
   return {
     ok: report.healthy,
@@ -64,7 +64,7 @@ function healthOutcome(report: Report): Outcome {
 }
 
 /** Reachable but unhealthy: the schema is behind its migrations, or differs from them. */
-function schemaProblem(report: Report): BriefdbError {
+function schemaProblem(report: HealthReport): BriefdbError {
   const message = report.problems.join("; ");
   if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`");
   return (report.invalidIndexes?.length ?? 0) > 0

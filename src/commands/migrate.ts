@@ -4,6 +4,7 @@
  * against the live database (--check).
  */
 import { Command } from "commander";
+import type { MigrateProgress, MigrateResult, MigrationStatus } from "../core/migrations.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
@@ -18,7 +19,7 @@ interface MigrateOptions {
   readonly maxBlockingRows?: number;
 }
 
-type Progress = import("../core/migrations.js").MigrateProgress;
+type Progress = MigrateProgress;
 
 export function migrateCommand(): Command {
   return new Command("migrate")
@@ -85,10 +86,8 @@ function progressText(progress: Progress): string {
   return `${prefix}${progress.action} — ${build.phase}${share}`;
 }
 
-type Status = Awaited<ReturnType<typeof import("../core/migrations.js").migrationStatus>>;
-type Result = Awaited<ReturnType<typeof import("../core/migrations.js").migrate>>;
 
-function statusOutcome(status: Status, target: string): Outcome {
+function statusOutcome(status: MigrationStatus, target: string): Outcome {
   const pending = status.pending.map((m) => m.tag);
   const changed = status.applied.filter((m) => m.changed).map((m) => m.tag);
   const invalid = status.invalidIndexes.map((i) => i.index);
@@ -129,7 +128,7 @@ function statusOutcome(status: Status, target: string): Outcome {
   };
 }
 
-function partialState(status: Status, tag: string): string {
+function partialState(status: MigrationStatus, tag: string): string {
   const partial = status.partial.find((p) => p.tag === tag);
   return partial === undefined ? "pending" : `pending, ${partial.finished.length} step(s) done`;
 }
@@ -138,7 +137,7 @@ function invalidLine(ui: Ui, invalid: readonly string[]): string {
   return invalid.length === 0 ? "" : `, ${ui.colors.red(`${invalid.length} INVALID index(es)`)}`;
 }
 
-function migrateOutcome(result: Result, target: string): Outcome {
+function migrateOutcome(result: MigrateResult, target: string): Outcome {
   return {
     ok: true,
     data: {

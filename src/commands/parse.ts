@@ -1,6 +1,6 @@
 /**
  * Option parsers for commander: each checks a value once, on entry, and throws a BriefdbError
- * with the SPEC §5 code, so bad input never reaches a database.
+ * with its code (docs/architecture.md, "Exit codes"), so bad input never reaches a database.
  */
 import { BriefdbError } from "../errors.js";
 

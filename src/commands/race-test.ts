@@ -1,16 +1,13 @@
 /** `briefdb race-test`: parallel deductions at a throw-away user, then the ledger invariants. */
 import { Command } from "commander";
 import type { RaceReport } from "../core/race.js";
-import type { RaceStrategy } from "../core/race-racer.js";
+import { raceOpeningBalance, RACE_STRATEGIES, type RaceStrategy } from "../core/race-options.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, startSpinner, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { oneOf, wholeNumber } from "./parse.js";
 import { parseAmount } from "../core/amount.js";
-
-// listed here, not imported from core, so that parsing options never loads the drivers
-const RACE_STRATEGIES: readonly RaceStrategy[] = ["atomic", "naive"];
 
 interface RaceCommandOptions {
   readonly n: number;
@@ -42,10 +39,9 @@ Examples:
     )
     .action(
       action(async (ctx, options: RaceCommandOptions) => {
-        if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test"); // before any connection
-        const db = await ctx.open({ create: false });
-        const { assertMigrated } = await import("../core/migrations.js");
-        await assertMigrated(db);
+        raceOpeningBalance(options.n, options.amount, options.balance); // before any connection
+        if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test");
+        const db = await ctx.openMigrated();
         const { runRaceTest } = await import("../core/race.js");
         const spinner = await startSpinner(
           ctx.ui,

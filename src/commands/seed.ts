@@ -57,7 +57,7 @@ Examples:
         requireLocalTarget(ctx, "seed", options.local);
         const sizes = resolveSeedSizes(options);
         const { seedTestData } = await import("../core/seed.js");
-        const db = await ctx.open();
+        const db = await ctx.open({ create: true });
         const progress = await startProgress(ctx.ui, "seed interrupted: its transaction was rolled back");
         try {
           const result = await seedTestData(db, { ...sizes, seed: options.seed, onProgress: (p) => showProgress(progress, p) });

@@ -1,12 +1,12 @@
 /** `briefdb slow-queries`: the query log aggregated per name, server statement statistics, and --probe. */
 import { Command } from "commander";
+import type { ProbeResult } from "../core/probes.js";
+import type { SlowQueryReport } from "../core/slow-queries.js";
 import { BriefdbError } from "../errors.js";
-import { startSpinner, table, type Outcome, type Ui } from "../render.js";
+import { oneLine, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
 import { pastMoment, wholeNumber } from "./parse.js";
 
-type Report = Awaited<ReturnType<typeof import("../core/slow-queries.js").slowQueryReport>>;
-type Probe = Awaited<ReturnType<typeof import("../core/probes.js").probeCanonicalQueries>>[number];
 
 interface SlowQueriesOptions {
   readonly since?: Date;
@@ -38,9 +38,9 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
       action(async (ctx, options: SlowQueriesOptions) => {
         if (options.runs !== undefined && !options.probe) throw new BriefdbError("USAGE", "--runs goes with --probe");
         const { slowQueryReport } = await import("../core/slow-queries.js");
-        const db = await ctx.open({ create: false });
+        const db = await ctx.openMigrated();
         const report = await slowQueryReport(db, { since: options.since, limit: options.limit });
-        let probes: Probe[] | null = null;
+        let probes: ProbeResult[] | null = null;
         if (options.probe) {
           const { probeCanonicalQueries } = await import("../core/probes.js");
           const spinner = await startSpinner(ctx.ui, "probing the canonical queries", "slow-queries --probe interrupted; nothing was changed");
@@ -52,7 +52,7 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
     );
 }
 
-function slowQueriesOutcome(report: Report, probes: Probe[] | null, target: string, limit: number): Outcome {
+function slowQueriesOutcome(report: SlowQueryReport, probes: ProbeResult[] | null, target: string, limit: number): Outcome {
   return {
     ok: true,
     data: {
@@ -72,7 +72,7 @@ function slowQueriesOutcome(report: Report, probes: Probe[] | null, target: stri
   };
 }
 
-function recordedText(ui: Ui, report: Report, target: string, limit: number): string {
+function recordedText(ui: Ui, report: SlowQueryReport, target: string, limit: number): string {
   const window = report.since ? `since ${report.since.toISOString()}` : "all time";
   if (report.recorded.length === 0) {
     return `nothing recorded in the query log of ${target} (${window})\n${ui.colors.dim(
@@ -96,7 +96,7 @@ function recordedText(ui: Ui, report: Report, target: string, limit: number): st
   return `query log of ${target} (${window})\n${table(ui, head, rows)}\n${ui.colors.dim(`${shown}, slowest p95 first`)}`;
 }
 
-function statementsText(ui: Ui, report: Report): string {
+function statementsText(ui: Ui, report: SlowQueryReport): string {
   const statements = report.statements;
   if (statements === null) return "";
   if (!statements.available) return ui.colors.yellow(`${statements.source}: ${statements.hint}`);
@@ -105,7 +105,7 @@ function statementsText(ui: Ui, report: Report): string {
   return `${statements.source}: costliest statements\n${table(ui, ["calls", "total ms", "mean ms", "rows", "query"], rows)}`;
 }
 
-function probesText(ui: Ui, probes: Probe[] | null): string {
+function probesText(ui: Ui, probes: ProbeResult[] | null): string {
   if (probes === null) return "";
   const rows = probes.map((p) => [p.name, p.rows, p.p50Ms, p.p95Ms, readsText(ui, p)]);
   const plans = probes.map((p) => {
@@ -118,13 +118,8 @@ function probesText(ui: Ui, probes: Probe[] | null): string {
   return `probes (${runs} timed runs each)\n${table(ui, ["probe", "rows", "p50 ms", "p95 ms", "reads"], rows)}\n\n${plans.join("\n")}`;
 }
 
-function readsText(ui: Ui, probe: Probe): string {
+function readsText(ui: Ui, probe: ProbeResult): string {
   const sort = probe.sorts ? " + sort" : "";
   if (probe.usesIndex) return `${ui.colors.green(`index ${probe.indexes.join(", ")}`)}${sort}`;
   return ui.colors.red(`FULL SCAN ${probe.fullScans.join(", ")}${sort}`);
-}
-
-function oneLine(text: string, width: number): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
 }

@@ -1,11 +1,10 @@
 /** `briefdb tokens credit|deduct|balance|history|verify`: the token ledger from the command line. */
 import { Command } from "commander";
 import { parseAmount } from "../core/amount.js";
-import type { TokenOperationResult, VerifyReport } from "../core/tokens.js";
-import type { LedgerEntry } from "../db/database.js";
+import type { LedgerEntry, TokenOperationResult, VerifyReport } from "../core/tokens.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, table, type Outcome } from "../render.js";
-import { action, type Context } from "./context.js";
+import { action } from "./context.js";
 import { wholeNumber } from "./parse.js";
 
 interface ChangeOptions {
@@ -32,7 +31,13 @@ Examples:
       .description("print a user's balance")
       .argument("<user>", "user id")
       .addHelpText("after", "\nExamples:\n  $ briefdb tokens balance user-42\n  $ briefdb tokens balance user-42 --json")
-      .action(action(async (ctx, userId: string) => balanceOutcome(ctx, userId))),
+      .action(
+        action(async (ctx, userId: string) => {
+          const db = await ctx.openMigrated();
+          const { getBalance } = await import("../core/tokens.js");
+          return balanceOutcome(userId, await getBalance(db, userId));
+        }),
+      ),
   );
   tokens.addCommand(
     new Command("history")
@@ -40,13 +45,25 @@ Examples:
       .argument("<user>", "user id")
       .option("--limit <n>", "rows to show", wholeNumber("--limit", 1, 1000), 20)
       .addHelpText("after", "\nExamples:\n  $ briefdb tokens history user-42\n  $ briefdb tokens history user-42 --limit 100 --json")
-      .action(action(async (ctx, userId: string, options: { limit: number }) => historyOutcome(ctx, userId, options.limit))),
+      .action(
+        action(async (ctx, userId: string, options: { limit: number }) => {
+          const db = await ctx.openMigrated();
+          const { getHistory } = await import("../core/tokens.js");
+          return historyOutcome(userId, await getHistory(db, userId, { limit: options.limit }));
+        }),
+      ),
   );
   tokens.addCommand(
     new Command("verify")
       .description("reconcile every balance against the sum of its ledger; exit 1 when any differs")
       .addHelpText("after", "\nExamples:\n  $ briefdb tokens verify\n  $ briefdb tokens verify --json | jq .drifting")
-      .action(action(async (ctx) => verifyOutcome(ctx))),
+      .action(
+        action(async (ctx) => {
+          const db = await ctx.openMigrated();
+          const { verifyLedger } = await import("../core/tokens.js");
+          return verifyOutcome(await verifyLedger(db));
+        }),
+      ),
   );
   return tokens;
 }
@@ -69,7 +86,7 @@ function changeCommand(operation: "credit" | "deduct"): Command {
     )
     .action(
       action(async (ctx, userId: string, amount: number, options: ChangeOptions) => {
-        const db = await openMigrated(ctx);
+        const db = await ctx.openMigrated();
         const { applyTokenOperation } = await import("../core/tokens.js");
         const result = await applyTokenOperation(db, userId, operation, amount, options.reason ?? operation, {
           ...(options.brief === undefined ? {} : { briefId: options.brief }),
@@ -78,13 +95,6 @@ function changeCommand(operation: "credit" | "deduct"): Command {
         return changeOutcome(result);
       }),
     );
-}
-
-async function openMigrated(ctx: Context) {
-  const db = await ctx.open({ create: false });
-  const { assertMigrated } = await import("../core/migrations.js");
-  await assertMigrated(db);
-  return db;
 }
 
 function changeOutcome(result: TokenOperationResult): Outcome {
@@ -104,20 +114,14 @@ function changeOutcome(result: TokenOperationResult): Outcome {
   };
 }
 
-async function balanceOutcome(ctx: Context, userId: string): Promise<Outcome> {
-  const db = await openMigrated(ctx);
-  const { getBalance } = await import("../core/tokens.js");
-  const balance = await getBalance(db, userId);
+function balanceOutcome(userId: string, balance: number): Outcome {
   return { ok: true, data: { userId, balance }, human: (ui) => keyValues(ui, [["user", userId], ["balance", String(balance)]]) };
 }
 
-async function historyOutcome(ctx: Context, userId: string, limit: number): Promise<Outcome> {
-  const db = await openMigrated(ctx);
-  const { getHistory } = await import("../core/tokens.js");
-  const entries = await getHistory(db, userId, { limit });
+function historyOutcome(userId: string, entries: readonly LedgerEntry[]): Outcome {
   return {
     ok: true,
-    data: { userId, entries: entries.map((e: LedgerEntry) => ({ ...e, createdAt: e.createdAt.toISOString() })) },
+    data: { userId, entries: entries.map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })) },
     human: (ui) => {
       if (entries.length === 0) return `user ${userId} has no ledger rows`;
       const rows = entries.map((e) => [
@@ -133,10 +137,7 @@ async function historyOutcome(ctx: Context, userId: string, limit: number): Prom
   };
 }
 
-async function verifyOutcome(ctx: Context): Promise<Outcome> {
-  const db = await openMigrated(ctx);
-  const { verifyLedger } = await import("../core/tokens.js");
-  const report: VerifyReport = await verifyLedger(db);
+function verifyOutcome(report: VerifyReport): Outcome {
   const error = report.ok
     ? undefined
     : new BriefdbError(

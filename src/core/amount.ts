@@ -1,4 +1,4 @@
-/** Token amounts: a positive whole number written in digits, at most 2^53−1 (SPEC §5). */
+/** Token amounts: a positive whole number written in digits, at most 2^53−1 (docs/architecture.md, "Input"). */
 import { BriefdbError } from "../errors.js";
 
 export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;

@@ -1,19 +1,40 @@
 /**
- * Turns whatever a driver threw into a BriefdbError with a SPEC §5 code, so that callers of the
- * library and the CLI's exit codes see one vocabulary on both dialects.
+ * The one place where any failure becomes a BriefdbError with a code of the contract
+ * (docs/architecture.md, "Exit codes"), so that library callers and the CLI's exit codes see one
+ * vocabulary on both dialects. The original failure is kept as `cause` (BRIEFDB_DEBUG=1 prints it).
  */
-import type { BriefDatabase } from "../db/database.js";
-import { rootMessage } from "../db/errors.js";
+import type { FailureKind } from "../db/database.js";
+import { errorCode, rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
 
-export function toBriefdbError(db: BriefDatabase, error: unknown): BriefdbError {
+/** What the normaliser needs of a database: how its driver's errors read, and its redacted name. */
+export interface FailureSource {
+  readonly target: { readonly display: string };
+  classify(error: unknown): FailureKind;
+}
+
+/**
+ * Any thrown value as a BriefdbError. With the database it came from, a driver's error is read by
+ * that dialect (unreachable, schema missing, …); whatever carries no driver's error code is not
+ * the database's failure (a bug, or an error the caller's own operation threw): INTERNAL, never
+ * DB_ERROR.
+ */
+export function toBriefdbError(error: unknown, source?: FailureSource): BriefdbError {
   if (error instanceof BriefdbError) return error;
   const message = firstLine(rootMessage(error));
-  switch (db.classify(error)) {
+  const kind = source === undefined || !isDriverError(error) ? "internal" : source.classify(error);
+  switch (kind) {
+    case "internal":
+      return new BriefdbError(
+        "INTERNAL",
+        `unexpected failure: ${message}`,
+        "not a database failure: BRIEFDB_DEBUG=1 shows where it came from (from the CLI, it is a bug in briefdb: please report it)",
+        { cause: error },
+      );
     case "unreachable":
       return new BriefdbError(
         "DB_UNREACHABLE",
-        `cannot reach ${db.target.display}: ${message}`,
+        `cannot reach ${source?.target.display}: ${message}`,
         "check that the server is running and the URL is right (--db, DATABASE_URL)",
         { cause: error },
       );
@@ -24,4 +45,10 @@ export function toBriefdbError(db: BriefDatabase, error: unknown): BriefdbError 
     default:
       return new BriefdbError("DB_ERROR", message, undefined, { cause: error });
   }
+}
+
+/** Drivers' errors carry a code (SQLITE_…, a SQLSTATE, a socket's errno); Node's own ERR_… are bugs here. */
+function isDriverError(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && !code.startsWith("ERR_");
 }

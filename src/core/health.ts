@@ -44,7 +44,7 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: { samples?
     const invalidIndexes = status.invalidIndexes.map((i) => i.index);
     return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, invalidIndexes, problems, error: null };
   } catch (caught) {
-    const error = toBriefdbError(db, caught);
+    const error = toBriefdbError(caught, db);
     return {
       ...base,
       healthy: false,

@@ -6,6 +6,7 @@
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { BriefDatabase, LedgerEntry, Row } from "../db/database.js";
+import { dateFromEpochMs } from "../db/inspection.js";
 import { ledgerEntryFromRow, type LedgerRow } from "../db/ledger-row.js";
 import { BriefdbError } from "../errors.js";
 import { monitorQuery, type MonitorOptions } from "./monitor.js";
@@ -91,7 +92,7 @@ export async function briefReviews(db: BriefDatabase, briefId: string, options: 
     userId: String(row.user_id),
     rating: Number(row.rating),
     comment: row.comment === null ? null : String(row.comment),
-    createdAt: dateOf(row.created_at_ms),
+    createdAt: dateFromEpochMs(row.created_at_ms),
   }));
 }
 
@@ -138,10 +139,6 @@ function toBriefSummary(row: Row): BriefSummary {
     modelId: String(row.model_id),
     published: row.published === true || row.published === 1,
     viewCount: Number(row.view_count),
-    createdAt: dateOf(row.created_at_ms),
+    createdAt: dateFromEpochMs(row.created_at_ms),
   };
-}
-
-function dateOf(epochMs: unknown): Date {
-  return new Date(Number(epochMs));
 }

@@ -7,7 +7,8 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../db/database.js";
-import { rootMessage } from "../db/errors.js";
+import { rootMessage } from "../db/driver-errors.js";
+import { isProductionEnvironment } from "../db/target.js";
 import { BriefdbError, firstLine } from "../errors.js";
 import { elapsedMs, roundMs } from "./stats.js";
 
@@ -55,7 +56,7 @@ export async function monitorQuery<T>(name: string, fn: () => Promise<T> | T, op
     const sample = { name, durationMs: roundMs(elapsedMs(start)), failed, recordedAt: Date.now() };
     if (sample.durationMs >= warnMs) {
       const logger = options.logger ?? consoleWarn;
-      if (process.env.NODE_ENV !== "production") say(logger, describe(sample, warnMs, slowMs));
+      if (!isProductionEnvironment()) say(logger, describe(sample, warnMs, slowMs));
       if (options.db) record(options.db, sample, logger);
     }
   }

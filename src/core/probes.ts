@@ -62,7 +62,7 @@ interface Fix {
   readonly note: string;
 }
 
-interface Parameters {
+interface ProbeArguments {
   readonly author: string | null;
   readonly slug: string | null;
   readonly reviewedBrief: string | null;
@@ -72,7 +72,7 @@ interface Parameters {
 interface CanonicalProbe {
   readonly name: ListingName;
   readonly description: string;
-  readonly parameter: keyof Parameters | null;
+  readonly parameter: keyof ProbeArguments | null;
   readonly index: IndexDefinition;
   readonly statement: (db: BriefDatabase, argument: string) => SQL;
   /** Runs the library's listing function; resolves to the number of rows it returned. */
@@ -209,7 +209,7 @@ async function fixFor(db: BriefDatabase, index: IndexDefinition, reading: PlanRe
 }
 
 /** The newest rows' keys: the user, brief and slug the app is likeliest to be reading right now. */
-async function parametersFromData(db: BriefDatabase): Promise<Parameters> {
+async function parametersFromData(db: BriefDatabase): Promise<ProbeArguments> {
   const [brief] = await db.all<{ user_id: string; slug: string }>(
     sql`SELECT user_id, slug FROM briefs ORDER BY created_at DESC LIMIT 1`,
   );

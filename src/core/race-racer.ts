@@ -10,7 +10,9 @@ import { isBriefdbError } from "../errors.js";
 import { newId } from "./ids.js";
 import { applyTokenOperation } from "./tokens.js";
 
-export type RaceStrategy = "atomic" | "naive";
+import type { RaceStrategy } from "./race-options.js";
+
+export type { RaceStrategy } from "./race-options.js";
 
 export interface RacerTask {
   readonly target: Target;

@@ -24,7 +24,7 @@ try {
     else report.errors.push(outcome.error);
   }
 } catch (error) {
-  const failure = toBriefdbError(db, error);
+  const failure = toBriefdbError(error, db);
   report.errors.push(`${failure.code}: ${failure.message}`);
 } finally {
   await db.close();

@@ -9,9 +9,10 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, OpenOptions } from "../db/database.js";
 import { assertLocalTarget, isSharedTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
-import { PACKAGE_ROOT } from "../db/paths.js";
+import { PACKAGE_ROOT } from "../package-root.js";
 import { newId } from "./ids.js";
-import type { RaceStrategy, RacerReport, RacerTask } from "./race-racer.js";
+import { raceOpeningBalance, type RaceStrategy } from "./race-options.js";
+import type { RacerReport, RacerTask } from "./race-racer.js";
 import { elapsedMs, summarizePercentiles, type PercentileSummary } from "./stats.js";
 import { getBalance } from "./tokens.js";
 import { createUser, removeUser } from "./users.js";
@@ -67,7 +68,7 @@ export async function runRaceTest(db: BriefDatabase, options: RaceOptions): Prom
   if (!isSharedTarget(db.target)) {
     throw new BriefdbError("USAGE", "race-test needs a database that several connections share, not :memory:");
   }
-  const initialBalance = options.balance ?? Math.floor(n / 2) * amount;
+  const initialBalance = raceOpeningBalance(n, amount, options.balance);
   const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, n));
   const userId = `race-${newId()}`;
   await createUser(db, { id: userId, email: `${userId}@race.briefdb.invalid`, name: "race-test user", openingBalance: initialBalance });

@@ -6,7 +6,7 @@
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { BriefDatabase, BulkRow, BulkWriter } from "../db/database.js";
-import { rootMessage } from "../db/errors.js";
+import { rootMessage } from "../db/driver-errors.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError, firstLine } from "../errors.js";
 import { removeSeededRows, type ClearResult } from "./clear.js";

@@ -5,7 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../db/database.js";
-import type { ServerStatement, ServerStatements } from "../db/inspection.js";
+import { dateFromEpochMs, type ServerStatement, type ServerStatements } from "../db/inspection.js";
 import { BriefdbError } from "../errors.js";
 import { assertMigrated } from "./migrations.js";
 import { roundMs } from "./stats.js";
@@ -72,7 +72,7 @@ export async function slowQueryReport(db: BriefDatabase, options: SlowQueryRepor
       p50Ms: roundMs(row.p50),
       p95Ms: roundMs(row.p95),
       maxMs: roundMs(row.max),
-      lastSeen: new Date(Number(row.last_seen)),
+      lastSeen: dateFromEpochMs(row.last_seen),
     })),
     names: Number(rows[0]?.names ?? 0),
     statements: statements?.available ? { ...statements, statements: statements.statements.map(rounded) } : statements,

@@ -84,7 +84,7 @@ export async function applyTokenOperation(
     if (kind === "foreign_key_violation" && options.briefId !== undefined) {
       throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
     }
-    throw toBriefdbError(db, error);
+    throw toBriefdbError(error, db);
   }
   if (entry === undefined) throw await refusal(db, userId, operation, amount);
   return resultOf(entry, false);
@@ -118,7 +118,7 @@ export interface VerifyReport {
   readonly drifting: readonly Drift[];
 }
 
-/** Reconciles every balance against the sum of its ledger (the SPEC §3 invariant). */
+/** Reconciles every balance against the sum of its ledger (the ledger invariant, docs/architecture.md "Invariants"). */
 export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
   const [count] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users`);
   const rows = await db.all<{ id: string; token_balance: number | string; ledger_sum: number | string }>(sql`

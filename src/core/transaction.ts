@@ -1,6 +1,6 @@
 /**
  * The source document's transaction wrapper: commit, or roll back and return the failure as a
- * value with a SPEC §5 code instead of throwing.
+ * value with a code of the contract (docs/architecture.md, "Exit codes") instead of throwing.
  */
 import type { BriefDatabase, Executor, TransactionOptions } from "../db/database.js";
 import type { BriefdbError } from "../errors.js";
@@ -21,6 +21,6 @@ export async function asResult<T>(db: BriefDatabase, work: () => Promise<T>): Pr
   try {
     return { success: true, data: await work() };
   } catch (error) {
-    return { success: false, error: toBriefdbError(db, error) };
+    return { success: false, error: toBriefdbError(error, db) };
   }
 }

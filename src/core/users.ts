@@ -22,7 +22,7 @@ export async function createUser(db: BriefDatabase, user: NewUser): Promise<void
     if (db.classify(error) === "unique_violation") {
       throw new BriefdbError("USAGE", `a user with id "${user.id}" or email "${user.email}" already exists`);
     }
-    throw toBriefdbError(db, error);
+    throw toBriefdbError(error, db);
   }
   if (user.openingBalance !== undefined && user.openingBalance > 0) {
     await applyTokenOperation(db, user.id, "credit", user.openingBalance, "opening balance");

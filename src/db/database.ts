@@ -71,13 +71,6 @@ export interface LedgerStatements {
   findByKey(idempotencyKey: string): Promise<LedgerEntry | undefined>;
 }
 
-export interface DialectCapabilities {
-  /** Session-level advisory locks exist (PostgreSQL); otherwise the migration lock is the write lock. */
-  readonly advisoryLock: boolean;
-  /** Several connections write at once (PostgreSQL); SQLite serialises writers on one file. */
-  readonly concurrentWriters: boolean;
-}
-
 /** A column of a bulk insert and how its values are written. */
 export interface BulkColumn {
   readonly name: string;
@@ -102,7 +95,6 @@ export interface TransactionOptions {
 export interface BriefDatabase extends Executor {
   readonly dialect: DialectName;
   readonly target: Target;
-  readonly capabilities: DialectCapabilities;
   /** Folder of this dialect's generated migrations (drizzle/sqlite or drizzle/pg). */
   readonly migrationsFolder: string;
   /**

@@ -13,6 +13,11 @@ export interface TimeSql {
   fromEpochMs(ms: number | SQL): SQL;
 }
 
+/** A value read through `TimeSql.epochMs` (PostgreSQL gives fractions: microseconds) as a Date. */
+export function dateFromEpochMs(value: unknown): Date {
+  return new Date(Math.round(Number(value)));
+}
+
 /** What a query plan says about how a query reads its rows. */
 export interface PlanReading {
   /** The plan reads through an index (or primary key) and scans no table whole. */

@@ -1,5 +1,6 @@
 /** Ledger rows as the drivers return them (snake_case, bigints as strings on PostgreSQL) → LedgerEntry. */
 import type { BalanceChange, LedgerEntry, TokenOperation } from "./database.js";
+import { dateFromEpochMs } from "./inspection.js";
 
 export interface LedgerRow {
   readonly id: string;
@@ -27,11 +28,6 @@ export function ledgerEntryFromRow(row: LedgerRow): LedgerEntry {
     idempotencyKey: row.idempotency_key,
     createdAt: dateFromEpochMs(row.created_at_ms),
   };
-}
-
-/** A timestamp read as epoch milliseconds (PostgreSQL gives fractions: microseconds) → Date. */
-export function dateFromEpochMs(value: number | string): Date {
-  return new Date(Math.round(Number(value)));
 }
 
 /** The ledger row a change writes, once the database has said the balance after it and when. */

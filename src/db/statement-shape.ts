@@ -6,6 +6,7 @@
  * without touching the rest of the statement.
  */
 import { loadModule, parseSync, scanSync } from "libpg-query";
+import { quoteIdentifier } from "./sql-text.js";
 
 export type StatementKind =
   | "create-table"
@@ -127,8 +128,4 @@ export function concurrentCreateIndex(text: string, newName?: string): string {
   const head = `${text.slice(0, indexToken.end)} CONCURRENTLY`;
   if (newName === undefined || !named) return `${head}${text.slice(indexToken.end)}`;
   return `${head}${text.slice(indexToken.end, nameToken.start)}${quoteIdentifier(newName)}${text.slice(nameToken.end)}`;
-}
-
-export function quoteIdentifier(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }

@@ -5,6 +5,7 @@
  */
 import { isIP } from "node:net";
 import { resolve } from "node:path";
+import { parse as parseConnectionString, type ConnectionOptions } from "pg-connection-string";
 import { BriefdbError } from "../errors.js";
 
 export const DEFAULT_URL = "file:./briefdb.db";
@@ -60,10 +61,17 @@ export function parseTarget(url: string): Target {
 
 function stripSqliteScheme(text: string, scheme: string): string {
   let rest = text.slice(scheme.length + 1);
-  if (rest.startsWith("//")) rest = rest.slice(2);
+  if (rest.startsWith("//")) {
+    rest = rest.slice(2);
+    // a SQLite file has no user or password: "sqlite://me:pw@host/x.db" is a server URL in disguise
+    const at = rest.indexOf("@");
+    if (at >= 0 && (rest.indexOf("/") < 0 || at < rest.indexOf("/"))) {
+      throw invalidUrl(`a SQLite URL names a file, not a user or password: ${redactUrl(text)}`, "write file:./briefdb.db or a path");
+    }
+  }
   const query = rest.indexOf("?");
   if (query >= 0) rest = rest.slice(0, query);
-  if (rest === "") throw invalidUrl(`no file path in ${text}`, "write file:./briefdb.db or a path");
+  if (rest === "") throw invalidUrl(`no file path in ${redactUrl(text)}`, "write file:./briefdb.db or a path");
   return decoded(rest, text);
 }
 
@@ -82,22 +90,42 @@ function sqliteTarget(path: string): SqliteTarget {
   return { dialect: "sqlite", path: absolute, display: `file:${path}` };
 }
 
+/**
+ * A PostgreSQL URL, read as libpq reads it. node-postgres's `pg-connection-string` parses the
+ * authority (user, password, host, port; IPv6 brackets; a percent-encoded socket directory; an
+ * empty host after the credentials) and lets `?host=`, `?port=`, `?user=`, `?password=` win over
+ * it. Around it, ours:
+ * - the shape (`postgres[ql]://`) and percent-escapes are checked first: the library re-encodes a
+ *   broken escape or a space into a literal and carries on, libpq refuses them;
+ * - the database comes from the path (fully decoded, as libpq; the library leaves %23 and the like
+ *   encoded) unless `?dbname=` names one, and sslmode from the query: the library's parse turns ssl
+ *   parameters into node-postgres TLS options, reading certificate files and printing a process
+ *   warning for some sslmodes, so it is handed only the four keywords above.
+ */
 function pgTarget(text: string): PgTarget {
-  const url = parsePgUrl(text);
-  const params = url.searchParams;
-  // as libpq: ?host= wins over the URL's host, and a host that starts with "/" is the directory
-  // of a Unix socket (also when percent-encoded in the URL: postgres://u@%2Fvar%2Frun%2Fpostgresql/db)
-  const host = params.get("host") || decoded(url.hostname.replace(/^\[|\]$/g, ""), text) || "localhost";
+  const parts = PG_URL_SHAPE.exec(text);
+  if (parts === null) throw malformedPgUrl(text);
+  if (/%(?![0-9a-fA-F]{2})/.test(text)) {
+    throw invalidUrl(`malformed percent-escape in ${redactUrl(text)}`, "write a literal % as %25");
+  }
+  const [, scheme, authority = "", path = "", query = ""] = parts;
+  if (/\s/.test(authority)) throw malformedPgUrl(text);
+  const params = new URLSearchParams(query);
+  const forLibrary = new URLSearchParams([...params].filter(([keyword]) => LIBRARY_KEYWORDS.includes(keyword)));
+  const config = parseAuthority(`${scheme}://${authority}/?${forLibrary}`, text);
+
+  // as libpq: a host that starts with "/" is the directory of a Unix socket
+  const host = config.host || "localhost";
   if (host.includes(",")) {
     throw invalidUrl(`several hosts in ${redactUrl(text)}`, "briefdb connects to one server: name one host");
   }
   const socketDir = host.startsWith("/") ? host : undefined;
-  const port = url.port === "" ? Number(params.get("port") ?? 5432) : Number(url.port);
+  const port = config.port ? Number(config.port) : 5432;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidUrl(`bad port in ${redactUrl(text)}`);
-  const database = decoded(url.pathname.replace(/^\//, ""), text) || params.get("dbname") || "postgres";
+  const database = params.get("dbname") || decoded(path.replace(/^\//, ""), text) || "postgres";
   if (database.includes("/")) throw invalidUrl(`bad database name in ${redactUrl(text)}`);
-  const user = decoded(url.username, text) || params.get("user") || process.env.PGUSER || "postgres";
-  const password = url.password !== "" ? decoded(url.password, text) : (params.get("password") ?? undefined);
+  const user = config.user || process.env.PGUSER || "postgres";
+  const password = config.password || undefined;
   const sslmode = (params.get("sslmode") ?? "prefer") as SslMode;
   if (!SSL_MODES.includes(sslmode)) {
     throw invalidUrl(`unknown sslmode "${sslmode}"`, `use one of ${SSL_MODES.join(", ")}`);
@@ -105,20 +133,21 @@ function pgTarget(text: string): PgTarget {
   return { dialect: "postgresql", host, port, socketDir, database, user, password, sslmode, display: redactUrl(text) };
 }
 
-function parsePgUrl(text: string): URL {
+/** scheme, authority, path, query (RFC 3986's split; libpq takes a URI only with the "//"). */
+const PG_URL_SHAPE = /^(postgres(?:ql)?):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?(?:#.*)?$/is;
+/** The query keywords the library reads for us; the rest of the query is ours to read. */
+const LIBRARY_KEYWORDS = ["host", "port", "user", "password"];
+
+function parseAuthority(url: string, original: string): ConnectionOptions {
   try {
-    return new URL(text);
+    return parseConnectionString(url);
   } catch {
-    // libpq takes an empty host after credentials (postgres://me:pw@/briefs?host=/run/postgresql);
-    // WHATWG URL does not, so give it a placeholder host, which ?host= then replaces
-    const withHost = text.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i, "$1localhost");
-    try {
-      if (withHost !== text) return new URL(withHost);
-    } catch {
-      // fall through to the error below
-    }
-    throw invalidUrl(`malformed PostgreSQL URL: ${redactUrl(text)}`, "expected postgres://user:password@host:port/database");
+    throw malformedPgUrl(original);
   }
+}
+
+function malformedPgUrl(text: string): BriefdbError {
+  return invalidUrl(`malformed PostgreSQL URL: ${redactUrl(text)}`, "expected postgres://user:password@host:port/database");
 }
 
 /** The URL with any password replaced by `***`, in the userinfo and in a `password=` parameter. */
@@ -134,12 +163,20 @@ export function redactUrl(url: string): string {
   return `${withoutParam.slice(0, start)}${userinfo.slice(0, colon)}:***${withoutParam.slice(at)}`;
 }
 
+/** NODE_ENV values that mean production: any case, spaces around ignored. */
+export const PRODUCTION_ENVIRONMENTS: readonly string[] = ["production", "prod", "prd", "live"];
+
+/** Whether NODE_ENV says production, however it was spelled ("Production", " prod ", "LIVE"). */
+export function isProductionEnvironment(env: NodeJS.ProcessEnv = process.env): boolean {
+  return PRODUCTION_ENVIRONMENTS.includes((env.NODE_ENV ?? "").trim().toLowerCase());
+}
+
 /**
- * The local rule (SPEC §2): any SQLite database, PostgreSQL on loopback or a Unix socket, and
- * nothing at all while NODE_ENV=production.
+ * The local rule (docs/architecture.md, "The local rule"): any SQLite database, PostgreSQL on
+ * loopback or a Unix socket, and nothing at all while NODE_ENV says production.
  */
 export function isLocalTarget(target: Target, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.NODE_ENV === "production") return false;
+  if (isProductionEnvironment(env)) return false;
   if (target.dialect === "sqlite") return true;
   if (target.socketDir !== undefined) return true;
   return isLoopbackHost(target.host);
@@ -161,7 +198,7 @@ export function isSharedTarget(target: Target): boolean {
 /** Throws NOT_LOCAL unless the target passes the local rule. Call it before connecting. */
 export function assertLocalTarget(target: Target, what: string, env: NodeJS.ProcessEnv = process.env): void {
   if (isLocalTarget(target, env)) return;
-  const why = env.NODE_ENV === "production" ? "NODE_ENV=production" : "the host is not local";
+  const why = isProductionEnvironment(env) ? `NODE_ENV=${(env.NODE_ENV ?? "").trim()}` : "the host is not local";
   throw new BriefdbError(
     "NOT_LOCAL",
     `${what} runs on local databases only; refused ${target.display} (${why})`,

@@ -161,7 +161,7 @@ function ratingOf(x: number): 1 | 2 | 3 | 4 | 5 {
   return 5;
 }
 
-interface LedgerEntry {
+interface SeededLedgerRow {
   readonly amount: number;
   readonly reason: string;
   readonly brief: number | null;
@@ -216,7 +216,7 @@ class LedgerPlan {
     }
   }
 
-  private *entriesOf(index: number, openedAt: number): Generator<LedgerEntry> {
+  private *entriesOf(index: number, openedAt: number): Generator<SeededLedgerRow> {
     const count = this.countOf(index);
     const random = rowRandom(this.key, index);
     let balance = 0;

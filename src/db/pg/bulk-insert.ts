@@ -11,8 +11,9 @@ import type { SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type postgres from "postgres";
 import type { BulkColumn, BulkRow, BulkWriter, Executor, Row } from "../database.js";
+import { quoteIdentifier } from "../sql-text.js";
 
-type Parameters = postgres.ParameterOrJSON<never>[];
+type StatementValues = postgres.ParameterOrJSON<never>[];
 
 /** The extended protocol counts bind parameters in an unsigned 16-bit integer. */
 const MAX_PARAMETERS = 65_535;
@@ -27,7 +28,7 @@ export async function pgBulkWrite<T>(client: postgres.Sql, operation: (writer: B
     // Full-size chunks share one statement text: prepared once, unless prepared statements are off (PgBouncer).
     const prepare = client.options.prepare;
     result = await operation({
-      ...executorOver(tx),
+      ...clientTransactionExecutor(tx),
       insert: (table, columns, batches) => insertBatches(tx, prepare, table, columns, batches),
     });
   });
@@ -35,15 +36,15 @@ export async function pgBulkWrite<T>(client: postgres.Sql, operation: (writer: B
 }
 
 /** Runs drizzle `sql` queries on the transaction's own connection. */
-function executorOver(tx: postgres.TransactionSql): Executor {
+function clientTransactionExecutor(tx: postgres.TransactionSql): Executor {
   return {
     all: async <R extends Row>(query: SQL) => {
       const { sql, params } = dialect.sqlToQuery(query);
-      return [...(await tx.unsafe(sql, params as Parameters))] as unknown as R[];
+      return [...(await tx.unsafe(sql, params as StatementValues))] as unknown as R[];
     },
     run: async (query: SQL) => {
       const { sql, params } = dialect.sqlToQuery(query);
-      return (await tx.unsafe(sql, params as Parameters)).count;
+      return (await tx.unsafe(sql, params as StatementValues)).count;
     },
     exec: async (script: string) => void (await tx.unsafe(script)),
   };
@@ -78,17 +79,17 @@ async function insertBatches(
 }
 
 function insertStatement(table: string, columns: readonly BulkColumn[], rows: number): string {
-  const names = columns.map((column) => quote(column.name)).join(", ");
+  const names = columns.map((column) => quoteIdentifier(column.name)).join(", ");
   const tuples: string[] = [];
   for (let row = 0, n = 1; row < rows; row++) {
     const placeholders = columns.map(() => `$${n++}`);
     tuples.push(`(${placeholders.join(", ")})`);
   }
-  return `INSERT INTO ${quote(table)} (${names}) VALUES ${tuples.join(", ")}`;
+  return `INSERT INTO ${quoteIdentifier(table)} (${names}) VALUES ${tuples.join(", ")}`;
 }
 
 /** The rows' values, flat; timestamps as ISO 8601 text, which timestamptz reads exactly. */
-function parametersOf(rows: readonly BulkRow[], columns: readonly BulkColumn[]): Parameters {
+function parametersOf(rows: readonly BulkRow[], columns: readonly BulkColumn[]): StatementValues {
   const values: Array<string | number | boolean | null> = [];
   for (const row of rows) {
     for (let i = 0; i < columns.length; i++) {
@@ -96,9 +97,5 @@ function parametersOf(rows: readonly BulkRow[], columns: readonly BulkColumn[]):
       values.push(columns[i]?.type === "timestamp" && typeof value === "number" ? new Date(value).toISOString() : value);
     }
   }
-  return values as Parameters;
-}
-
-function quote(identifier: string): string {
-  return `"${identifier.replace(/"/g, '""')}"`;
+  return values as StatementValues;
 }

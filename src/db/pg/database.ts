@@ -17,8 +17,8 @@ import type {
   Row,
   TransactionOptions,
 } from "../database.js";
-import { errorCode } from "../errors.js";
-import { migrationsFolderOf } from "../paths.js";
+import { errorCode } from "../driver-errors.js";
+import { migrationsFolderOf } from "../../package-root.js";
 import type { PgTarget, SslMode } from "../target.js";
 import { pgLedger } from "./ledger.js";
 import { PgInspector } from "./inspector.js";
@@ -55,7 +55,6 @@ type TransactionHandle = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
 
 export class PgDatabase implements BriefDatabase {
   readonly dialect = "postgresql" as const;
-  readonly capabilities = { advisoryLock: true, concurrentWriters: true };
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly time = pgTime;
   readonly inspector = new PgInspector(this);
@@ -98,7 +97,7 @@ export class PgDatabase implements BriefDatabase {
     const retries = options.retries ?? DEFAULT_RETRIES;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.orm.transaction((tx) => operation(executorOver(tx)));
+        return await this.orm.transaction((tx) => operation(ormTransactionExecutor(tx)));
       } catch (error) {
         if (attempt >= retries || this.classify(error) !== "retryable") throw error;
         await sleep(Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random()));
@@ -172,7 +171,7 @@ function connectTo(target: PgTarget, options: OpenOptions, max: number): postgre
   });
 }
 
-function executorOver(tx: TransactionHandle): Executor {
+function ormTransactionExecutor(tx: TransactionHandle): Executor {
   return {
     all: async <T extends Row>(query: SQL) => (await tx.execute(query)) as unknown as T[],
     run: async (query: SQL) => (await tx.execute(query)).count,

@@ -5,7 +5,7 @@
 import { sql } from "drizzle-orm";
 import type { Executor } from "../database.js";
 import { firstLine } from "../../errors.js";
-import { rootMessage } from "../errors.js";
+import { rootMessage } from "../driver-errors.js";
 import {
   readPlanLines,
   type PlanPatterns,

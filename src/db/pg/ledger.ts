@@ -6,7 +6,8 @@
  */
 import type postgres from "postgres";
 import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
-import { dateFromEpochMs, ledgerEntryFromRow, ledgerEntryOf, type LedgerRow } from "../ledger-row.js";
+import { dateFromEpochMs } from "../inspection.js";
+import { ledgerEntryFromRow, ledgerEntryOf, type LedgerRow } from "../ledger-row.js";
 
 const CREATED_AT_MS = "(extract(epoch from created_at) * 1000)::float8 AS created_at_ms";
 const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, ${CREATED_AT_MS}`;

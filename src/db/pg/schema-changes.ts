@@ -8,7 +8,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/postgres-js";
 import type postgres from "postgres";
 import type { Executor, Row } from "../database.js";
-import { errorCode } from "../errors.js";
+import { errorCode } from "../driver-errors.js";
 import type {
   IndexBuildProgress,
   InvalidIndex,
@@ -18,7 +18,8 @@ import type {
   SchemaChanges,
   TableSize,
 } from "../schema-changes.js";
-import { concurrentCreateIndex, describeStatements, quoteIdentifier, type StatementShape } from "../statement-shape.js";
+import { quoteIdentifier } from "../sql-text.js";
+import { concurrentCreateIndex, describeStatements, type StatementShape } from "../statement-shape.js";
 
 const NONE: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: false, blocksWrites: false };
 const WRITES: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: false, blocksWrites: true };

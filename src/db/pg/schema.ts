@@ -1,5 +1,5 @@
 /**
- * The briefs app's data model (SPEC §3) for PostgreSQL. Balances and ledger amounts are bigint
+ * The briefs app's data model (docs/architecture.md, "Data model") for PostgreSQL. Balances and ledger amounts are bigint
  * (read as JavaScript numbers: the tool keeps them at or under 2^53−1). Keep it in step with
  * ../sqlite/schema.ts: a test compares both with their migrations.
  */

@@ -6,6 +6,7 @@
 import type Database from "better-sqlite3";
 import type { BulkColumn, BulkRow, BulkWriter } from "../database.js";
 import type { SqliteDatabase } from "./database.js";
+import { quoteIdentifier } from "../sql-text.js";
 
 export function sqliteBulkWrite<T>(db: SqliteDatabase, operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
   return db.transaction((tx) =>
@@ -19,9 +20,9 @@ async function insertBatches(
   columns: readonly BulkColumn[],
   batches: AsyncIterable<readonly BulkRow[]>,
 ): Promise<number> {
-  const names = columns.map((column) => quote(column.name)).join(", ");
+  const names = columns.map((column) => quoteIdentifier(column.name)).join(", ");
   const placeholders = columns.map(() => "?").join(", ");
-  const statement = client.prepare(`INSERT INTO ${quote(table)} (${names}) VALUES (${placeholders})`);
+  const statement = client.prepare(`INSERT INTO ${quoteIdentifier(table)} (${names}) VALUES (${placeholders})`);
   // SQLite has no boolean type: drizzle stores 0/1, and better-sqlite3 refuses to bind true/false.
   const booleans = columns.flatMap((column, index) => (column.type === "boolean" ? [index] : []));
   let inserted = 0;
@@ -36,8 +37,4 @@ function withBooleansAsIntegers(row: BulkRow, booleans: readonly number[]): Bulk
   const copy = [...row];
   for (const index of booleans) copy[index] = copy[index] === true ? 1 : copy[index] === false ? 0 : copy[index] ?? null;
   return copy;
-}
-
-function quote(identifier: string): string {
-  return `"${identifier.replace(/"/g, '""')}"`;
 }

@@ -10,8 +10,8 @@ import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3"
 import { BriefdbError } from "../../errors.js";
 import { ConnectionLock } from "../connection-lock.js";
 import type { BriefDatabase, BulkWriter, Executor, FailureKind, LedgerStatements, OpenOptions, Row } from "../database.js";
-import { errorCode, rootMessage } from "../errors.js";
-import { migrationsFolderOf } from "../paths.js";
+import { errorCode, rootMessage } from "../driver-errors.js";
+import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
 import { sqliteLedger } from "./ledger.js";
 import { SqliteInspector } from "./inspector.js";
@@ -24,7 +24,6 @@ export type SqliteOrm = BetterSQLite3Database<typeof schema>;
 
 export class SqliteDatabase implements BriefDatabase {
   readonly dialect = "sqlite" as const;
-  readonly capabilities = { advisoryLock: false, concurrentWriters: false };
   readonly migrationsFolder = migrationsFolderOf("sqlite");
   readonly time = sqliteTime;
   readonly inspector = new SqliteInspector(this);

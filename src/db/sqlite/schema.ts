@@ -1,5 +1,5 @@
 /**
- * The briefs app's data model (SPEC §3) for SQLite. Timestamps are epoch milliseconds; booleans
+ * The briefs app's data model (docs/architecture.md, "Data model") for SQLite. Timestamps are epoch milliseconds; booleans
  * are 0/1. Keep it in step with ../pg/schema.ts: a test compares both with their migrations.
  */
 import { sql } from "drizzle-orm";

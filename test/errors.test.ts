@@ -1,0 +1,54 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../src/cli.js";
+import { toBriefdbError } from "../src/core/failures.js";
+import { BriefdbError, migrate, openDatabase, withTransaction, type BriefDatabase } from "../src/index.js";
+import { DIALECTS, freshDatabase } from "./support/databases.js";
+
+describe.each(DIALECTS)("%s: one error path", (dialect) => {
+  let db: BriefDatabase;
+
+  beforeAll(async () => {
+    db = await openDatabase(await freshDatabase(dialect));
+    await migrate(db);
+  });
+  afterAll(() => db.close());
+
+  it("a driver's error stays the database's: DB_ERROR with the driver's words, its cause kept", async () => {
+    const caught = await db.all(sql`SELECT no_such_function_here()`).catch((error: unknown) => error);
+    const error = toBriefdbError(caught, db);
+    expect(error.code).toBe("DB_ERROR");
+    expect(error.message).toMatch(/no_such_function_here/);
+    expect(error.cause).toBe(caught);
+  });
+
+  it("a missing table is NOT_MIGRATED with the hint to migrate", async () => {
+    const caught = await db.all(sql`SELECT * FROM no_such_table`).catch((error: unknown) => error);
+    expect(toBriefdbError(caught, db)).toMatchObject({ code: "NOT_MIGRATED", hint: "run `briefdb migrate` first" });
+  });
+
+  it("a failure that is not the database's is INTERNAL, never DB_ERROR, with or without a database", async () => {
+    const bug = new TypeError("cannot read properties of undefined");
+    expect(toBriefdbError(bug, db)).toMatchObject({ code: "INTERNAL", cause: bug });
+    expect(toBriefdbError(bug).code).toBe("INTERNAL");
+    expect(toBriefdbError("a thrown string").code).toBe("INTERNAL");
+    const result = await withTransaction(db, async () => {
+      throw new RangeError("the operation's own failure");
+    });
+    expect(result.success).toBe(false);
+    if (!result.success) expect(result.error.code).toBe("INTERNAL");
+  });
+
+  it("a BriefdbError passes through unchanged", () => {
+    const error = new BriefdbError("USER_NOT_FOUND", "no user");
+    expect(toBriefdbError(error, db)).toBe(error);
+  });
+});
+
+describe("runCli", () => {
+  it("resolves to the exit code instead of exiting: usage errors are 2, --help is 0", async () => {
+    expect(await runCli(["tokens", "deduct", "someone", "1.5", "--json"])).toBe(2);
+    expect(await runCli(["no-such-command"])).toBe(2);
+    expect(await runCli(["migrate", "--status", "--dry-run", "--db", ":memory:"])).toBe(2);
+  });
+});
