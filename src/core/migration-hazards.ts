@@ -57,7 +57,7 @@ export async function checkPendingMigrations(
   for (const plan of plans) {
     for (const [i, shape] of plan.shapes.entries()) {
       const online = plan.online[i] === true;
-      const table = shape.table;
+      const table = shape.kind === "drop-index" && shape.index !== null ? await db.schemaChanges.tableOfIndex(shape.index) : shape.table;
       const isNew = table !== null && newTables.has(table);
       if (shape.kind === "create-table" && table) newTables.add(table);
       const size = table === null || isNew || shape.kind === "create-table" ? null : await sizeOf(table);

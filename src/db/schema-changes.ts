@@ -75,6 +75,8 @@ export interface SchemaChanges {
   describe(statements: readonly string[]): Promise<StatementShape[]>;
   /** The lock `shape` takes, applied online (CONCURRENTLY) or as written. */
   lockOf(shape: StatementShape, online: boolean): LockHazard;
+  /** The table an existing index is on (a DROP INDEX names only the index), or null. */
+  tableOfIndex(index: string): Promise<string | null>;
   /** The table's size, or null when it does not exist. */
   tableSize(table: string): Promise<TableSize | null>;
   /** Indexes left INVALID by an interrupted or failed build (not ones being built right now). */

@@ -65,6 +65,13 @@ export class PgSchemaChanges implements SchemaChanges {
     }
   }
 
+  async tableOfIndex(index: string): Promise<string | null> {
+    const [row] = await this.db.all<{ table: string }>(sql`
+      SELECT t.relname AS table FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+      WHERE i.relname = ${index} AND i.relnamespace = current_schema()::regnamespace`);
+    return row?.table ?? null;
+  }
+
   async tableSize(table: string): Promise<TableSize | null> {
     const [row] = await this.db.all<{ reltuples: number | string; bytes: number | string; heap: number | string }>(sql`
       SELECT c.reltuples, pg_total_relation_size(c.oid) AS bytes, pg_relation_size(c.oid) AS heap

@@ -31,6 +31,11 @@ export class SqliteSchemaChanges implements SchemaChanges {
     return { lock: "write lock (whole database)", blocksReads: false, blocksWrites: true, holds };
   }
 
+  async tableOfIndex(index: string): Promise<string | null> {
+    const [row] = await this.db.all<{ table: string }>(sql`SELECT tbl_name AS "table" FROM sqlite_master WHERE type = 'index' AND name = ${index}`);
+    return row?.table ?? null;
+  }
+
   async tableSize(table: string): Promise<TableSize | null> {
     const [found] = await this.db.all(sql`SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ${table}`);
     if (found === undefined) return null;
