@@ -7,7 +7,7 @@
 import type { BriefDatabase } from "../db/database.js";
 import type { LockHazard, StatementKind, TableSize } from "../db/schema-changes.js";
 import { planMigrations } from "./migration-plan.js";
-import { migrationStatus } from "./migrations.js";
+import { pendingMigrations } from "./migrations.js";
 
 /** About 0.1 s of blocked writes for an index build here; smaller tables are not worth a stop. */
 export const DEFAULT_MAX_BLOCKING_ROWS = 100_000;
@@ -42,7 +42,7 @@ export async function checkPendingMigrations(
 ): Promise<HazardReport> {
   const maxBlockingRows = options.maxBlockingRows ?? DEFAULT_MAX_BLOCKING_ROWS;
   const offline = options.offline === true;
-  const { pending } = await migrationStatus(db);
+  const pending = await pendingMigrations(db);
   const withShapes = await Promise.all(
     pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })),
   );

@@ -97,17 +97,26 @@ export function readMigrations(folder: string): readonly Migration[] {
   return migrations;
 }
 
-export async function migrationStatus(db: BriefDatabase): Promise<MigrationStatus> {
+/** Applied and pending only: what every command checks before it runs, without the index scan. */
+async function appliedAndPending(db: BriefDatabase): Promise<Pick<MigrationStatus, "applied" | "pending">> {
   const all = readMigrations(db.migrationsFolder);
-  const invalidIndexes = await db.schemaChanges.invalidIndexes();
-  if (!(await db.tableExists(MIGRATIONS_TABLE))) return { applied: [], pending: all, partial: [], invalidIndexes };
-  const status = statusFrom(all, await appliedRows(db));
-  return { ...status, partial: await partialMigrations(db, status.pending), invalidIndexes };
+  if (!(await db.tableExists(MIGRATIONS_TABLE))) return { applied: [], pending: all };
+  return statusFrom(all, await appliedRows(db));
+}
+
+export async function pendingMigrations(db: BriefDatabase): Promise<readonly Migration[]> {
+  return (await appliedAndPending(db)).pending;
+}
+
+export async function migrationStatus(db: BriefDatabase): Promise<MigrationStatus> {
+  const { applied, pending } = await appliedAndPending(db);
+  const partial = await partialMigrations(db, pending);
+  return { applied, pending, partial, invalidIndexes: await db.schemaChanges.invalidIndexes() };
 }
 
 /** Throws NOT_MIGRATED unless every migration is applied: for commands that need the schema. */
 export async function assertMigrated(db: BriefDatabase): Promise<void> {
-  const { pending } = await migrationStatus(db);
+  const { pending } = await appliedAndPending(db);
   if (pending.length === 0) return;
   throw new BriefdbError(
     "NOT_MIGRATED",
@@ -118,7 +127,7 @@ export async function assertMigrated(db: BriefDatabase): Promise<void> {
 
 export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): Promise<MigrateResult> {
   if (options.dryRun) {
-    const { applied, pending } = await migrationStatus(db);
+    const { applied, pending } = await appliedAndPending(db);
     return { applied: [], alreadyApplied: applied.length, dryRun: true, plan: pending, online: false, repairedIndexes: [] };
   }
   const online = db.schemaChanges.online;
