@@ -47,7 +47,7 @@ Examples:
     .action(
       action(async (ctx, options: MigrateOptions) => {
         const modes = [options.status, options.dryRun, options.check].filter(Boolean).length;
-        if (modes > 1) throw new BriefdbError("USAGE", "--status, --dry-run and --check go alone, not together");
+        if (modes > 1) throw new BriefdbError("USAGE", "--status and --dry-run and --check each go alone, not together");
         if (options.maxBlockingRows !== undefined && !options.check) {
           throw new BriefdbError("USAGE", "--max-blocking-rows goes with --check");
         }
