@@ -1,4 +1,4 @@
-// `npm run bench`: every SPEC §7 figure, each script in its own process (so that one's memory
+// `npm run bench`: every performance figure of docs/architecture.md, each script in its own process (so that one's memory
 // and connections never colour another's figures), each printing ratios against baselines
 // measured in the same run. Exit 1 when any misses its target. Run one alone: node bench/<name>.mjs
 import { spawnSync } from "node:child_process";

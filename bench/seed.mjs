@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * SPEC §7: seeding 1,000,000 rows on SQLite must run at ≥ 0.5× a raw better-sqlite3 prepared
+ * Performance target (docs/architecture.md): seeding 1,000,000 rows on SQLite must run at ≥ 0.5× a raw better-sqlite3 prepared
  * bulk insert of the same rows with the same pragmas, with a peak RSS under 300 MB; the
  * PostgreSQL figure (multi-row INSERTs) is printed beside it.
  *
@@ -18,14 +18,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createDatabase, startPostgres } from "./pg-server.mjs";
+import { createDatabase, startBenchPostgres } from "../harness/postgres.mjs";
+
+/** @typedef {{ ms: number, cpuMs: number, rows: number, maxRssMb: number }} Measurement */
 
 const SIZES = { users: 10_000, briefs: 100_000, reviews: 300_000, transactions: 589_988 }; // + 12 models = 1,000,000
 const SEED = 1;
 const RATIO_TARGET = 0.5;
 const RSS_TARGET_MB = 300;
 
-const [mode, url] = process.argv.slice(2);
+const [mode, url = ""] = process.argv.slice(2);
 if (mode === "--raw") await rawChild(url, { pregenerate: true });
 else if (mode === "--raw-inline") await rawChild(url, { pregenerate: false });
 else if (mode === "--briefdb") await briefdbChild(url);
@@ -53,12 +55,21 @@ async function main() {
   }
 }
 
+/**
+ * @param {string} mode
+ * @param {string} target
+ * @returns {Measurement}
+ */
 function measure(mode, target) {
   const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), mode, target], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  return JSON.parse(out.trim().split("\n").pop());
+  return JSON.parse(out.trim().split("\n").pop() ?? "");
 }
 
-/** One SQLite run, then its files go and the disk settles, so the next run does not pay for its writeback. */
+/**
+ * One SQLite run, then its files go and the disk settles, so the next run does not pay for its writeback.
+ * @param {string} mode
+ * @param {string} path
+ */
 function measureSqlite(mode, path) {
   const result = measure(mode, mode === "--briefdb" ? `file:${path}` : path);
   for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
@@ -66,6 +77,11 @@ function measureSqlite(mode, path) {
   return result;
 }
 
+/**
+ * @param {string} label
+ * @param {Measurement} m
+ * @param {string} note
+ */
 function line(label, m, note) {
   const perSec = Math.round(m.rows / (m.ms / 1000));
   // CPU time (the whole child, set-up included) is shown because wall time swings on a shared machine.
@@ -73,9 +89,12 @@ function line(label, m, note) {
   console.log(`  ${label.padEnd(32)} ${(m.ms / 1000).toFixed(2).padStart(7)} s  ${count(perSec).padStart(9)} rows/s  ${cpu.padStart(10)}  peak RSS ${String(m.maxRssMb).padStart(4)} MB  ${note}`);
 }
 
-/** The child that seeds through briefdb: migrate (untimed), then seedTestData (timed). */
+/**
+ * The child that seeds through briefdb: migrate (untimed), then seedTestData (timed).
+ * @param {string} target
+ */
 async function briefdbChild(target) {
-  const { openDatabase, migrate, localModeOptimizations } = await import("../dist/index.js");
+  const { openDatabase, migrate, localModeOptimizations } = await import("briefdb");
   const db = await openDatabase(target);
   await migrate(db);
   const start = performance.now();
@@ -87,19 +106,23 @@ async function briefdbChild(target) {
 
 /**
  * The child that inserts the same rows with better-sqlite3 alone: one prepared INSERT per table,
- * one transaction. `pregenerate`: every row is built before the clock starts.
+ * one transaction. `pregenerate`: every row is built before the clock starts. The schema comes
+ * from briefdb's migrate, untimed, as in the briefdb child.
+ * @param {string} path
+ * @param {{ pregenerate: boolean }} options
  */
 async function rawChild(path, { pregenerate }) {
   const { default: Database } = await import("better-sqlite3");
-  const { readMigrations } = await import("../dist/index.js");
-  const { seedTables } = await import("../dist/core/test-data/rows.js");
-  const { migrationsFolderOf } = await import("../dist/db/paths.js");
+  const { openDatabase, migrate, seedTables } = await import("briefdb");
+  const db = await openDatabase(`file:${path}`);
+  await migrate(db);
+  await db.close();
   const client = new Database(path);
   client.pragma("journal_mode = WAL");
   client.pragma("synchronous = FULL");
   client.pragma("foreign_keys = ON");
   client.pragma("busy_timeout = 15000");
-  for (const migration of readMigrations(migrationsFolderOf("sqlite"))) for (const statement of migration.statements) client.exec(statement);
+  /** @param {import("briefdb").BulkRow} row */
   const asSqlite = (row) => row.map((v) => (v === true ? 1 : v === false ? 0 : v));
   const tables = seedTables(SEED, SIZES).map((table) => ({
     ...table,
@@ -122,14 +145,22 @@ async function rawChild(path, { pregenerate }) {
   report(ms, rows);
 }
 
+/**
+ * @param {number} ms
+ * @param {number} rows
+ */
 function report(ms, rows) {
   const usage = process.resourceUsage();
   const cpuMs = Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000);
   console.log(JSON.stringify({ ms: Math.round(ms), cpuMs, rows, maxRssMb: Math.round(usage.maxRSS / 1024) }));
 }
 
+/**
+ * @template T
+ * @param {(url: string) => T} work
+ */
 async function withPostgres(work) {
-  const server = await startPostgres();
+  const server = await startBenchPostgres();
   try {
     return await work(await createDatabase(server.url, `briefdb_bench_seed_${process.pid}`));
   } finally {
@@ -137,6 +168,7 @@ async function withPostgres(work) {
   }
 }
 
+/** @param {number} n */
 function count(n) {
   return n.toLocaleString("en-US");
 }

@@ -1,4 +1,4 @@
-// SPEC §7: start-up — `briefdb --version` ≤ 2× and `briefdb health` on SQLite ≤ 3× the time of
+// Performance target (docs/architecture.md): start-up — `briefdb --version` ≤ 2× and `briefdb health` on SQLite ≤ 3× the time of
 // `node -e 0`, all timed in this one run (median of interleaved runs).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -9,25 +9,30 @@ import { fileURLToPath } from "node:url";
 const BIN = fileURLToPath(new URL("../bin/briefdb", import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 
+/** @param {string[]} args */
 function time(args) {
   const start = process.hrtime.bigint();
   execFileSync(process.execPath, args, { stdio: "ignore" });
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
+/** @param {number[]} values */
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
+/** @returns {Promise<import("./report.mjs").BenchResult[]>} */
 export async function run() {
   const dir = mkdtempSync(join(tmpdir(), "briefdb-bench-startup-"));
   const db = `file:${join(dir, "startup.db")}`;
   execFileSync(process.execPath, [BIN, "migrate", "--db", db], { stdio: "ignore" });
   const cases = { node: ["-e", "0"], version: [BIN, "--version"], health: [BIN, "health", "--db", db] };
+  /** @type {Record<keyof typeof cases, number[]>} */
   const samples = { node: [], version: [], health: [] };
+  const names = /** @type {(keyof typeof cases)[]} */ (Object.keys(cases));
   try {
-    for (let i = 0; i < RUNS; i++) for (const [name, args] of Object.entries(cases)) samples[name].push(time(args));
+    for (let i = 0; i < RUNS; i++) for (const name of names) samples[name].push(time(cases[name]));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

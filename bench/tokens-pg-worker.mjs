@@ -4,13 +4,19 @@
 import { randomUUID } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import postgres from "postgres";
-import { atomicTokenOperation, openDatabase, parseTarget } from "../dist/index.js";
+import { atomicTokenOperation, openDatabase, parseTarget, PG_DEDUCT_STATEMENT } from "briefdb";
 
-const { url, connections, seconds, users, hot, seed, driver, statement } = workerData;
+/** @type {{ url: string, connections: number, seconds: number, users: number, hot: boolean, seed: number, driver: "briefdb" | "raw" }} */
+const { url, connections, seconds, users, hot, seed, driver } = workerData;
+if (parentPort === null) throw new Error("tokens-pg-worker.mjs runs as a worker thread of tokens-pg.mjs");
+const parent = parentPort;
+/** @type {(user: string) => Promise<unknown>} */
 let deduct;
+/** @type {() => Promise<void>} */
 let close;
 if (driver === "raw") {
   const t = parseTarget(url); // briefdb's URL reading, so that socket URLs work here too
+  if (t.dialect !== "postgresql") throw new Error(`not a PostgreSQL URL: ${url}`);
   const sql = postgres({
     host: t.socketDir ?? t.host,
     port: t.port,
@@ -22,7 +28,7 @@ if (driver === "raw") {
     fetch_types: false,
     onnotice: () => {},
   });
-  deduct = (user) => sql.unsafe(statement, [randomUUID(), user, 1, "bench", null, null], { prepare: true });
+  deduct = (user) => sql.unsafe(PG_DEDUCT_STATEMENT, [randomUUID(), user, 1, "bench", null, null], { prepare: true });
   close = () => sql.end();
 } else {
   const db = await openDatabase(url, { poolSize: connections });
@@ -44,4 +50,4 @@ async function loop() {
 }
 await Promise.all(Array.from({ length: connections }, loop));
 await close();
-parentPort.postMessage(done);
+parent.postMessage(done);

@@ -1,4 +1,4 @@
-// SPEC §7: deduct on PostgreSQL with 10 connections, spread over 1000 users and on one hot user —
+// Performance target (docs/architecture.md): deduct on PostgreSQL with 10 connections, spread over 1000 users and on one hot user —
 // briefdb's atomicTokenOperation against `pgbench -M prepared` running the same statement against
 // the same server, measured in this one run. Target: ratio ≥ 0.8.
 import { execFileSync } from "node:child_process";
@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { migrate, openDatabase } from "../dist/index.js";
-import { createDatabase, startPostgres } from "./pg-server.mjs";
+import { migrate, openDatabase, PG_DEDUCT_STATEMENT } from "briefdb";
+import { createDatabase, startBenchPostgres } from "../harness/postgres.mjs";
 
 const USERS = 1000;
 const CONNECTIONS = 10;
@@ -22,18 +22,23 @@ const PGBENCH = [
   "/usr/bin/pgbench",
 ].find(existsSync);
 
-// The statement briefdb runs (src/db/pg/ledger.ts), with pgbench variables for its parameters.
-const SCRIPT = (userExpr) => `\\set uid random(0, ${USERS - 1})
-WITH changed AS (
-  UPDATE users SET token_balance = token_balance - 1::bigint, updated_at = now()
-  WHERE id = ${userExpr} AND token_balance >= 1::bigint
-  RETURNING token_balance
-)
-INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
-SELECT gen_random_uuid()::text, ${userExpr}, -1::bigint, 'deduct', 'bench', NULL, changed.token_balance, NULL, now() FROM changed
-RETURNING balance_after, (extract(epoch from created_at) * 1000)::float8 AS created_at_ms;
-`;
+/**
+ * The pgbench script: the statement briefdb runs, its parameters ($1 id, $2 user, $3 amount,
+ * $4 reason, $5 brief, $6 key) as pgbench expressions, the user `userExpr`.
+ * @param {string} userExpr
+ */
+function script(userExpr) {
+  /** @type {Record<string, string>} */
+  const values = { 1: "gen_random_uuid()::text", 2: userExpr, 3: "1", 4: "'bench'", 5: "NULL", 6: "NULL" };
+  const statement = PG_DEDUCT_STATEMENT.replace(/\$(\d)/g, (_, n) => {
+    const value = values[n];
+    if (value === undefined) throw new Error(`the deduct statement has a parameter $${n} this bench does not know`);
+    return value;
+  });
+  return `\\set uid random(0, ${USERS - 1})\n${statement};\n`;
+}
 
+/** @param {string} url */
 async function setUp(url) {
   const db = await openDatabase(url);
   await migrate(db);
@@ -46,7 +51,11 @@ async function setUp(url) {
   await db.close();
 }
 
-/** pgbench's connection flags for the database at the TCP `url`, or at its server's socket in /tmp. */
+/**
+ * pgbench's connection flags for the database at the TCP `url`, or at its server's socket in /tmp.
+ * @param {string} url
+ * @param {boolean} socket
+ */
 function connectionOf(url, socket) {
   const u = new URL(url);
   return {
@@ -55,16 +64,25 @@ function connectionOf(url, socket) {
   };
 }
 
-/** The same database reached through the server's Unix socket in /tmp (see pg-server.mjs). */
+/**
+ * The same database reached through the server's Unix socket in /tmp (see harness/postgres.mjs).
+ * @param {string} url
+ */
 function overSocket(url) {
   const u = new URL(url);
   return `postgres://${u.username}:${u.password}@${u.pathname}?host=/tmp&port=${u.port}`;
 }
 
+/**
+ * @param {string} url
+ * @param {boolean} hot
+ * @param {boolean} socket
+ */
 function pgbench(url, hot, socket) {
+  if (PGBENCH === undefined) throw new Error("pgbench not found");
   const dir = mkdtempSync(join(tmpdir(), "briefdb-pgbench-"));
   const file = join(dir, "deduct.sql");
-  writeFileSync(file, SCRIPT(hot ? "'u0'" : "'u' || :uid"));
+  writeFileSync(file, script(hot ? "'u0'" : "'u' || :uid"));
   const out = execFileSync(
     PGBENCH,
     ["-n", "-M", "prepared", "-c", String(CONNECTIONS), "-j", String(THREADS), "-T", String(SECONDS), "-f", file, ...connectionOf(url, socket).args],
@@ -76,33 +94,33 @@ function pgbench(url, hot, socket) {
   return Number(tps[1]);
 }
 
-/** briefdb's statement as postgres.js receives it: $1 id, $2 user, $3 amount, $4 reason, $5 brief, $6 key. */
-const BRIEFDB_STATEMENT = `WITH changed AS (
-    UPDATE users SET token_balance = token_balance - $3::bigint, updated_at = now()
-    WHERE id = $2 AND token_balance >= $3::bigint
-    RETURNING token_balance
-  )
-  INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
-  SELECT $1, $2, -$3::bigint, 'deduct', $4, $5, changed.token_balance, $6, now() FROM changed
-  RETURNING balance_after, (extract(epoch from created_at) * 1000)::float8 AS created_at_ms`;
-
-async function briefdb(url, hot, seconds = SECONDS, driver = "briefdb") {
+/**
+ * Deductions per second over `seconds`, through briefdb or (driver "raw") the same statement
+ * straight through postgres.js; see tokens-pg-worker.mjs.
+ * @param {string} url
+ * @param {boolean} hot
+ * @param {"briefdb" | "raw"} driver
+ * @returns {Promise<number>}
+ */
+async function briefdb(url, hot, seconds = SECONDS, driver = /** @type {"briefdb" | "raw"} */ ("briefdb")) {
   const threads = Number(process.env.BENCH_CLIENT_THREADS ?? 1);
   const workers = Array.from({ length: threads }, (_, i) =>
     new Worker(new URL("./tokens-pg-worker.mjs", import.meta.url), {
-      workerData: { url, connections: CONNECTIONS / threads, seconds, users: USERS, hot, seed: i + 1, driver, statement: BRIEFDB_STATEMENT },
+      workerData: { url, connections: CONNECTIONS / threads, seconds, users: USERS, hot, seed: i + 1, driver },
     }),
   );
-  const counts = await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
+  const counts = await Promise.all(workers.map((w) => new Promise(/** @param {(done: number) => void} resolve */ (resolve, reject) => {
     w.once("message", resolve);
     w.once("error", reject);
   })));
   return counts.reduce((a, b) => a + b, 0) / seconds;
 }
 
+/** @returns {Promise<import("./report.mjs").BenchResult[]>} */
 export async function run() {
   if (!PGBENCH) return [{ name: "deduct, PostgreSQL", briefdb: "-", baseline: "pgbench not found", ratio: Number.NaN }];
-  const server = await startPostgres();
+  const server = await startBenchPostgres();
+  /** @type {import("./report.mjs").BenchResult[]} */
   const results = [];
   try {
     // TCP on loopback as in production, and the Unix socket of a server on the same machine

@@ -1,4 +1,4 @@
-// SPEC §7: deduct on SQLite, in-process — briefdb's atomicTokenOperation against a raw
+// Performance target (docs/architecture.md): deduct on SQLite, in-process — briefdb's atomicTokenOperation against a raw
 // better-sqlite3 loop doing the same UPDATE … RETURNING + ledger INSERT per IMMEDIATE transaction,
 // with the same pragmas, measured in this one run. Target: ratio ≥ 0.8.
 import { randomUUID } from "node:crypto";
@@ -6,12 +6,16 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { atomicTokenOperation, migrate, openDatabase } from "../dist/index.js";
+import { atomicTokenOperation, migrate, openDatabase } from "briefdb";
 
 const USERS = 1000;
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
 const ROUNDS = 4;
 
+/**
+ * @param {string} dir
+ * @param {string} name
+ */
 async function prepareFile(dir, name) {
   const path = join(dir, name);
   const db = await openDatabase(`file:${path}`);
@@ -35,20 +39,25 @@ async function prepareFile(dir, name) {
   return path;
 }
 
-/** The baseline: what a careful hand-written better-sqlite3 program does. */
+/**
+ * The baseline: what a careful hand-written better-sqlite3 program does.
+ * @param {string} path
+ * @param {"FULL" | "NORMAL"} synchronous
+ */
 function rawLoop(path, synchronous) {
   const db = new Database(path, { timeout: 15000 });
   db.pragma("journal_mode = WAL");
   db.pragma(`synchronous = ${synchronous}`);
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 15000");
+  /** @type {import("better-sqlite3").Statement<[number, number, string, number], { token_balance: number }>} */
   const update = db.prepare(
     "UPDATE users SET token_balance = token_balance - ?, updated_at = ? WHERE id = ? AND token_balance >= ? RETURNING token_balance",
   );
   const insert = db.prepare(
     "INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at) VALUES (?, ?, ?, 'deduct', ?, NULL, ?, NULL, ?)",
   );
-  const deduct = db.transaction((userId, amount) => {
+  const deduct = db.transaction((/** @type {string} */ userId, /** @type {number} */ amount) => {
     const now = Date.now();
     const row = update.get(amount, now, userId, amount);
     if (row === undefined) return undefined;
@@ -62,9 +71,13 @@ function rawLoop(path, synchronous) {
   return OPS / seconds;
 }
 
+/**
+ * @param {string} path
+ * @param {"FULL" | "NORMAL"} synchronous
+ */
 async function briefdbLoop(path, synchronous) {
   const db = await openDatabase(`file:${path}`);
-  db.client.pragma(`synchronous = ${synchronous}`);
+  await db.exec(`PRAGMA synchronous = ${synchronous}`); // on briefdb's one SQLite connection
   const start = process.hrtime.bigint();
   for (let i = 0; i < OPS; i++) {
     const result = await atomicTokenOperation(db, `u${i % USERS}`, "deduct", 1, "bench");
@@ -75,14 +88,16 @@ async function briefdbLoop(path, synchronous) {
   return OPS / seconds;
 }
 
+/** @returns {Promise<import("./report.mjs").BenchResult[]>} */
 export async function run() {
   // /dev/shm when there is one: the figure is briefdb's overhead, not the disk's mood
   const dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "briefdb-bench-tokens-"));
+  /** @type {import("./report.mjs").BenchResult[]} */
   const results = [];
   try {
     const rawPath = await prepareFile(dir, "raw.db");
     const libPath = await prepareFile(dir, "briefdb.db");
-    for (const synchronous of ["FULL", "NORMAL"]) {
+    for (const synchronous of /** @type {const} */ (["FULL", "NORMAL"])) {
       const raw = [];
       const lib = [];
       // alternate the two so that a noisy neighbour hurts both alike; keep each side's best round

@@ -1,5 +1,5 @@
 // Bundles the CLI (dist/cli.js, from tsc) into itself plus lazily loaded chunks, so that start-up
-// reads a few dozen files instead of hundreds of small modules (SPEC §7 start-up targets). The
+// reads a few dozen files instead of hundreds of small modules (the start-up targets in docs/architecture.md). The
 // library (dist/index.js and the rest of tsc's output) is left as it is for importers.
 import { build } from "esbuild";
 

@@ -45,7 +45,9 @@ export type { BulkColumn, BulkRow, BulkWriter } from "./db/database.js";
 export type { SeedOptions, SeedResult, SeedProgress, SeedCounts } from "./core/seed.js";
 export type { ClearOptions, ClearResult, TableCounts, AppTable } from "./core/clear.js";
 export type { SeedSizes, SeedScale } from "./core/test-data/sizes.js";
-export type { SeedTableName } from "./core/test-data/rows.js";
+export { seedTables } from "./core/test-data/rows.js";
+export type { SeedTableName, SeedTable } from "./core/test-data/rows.js";
+export { PG_DEDUCT_STATEMENT } from "./db/pg/ledger.js";
 
 /** The source document's local-mode utilities: seed and clear test data, on local targets only. */
 export const localModeOptimizations = { seedTestData, clearTestData } as const;

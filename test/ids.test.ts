@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { newId } from "../dist/core/ids.js";
+import { newId } from "../src/core/ids.js";
 
 describe("row ids", () => {
   it("are UUIDv7 and sort in the order one process made them, even within one millisecond", () => {

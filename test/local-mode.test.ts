@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { localModeOptimizations, openDatabase, type SeedProgress } from "../dist/index.js";
+import { localModeOptimizations, openDatabase, type SeedProgress } from "../src/index.js";
 import { ALL_MIGRATIONS, DIALECTS, freshDatabase } from "./support/databases.js";
 import { withDatabase } from "./support/tables.js";
 

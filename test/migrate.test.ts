@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../dist/index.js";
+import { openDatabase } from "../src/index.js";
 import { ALL_MIGRATIONS as ALL, cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
 describe.each(DIALECTS)("%s: migrate", (dialect) => {

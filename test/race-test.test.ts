@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../dist/index.js";
+import { openDatabase } from "../src/index.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 
 describe.each(DIALECTS)("%s: race-test", (dialect) => {

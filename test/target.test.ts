@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isLocalTarget, parseTarget, redactUrl } from "../dist/index.js";
+import { isLocalTarget, parseTarget, redactUrl } from "../src/index.js";
 
 describe("database URLs", () => {
   it.each([

@@ -9,7 +9,7 @@ import {
   openDatabase,
   verifyLedger,
   type BriefDatabase,
-} from "../dist/index.js";
+} from "../src/index.js";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
 describe.each(DIALECTS)("%s: token ledger", (dialect) => {
@@ -115,7 +115,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     expect(fixed.json?.checked).toBe(userCount);
   });
 
-  it("CLI: deduct, balance and history print the SPEC fields", async () => {
+  it("CLI: deduct, balance and history print the contract's fields", async () => {
     const user = await newUser(10);
     const deduct = await cli(["tokens", "deduct", user, "4", "--reason", "cli", "--key", `cli-${dialect}`, "--db", url, "--json"]);
     expect(deduct.code).toBe(0);

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate, openDatabase, withTransaction, type BriefDatabase } from "../dist/index.js";
+import { migrate, openDatabase, withTransaction, type BriefDatabase } from "../src/index.js";
 import { DIALECTS, freshDatabase } from "./support/databases.js";
 
 const now = Date.now();

@@ -17,7 +17,8 @@ import { elapsedMs, summarizePercentiles, type PercentileSummary } from "./stats
 import { getBalance } from "./tokens.js";
 import { createUser, removeUser } from "./users.js";
 
-// tsc's output, not the CLI bundle: a worker thread is its own program
+// tsc's output, not the CLI bundle: a worker thread is its own program. Always the built file, even
+// when this module is loaded from src/ (the tests): vitest's global setup builds before any test.
 const RACE_WORKER = join(PACKAGE_ROOT, "dist", "core", "race-worker.js");
 
 export interface RaceOptions {

@@ -1,16 +1,15 @@
 /**
  * One set-up for every database test: the dialects to run over, a fresh database per call (a
  * SQLite file in a temp folder, or a new database on the test PostgreSQL server), and the built
- * CLI run as a child process.
+ * CLI run as a child process (built once per run by the global setup, from the current src/).
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-// @ts-expect-error -- a plain .mjs module shared with the benchmarks; it has no type declarations
-import { createDatabase } from "../../scripts/embedded-postgres.mjs";
 import { inject } from "vitest";
+import { createDatabase } from "../../harness/postgres.mjs";
 
 export const DIALECTS = ["sqlite", "postgresql"] as const;
 export type TestDialect = (typeof DIALECTS)[number];

@@ -4,7 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { sql, type SQL } from "drizzle-orm";
-import { localModeOptimizations, openDatabase, type BriefDatabase, type SeedOptions, type SeedResult } from "../../dist/index.js";
+import { localModeOptimizations, openDatabase, type BriefDatabase, type SeedOptions, type SeedResult } from "../../src/index.js";
 import type { TestDialect } from "./databases.js";
 
 export const APP_TABLES = ["models", "users", "briefs", "reviews", "token_transactions", "query_log"] as const;
@@ -35,7 +35,7 @@ export function tableCounts(url: string): Promise<Record<string, number>> {
   });
 }
 
-/** Users whose token_balance differs from the sum of their ledger amounts (the SPEC §3 invariant). */
+/** Users whose token_balance differs from the sum of their ledger amounts (the ledger invariant, docs/architecture.md). */
 export function driftingUsers(url: string): Promise<string[]> {
   return withDatabase(url, async (db) => {
     const rows = await db.all<{ id: string }>(sql`

@@ -23,7 +23,12 @@ function applyStatement(newBalance: string, guard: string, sign: "" | "-", type:
   RETURNING balance_after, ${CREATED_AT_MS}`;
 }
 
-const DEDUCT = applyStatement("token_balance - $3::bigint", "token_balance >= $3::bigint", "-", "deduct");
+/**
+ * The one statement a deduct runs on PostgreSQL, as postgres.js receives it: $1 new ledger id,
+ * $2 user id, $3 amount, $4 reason, $5 brief id, $6 idempotency key. Public so that benchmarks
+ * can run the very same statement without briefdb (pgbench, the bare driver).
+ */
+export const PG_DEDUCT_STATEMENT = applyStatement("token_balance - $3::bigint", "token_balance >= $3::bigint", "-", "deduct");
 const CREDIT = applyStatement(
   "token_balance + $3::bigint",
   `token_balance <= ${Number.MAX_SAFE_INTEGER} - $3::bigint`,
@@ -36,7 +41,7 @@ export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatemen
   const options = { prepare };
   return {
     async apply(change: BalanceChange): Promise<LedgerEntry | undefined> {
-      const statement = change.operation === "deduct" ? DEDUCT : CREDIT;
+      const statement = change.operation === "deduct" ? PG_DEDUCT_STATEMENT : CREDIT;
       const [row] = await client.unsafe<Array<{ balance_after: string; created_at_ms: number }>>(
         statement,
         [change.id, change.userId, change.amount, change.reason, change.briefId, change.idempotencyKey],
