@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../dist/index.js";
+import { openDatabase } from "../src/index.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 
 const TAG = "0001_ledger_history_order";

@@ -11,9 +11,8 @@
  */
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { atomicTokenOperation, openDatabase } from "../dist/index.js";
-// @ts-expect-error -- a plain .mjs module shared with the benchmarks; it has no type declarations
-import { appRole, buildLedger, forgetMigration, runTokenOperations } from "./support/busy-ledger.mjs";
+import { atomicTokenOperation, openDatabase } from "../src/index.js";
+import { appRole, buildLedger, forgetMigration, runTokenOperations } from "../harness/busy-ledger.mjs";
 import { cli, freshDatabase, spawnCli } from "./support/databases.js";
 
 const ROWS = Number(process.env.BRIEFDB_TEST_LEDGER_ROWS ?? 500_000);

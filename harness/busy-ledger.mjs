@@ -13,9 +13,16 @@
  */
 import postgres from "postgres";
 
+/** @typedef {import("../src/index.js").BriefDatabase} BriefDatabase */
+/** @typedef {typeof import("../src/index.js").atomicTokenOperation} AtomicTokenOperation */
+/** @typedef {{ operations: number, failures: string[], longestMs: number }} AppSeen */
+
 export const LEDGER_USERS = 1000;
 
-/** Builds `rows` ledger rows over LEDGER_USERS users on a migrated database. */
+/**
+ * Builds `rows` ledger rows over LEDGER_USERS users on a migrated database.
+ * @param {string} url @param {number} rows
+ */
 export async function buildLedger(url, rows) {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
@@ -46,7 +53,10 @@ export async function buildLedger(url, rows) {
   }
 }
 
-/** Makes the index migration pending again: its record and its finished steps forgotten. */
+/**
+ * Makes the index migration pending again: its record and its finished steps forgotten.
+ * @param {string} url @param {string} tag
+ */
 export async function forgetMigration(url, tag) {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
@@ -58,7 +68,11 @@ export async function forgetMigration(url, tag) {
   }
 }
 
-/** A role for the app, with its lock-wait budget; returns its URL and a function that drops it. */
+/**
+ * A role for the app, with its lock-wait budget; returns its URL and a function that drops it.
+ * @param {string} url @param {string} name @param {string} lockTimeout
+ * @returns {Promise<{ url: string, drop(): Promise<void> }>}
+ */
 export async function appRole(url, name, lockTimeout) {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
@@ -90,15 +104,21 @@ export async function appRole(url, name, lockTimeout) {
  * Runs token operations from `connections` parallel connections (library calls, one pool) until
  * `stop()`; resolves when they have all ended. `started` resolves once every connection has
  * completed an operation, so that what follows runs while the app is busy.
+ * @param {BriefDatabase} db @param {AtomicTokenOperation} atomicTokenOperation @param {number} connections
+ * @returns {{ started: Promise<void>, stop(): Promise<AppSeen> }}
  */
 export function runTokenOperations(db, atomicTokenOperation, connections) {
   let stopping = false;
+  /** @type {string[]} */
   const failures = [];
   let operations = 0;
   let longestMs = 0;
   let ready = 0;
-  let markStarted;
+  /** @type {() => void} */
+  let markStarted = () => {};
+  /** @type {Promise<void>} */
   const started = new Promise((resolve) => (markStarted = resolve));
+  /** @param {number} worker */
   const loop = async (worker) => {
     for (let i = 0; !stopping; i++) {
       const user = `user-${1 + ((worker * 7919 + i * 104729) % LEDGER_USERS)}`;
