@@ -19,8 +19,6 @@ interface MigrateOptions {
   readonly maxBlockingRows?: number;
 }
 
-type Progress = MigrateProgress;
-
 export function migrateCommand(): Command {
   return new Command("migrate")
     .description("apply the pending migrations of the target's dialect (safe when two run at once)")
@@ -78,14 +76,13 @@ Examples:
     );
 }
 
-function progressText(progress: Progress): string {
+function progressText(progress: MigrateProgress): string {
   const prefix = progress.tag === "" ? "" : `${progress.tag}: `;
   const build = progress.build;
   if (build === undefined) return `${prefix}${progress.action}`;
   const share = build.total > 0 ? ` ${Math.floor((100 * build.done) / build.total)}%` : "";
   return `${prefix}${progress.action} — ${build.phase}${share}`;
 }
-
 
 function statusOutcome(status: MigrationStatus, target: string): Outcome {
   const pending = status.pending.map((m) => m.tag);
