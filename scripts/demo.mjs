@@ -5,7 +5,7 @@
  * shows and the briefdb arguments — so adding a step is adding a line. Stops at the first step
  * that fails, with that step's exit code.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import pc from "picocolors";
 
@@ -32,6 +32,15 @@ const STEPS = [
     args: ["race-test", "--n", "1000"],
     why: "8 worker threads, each with its own connection, at a throw-away user holding enough for half",
   },
+  {
+    title: "Race the app's own endpoint",
+    app: true,
+    args: (/** @type {string} */ appUrl) => [
+      "race-test", "--url", `${appUrl}/api/tokens/deduct`, "--user", "seed-user-2", "--header", "x-user: {{user}}",
+      "--balance", "50", "--n", "100", "--concurrency", "10",
+    ],
+    why: "100 requests at a small app's deduct endpoint (on atomicTokenOperation), 10 at a time, judged by the database: 50 succeed, 50 are refused",
+  },
   { title: "Reconcile every balance", args: ["tokens", "verify"], why: "each balance equals the sum of its ledger" },
   {
     title: "Probe the canonical queries",
@@ -44,8 +53,11 @@ const started = performance.now();
 console.log(pc.bold(`briefdb demo on ${TARGET}`));
 for (const [index, step] of STEPS.entries()) {
   console.log(`\n${pc.cyan(`${index + 1}/${STEPS.length}`)} ${pc.bold(step.title)} ${pc.dim(`— ${step.why}`)}`);
-  console.log(pc.dim(`$ briefdb ${step.args.join(" ")}`));
-  const { status, error } = spawnSync(process.execPath, [BIN, "--db", TARGET, ...step.args], { stdio: "inherit" });
+  const app = step.app ? await startApp() : undefined;
+  const args = typeof step.args === "function" ? step.args(app?.url ?? "") : step.args;
+  console.log(pc.dim(`$ briefdb ${args.map((a) => (/[\s{]/.test(a) ? `'${a}'` : a)).join(" ")}`));
+  const { status, error } = spawnSync(process.execPath, [BIN, "--db", TARGET, ...args], { stdio: "inherit" });
+  if (app) await app.stop();
   if (status !== 0) {
     console.error(pc.red(`\ndemo stopped: "${step.title}" failed${error ? ` (${error.message})` : ""}`));
     process.exit(status ?? 1);
@@ -53,3 +65,19 @@ for (const [index, step] of STEPS.entries()) {
 }
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 console.log(`\n${pc.green(`demo done in ${seconds} s.`)} Next: ${pc.bold("./bin/briefdb --help")}, or ${pc.bold("./bin/briefdb clear --local")} to remove the seeded rows.`);
+
+/** The demo app (scripts/demo-app.mjs) in its own process, as the real app would be. */
+async function startApp() {
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./demo-app.mjs", import.meta.url)), TARGET], { stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const match = /listening (\S+)/.exec(out);
+      if (match) resolve(match[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`the demo app exited with code ${code}`)));
+  });
+  console.log(pc.dim(`(the demo app listens on ${url}: scripts/demo-app.mjs)`));
+  return { url, stop: () => new Promise((resolve) => (child.once("exit", resolve), child.kill("SIGTERM"))) };
+}

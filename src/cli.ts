@@ -25,6 +25,7 @@ export async function buildProgram(): Promise<Command> {
       import("./commands/seed.js").then((m) => m.seedCommand()),
       import("./commands/clear.js").then((m) => m.clearCommand()),
       import("./commands/slow-queries.js").then((m) => m.slowQueriesCommand()),
+      import("./commands/serve.js").then((m) => m.serveCommand()),
     ]),
   ]);
   const program = new Command("briefdb")
@@ -33,7 +34,7 @@ export async function buildProgram(): Promise<Command> {
     .option("--db <url>", "database URL (default: $DATABASE_URL, else file:./briefdb.db)")
     .option("--json", "print exactly one JSON object on stdout", false)
     .option("--no-color", "no colour (also NO_COLOR)")
-    .option("--timeout <ms>", "PostgreSQL connect timeout in ms", wholeNumber("--timeout", 1, 600_000), 5000)
+    .option("--timeout <ms>", "PostgreSQL connect timeout in ms; with race-test --url, each request's time limit", wholeNumber("--timeout", 1, 600_000), 5000)
     .addOption(new Option("--pool-size <n>", "PostgreSQL connections").argParser(wholeNumber("--pool-size", 1, 1000)))
     .option("--no-prepare", "no named prepared statements (PgBouncer in transaction mode)")
     .showHelpAfterError(false)

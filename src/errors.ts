@@ -8,6 +8,7 @@ export const EXIT_CODES = {
   DB_UNREACHABLE: 1,
   DB_ERROR: 1,
   INVARIANT_VIOLATED: 1,
+  GATE_FAILED: 1,
   NOT_MIGRATED: 1,
   UNHEALTHY: 1,
   /** A failure that is not the database's nor the input's: a bug in briefdb. */

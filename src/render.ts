@@ -37,6 +37,8 @@ export interface Outcome {
   /** Why it failed, when ok is false: printed as the error line, and as `error` in JSON. */
   readonly error?: BriefdbError;
   readonly human: (ui: Ui) => string;
+  /** A long-running command already wrote its JSON object when it started (announce): none at the end. */
+  readonly announced?: boolean;
 }
 
 export interface UiOptions {
@@ -57,7 +59,19 @@ export function createUi(options: UiOptions): Ui {
   };
 }
 
+/** A line of progress for logs (stderr, so stdout keeps its one result). */
+export function progressLine(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+/** What a long-running command says once it is up: its one JSON object, or a line for people. */
+export function announce(ui: Ui, data: Record<string, unknown>, text: string): void {
+  if (ui.json) writeJson({ ok: true, ...data });
+  else process.stdout.write(`${text}\n`);
+}
+
 export function emitOutcome(ui: Ui, outcome: Outcome): void {
+  if (ui.json && outcome.announced && outcome.ok) return;
   if (ui.json) {
     const error = outcome.error ? { error: outcome.error.toJSON() } : {};
     writeJson({ ok: outcome.ok, ...error, ...outcome.data });

@@ -24,9 +24,9 @@ describe("npm run demo", () => {
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
-      /1\/8 Apply the schema[\s\S]*2\/8 Seed test data[\s\S]*3\/8 Check health[\s\S]*status\s+healthy[\s\S]*4\/8 Deduct tokens[\s\S]*deducted\s+25[\s\S]*5\/8 Read the ledger[\s\S]*6\/8 Race 1,000 deductions[\s\S]*500 succeeded, 500 refused[\s\S]*7\/8 Reconcile every balance[\s\S]*all 100 balances equal[\s\S]*8\/8 Probe the canonical queries[\s\S]*demo done in/,
+      /1\/9 Apply the schema[\s\S]*2\/9 Seed test data[\s\S]*3\/9 Check health[\s\S]*status\s+healthy[\s\S]*4\/9 Deduct tokens[\s\S]*deducted\s+25[\s\S]*5\/9 Read the ledger[\s\S]*6\/9 Race 1,000 deductions[\s\S]*500 succeeded, 500 refused[\s\S]*7\/9 Race the app's own endpoint[\s\S]*50 succeeded \(2xx\), 50 refused \(4xx\), 0 errors[\s\S]*8\/9 Reconcile every balance[\s\S]*all 100 balances equal[\s\S]*9\/9 Probe the canonical queries[\s\S]*demo done in/,
     );
-    expect(await tableCounts(`file:${join(cwd, "briefdb.db")}`)).toMatchObject({ users: 100, briefs: 1000, token_transactions: 5001 }); // the seed and the demo deduct
+    expect(await tableCounts(`file:${join(cwd, "briefdb.db")}`)).toMatchObject({ users: 100, briefs: 1000, token_transactions: 5052 }); // the seed, the demo deduct, seed-user-2's opening-balance row and its 50 raced deducts
   });
 
   it("stops at the first step that fails, with its exit code", async () => {

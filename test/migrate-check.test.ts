@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
+import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../src/index.js";
+import { migrate, migrationStatus, openDatabase } from "../src/index.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 
 const TAG = "0001_ledger_history_order";
@@ -18,6 +19,7 @@ async function ledgerWithIndexMigrationPending(dialect: (typeof DIALECTS)[number
       );
     }
     await db.run(sql`DELETE FROM briefdb_migrations WHERE tag = ${TAG}`);
+    if (await db.tableExists("briefdb_migration_steps")) await db.run(sql`DELETE FROM briefdb_migration_steps WHERE tag = ${TAG}`);
     if (dialect === "postgresql") await db.exec("ANALYZE users, token_transactions");
   } finally {
     await db.close();
@@ -74,5 +76,23 @@ describe.each(DIALECTS)("%s: migrate --check", (dialect) => {
     expect(alone.stderr).toMatch(/^error: --max-blocking-rows goes with --check/);
     expect((await cli(["migrate", "--check", "--status", "--db", url])).code).toBe(2);
     expect((await cli(["migrate", "--check", "--max-blocking-rows", "-1", "--db", url])).code).toBe(2);
+  });
+});
+
+describe("postgresql: migrate through the app's own pool", () => {
+  it("applies the index migration online on a connection of the app's pool, and leaves the pool to the app", async () => {
+    const url = await ledgerWithIndexMigrationPending("postgresql");
+    // a cold pool that fetches no types: postgres.js's reserve() would hang on it unwarmed (porsager/postgres#751)
+    const client = postgres(url, { max: 2, fetch_types: false, onnotice: () => {} });
+    try {
+      const db = await openDatabase(client);
+      const result = await migrate(db);
+      expect(result).toMatchObject({ applied: [TAG], online: true, repairedIndexes: [] });
+      expect(await migrationStatus(db)).toMatchObject({ pending: [], partial: [], invalidIndexes: [] });
+      await db.close();
+      expect(await client`SELECT 1 AS ok`).toEqual([{ ok: 1 }]);
+    } finally {
+      await client.end({ timeout: 1 });
+    }
   });
 });

@@ -2,25 +2,28 @@
 import { Command } from "commander";
 import type { HealthReport } from "../core/health.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, type Outcome } from "../render.js";
-import { action } from "./context.js";
-import { wholeNumber } from "./parse.js";
+import { keyValues, progressLine, startSpinner, type Outcome } from "../render.js";
+import { action, type Context } from "./context.js";
+import { duration, wholeNumber } from "./parse.js";
 
 
 export function healthCommand(): Command {
   return new Command("health")
     .description("check connectivity, round-trip latency, server version and migrations; exit 1 when unhealthy")
     .option("--samples <n>", "round trips to time", wholeNumber("--samples", 1, 10_000), 5)
+    .option("--wait <duration>", "retry until healthy or this long has passed (30s, 2m): a CI gate for a database starting beside the job", duration("--wait"))
     .addHelpText(
       "after",
       `
 Examples:
   $ briefdb health
   $ briefdb health --samples 50 --json
-  $ DATABASE_URL=postgres://me@localhost:5432/briefs briefdb health --timeout 2000`,
+  $ DATABASE_URL=postgres://me@localhost:5432/briefs briefdb health --timeout 2000
+  $ briefdb health --wait 60s            # CI: waits for the database to come up and be migrated`,
     )
     .action(
-      action(async (ctx, options: { samples: number }) => {
+      action(async (ctx, options: { samples: number; wait?: number }) => {
+        if (options.wait !== undefined) return waitedOutcome(ctx, options.samples, options.wait);
         const { checkDatabaseHealth } = await import("../core/health.js");
         const db = await ctx.open();
         return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples }));
@@ -70,4 +73,16 @@ function schemaProblem(report: HealthReport): BriefdbError {
   return (report.invalidIndexes?.length ?? 0) > 0
     ? new BriefdbError("UNHEALTHY", message, "run `briefdb migrate` to rebuild the INVALID index")
     : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
+}
+
+/** health --wait: one line per change of state in logs, a spinner on a terminal; then the last report. */
+async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number): Promise<Outcome> {
+  const { waitForHealth } = await import("../core/health-wait.js");
+  const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
+  const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
+  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, onState });
+  spinner.stop(waited.report?.healthy ? "healthy" : "gave up waiting");
+  if (waited.report === undefined) throw waited.openError ?? new BriefdbError("DB_UNREACHABLE", "the database never answered");
+  const outcome = healthOutcome(waited.report);
+  return { ...outcome, data: { ...outcome.data, waitedMs: waited.waitedMs, attempts: waited.attempts } };
 }

@@ -63,3 +63,25 @@ function isoDate(text: string): Date | undefined {
   const parsed = Date.parse(text.replace(" ", "T"));
   return Number.isNaN(parsed) ? undefined : new Date(parsed);
 }
+
+/** A positive number of milliseconds, decimals allowed (a p95 budget: 5, 0.5). */
+export function positiveMs(flag: string): (value: string) => number {
+  return (value: string) => {
+    const text = value.trim();
+    const parsed = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
+    if (!(parsed > 0) || !Number.isFinite(parsed)) throw new BriefdbError("USAGE", `${flag} takes a positive number of milliseconds, not "${value}"`);
+    return parsed;
+  };
+}
+
+const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** A duration up to `maxMs`: 500ms, 30s, 2m, 1h (a bare number is seconds). */
+export function duration(flag: string, maxMs = 3_600_000): (value: string) => number {
+  return (value: string) => {
+    const match = /^(\d{1,9})(ms|s|m|h)?$/.exec(value.trim());
+    const ms = match ? Number(match[1]) * DURATION_MS[(match[2] ?? "s") as keyof typeof DURATION_MS] : Number.NaN;
+    if (!(ms > 0) || ms > maxMs) throw new BriefdbError("USAGE", `${flag} takes a duration such as 30s, 2m or 500ms (at most 1h), not "${value}"`);
+    return ms;
+  };
+}

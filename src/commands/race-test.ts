@@ -17,6 +17,11 @@ interface RaceCommandOptions {
   readonly strategy: RaceStrategy;
   readonly keep?: boolean;
   readonly allowRemote?: boolean;
+  readonly url?: string;
+  readonly user?: string;
+  readonly method: string;
+  readonly header: readonly string[];
+  readonly body?: string;
 }
 
 export function raceTestCommand(): Command {
@@ -28,17 +33,34 @@ export function raceTestCommand(): Command {
     .option("--concurrency <n>", "parallel racers, each with its own connection (default: min(n, 8))", wholeNumber("--concurrency", 1, 256))
     .option("--strategy <name>", "atomic (briefdb) or naive (read, check, write: must fail)", oneOf("--strategy", RACE_STRATEGIES), "atomic")
     .option("--keep", "keep the throw-away user and its ledger")
-    .option("--allow-remote", "allow a non-local target")
+    .option("--allow-remote", "allow a non-local target (and with --url, a non-loopback URL)")
+    .option("--url <endpoint>", "race the app's own endpoint instead, then judge by the database (loopback unless --allow-remote)")
+    .option("--user <id>", "with --url: the user the requests act as")
+    .option("--method <verb>", "with --url: the HTTP method", "POST")
+    .option("--header <line>", "with --url: 'Name: value', repeatable; values may hold {{user}} {{i}}", (line: string, all: string[]) => [...all, line], [])
+    .option("--body <template>", 'with --url: the body, with {{amount}} {{user}} {{i}} (default {"amount":{{amount}}})')
     .addHelpText(
       "after",
       `
 Examples:
   $ briefdb race-test --n 1000
   $ briefdb race-test --n 200 --strategy naive      # the "before" code: the invariants must fail
-  $ briefdb race-test --db postgres://me@localhost/briefs --n 1000 --concurrency 10 --json`,
+  $ briefdb race-test --db postgres://me@localhost/briefs --n 1000 --concurrency 10 --json
+  $ briefdb race-test --url http://127.0.0.1:3000/api/tokens/deduct --user user-42 --balance 50 --n 100 \\
+      --header 'Cookie: session=…' --body '{"amount":{{amount}},"request":"r-{{i}}"}'
+
+With --url, each request's time limit is the global --timeout (ms).`,
     )
     .action(
       action(async (ctx, options: RaceCommandOptions) => {
+        if (options.url !== undefined) {
+          if (options.keep || options.strategy !== "atomic") throw new BriefdbError("USAGE", "--keep and --strategy race a throw-away user, not --url");
+          const { raceHttpEndpoint } = await import("./race-test-http.js");
+          return raceHttpEndpoint(ctx, { ...options, url: options.url });
+        }
+        if (options.user !== undefined || options.body !== undefined || options.header.length > 0) {
+          throw new BriefdbError("USAGE", "--user, --header and --body go with --url");
+        }
         raceOpeningBalance(options.n, options.amount, options.balance); // before any connection
         if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test");
         const db = await ctx.openMigrated();

@@ -5,7 +5,8 @@ import type { SlowQueryReport } from "../core/slow-queries.js";
 import { BriefdbError } from "../errors.js";
 import { oneLine, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
-import { pastMoment, wholeNumber } from "./parse.js";
+import { pastMoment, positiveMs, wholeNumber } from "./parse.js";
+import type { GateFailure, ProbeGates } from "../core/probe-gates.js";
 
 
 interface SlowQueriesOptions {
@@ -13,6 +14,8 @@ interface SlowQueriesOptions {
   readonly limit: number;
   readonly probe?: boolean;
   readonly runs?: number;
+  readonly maxP95?: number;
+  readonly requireIndex?: boolean;
 }
 
 export function slowQueriesCommand(): Command {
@@ -22,6 +25,8 @@ export function slowQueriesCommand(): Command {
     .option("--limit <n>", "most query names (and server statements) to show", wholeNumber("--limit", 1, 1000), 20)
     .option("--probe", "time the app's canonical queries on the current data and show their plans")
     .option("--runs <n>", "with --probe: timed runs per query (default 20)", wholeNumber("--runs", 1, 10_000))
+    .option("--max-p95 <ms>", "with --probe, a CI gate: exit 1 when any canonical query's p95 is over this many ms", positiveMs("--max-p95"))
+    .option("--require-index", "with --probe, a CI gate: exit 1 when any canonical query reads without an index")
     .addHelpText(
       "after",
       `
@@ -30,13 +35,17 @@ Examples:
   $ briefdb slow-queries --since 24h --limit 10
   $ briefdb slow-queries --probe --runs 50
   $ briefdb slow-queries --since 2025-06-01 --json | jq '.recorded[] | {name, p95Ms}'
+  $ briefdb slow-queries --probe --max-p95 5 --require-index   # a CI gate: exit 1 (GATE_FAILED) when missed
 
 Samples are recorded by the library: monitorQuery(name, fn, { db }) keeps each one at or over its
 warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest-rank.`,
     )
     .action(
       action(async (ctx, options: SlowQueriesOptions) => {
+        const gates: ProbeGates = { maxP95Ms: options.maxP95, requireIndex: options.requireIndex === true };
+        const gated = options.maxP95 !== undefined || gates.requireIndex === true;
         if (options.runs !== undefined && !options.probe) throw new BriefdbError("USAGE", "--runs goes with --probe");
+        if (gated && !options.probe) throw new BriefdbError("USAGE", "--max-p95 and --require-index go with --probe");
         const { slowQueryReport } = await import("../core/slow-queries.js");
         const db = await ctx.openMigrated();
         const report = await slowQueryReport(db, { since: options.since, limit: options.limit });
@@ -47,7 +56,10 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
           probes = await probeCanonicalQueries(db, { runs: options.runs });
           spinner.stop("probed the canonical queries");
         }
-        return slowQueriesOutcome(report, probes, db.target.display, options.limit);
+        const outcome = slowQueriesOutcome(report, probes, db.target.display, options.limit);
+        if (!gated || probes === null) return outcome;
+        const { judgeProbes } = await import("../core/probe-gates.js");
+        return gatedOutcome(outcome, gates, judgeProbes(probes, gates));
       }),
     );
 }
@@ -122,4 +134,24 @@ function readsText(ui: Ui, probe: ProbeResult): string {
   const sort = probe.sorts ? " + sort" : "";
   if (probe.usesIndex) return `${ui.colors.green(`index ${probe.indexes.join(", ")}`)}${sort}`;
   return ui.colors.red(`FULL SCAN ${probe.fullScans.join(", ")}${sort}`);
+}
+
+/** The report with the CI gates' verdict: exit 1 (GATE_FAILED) naming each probe that missed. */
+function gatedOutcome(outcome: Outcome, gates: ProbeGates, failures: GateFailure[]): Outcome {
+  const error =
+    failures.length === 0
+      ? undefined
+      : new BriefdbError("GATE_FAILED", `slow-queries: ${failures.length} gate(s) failed: ${failures.map((f) => `${f.probe} ${f.detail}`).join("; ")}`);
+  return {
+    ok: failures.length === 0,
+    ...(error ? { error } : {}),
+    data: { ...outcome.data, gates: { maxP95Ms: gates.maxP95Ms ?? null, requireIndex: gates.requireIndex === true, failures } },
+    human: (ui) => {
+      const verdict =
+        failures.length === 0
+          ? ui.colors.green("gates passed")
+          : `${ui.colors.red("gates failed")}\n${table(ui, ["probe", "gate", "detail"], failures.map((f) => [f.probe, f.gate, f.detail]))}`;
+      return `${outcome.human(ui)}\n\n${verdict}`;
+    },
+  };
 }

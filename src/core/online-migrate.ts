@@ -80,7 +80,8 @@ class StepRunner {
 
   async apply(plan: PlannedMigration): Promise<void> {
     const { tag, hash } = plan.migration;
-    const done = await this.finishedSteps(tag, hash);
+    const done = await this.finishedSteps(tag, hash, plan.steps);
+    const last = plan.steps.length - 1;
     for (const [i, step] of plan.steps.entries()) {
       if (done.has(i)) continue;
       this.onProgress({ tag, action: describeStep(step) });
@@ -89,14 +90,21 @@ class StepRunner {
           this.session.transaction(async (tx) => {
             for (const statement of step.statements) await tx.exec(statement);
             await this.record(tx, tag, hash, i, step);
+            // a migration that ends in a transaction is recorded in it: never finished-but-unrecorded
+            if (i === last) await this.recordMigration(tx, tag, hash);
           }),
         );
         continue;
       }
       await this.runOnline(step, tag);
       await this.record(this.session, tag, hash, i, step);
+      if (i === last) await this.recordMigration(this.session, tag, hash);
     }
-    await this.session.run(
+    if (done.has(last) || last < 0) await this.recordMigration(this.session, tag, hash);
+  }
+
+  private async recordMigration(executor: Executor, tag: string, hash: string): Promise<void> {
+    await executor.run(
       sql`INSERT INTO ${sql.identifier(MIGRATIONS_TABLE)} (tag, hash, applied_at) VALUES (${tag}, ${hash}, ${Date.now()})`,
     );
   }
@@ -155,15 +163,27 @@ class StepRunner {
     }
   }
 
-  private async finishedSteps(tag: string, hash: string): Promise<Set<number>> {
-    const rows = await this.session.all<{ step: number; hash: string }>(
-      sql`SELECT step, hash FROM ${sql.identifier(STEPS_TABLE)} WHERE tag = ${tag}`,
+  /** The steps an earlier run finished; they must be the steps this plan has at those places. */
+  private async finishedSteps(tag: string, hash: string, steps: readonly MigrationStep[]): Promise<Set<number>> {
+    const rows = await this.session.all<{ step: number; hash: string; action: string }>(
+      sql`SELECT step, hash, action FROM ${sql.identifier(STEPS_TABLE)} WHERE tag = ${tag}`,
     );
     if (rows.some((row) => row.hash !== hash)) {
       throw new BriefdbError(
         "INVARIANT_VIOLATED",
         `migration ${tag} was partly applied from a different version of its file`,
         "restore the file as it was when the migration started, finish it, then add a new migration",
+      );
+    }
+    const stranger = rows.find((row) => {
+      const planned = steps[Number(row.step)];
+      return planned === undefined || describeStep(planned) !== row.action;
+    });
+    if (stranger) {
+      throw new BriefdbError(
+        "INVARIANT_VIOLATED",
+        `migration ${tag} was partly applied in other steps than briefdb plans now (step ${stranger.step}: ${stranger.action})`,
+        `compare ${STEPS_TABLE} with the schema, finish the migration by hand, then record it in ${MIGRATIONS_TABLE}`,
       );
     }
     return new Set(rows.map((row) => Number(row.step)));

@@ -4,11 +4,12 @@
  * balance, overflow). Balances, history and reconciliation of balances against the ledger.
  */
 import { sql } from "drizzle-orm";
-import type { BriefDatabase, LedgerEntry, TokenOperation } from "../db/database.js";
+import type { BriefDatabase, Executor, LedgerEntry, TokenOperation, Transaction } from "../db/database.js";
 import { BriefdbError } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { newId } from "./ids.js";
+import { countTokenFailure, countTokenResult } from "./token-counters.js";
 import { userTokenHistory } from "./listings.js";
 import { asResult, type Result } from "./transaction.js";
 
@@ -18,6 +19,11 @@ export interface TokenOperationOptions {
   readonly briefId?: string;
   /** A repeat with the same key, user, operation and amount returns the first result unchanged. */
   readonly idempotencyKey?: string;
+  /**
+   * Apply inside this transaction of `withTransaction`, so that it commits or rolls back with the
+   * app's own queries there. A refusal then throws (applyTokenOperation) and rolls back the lot.
+   */
+  readonly transaction?: Transaction;
 }
 
 export interface TokenOperationResult {
@@ -57,15 +63,35 @@ export async function applyTokenOperation(
   reason: string,
   options: TokenOperationOptions = {},
 ): Promise<TokenOperationResult> {
+  try {
+    const result = await applyOnce(db, userId, operation, amount, reason, options);
+    countTokenResult(operation, result.replayed);
+    return result;
+  } catch (error) {
+    countTokenFailure(operation, error);
+    throw error;
+  }
+}
+
+async function applyOnce(
+  db: BriefDatabase,
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+  reason: string,
+  options: TokenOperationOptions,
+): Promise<TokenOperationResult> {
   checkInput(userId, operation, amount, options);
   const key = options.idempotencyKey ?? null;
+  const ledger = options.transaction?.ledger ?? db.ledger;
+  const reader: Executor = options.transaction ?? db;
   if (key !== null) {
-    const prior = await db.ledger.findByKey(key);
+    const prior = await ledger.findByKey(key);
     if (prior) return replay(prior, userId, operation, amount);
   }
   let entry: LedgerEntry | undefined;
   try {
-    entry = await db.ledger.apply({
+    entry = await ledger.apply({
       id: newId(),
       userId,
       operation,
@@ -78,7 +104,7 @@ export async function applyTokenOperation(
     const kind = db.classify(error);
     if (kind === "unique_violation" && key !== null) {
       // another caller applied this key between our look-up and our write: theirs stands
-      const prior = await db.ledger.findByKey(key);
+      const prior = await ledger.findByKey(key);
       if (prior) return replay(prior, userId, operation, amount);
     }
     if (kind === "foreign_key_violation" && options.briefId !== undefined) {
@@ -86,7 +112,7 @@ export async function applyTokenOperation(
     }
     throw toBriefdbError(error, db);
   }
-  if (entry === undefined) throw await refusal(db, userId, operation, amount);
+  if (entry === undefined) throw await refusal(reader, userId, operation, amount);
   return resultOf(entry, false);
 }
 
@@ -173,7 +199,7 @@ function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
 }
 
 /** Why the conditional UPDATE matched no row: nothing was changed. */
-async function refusal(db: BriefDatabase, userId: string, operation: TokenOperation, amount: number): Promise<BriefdbError> {
+async function refusal(db: Executor, userId: string, operation: TokenOperation, amount: number): Promise<BriefdbError> {
   const balance = await currentBalance(db, userId);
   if (balance === undefined) return userNotFound(userId);
   if (operation === "deduct") {
@@ -188,7 +214,7 @@ async function refusal(db: BriefDatabase, userId: string, operation: TokenOperat
   );
 }
 
-async function currentBalance(db: BriefDatabase, userId: string): Promise<number | undefined> {
+async function currentBalance(db: Executor, userId: string): Promise<number | undefined> {
   const [row] = await db.all<{ token_balance: number | string }>(sql`SELECT token_balance FROM users WHERE id = ${userId}`);
   return row === undefined ? undefined : Number(row.token_balance);
 }

@@ -87,12 +87,36 @@ export interface BulkWriter extends Executor {
   insert(table: string, columns: readonly BulkColumn[], batches: AsyncIterable<readonly BulkRow[]>): Promise<number>;
 }
 
+/**
+ * A transaction briefdb opened: raw SQL as on the database, the app's own Drizzle queries on
+ * briefdb's schema, and the token hot path — all committing or rolling back together.
+ */
+export interface Transaction<TxOrm = unknown> extends Executor {
+  /** Drizzle over this transaction, typed with briefdb's schema of the dialect. */
+  readonly drizzle: TxOrm;
+  /** Credits and deductions inside this transaction (not prepared: a transaction is not the hot path). */
+  readonly ledger: LedgerStatements;
+}
+
+/** How the PostgreSQL pool is used, as the server sees it. */
+export interface PoolUse {
+  /** The pool's configured size. */
+  readonly max: number;
+  /** This client's server connections to the database (same application_name), by state. */
+  readonly connections: Readonly<Record<string, number>>;
+}
+
 export interface TransactionOptions {
   /** How often a serialization failure or deadlock is retried before giving up (PostgreSQL). */
   readonly retries?: number;
 }
 
-export interface BriefDatabase extends Executor {
+/**
+ * A database briefdb talks to. `Orm` is the Drizzle instance over its connection and `TxOrm` the
+ * Drizzle handle inside one of its transactions: typed when the dialect is known (the app handed
+ * its own client, or used `drizzleOf` from briefdb/schema/pg or briefdb/schema/sqlite).
+ */
+export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor {
   readonly dialect: DialectName;
   readonly target: Target;
   /** Folder of this dialect's generated migrations (drizzle/sqlite or drizzle/pg). */
@@ -102,7 +126,13 @@ export interface BriefDatabase extends Executor {
    * SQLite transactions on one connection are queued, never interleaved; on PostgreSQL
    * serialization failures and deadlocks are retried a bounded number of times.
    */
-  transaction<T>(operation: (tx: Executor) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  transaction<T>(operation: (tx: Transaction<TxOrm>) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** Drizzle over briefdb's connection, typed with the dialect's schema, for the app's own queries. */
+  readonly drizzle: Orm;
+  /** False when the app handed briefdb its own connection: close() then leaves it open. */
+  readonly ownsConnection: boolean;
+  /** How the connection pool is used, where there is one (PostgreSQL). */
+  poolUse?(): Promise<PoolUse>;
   /**
    * Runs `operation` in a transaction that holds the migration lock, so that two migrators on one
    * database take turns (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE).

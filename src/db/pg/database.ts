@@ -14,7 +14,9 @@ import type {
   FailureKind,
   LedgerStatements,
   OpenOptions,
+  PoolUse,
   Row,
+  Transaction,
   TransactionOptions,
 } from "../database.js";
 import { errorCode } from "../driver-errors.js";
@@ -25,9 +27,13 @@ import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
-import { PgSchemaChanges } from "./schema-changes.js";
+import { PgSchemaChanges, type SessionConnection } from "./schema-changes.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
+/** Drizzle inside one of briefdb's PostgreSQL transactions. */
+export type PgTx = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
+/** A PostgreSQL BriefDatabase whose Drizzle handles are typed. */
+export type PgBriefDatabase = BriefDatabase<PgOrm, PgTx>;
 
 /** Key of the advisory lock that migrators take turns on ("briefdb" in ASCII). */
 const MIGRATION_LOCK_KEY = 0x62726965666462;
@@ -51,9 +57,7 @@ const UNREACHABLE_CODES = new Set([
 ]);
 const DEFAULT_RETRIES = 5;
 
-type TransactionHandle = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
-
-export class PgDatabase implements BriefDatabase {
+export class PgDatabase implements PgBriefDatabase {
   readonly dialect = "postgresql" as const;
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly time = pgTime;
@@ -61,19 +65,40 @@ export class PgDatabase implements BriefDatabase {
   readonly schemaChanges: PgSchemaChanges;
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
+  readonly ownsConnection: boolean;
   private ledgerStatements: LedgerStatements | undefined;
   private readonly prepare: boolean;
 
+  /** With `client`, briefdb uses the app's own pool and never ends it. */
   constructor(
     readonly target: PgTarget,
     options: OpenOptions = {},
+    client?: postgres.Sql,
   ) {
-    this.client = connectTo(target, options, options.poolSize ?? 10);
+    this.ownsConnection = client === undefined;
+    this.client = client ?? connect(target, options);
     this.orm = drizzle(this.client, { schema });
-    // the migration session is a connection of its own: postgres.js's reserve() hangs on a pool
-    // that has not connected yet when types are not fetched (porsager/postgres#751)
-    this.schemaChanges = new PgSchemaChanges(this, () => connectTo(target, options, 1), MIGRATION_LOCK_KEY);
-    this.prepare = options.prepare ?? true;
+    this.prepare = client === undefined ? (options.prepare ?? true) : client.options.prepare;
+    this.schemaChanges = new PgSchemaChanges(this, () => this.sessionConnection(options), MIGRATION_LOCK_KEY);
+  }
+
+  /**
+   * One connection for a migration session. Our own: a pool of one beside the main pool (postgres.js's
+   * reserve() hangs on a pool that has not connected yet when types are not fetched,
+   * porsager/postgres#751). The app's pool: one of its connections, reserved once it is warm.
+   */
+  private async sessionConnection(options: OpenOptions): Promise<SessionConnection> {
+    if (this.ownsConnection) {
+      const single = connect(this.target, { ...options, poolSize: 1 });
+      return { sql: single, done: () => single.end({ timeout: 5 }) };
+    }
+    await this.client`SELECT 1`;
+    const reserved = await this.client.reserve();
+    return { sql: reserved, done: async () => reserved.release() };
+  }
+
+  get drizzle(): PgOrm {
+    return this.orm;
   }
 
   get ledger(): LedgerStatements {
@@ -93,16 +118,25 @@ export class PgDatabase implements BriefDatabase {
     await this.client.unsafe(script);
   }
 
-  async transaction<T>(operation: (tx: Executor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  async transaction<T>(operation: (tx: Transaction<PgTx>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const retries = options.retries ?? DEFAULT_RETRIES;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.orm.transaction((tx) => operation(ormTransactionExecutor(tx)));
+        return await this.orm.transaction((tx) => operation(transactionOver(tx)));
       } catch (error) {
         if (attempt >= retries || this.classify(error) !== "retryable") throw error;
         await sleep(Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random()));
       }
     }
+  }
+
+  async poolUse(): Promise<PoolUse> {
+    const rows = await this.all<{ state: string | null; n: number | string }>(sql`
+      SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = current_setting('application_name')
+      GROUP BY 1`);
+    const connections = Object.fromEntries(rows.map((row) => [row.state ?? "unknown", Number(row.n)]));
+    return { max: this.client.options.max, connections };
   }
 
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
@@ -146,11 +180,11 @@ export class PgDatabase implements BriefDatabase {
   }
 
   async close(): Promise<void> {
-    await this.client.end({ timeout: 5 });
+    if (this.ownsConnection) await this.client.end({ timeout: 5 });
   }
 }
 
-function connectTo(target: PgTarget, options: OpenOptions, max: number): postgres.Sql {
+function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
   return postgres({
     // one-element lists, so that postgres.js does not split "::1" at its colons as it would
     // "host:port" (it takes lists at run time; its types only declare the single form)
@@ -161,7 +195,7 @@ function connectTo(target: PgTarget, options: OpenOptions, max: number): postgre
     user: target.user,
     password: target.password,
     ssl: sslOption(target.sslmode),
-    max,
+    max: options.poolSize ?? 10,
     connect_timeout: (options.timeoutMs ?? 5000) / 1000,
     idle_timeout: 30,
     prepare: options.prepare ?? true,
@@ -171,12 +205,24 @@ function connectTo(target: PgTarget, options: OpenOptions, max: number): postgre
   });
 }
 
-function ormTransactionExecutor(tx: TransactionHandle): Executor {
+function transactionOver(tx: PgTx): Transaction<PgTx> {
   return {
     all: async <T extends Row>(query: SQL) => (await tx.execute(query)) as unknown as T[],
     run: async (query: SQL) => (await tx.execute(query)).count,
     exec: async (script: string) => void (await tx.execute(sql.raw(script))),
+    drizzle: tx,
+    ledger: pgLedger(transactionSqlOf(tx), false),
   };
+}
+
+/**
+ * The postgres.js connection a drizzle transaction runs on, so the ledger's one-statement deduct
+ * joins the transaction. drizzle keeps it on its (internal) session; checked, not assumed.
+ */
+function transactionSqlOf(tx: PgTx): postgres.Sql {
+  const client = (tx as unknown as { session?: { client?: postgres.Sql } }).session?.client;
+  if (typeof client?.unsafe !== "function") throw new Error("briefdb: this drizzle-orm version hides its transaction's connection");
+  return client;
 }
 
 function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "verify-full" {

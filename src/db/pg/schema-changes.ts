@@ -5,7 +5,7 @@
  * CONCURRENTLY on one session that holds the migration advisory lock for the whole run.
  */
 import { sql, type SQL } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/postgres-js";
+import { PgDialect } from "drizzle-orm/pg-core";
 import type postgres from "postgres";
 import type { Executor, Row } from "../database.js";
 import { errorCode } from "../driver-errors.js";
@@ -21,6 +21,12 @@ import type {
 import { quoteIdentifier } from "../sql-text.js";
 import { concurrentCreateIndex, describeStatements, type StatementShape } from "../statement-shape.js";
 
+/** One connection of its own for a migration session, and how to give it back. */
+export interface SessionConnection {
+  readonly sql: postgres.Sql;
+  done(): Promise<void>;
+}
+
 const NONE: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: false, blocksWrites: false };
 const WRITES: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: false, blocksWrites: true };
 const ALL: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: true, blocksWrites: true };
@@ -30,7 +36,7 @@ export class PgSchemaChanges implements SchemaChanges {
 
   constructor(
     private readonly db: Executor,
-    connectSession: () => postgres.Sql,
+    connectSession: () => Promise<SessionConnection>,
     migrationLockKey: number,
   ) {
     this.online = new PgOnlineIndexChanges(db, connectSession, migrationLockKey);
@@ -101,12 +107,13 @@ class PgOnlineIndexChanges implements OnlineIndexChanges {
 
   constructor(
     private readonly db: Executor,
-    private readonly connectSession: () => postgres.Sql,
+    private readonly connectSession: () => Promise<SessionConnection>,
     private readonly migrationLockKey: number,
   ) {}
 
   async withSession<T>(operation: (session: MigrationSession) => Promise<T>): Promise<T> {
-    const connection = this.connectSession(); // at most one connection: every statement on one session
+    const session = await this.connectSession();
+    const connection = session.sql;
     try {
       // Statements here may run for minutes (index builds): no statement timeout; and a build
       // whose client died (SIGTERM, lost network) stops within a second instead of running on.
@@ -119,7 +126,7 @@ class PgOnlineIndexChanges implements OnlineIndexChanges {
         await connection.unsafe(`SELECT pg_advisory_unlock(${this.migrationLockKey})`).catch(() => {});
       }
     } finally {
-      await connection.end({ timeout: 5 });
+      await session.done();
     }
   }
 
@@ -163,11 +170,17 @@ class PgOnlineIndexChanges implements OnlineIndexChanges {
   }
 }
 
+const dialect = new PgDialect();
+
+/** Runs drizzle `sql` on one connection (drizzle over a reserved connection cannot read its options). */
 function sessionOver(connection: postgres.Sql, pid: number): MigrationSession {
-  const orm = drizzle(connection);
+  const execute = (query: SQL) => {
+    const compiled = dialect.sqlToQuery(query);
+    return connection.unsafe(compiled.sql, compiled.params as postgres.ParameterOrJSON<never>[]);
+  };
   const executor: Executor = {
-    all: async <T extends Row>(query: SQL) => (await orm.execute(query)) as unknown as T[],
-    run: async (query: SQL) => (await orm.execute(query)).count,
+    all: async <T extends Row>(query: SQL) => (await execute(query)) as unknown as T[],
+    run: async (query: SQL) => (await execute(query)).count,
     exec: async (script: string) => void (await connection.unsafe(script)),
   };
   return {

@@ -9,7 +9,7 @@ import { sql } from "drizzle-orm";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
 import { ConnectionLock } from "../connection-lock.js";
-import type { BriefDatabase, BulkWriter, Executor, FailureKind, LedgerStatements, OpenOptions, Row } from "../database.js";
+import type { BriefDatabase, BulkWriter, FailureKind, LedgerStatements, OpenOptions, Row, Transaction } from "../database.js";
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
@@ -21,8 +21,10 @@ import { sqliteTime } from "./time.js";
 import { SqliteSchemaChanges } from "./schema-changes.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
+/** A SQLite BriefDatabase whose Drizzle handles are typed (inside a transaction: the same connection). */
+export type SqliteBriefDatabase = BriefDatabase<SqliteOrm, SqliteOrm>;
 
-export class SqliteDatabase implements BriefDatabase {
+export class SqliteDatabase implements SqliteBriefDatabase {
   readonly dialect = "sqlite" as const;
   readonly migrationsFolder = migrationsFolderOf("sqlite");
   readonly time = sqliteTime;
@@ -30,25 +32,42 @@ export class SqliteDatabase implements BriefDatabase {
   readonly schemaChanges = new SqliteSchemaChanges(this);
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
+  readonly ownsConnection: boolean;
   private readonly lock = new ConnectionLock();
-  private ledgerStatements: LedgerStatements | undefined;
+  private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
-  private readonly inTransaction: Executor;
+  private readonly inTransaction: Transaction<SqliteOrm>;
 
+  /** With `client`, briefdb shares the app's connection and never closes it. */
   constructor(
     readonly target: SqliteTarget,
     options: OpenOptions = {},
+    client?: Database.Database,
   ) {
-    this.client = openClient(target, options);
+    this.ownsConnection = client === undefined;
+    this.client = client === undefined ? openClient(target, options) : adoptClient(client, options);
     this.orm = drizzle(this.client, { schema });
+    const self = this;
     this.inTransaction = {
       all: async <T extends Row>(query: SQL) => this.orm.all<T>(query),
       run: async (query: SQL) => this.orm.run(query).changes,
       exec: async (script: string) => void this.client.exec(script),
+      drizzle: this.orm,
+      get ledger() {
+        return self.statements.inTransaction;
+      },
     };
   }
 
+  get drizzle(): SqliteOrm {
+    return this.orm;
+  }
+
   get ledger(): LedgerStatements {
+    return this.statements;
+  }
+
+  private get statements(): ReturnType<typeof sqliteLedger> {
     this.ledgerStatements ??= sqliteLedger(this);
     return this.ledgerStatements;
   }
@@ -65,7 +84,7 @@ export class SqliteDatabase implements BriefDatabase {
     return this.whenFree(() => void this.client.exec(script));
   }
 
-  transaction<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+  transaction<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
     return this.lock.run(async () => {
       this.client.exec("BEGIN IMMEDIATE");
       try {
@@ -88,7 +107,7 @@ export class SqliteDatabase implements BriefDatabase {
     return this.whenFree(work);
   }
 
-  withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+  withMigrationLock<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
     return this.transaction(operation);
   }
 
@@ -125,7 +144,7 @@ export class SqliteDatabase implements BriefDatabase {
 
   async close(): Promise<void> {
     await this.lock.run(() => {
-      if (this.client.open) this.client.close();
+      if (this.ownsConnection && this.client.open) this.client.close();
     });
   }
 
@@ -139,6 +158,17 @@ export class SqliteDatabase implements BriefDatabase {
     }
     return this.lock.run(work);
   }
+}
+
+/**
+ * The app's own connection: its journal mode and durability stay the app's choice; foreign keys
+ * go on (the ledger's brief check relies on them) and a busy timeout is set when it has none.
+ */
+function adoptClient(client: Database.Database, options: OpenOptions): Database.Database {
+  if (!client.open) throw new BriefdbError("USAGE", "the better-sqlite3 connection handed to briefdb is closed");
+  client.pragma("foreign_keys = ON");
+  if (client.pragma("busy_timeout", { simple: true }) === 0) client.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 15_000}`);
+  return client;
 }
 
 function openClient(target: SqliteTarget, options: OpenOptions): Database.Database {

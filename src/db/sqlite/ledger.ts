@@ -11,7 +11,8 @@ import { tokenTransactions, users } from "./schema.js";
 
 const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
 
-export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
+/** The statements, and the same without the queue, for a transaction that already holds the connection. */
+export function sqliteLedger(db: SqliteDatabase): LedgerStatements & { readonly inTransaction: LedgerStatements } {
   const amount = sql.placeholder("amount");
   const userId = sql.placeholder("userId");
   const now = sql.placeholder("now");
@@ -58,13 +59,13 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements {
     return entry;
   });
 
+  const findByKey = async (key: string): Promise<LedgerEntry | undefined> => byKey.get({ key });
   return {
     apply(change: BalanceChange): Promise<LedgerEntry | undefined> {
       return db.exclusive(() => applyInTransaction.immediate(change));
     },
-
-    async findByKey(key: string): Promise<LedgerEntry | undefined> {
-      return byKey.get({ key });
-    },
+    findByKey,
+    // inside briefdb's open transaction better-sqlite3 runs this one as a savepoint
+    inTransaction: { apply: async (change: BalanceChange) => applyInTransaction(change), findByKey },
   };
 }

@@ -1,0 +1,60 @@
+/** `briefdb serve`: /healthz, /readyz and /metrics over HTTP as a sidecar, until SIGTERM or SIGINT. */
+import { Command } from "commander";
+import { announce, type Outcome } from "../render.js";
+import { action } from "./context.js";
+import { wholeNumber } from "./parse.js";
+
+interface ServeOptions {
+  readonly port: number;
+  readonly host: string;
+}
+
+export function serveCommand(): Command {
+  return new Command("serve")
+    .description("serve /healthz (liveness), /readyz (readiness) and /metrics (Prometheus) over HTTP; stops cleanly on SIGTERM or SIGINT")
+    .option("--port <n>", "port to listen on (0: any free port)", wholeNumber("--port", 0, 65535), 9464)
+    .option("--host <address>", "address to listen on; loopback unless you say otherwise", "127.0.0.1")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ briefdb serve                                  # http://127.0.0.1:9464/metrics
+  $ briefdb --db postgres://me@db:5432/briefs serve --host 0.0.0.0 --port 9464
+  $ briefdb serve --port 0 --json                  # one JSON object with the URL, for scripts
+
+A port in use is exit 2. /readyz is 200 when the database is reachable and migrated, else 503.`,
+    )
+    .action(
+      action(async (ctx, options: ServeOptions) => {
+        const db = await ctx.open();
+        const { startSidecar, SIDECAR_ROUTES } = await import("../core/sidecar.js");
+        const sidecar = await startSidecar(db, { port: options.port, host: options.host });
+        const routes = SIDECAR_ROUTES.map((route) => `${sidecar.url}${route}`);
+        announce(ctx.ui, { url: sidecar.url, port: sidecar.port, routes, target: db.target.display }, `serving ${db.target.display} on ${routes.join(" ")} (Ctrl-C or SIGTERM stops)`);
+        const signal = await untilStopped();
+        await sidecar.close();
+        return stoppedOutcome(signal, sidecar.url);
+      }),
+    );
+}
+
+function untilStopped(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve(signal);
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+}
+
+function stoppedOutcome(signal: NodeJS.Signals, url: string): Outcome {
+  return {
+    ok: true,
+    announced: true,
+    data: { url, stopped: signal },
+    human: () => `stopped on ${signal}; the server and the database are closed`,
+  };
+}

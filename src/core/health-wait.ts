@@ -1,0 +1,61 @@
+/**
+ * Waiting for a healthy database, for a CI job whose database starts beside it: the health check
+ * retried until it passes or the deadline comes, with each change of state reported (unreachable →
+ * not migrated → healthy) through a callback, never printed here.
+ */
+import type { BriefDatabase } from "../db/database.js";
+import { isBriefdbError, type BriefdbError } from "../errors.js";
+import { checkDatabaseHealth, type HealthReport } from "./health.js";
+
+export interface WaitOptions {
+  /** How long to keep trying, in ms. */
+  readonly timeoutMs: number;
+  readonly samples?: number;
+  /** Pause between attempts; default 500 ms. */
+  readonly intervalMs?: number;
+  /** Called once per change of state, with a short description of it. */
+  readonly onState?: (state: string) => void;
+}
+
+export interface WaitResult {
+  /** The last check's report; undefined when the database could never even be opened. */
+  readonly report: HealthReport | undefined;
+  /** Why it could not be opened, when it never could. */
+  readonly openError: BriefdbError | undefined;
+  readonly attempts: number;
+  readonly waitedMs: number;
+}
+
+/** `open` is retried too: a SQLite file may not exist yet. */
+export async function waitForHealth(open: () => Promise<BriefDatabase>, options: WaitOptions): Promise<WaitResult> {
+  const started = Date.now();
+  const deadline = started + options.timeoutMs;
+  let db: BriefDatabase | undefined;
+  let last = "";
+  let attempts = 0;
+  for (;;) {
+    attempts++;
+    let report: HealthReport | undefined;
+    let openError: BriefdbError | undefined;
+    try {
+      db ??= await open();
+      report = await checkDatabaseHealth(db, { samples: options.samples ?? 1 });
+    } catch (error) {
+      if (!isBriefdbError(error)) throw error;
+      openError = error;
+    }
+    const state = stateOf(report, openError);
+    if (state !== last) options.onState?.(state);
+    last = state;
+    const done = report?.healthy === true || Date.now() + (options.intervalMs ?? 500) > deadline;
+    if (done) return { report, openError, attempts, waitedMs: Date.now() - started };
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500));
+  }
+}
+
+function stateOf(report: HealthReport | undefined, openError: BriefdbError | undefined): string {
+  if (report === undefined) return `unreachable: ${openError?.message ?? "cannot open"}`;
+  if (report.healthy) return "healthy";
+  if (report.error) return `unreachable: ${report.error.message}`;
+  return `unhealthy: ${report.problems.join("; ")}`;
+}

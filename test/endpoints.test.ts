@@ -1,0 +1,160 @@
+import { createServer } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  atomicTokenOperation,
+  createUser,
+  flushQueryLog,
+  healthHandler,
+  metricsHandler,
+  migrate,
+  monitorQuery,
+  openDatabase,
+  type BriefDatabase,
+} from "../src/index.js";
+import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+
+/** Prometheus text exposition → "name{labels}" → value (comments skipped). */
+function parseExposition(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (!match) throw new Error(`not an exposition line: ${line}`);
+    samples.set(match[1]!, Number(match[2]));
+  }
+  return samples;
+}
+
+const get = (handler: (r: Request) => Promise<Response>, method = "GET") => handler(new Request("http://app.test/x", { method }));
+
+/** Starts `briefdb serve` and resolves once it printed its one JSON object. */
+async function serve(args: readonly string[]) {
+  const child = spawnCli(["serve", "--port", "0", "--json", ...args]);
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += String(chunk)));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const started = await new Promise<Record<string, any>>((resolve, reject) => {
+    child.stdout.on("data", (chunk) => {
+      stdout += String(chunk);
+      if (stdout.includes("\n")) resolve(JSON.parse(stdout));
+    });
+    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+  });
+  return { child, started, exited, output: () => ({ stdout, stderr }) };
+}
+
+describe.each(DIALECTS)("%s: health and metrics handlers", (dialect) => {
+  let url: string;
+  let db: BriefDatabase;
+
+  beforeAll(async () => {
+    url = await freshDatabase(dialect);
+    db = await openDatabase(url);
+  });
+  afterAll(() => db?.close());
+
+  it("healthHandler: 503 with the reason before migrating, 200 with the report after; 405 for writes", async () => {
+    const handler = healthHandler(db);
+    const before = await get(handler);
+    expect(before.status).toBe(503);
+    expect(await before.json()).toMatchObject({ ok: false, healthy: false, reason: expect.stringMatching(/migration\(s\) pending/) });
+    await migrate(db);
+    const after = await get(handler);
+    expect(after.status).toBe(200);
+    expect(after.headers.get("content-type")).toBe("application/json");
+    expect(await after.json()).toMatchObject({ ok: true, healthy: true, dialect, migrations: { pending: 0 } });
+    expect((await get(handler, "POST")).status).toBe(405);
+  });
+
+  it("metricsHandler: health, migrations, recorded query samples with the 0.5 s and 1 s buckets, token outcomes", async () => {
+    await migrate(db);
+    await createUser(db, { id: "metrics-user", email: "metrics@example.test", name: "M", openingBalance: 5 });
+    const handler = metricsHandler(db);
+    const scrape = async () => {
+      const response = await get(handler);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+      return parseExposition(await response.text());
+    };
+    const first = await scrape();
+    for (let i = 0; i < 3; i++) await monitorQuery("metrics.probe", () => i, { db, warnMs: 0, slowMs: 0, logger: () => {} });
+    await flushQueryLog();
+    await atomicTokenOperation(db, "metrics-user", "deduct", 2, "metrics");
+    await atomicTokenOperation(db, "metrics-user", "deduct", 99, "metrics");
+    await atomicTokenOperation(db, "nobody", "deduct", 1, "metrics");
+    const second = await scrape();
+    const delta = (key: string) => (second.get(key) ?? 0) - (first.get(key) ?? 0);
+
+    expect(second.get("briefdb_up")).toBe(1);
+    expect(second.get("briefdb_healthy")).toBe(1);
+    expect(second.get("briefdb_migrations_pending")).toBe(0);
+    expect(second.get("briefdb_health_latency_seconds")).toBeGreaterThanOrEqual(0);
+    expect(second.get('briefdb_query_duration_seconds_count{name="metrics.probe"}')).toBe(3);
+    expect(second.get('briefdb_query_duration_seconds_bucket{le="0.5",name="metrics.probe"}')).toBe(3);
+    expect(second.get('briefdb_query_duration_seconds_bucket{le="1",name="metrics.probe"}')).toBe(3);
+    expect(delta('briefdb_token_operations_total{operation="deduct",outcome="applied"}')).toBe(1);
+    expect(delta('briefdb_token_operations_total{operation="deduct",outcome="refused"}')).toBe(2);
+    expect(delta('briefdb_token_refusals_total{operation="deduct",code="INSUFFICIENT_BALANCE"}')).toBe(1);
+    expect(delta('briefdb_token_refusals_total{operation="deduct",code="USER_NOT_FOUND"}')).toBe(1);
+    // a third scrape counts each recorded sample once, not again
+    expect((await scrape()).get('briefdb_query_duration_seconds_count{name="metrics.probe"}')).toBe(3);
+    if (dialect === "postgresql") {
+      expect(second.get("briefdb_pg_pool_max")).toBe(10);
+      expect([...second.keys()].some((k) => k.startsWith("briefdb_pg_connections{state="))).toBe(true);
+    } else {
+      expect([...second.keys()].some((k) => k.startsWith("briefdb_pg_"))).toBe(false);
+    }
+  });
+
+  it("briefdb serve: /healthz, /readyz and /metrics over real HTTP; SIGTERM stops it with exit 0", async () => {
+    await migrate(db);
+    const server = await serve(["--db", url]);
+    expect(server.started).toMatchObject({ ok: true, url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
+    const base = server.started.url as string;
+    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ ok: true, status: "alive" });
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ healthy: true, dialect });
+    const metrics = parseExposition(await (await fetch(`${base}/metrics`)).text());
+    expect(metrics.get("briefdb_up")).toBe(1);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+    expect(server.output().stdout.trim().split("\n")).toHaveLength(1); // exactly one JSON object
+    expect(server.output().stderr).toBe("");
+  });
+});
+
+describe("briefdb serve", () => {
+  it("an unmigrated database: /readyz is 503 while /healthz is 200; SIGINT stops it with exit 0", async () => {
+    const url = await freshDatabase("sqlite");
+    await (await openDatabase(url)).close();
+    const server = await serve(["--db", url]);
+    const base = server.started.url as string;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { reason: string }).reason).toMatch(/pending/);
+    server.child.kill("SIGINT");
+    expect(await server.exited).toBe(0);
+  });
+
+  it("a port in use is one line and exit 2", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const url = await freshDatabase("sqlite");
+    await (await openDatabase(url)).close();
+    const result = await cli(["serve", "--port", String(port), "--db", url]);
+    blocker.close();
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`error: port ${port} on 127.0.0.1 is in use (hint: choose another --port, or stop what listens there)\n`);
+  });
+
+  it.each([["--port", "70000"], ["--port", "http"]])("bad %s %s is exit 2", async (...args) => {
+    const result = await cli(["serve", ...args, "--json"]);
+    expect(result.code).toBe(2);
+    expect(result.json?.error.code).toBe("USAGE");
+  });
+});
