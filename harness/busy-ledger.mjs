@@ -6,8 +6,8 @@
  *   written with one INSERT … SELECT generate_series, with the secondary indexes dropped first and
  *   rebuilt after (a sort per index instead of a million index insertions) and foreign-key triggers
  *   off for the load (the rows are valid by construction): seconds, not the seed path's minutes.
- * - appRole: a login role whose sessions give up on any lock wait longer than `lockTimeout` — the
- *   app's own budget — so a migration that makes the app wait longer makes its operations fail.
+ * - appRole: a login role for the app, with a role-level lock_timeout (briefdb's own lockTimeoutMs,
+ *   sent when the app opens its database, takes precedence over it).
  * - runTokenOperations: parallel connections crediting and deducting until told to stop; every
  *   failure and the longest operation are kept.
  */
@@ -127,7 +127,7 @@ export function runTokenOperations(db, atomicTokenOperation, connections) {
       const result = await atomicTokenOperation(db, user, operation, 1, "during migrate");
       longestMs = Math.max(longestMs, performance.now() - start);
       operations += 1;
-      if (!result.success) failures.push(result.error.message);
+      if (!result.success) failures.push(`${result.error.code}: ${result.error.message}`);
       if (i === 0 && ++ready === connections) markStarted();
     }
   };

@@ -11,6 +11,8 @@ import type { Ui } from "./render.js";
 
 const version = packageVersion();
 const VERSION_FLAGS = new Set(["--version", "-V", "--json", "--no-color"]);
+/** How a run ended by a signal exits: 128 + the signal's number, as a shell reports it. */
+const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
 
 /** The whole program; loaded on demand so that `--version` never pays for commander. */
 export async function buildProgram(): Promise<Command> {
@@ -35,6 +37,12 @@ export async function buildProgram(): Promise<Command> {
     .option("--json", "print exactly one JSON object on stdout", false)
     .option("--no-color", "no colour (also NO_COLOR)")
     .option("--timeout <ms>", "PostgreSQL connect timeout in ms; with race-test --url, each request's time limit", wholeNumber("--timeout", 1, 600_000), 5000)
+    .option(
+      "--lock-timeout <ms>",
+      "how long to wait for a lock another connection holds, then LOCK_TIMEOUT (0: no limit)",
+      wholeNumber("--lock-timeout", 0, 86_400_000),
+      15_000,
+    )
     .addOption(new Option("--pool-size <n>", "PostgreSQL connections").argParser(wholeNumber("--pool-size", 1, 1000)))
     .option("--no-prepare", "no named prepared statements (PgBouncer in transaction mode)")
     .showHelpAfterError(false)
@@ -50,7 +58,8 @@ Examples:
   $ briefdb slow-queries --probe
   $ briefdb --db postgres://me@localhost:5432/briefs migrate --status
 
-Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)`,
+Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)
+            4 outcome unknown (connection lost after a write was sent) · 130/143 interrupted (SIGINT/SIGTERM)`,
     );
   for (const command of commands) {
     program.addCommand(quietErrors(command));
@@ -80,33 +89,73 @@ export async function runCli(args: readonly string[]): Promise<number> {
   }
   const program = await buildProgram();
   const [{ recordRuns }, render] = await Promise.all([import("./commands/context.js"), import("./render.js")]);
-  const run = recordRuns(program, {
-    // Ctrl-C at a spinner or progress bar: clack ends the process itself, so the exit is rewritten
-    watch(message) {
-      const onExit = () => {
-        process.exitCode = EXIT_CODES.CANCELLED;
-        render.emitError(run.context?.ui ?? fallbackUi(render, args), new BriefdbError("CANCELLED", message), false);
-      };
-      process.once("exit", onExit);
-      return () => process.off("exit", onExit);
+  const controller = new AbortController();
+  /** The message of the spinner or progress bar showing, if one is. */
+  let watching: string | undefined;
+  const ui = (): Ui => run.context?.ui ?? fallbackUi(render, args);
+  const interruptedStatus = (): number => SIGNAL_EXIT[run.interruptedBy ?? "SIGINT"] ?? EXIT_CODES.CANCELLED;
+  const run = recordRuns(
+    program,
+    {
+      // Ctrl-C at a spinner or progress bar: clack ends the process itself, so the exit is rewritten
+      watch(message) {
+        watching = message;
+        const onExit = () => {
+          process.exitCode = interruptedStatus();
+          render.emitError(ui(), new BriefdbError("CANCELLED", message), false);
+        };
+        process.once("exit", onExit);
+        return () => {
+          watching = undefined;
+          process.off("exit", onExit);
+        };
+      },
+      interrupt: () => process.exit(interruptedStatus()),
     },
-    interrupt: () => process.exit(EXIT_CODES.CANCELLED),
-  });
-  let failure: BriefdbError | undefined;
+    controller.signal,
+  );
+  // SIGINT and SIGTERM are the run's: a command that answers them (ctx.answerSignals) gets the
+  // first as an abort and says what became of its work; any other ends here with one line
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (run.interruptedBy !== undefined) {
+      const error = run.answersSignals
+        ? new BriefdbError(
+            "OUTCOME_UNKNOWN",
+            `interrupted again (${signal}) before the command could say what became of its work: a change it was making may or may not have been applied`,
+            "look before repeating it; a token change repeated with the same --key replays if it was applied",
+          )
+        : new BriefdbError("CANCELLED", `interrupted by ${run.interruptedBy}`);
+      if (watching === undefined || error.code !== "CANCELLED") render.emitError(ui(), error, false);
+      process.exit(error.code === "CANCELLED" ? interruptedStatus() : error.exitCode);
+    }
+    run.interruptedBy = signal;
+    controller.abort(new BriefdbError("CANCELLED", `interrupted by ${signal}`));
+    if (run.answersSignals) return;
+    // a spinner's watch prints its own line as the process exits
+    if (watching === undefined) render.emitError(ui(), new BriefdbError("CANCELLED", `interrupted by ${signal}`), false);
+    process.exit(interruptedStatus());
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
-    await program.parseAsync([...args], { from: "user" });
-  } catch (caught) {
-    if (isCommanderError(caught) && caught.exitCode === 0) return 0; // --help, --version
-    failure = isCommanderError(caught) ? usageError(caught) : await normalise(caught, run.context?.database);
+    let failure: BriefdbError | undefined;
+    try {
+      await program.parseAsync([...args], { from: "user" });
+    } catch (caught) {
+      if (isCommanderError(caught) && caught.exitCode === 0) return 0; // --help, --version
+      failure = isCommanderError(caught) ? usageError(caught) : await normalise(caught, run.context?.database);
+    }
+    if (failure !== undefined) {
+      render.emitError(ui(), failure, process.env.BRIEFDB_DEBUG === "1");
+      return failure.code === "CANCELLED" ? interruptedStatus() : failure.exitCode;
+    }
+    if (run.outcome === undefined) return 0;
+    render.emitOutcome(ui(), run.outcome);
+    return run.outcome.ok ? 0 : (run.outcome.error?.exitCode ?? 1);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
-  const ui = run.context?.ui ?? fallbackUi(render, args);
-  if (failure !== undefined) {
-    render.emitError(ui, failure, process.env.BRIEFDB_DEBUG === "1");
-    return failure.exitCode;
-  }
-  if (run.outcome === undefined) return 0;
-  render.emitOutcome(ui, run.outcome);
-  return run.outcome.ok ? 0 : (run.outcome.error?.exitCode ?? 1);
 }
 
 let pipesWatched = false;

@@ -6,6 +6,10 @@
 
 export const EXIT_CODES = {
   DB_UNREACHABLE: 1,
+  /** The server refused the user or password (PostgreSQL 28P01, 28000). */
+  AUTH_FAILED: 1,
+  /** Gave up waiting for a lock another connection holds (--lock-timeout; SQLite's busy timeout). */
+  LOCK_TIMEOUT: 1,
   DB_ERROR: 1,
   INVARIANT_VIOLATED: 1,
   GATE_FAILED: 1,
@@ -23,6 +27,12 @@ export const EXIT_CODES = {
   IDEMPOTENCY_CONFLICT: 3,
   BALANCE_OVERFLOW: 3,
   BRIEF_NOT_FOUND: 3,
+  /**
+   * The connection was lost after a write was sent: it may or may not have been applied. Its own
+   * status, so that a script never mistakes it for "nothing changed" nor for success.
+   */
+  OUTCOME_UNKNOWN: 4,
+  /** Interrupted (SIGINT; the CLI exits 143 when the signal was SIGTERM); nothing changed. */
   CANCELLED: 130,
 } as const;
 

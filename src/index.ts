@@ -3,7 +3,16 @@ import { clearTestData } from "./core/clear.js";
 import { seedTestData } from "./core/seed.js";
 
 export { openDatabase, openTarget } from "./db/open.js";
-export type { BriefDatabase, Executor, Transaction, PoolUse, OpenOptions, TransactionOptions } from "./db/database.js";
+export type {
+  BriefDatabase,
+  Executor,
+  IntegrityCheck,
+  IsolationLevel,
+  Transaction,
+  PoolUse,
+  OpenOptions,
+  TransactionOptions,
+} from "./db/database.js";
 export type { PgBriefDatabase, PgOrm, PgTx } from "./db/pg/database.js";
 export type { SqliteBriefDatabase, SqliteOrm } from "./db/sqlite/database.js";
 export { parseTarget, redactUrl, isLocalTarget, assertLocalTarget, DEFAULT_URL } from "./db/target.js";
@@ -13,7 +22,7 @@ export type { ErrorCode } from "./errors.js";
 export { withTransaction } from "./core/transaction.js";
 export type { Result } from "./core/transaction.js";
 export { checkDatabaseHealth } from "./core/health.js";
-export type { HealthReport } from "./core/health.js";
+export type { HealthOptions, HealthReport, IntegrityStatus } from "./core/health.js";
 export { migrate, migrationStatus, assertMigrated, readMigrations } from "./core/migrations.js";
 export type { Migration, MigrationStatus, MigrateResult, MigrateOptions, MigrateProgress, PartialMigration } from "./core/migrations.js";
 export { checkPendingMigrations, DEFAULT_MAX_BLOCKING_ROWS } from "./core/migration-hazards.js";

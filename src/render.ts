@@ -156,10 +156,19 @@ export function formatCount(n: number): string {
 
 export interface Spinner {
   message(text: string): void;
+  /**
+   * Shows `text` and resolves once the spinner has had time to draw it (at once when silent), so
+   * that work which then holds the thread (a long SQLite statement) does not hide what it is.
+   */
+  show(text: string): Promise<void>;
   stop(text?: string): void;
+  fail(text: string): void;
 }
 
-const silentSpinner: Spinner = { message: () => {}, stop: () => {} };
+const silentSpinner: Spinner = { message: () => {}, show: async () => {}, stop: () => {}, fail: () => {} };
+
+/** A little over clack's slowest frame delay (120 ms without Unicode, 80 ms with). */
+const SPINNER_FRAME_MS = 130;
 
 /** A spinner on a TTY for people; silent for scripts and pipes. Ctrl-C while it spins exits 130. */
 export async function startSpinner(ui: Ui, text: string, interrupted: string): Promise<Spinner> {
@@ -171,9 +180,17 @@ export async function startSpinner(ui: Ui, text: string, interrupted: string): P
   s.start(text);
   return {
     message: (t) => s.message(t),
+    show: async (t) => {
+      s.message(t);
+      await new Promise((resolve) => setTimeout(resolve, SPINNER_FRAME_MS));
+    },
     stop: (t) => {
       release();
       s.stop(t ?? text);
+    },
+    fail: (t) => {
+      release();
+      s.error(t);
     },
   };
 }

@@ -112,6 +112,24 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
     expect(await tableCounts(db)).toEqual({ models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 });
   });
 
+  it("on a TTY, a spinner says what clear is removing while it works, step by step", async () => {
+    const db = await seededWithAppRows(dialect);
+    const run = await runOnTty(["clear", "--local", "--db", db], [{ waitFor: "Remove every seeded row from", send: "y\r" }]);
+    expect(run.code).toBe(0);
+    const steps = [
+      "removing token_transactions (1/6)",
+      "detaching app ledger rows from removed briefs (2/6)",
+      "removing reviews (3/6)",
+      "removing briefs (4/6)",
+      "removing users (5/6)",
+      "removing models (6/6)",
+      /removed \d+ rows/,
+    ];
+    const positions = steps.map((step) => (typeof step === "string" ? run.output.indexOf(step) : run.output.search(step)));
+    expect(positions.every((at) => at >= 0), run.output).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+  });
+
   it("without --local: exit 2; NODE_ENV=production: exit 3 NOT_LOCAL; nothing changed either way", async () => {
     const db = await freshDatabase(dialect);
     await seedWith(db, TINY);

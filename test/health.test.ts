@@ -1,7 +1,26 @@
+import { openSync, writeSync, closeSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
+import Sqlite from "better-sqlite3";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 import { TEST_PG_PASSWORD } from "./support/global-setup.js";
+import { withDatabase } from "./support/tables.js";
+
+/** Overwrites the root page of `table` in a closed SQLite file with a fixed pattern of garbage. */
+function damageTablePage(path: string, table: string): void {
+  const file = new Sqlite(path, { readonly: true });
+  const { rootpage } = file.prepare("SELECT rootpage FROM sqlite_master WHERE name = ?").get(table) as { rootpage: number };
+  const pageSize = file.pragma("page_size", { simple: true }) as number;
+  file.close();
+  const garbage = Buffer.from(Array.from({ length: pageSize }, (_, i) => (i * 37 + 11) & 0xff));
+  const fd = openSync(path, "r+");
+  try {
+    writeSync(fd, garbage, 0, pageSize, (rootpage - 1) * pageSize);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 describe.each(DIALECTS)("%s: health", (dialect) => {
   it("reports a migrated database healthy with latency, version and migrations", async () => {
@@ -35,6 +54,52 @@ describe.each(DIALECTS)("%s: health", (dialect) => {
     expect(result.stderr).toMatch(/^error: .*pending.*hint: run `briefdb migrate`/);
     expect(result.stderr.trim().split("\n")).toHaveLength(1);
   });
+
+  it("plain health says integrity was not checked; --deep checks it and says how", async () => {
+    const db = await freshDatabase(dialect);
+    await cli(["migrate", "--db", db]);
+    const plain = await cli(["health", "--db", db, "--json"]);
+    expect(plain.json?.integrity).toEqual({ checked: false, ok: null, method: null, detail: "not checked (use --deep)" });
+    const deep = await cli(["health", "--deep", "--db", db, "--json"]);
+    expect(deep.code).toBe(0);
+    if (dialect === "sqlite") {
+      expect(deep.json?.integrity).toEqual({ checked: true, ok: true, method: "pragma quick_check", detail: "ok" });
+      return;
+    }
+    // what PostgreSQL can tell cheaply depends on whether the server keeps data checksums
+    const checksums = await withDatabase(db, async (pg) => (await pg.all<{ on: string }>(sql`SELECT current_setting('data_checksums') AS on`))[0]?.on);
+    expect(deep.json?.integrity).toEqual(
+      checksums === "on"
+        ? { checked: true, ok: true, method: "data checksum failures (pg_stat_database)", detail: "ok" }
+        : { checked: false, ok: null, method: null, detail: expect.stringMatching(/^not checked: data checksums are off on this server/) },
+    );
+  });
+
+  if (dialect === "sqlite") {
+    it("a file with damaged pages: plain health does not vouch for it, --deep fails it (exit 1) with a hint", async () => {
+      const db = await freshDatabase(dialect);
+      expect((await cli(["seed", "--local", "--db", db, "--users", "8", "--briefs", "20", "--reviews", "30", "--transactions", "60"])).code).toBe(0);
+      damageTablePage(db.slice("file:".length), "briefs");
+
+      const plain = await cli(["health", "--db", db, "--json"]);
+      expect(plain.json).toMatchObject({ healthy: true, integrity: { checked: false, detail: "not checked (use --deep)" } });
+      const human = await cli(["health", "--db", db]);
+      expect(human.stdout).toMatch(/integrity\s+not checked \(use --deep\)/);
+
+      const deep = await cli(["health", "--deep", "--db", db, "--json"]);
+      expect(deep.code).toBe(1);
+      expect(deep.json).toMatchObject({
+        ok: false,
+        healthy: false,
+        integrity: { checked: true, ok: false, method: "pragma quick_check" },
+        error: { code: "DB_ERROR", message: expect.stringMatching(/^the stored data is damaged: .*malformed/), hint: expect.stringMatching(/backup/) },
+      });
+      const deepHuman = await cli(["health", "--deep", "--db", db]);
+      expect(deepHuman.code).toBe(1);
+      expect(deepHuman.stdout).toMatch(/integrity\s+1 problem\(s\) found \(pragma quick_check\)/);
+      expect(deepHuman.stderr).toMatch(/^error: the stored data is damaged: .* \(hint: .*backup.*\)\n$/);
+    });
+  }
 
   it("prints people a readable report", async () => {
     const db = await freshDatabase(dialect);
@@ -104,12 +169,12 @@ describe("postgresql: unreachable servers", () => {
     expect(result.stdout + result.stderr).not.toContain("hunter2secret");
   });
 
-  it("a wrong password is DB_UNREACHABLE and never printed", async () => {
+  it("a wrong password is AUTH_FAILED (not \"cannot reach\") and never printed", async () => {
     const db = new URL(await freshDatabase("postgresql"));
     db.password = "not-the-password";
     const result = await cli(["health", "--db", db.toString()]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^error: cannot reach .*password authentication failed/);
+    expect(result.stderr).toMatch(/^error: cannot sign in to .*password authentication failed.*check the user and password/);
     expect(result.stdout + result.stderr).not.toContain("not-the-password");
   });
 });

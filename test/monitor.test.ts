@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   flushQueryLog,
@@ -136,6 +137,27 @@ describe.each(DIALECTS)("%s: monitorQuery", (dialect) => {
       expect(messages[1]).toMatch(/^\[briefdb\] could not record query "lost\.sample" in the query log: .*query_log/);
     } finally {
       await unmigrated.close();
+    }
+  });
+
+  it("close() waits for the samples still being written: closing right after a slow call loses nothing", async () => {
+    const own = await openDatabase(url);
+    const messages: string[] = [];
+    const result = await monitorQuery("closing.sample", () => after(30, "done"), {
+      db: own,
+      warnMs: 10,
+      logger: (message) => messages.push(message),
+    });
+    // No flushQueryLog(): the write has not even started when close() is called.
+    await own.close();
+    expect(result).toBe("done");
+    expect(messages).toEqual([expect.stringMatching(/^\[briefdb\] query "closing\.sample" took /)]);
+    const reopened = await openDatabase(url);
+    try {
+      const rows = await reopened.all<{ name: string }>(sql`SELECT name FROM query_log WHERE name = ${"closing.sample"}`);
+      expect(rows).toEqual([{ name: "closing.sample" }]);
+    } finally {
+      await reopened.close();
     }
   });
 

@@ -70,6 +70,20 @@ describe.each(DIALECTS)("%s: seed --local", (dialect) => {
     expect(result.json?.counts).toEqual({ models: 12, users: 5, briefs: 100, reviews: 300, token_transactions: 500 });
   });
 
+  it("three seeds at once all succeed and leave exactly one seed; three clears at once all succeed", async () => {
+    const db = await freshDatabase(dialect);
+    const seeds = await Promise.all([0, 1, 2].map(() => cli(["seed", "--local", "--db", db, "--json", ...SMALL_FLAGS])));
+    expect(seeds.map((r) => [r.code, r.stderr])).toEqual([[0, ""], [0, ""], [0, ""]]);
+    const once = await freshDatabase(dialect);
+    await seedWith(once, SMALL);
+    expect(await dumpRows(db)).toEqual(await dumpRows(once));
+
+    const clears = await Promise.all([0, 1, 2].map(() => cli(["clear", "--local", "--yes", "--db", db, "--json"])));
+    expect(clears.map((r) => [r.code, r.stderr])).toEqual([[0, ""], [0, ""], [0, ""]]);
+    expect(clears.map((r) => r.json?.counts.users).sort()).toEqual([0, 0, SMALL.users]);
+    expect(await tableCounts(db)).toEqual({ models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 });
+  });
+
   it("rows the app wrote survive a re-seed", async () => {
     const db = await freshDatabase(dialect);
     await seedWith(db, SMALL);

@@ -1,6 +1,13 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate, openDatabase, withTransaction, type BriefDatabase } from "../src/index.js";
+import {
+  migrate,
+  openDatabase,
+  withTransaction,
+  type BriefDatabase,
+  type Executor,
+  type TransactionOptions,
+} from "../src/index.js";
 import { DIALECTS, freshDatabase } from "./support/databases.js";
 
 const now = Date.now();
@@ -69,7 +76,54 @@ describe.each(DIALECTS)("%s: withTransaction", (dialect) => {
     expect(await balanceOf("tx-counter")).toBe(20);
   });
 
+  /** Reads the counter, lets the other callers run, writes what it read + 1: the source document's "before" bug. */
+  const readAwaitWrite = async (tx: Executor, id: string, pause: () => Promise<void>) => {
+    const [row] = await tx.all<{ token_balance: number | string }>(sql`SELECT token_balance FROM users WHERE id = ${id}`);
+    await pause();
+    await tx.run(sql`UPDATE users SET token_balance = ${Number(row!.token_balance) + 1} WHERE id = ${id}`);
+  };
+
+  it("50 concurrent read–await–write increments without a lock add exactly 50 (serializable by default)", async () => {
+    await db.run(insertUser("tx-contended", 0));
+    const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => withTransaction(db, (tx) => readAwaitWrite(tx, "tx-contended", pause))),
+    );
+    expect(results.filter((r) => !r.success)).toEqual([]);
+    expect(await balanceOf("tx-contended")).toBe(50);
+  });
+
   if (dialect === "postgresql") {
+    /** Both transactions read before either writes: the interleaving that loses an update. */
+    const interleaved = async (id: string, options?: TransactionOptions) => {
+      let arrived = 0;
+      let bothRead!: () => void;
+      const barrier = new Promise<void>((resolve) => (bothRead = resolve));
+      let attempts = 0;
+      const pause = async () => {
+        // only the first attempt of each waits: a retry runs alone
+        if (++attempts > 2) return;
+        if (++arrived === 2) bothRead();
+        await barrier;
+      };
+      const results = await Promise.all([0, 1].map(() => withTransaction(db, (tx) => readAwaitWrite(tx, id, pause), options)));
+      return { allSucceeded: results.every((r) => r.success), attempts, balance: await balanceOf(id) };
+    };
+
+    it("the same interleaving under READ COMMITTED loses an update: the isolation option is honoured", async () => {
+      await db.run(insertUser("tx-read-committed", 0));
+      expect(await interleaved("tx-read-committed", { isolation: "read committed" })).toEqual({
+        allSucceeded: true,
+        attempts: 2,
+        balance: 1,
+      });
+    });
+
+    it("by default the loser of that interleaving fails with 40001 and runs again: both increments count", async () => {
+      await db.run(insertUser("tx-serializable", 0));
+      expect(await interleaved("tx-serializable")).toEqual({ allSucceeded: true, attempts: 3, balance: 2 });
+    });
+
     it("retries a serialization failure, then succeeds", async () => {
       let attempts = 0;
       const result = await withTransaction(db, async (tx) => {

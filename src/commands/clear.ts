@@ -1,8 +1,8 @@
 /** `briefdb clear --local`: remove the seeded rows (or, with --all, every app row) from a local database. */
 import { Command } from "commander";
-import type { ClearResult } from "../core/clear.js";
+import type { ClearProgress, ClearResult } from "../core/clear.js";
 import { BriefdbError } from "../errors.js";
-import { canPrompt, confirmOnTty, formatCount, keyValues, table, type Outcome } from "../render.js";
+import { canPrompt, confirmOnTty, formatCount, keyValues, startSpinner, table, type Outcome } from "../render.js";
 import { action, type Context } from "./context.js";
 import { requireLocalTarget } from "./local-rule.js";
 
@@ -37,7 +37,19 @@ Examples:
         if (options.yes !== true) await confirm(ctx, all);
         const { clearTestData } = await import("../core/clear.js");
         const db = await ctx.openMigrated();
-        return clearOutcome(await clearTestData(db, { all }), db.target.display);
+        const spinner = await startSpinner(
+          ctx.ui,
+          all ? "removing every app row" : "removing the seeded rows",
+          "clear interrupted: its transaction was rolled back; nothing changed",
+        );
+        try {
+          const result = await clearTestData(db, { all, onProgress: (step) => spinner.show(describeStep(step)) });
+          spinner.stop(`removed ${formatCount(totalOf(result))} rows`);
+          return clearOutcome(result, db.target.display);
+        } catch (error) {
+          spinner.fail("clear failed; nothing changed");
+          throw error;
+        }
       }),
     );
 }
@@ -61,8 +73,17 @@ async function confirm(ctx: Context, all: boolean): Promise<void> {
   throw new BriefdbError("CONFIRMATION_REQUIRED", "clear not confirmed; nothing changed");
 }
 
+function describeStep(step: ClearProgress): string {
+  const what = step.action === "detach" ? "detaching app ledger rows from removed briefs" : `removing ${step.table}`;
+  return `${what} (${step.step}/${step.steps})`;
+}
+
+function totalOf(result: ClearResult): number {
+  return Object.values(result.counts).reduce((sum, n) => sum + n, 0);
+}
+
 function clearOutcome(result: ClearResult, target: string): Outcome {
-  const total = Object.values(result.counts).reduce((sum, n) => sum + n, 0);
+  const total = totalOf(result);
   return {
     ok: true,
     data: { target, all: result.all, counts: result.counts, detachedLedgerRows: result.detachedLedgerRows },

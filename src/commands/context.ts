@@ -15,18 +15,39 @@ export interface GlobalOptions {
   readonly timeout: number;
   readonly prepare: boolean;
   readonly poolSize?: number;
+  readonly lockTimeout: number;
 }
 
 export class Context {
   readonly ui: Ui;
   private opened: BriefDatabase | undefined;
+  /** Kept after close: runCli reads a failure with the driver of the database it came from. */
+  private lastOpened: BriefDatabase | undefined;
   private parsedTarget: Target | undefined;
 
   constructor(
     readonly globals: GlobalOptions,
-    interruptions?: Interruptions,
+    private readonly run?: CommandRun,
   ) {
+    const interruptions = run?.interruptions;
     this.ui = createUi({ json: globals.json, color: globals.color, ...(interruptions ? { interruptions } : {}) });
+  }
+
+  /**
+   * From now on this command answers SIGINT/SIGTERM itself: the first signal aborts the returned
+   * signal instead of ending the process, and the command must stop what it can and say truly what
+   * happened (a write in flight is cancelled on the server, or reported as applied). A second
+   * signal still ends the process at once. Outside runCli the signal never aborts.
+   */
+  answerSignals(): AbortSignal {
+    if (this.run === undefined) return new AbortController().signal;
+    this.run.answersSignals = true;
+    return this.run.signal;
+  }
+
+  /** The signal that got the run interrupted (SIGINT, SIGTERM), if any came. */
+  get interruptedBy(): string | undefined {
+    return this.run?.interruptedBy;
   }
 
   /** The target of --db / DATABASE_URL / the default, parsed but not connected. */
@@ -35,9 +56,9 @@ export class Context {
     return this.parsedTarget;
   }
 
-  /** The database this command opened, if it got that far: its driver reads the failures. */
+  /** The database this command opened (even if closed since), if it got that far: its driver reads the failures. */
   get database(): BriefDatabase | undefined {
-    return this.opened;
+    return this.opened ?? this.lastOpened;
   }
 
   /**
@@ -50,9 +71,11 @@ export class Context {
       timeoutMs: this.globals.timeout,
       prepare: this.globals.prepare,
       ...(this.globals.poolSize === undefined ? {} : { poolSize: this.globals.poolSize }),
+      lockTimeoutMs: this.globals.lockTimeout,
       create: false,
       ...options,
     });
+    this.lastOpened = this.opened;
     return this.opened;
   }
 
@@ -75,6 +98,12 @@ export class Context {
 export interface CommandRun {
   /** How an interruption at a spinner or progress bar ends the run. */
   readonly interruptions: Interruptions;
+  /** Aborted on the run's first SIGINT or SIGTERM. */
+  readonly signal: AbortSignal;
+  /** The name of that signal, once it came. */
+  interruptedBy?: string;
+  /** Set by Context.answerSignals: the first signal is the command's to answer, not the end of the process. */
+  answersSignals: boolean;
   context?: Context;
   outcome?: Outcome;
 }
@@ -82,8 +111,8 @@ export interface CommandRun {
 const runs = new WeakMap<Command, CommandRun>();
 
 /** The record that the actions under `program` fill in; runCli reads it once parsing is done. */
-export function recordRuns(program: Command, interruptions: Interruptions): CommandRun {
-  const run: CommandRun = { interruptions };
+export function recordRuns(program: Command, interruptions: Interruptions, signal: AbortSignal): CommandRun {
+  const run: CommandRun = { interruptions, signal, answersSignals: false };
   runs.set(program, run);
   return run;
 }
@@ -106,7 +135,7 @@ export function action<A extends unknown[]>(fn: CommandFn<A>): (...args: unknown
   return async (...args: unknown[]) => {
     const command = args[args.length - 1] as Command;
     const run = runOf(command);
-    const ctx = new Context(command.optsWithGlobals<GlobalOptions>(), run.interruptions);
+    const ctx = new Context(command.optsWithGlobals<GlobalOptions>(), run);
     run.context = ctx;
     try {
       run.outcome = await fn(ctx, ...([...args.slice(0, -2), command.opts()] as A));

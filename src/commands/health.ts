@@ -1,8 +1,11 @@
-/** `briefdb health`: connectivity, latency, server version and migration state; exit 1 when unhealthy. */
+/**
+ * `briefdb health`: connectivity, latency, server version and migration state, and with --deep the
+ * stored data's integrity; exit 1 when unhealthy.
+ */
 import { Command } from "commander";
 import type { HealthReport } from "../core/health.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, progressLine, startSpinner, type Outcome } from "../render.js";
+import { keyValues, progressLine, startSpinner, type Outcome, type Ui } from "../render.js";
 import { action, type Context } from "./context.js";
 import { duration, wholeNumber } from "./parse.js";
 
@@ -11,6 +14,7 @@ export function healthCommand(): Command {
   return new Command("health")
     .description("check connectivity, round-trip latency, server version and migrations; exit 1 when unhealthy")
     .option("--samples <n>", "round trips to time", wholeNumber("--samples", 1, 10_000), 5)
+    .option("--deep", "also check the stored data for damage (SQLite: pragma quick_check, which reads every page; PostgreSQL: data-checksum failures)")
     .option("--wait <duration>", "retry until healthy or this long has passed (30s, 2m): a CI gate for a database starting beside the job", duration("--wait"))
     .addHelpText(
       "after",
@@ -18,21 +22,23 @@ export function healthCommand(): Command {
 Examples:
   $ briefdb health
   $ briefdb health --samples 50 --json
+  $ briefdb health --deep                             # integrity too; plain health does not check it
   $ DATABASE_URL=postgres://me@localhost:5432/briefs briefdb health --timeout 2000
   $ briefdb health --wait 60s            # CI: waits for the database to come up and be migrated`,
     )
     .action(
-      action(async (ctx, options: { samples: number; wait?: number }) => {
-        if (options.wait !== undefined) return waitedOutcome(ctx, options.samples, options.wait);
+      action(async (ctx, options: { samples: number; deep?: boolean; wait?: number }) => {
+        const deep = options.deep === true;
+        if (options.wait !== undefined) return waitedOutcome(ctx, options.samples, options.wait, deep);
         const { checkDatabaseHealth } = await import("../core/health.js");
         const db = await ctx.open();
-        return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples }));
+        return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples, deep }));
       }),
     );
 }
 
 function healthOutcome(report: HealthReport): Outcome {
-  const error = report.error ?? (report.healthy ? undefined : schemaProblem(report));
+  const error = report.error ?? (report.healthy ? undefined : unhealthyError(report));
   return {
     ok: report.healthy,
     ...(error ? { error } : {}),
@@ -45,6 +51,12 @@ function healthOutcome(report: HealthReport): Outcome {
       samples: report.samples,
       migrations: report.migrations,
       invalidIndexes: report.invalidIndexes,
+      integrity: {
+        checked: report.integrity.checked,
+        ok: report.integrity.ok,
+        method: report.integrity.method,
+        detail: report.integrity.detail,
+      },
       problems: report.problems,
     },
     human: (ui) => {
@@ -60,15 +72,26 @@ function healthOutcome(report: HealthReport): Outcome {
         ["server", report.serverVersion ?? "—"],
         ["latency", latency],
         ["migrations", migrations],
+        ["integrity", integrityLine(ui, report)],
         ...((report.invalidIndexes?.length ?? 0) > 0 ? [["indexes", ui.colors.red(`INVALID: ${report.invalidIndexes?.join(", ")}`)] as const] : []),
       ]);
     },
   };
 }
 
-/** Reachable but unhealthy: the schema is behind its migrations, or differs from them. */
-function schemaProblem(report: HealthReport): BriefdbError {
+function integrityLine(ui: Ui, report: HealthReport): string {
+  const { integrity } = report;
+  if (integrity.ok === true) return ui.colors.green(`ok (${integrity.method})`);
+  if (integrity.ok === false) return ui.colors.red(`${integrity.detail} (${integrity.method})`);
+  return ui.colors.dim(integrity.detail);
+}
+
+/** Reachable but unhealthy: the data is damaged, or the schema is behind its migrations or differs from them. */
+function unhealthyError(report: HealthReport): BriefdbError {
   const message = report.problems.join("; ");
+  if (report.integrity.ok === false) {
+    return new BriefdbError("DB_ERROR", message, report.integrity.hint ?? "restore the database from a backup");
+  }
   if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`");
   return (report.invalidIndexes?.length ?? 0) > 0
     ? new BriefdbError("UNHEALTHY", message, "run `briefdb migrate` to rebuild the INVALID index")
@@ -76,11 +99,11 @@ function schemaProblem(report: HealthReport): BriefdbError {
 }
 
 /** health --wait: one line per change of state in logs, a spinner on a terminal; then the last report. */
-async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number): Promise<Outcome> {
+async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number, deep: boolean): Promise<Outcome> {
   const { waitForHealth } = await import("../core/health-wait.js");
   const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
   const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
-  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, onState });
+  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, deep, onState });
   spinner.stop(waited.report?.healthy ? "healthy" : "gave up waiting");
   if (waited.report === undefined) throw waited.openError ?? new BriefdbError("DB_UNREACHABLE", "the database never answered");
   const outcome = healthOutcome(waited.report);

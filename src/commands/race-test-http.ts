@@ -29,24 +29,19 @@ export async function raceHttpEndpoint(ctx: Context, options: HttpRaceCommandOpt
   checkHttpRaceOptions(template); // before any request
   if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test"); // before any connection
   const db = await ctx.openMigrated();
-  const stop = new AbortController();
-  const interrupt = () => stop.abort();
-  process.once("SIGINT", interrupt);
-  try {
-    const report = await runHttpRace(db, {
-      ...template,
-      userId: options.user,
-      n: options.n,
-      amount: options.amount,
-      ...(options.balance === undefined ? {} : { balance: options.balance }),
-      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
-      timeoutMs: ctx.globals.timeout,
-      signal: stop.signal,
-    });
-    return httpRaceOutcome(report);
-  } finally {
-    process.off("SIGINT", interrupt);
-  }
+  // runCli owns SIGINT/SIGTERM: answered here, the first one stops sending and the report is made
+  const signal = ctx.answerSignals();
+  const report = await runHttpRace(db, {
+    ...template,
+    userId: options.user,
+    n: options.n,
+    amount: options.amount,
+    ...(options.balance === undefined ? {} : { balance: options.balance }),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    timeoutMs: ctx.globals.timeout,
+    signal,
+  });
+  return httpRaceOutcome(report);
 }
 
 function httpRaceOutcome(report: HttpRaceReport): Outcome {

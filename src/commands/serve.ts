@@ -26,31 +26,28 @@ A port in use is exit 2. /readyz is 200 when the database is reachable and migra
     )
     .action(
       action(async (ctx, options: ServeOptions) => {
+        // runCli owns SIGINT/SIGTERM: answered here, the first one stops the server cleanly (exit 0)
+        const stop = ctx.answerSignals();
         const db = await ctx.open();
         const { startSidecar, SIDECAR_ROUTES } = await import("../core/sidecar.js");
         const sidecar = await startSidecar(db, { port: options.port, host: options.host });
         const routes = SIDECAR_ROUTES.map((route) => `${sidecar.url}${route}`);
         announce(ctx.ui, { url: sidecar.url, port: sidecar.port, routes, target: db.target.display }, `serving ${db.target.display} on ${routes.join(" ")} (Ctrl-C or SIGTERM stops)`);
-        const signal = await untilStopped();
+        await untilAborted(stop);
         await sidecar.close();
-        return stoppedOutcome(signal, sidecar.url);
+        return stoppedOutcome(ctx.interruptedBy ?? "SIGTERM", sidecar.url);
       }),
     );
 }
 
-function untilStopped(): Promise<NodeJS.Signals> {
+function untilAborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      resolve(signal);
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
   });
 }
 
-function stoppedOutcome(signal: NodeJS.Signals, url: string): Outcome {
+function stoppedOutcome(signal: string, url: string): Outcome {
   return {
     ok: true,
     announced: true,

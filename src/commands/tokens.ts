@@ -88,19 +88,25 @@ function changeCommand(operation: "credit" | "deduct"): Command {
       action(async (ctx, userId: string, amount: number, options: ChangeOptions) => {
         const db = await ctx.openMigrated();
         const { applyTokenOperation } = await import("../core/tokens.js");
+        // from here a signal is answered truly: cancelled (exit 130/143, nothing changed), or
+        // applied before the cancel could stop it (the result, with a note, exit 0)
+        const signal = ctx.answerSignals();
         const result = await applyTokenOperation(db, userId, operation, amount, options.reason ?? operation, {
           ...(options.brief === undefined ? {} : { briefId: options.brief }),
           ...(options.key === undefined ? {} : { idempotencyKey: options.key }),
+          signal,
         });
-        return changeOutcome(result);
+        return changeOutcome(result, ctx.interruptedBy);
       }),
     );
 }
 
-function changeOutcome(result: TokenOperationResult): Outcome {
+/** `interruptedBy`: a signal came after the change had been applied (too late to stop it). */
+function changeOutcome(result: TokenOperationResult, interruptedBy: string | undefined): Outcome {
+  const late = interruptedBy === undefined ? undefined : `${interruptedBy} came too late: the ${result.operation} had already been applied`;
   return {
     ok: true,
-    data: { ...result, createdAt: result.createdAt.toISOString() },
+    data: { ...result, createdAt: result.createdAt.toISOString(), ...(late === undefined ? {} : { interrupted: true }) },
     human: (ui) => {
       const verb = result.operation === "deduct" ? "deducted" : "credited";
       const note = result.replayed ? ui.colors.yellow(" (replayed: already applied with this key; nothing changed)") : "";
@@ -109,6 +115,7 @@ function changeOutcome(result: TokenOperationResult): Outcome {
         [verb, String(result.amount)],
         ["balance", ui.colors.bold(String(result.balance))],
         ["transaction", `${result.transactionId}${note}`],
+        ...(late === undefined ? [] : [["note", ui.colors.yellow(late)] as const]),
       ]);
     },
   };

@@ -20,7 +20,23 @@ export type TableCounts = Record<AppTable, number>;
 export interface ClearOptions {
   /** Empty every app table, not only the seeded rows. */
   readonly all?: boolean;
+  /**
+   * Called before each statement with what it is about to do; the statement starts once a
+   * returned promise settles (so that a spinner can draw before a long statement holds the thread).
+   */
+  readonly onProgress?: ClearProgressListener;
 }
+
+/** One statement of a clear: removing a table's rows, or detaching app ledger rows from removed briefs. */
+export interface ClearProgress {
+  readonly action: "remove" | "detach";
+  readonly table: AppTable;
+  /** 1-based, of `steps`. */
+  readonly step: number;
+  readonly steps: number;
+}
+
+export type ClearProgressListener = (progress: ClearProgress) => void | Promise<void>;
 
 export interface ClearResult {
   readonly all: boolean;
@@ -34,22 +50,43 @@ export async function clearTestData(db: BriefDatabase, options: ClearOptions = {
   const all = options.all === true;
   assertLocalTarget(db.target, all ? "clear --all" : "clear");
   await assertMigrated(db);
-  return db.transaction((tx) => (all ? removeAllRows(tx) : removeSeededRows(tx)));
+  const report = options.onProgress ?? (() => {});
+  return db.transaction(
+    async (tx) => {
+      await db.holdTestDataLock(tx);
+      return all ? removeAllRows(tx, report) : removeSeededRows(tx, report);
+    },
+    // the lock comes first and what follows must see what a seed before it committed
+    { isolation: "read committed" },
+  );
 }
 
 /** Deletes the seeded rows and what depends on them; run inside a transaction. */
-export async function removeSeededRows(tx: Executor): Promise<ClearResult> {
+export async function removeSeededRows(tx: Executor, report: ClearProgressListener = () => {}): Promise<ClearResult> {
   const doomedBriefs = sql`SELECT id FROM briefs WHERE ${seeded("id")} OR ${seeded("user_id")} OR ${seeded("model_id")}`;
-  const tokenTransactions = await tx.run(sql`DELETE FROM token_transactions WHERE ${seeded("user_id")} OR ${seeded("id")}`);
-  const detachedLedgerRows = await tx.run(
+  let step = 0;
+  const next = async (action: ClearProgress["action"], table: AppTable, statement: SQL) => {
+    await report({ action, table, step: ++step, steps: 6 });
+    return tx.run(statement);
+  };
+  const tokenTransactions = await next(
+    "remove",
+    "token_transactions",
+    sql`DELETE FROM token_transactions WHERE ${seeded("user_id")} OR ${seeded("id")}`,
+  );
+  const detachedLedgerRows = await next(
+    "detach",
+    "token_transactions",
     sql`UPDATE token_transactions SET brief_id = NULL WHERE brief_id IN (${doomedBriefs})`,
   );
-  const reviews = await tx.run(
+  const reviews = await next(
+    "remove",
+    "reviews",
     sql`DELETE FROM reviews WHERE ${seeded("id")} OR ${seeded("user_id")} OR brief_id IN (${doomedBriefs})`,
   );
-  const briefs = await tx.run(sql`DELETE FROM briefs WHERE id IN (${doomedBriefs})`);
-  const users = await tx.run(sql`DELETE FROM users WHERE ${seeded("id")}`);
-  const models = await tx.run(sql`DELETE FROM models WHERE ${seeded("id")}`);
+  const briefs = await next("remove", "briefs", sql`DELETE FROM briefs WHERE id IN (${doomedBriefs})`);
+  const users = await next("remove", "users", sql`DELETE FROM users WHERE ${seeded("id")}`);
+  const models = await next("remove", "models", sql`DELETE FROM models WHERE ${seeded("id")}`);
   return {
     all: false,
     counts: { models, users, briefs, reviews, token_transactions: tokenTransactions, query_log: 0 },
@@ -60,9 +97,12 @@ export async function removeSeededRows(tx: Executor): Promise<ClearResult> {
 /** Children before parents, so that no foreign key is ever left dangling. */
 const DELETE_ORDER: readonly AppTable[] = ["token_transactions", "reviews", "briefs", "users", "models", "query_log"];
 
-async function removeAllRows(tx: Executor): Promise<ClearResult> {
+async function removeAllRows(tx: Executor, report: ClearProgressListener): Promise<ClearResult> {
   const counts: TableCounts = { models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 };
-  for (const table of DELETE_ORDER) counts[table] = await tx.run(sql`DELETE FROM ${sql.identifier(table)}`);
+  for (const [index, table] of DELETE_ORDER.entries()) {
+    await report({ action: "remove", table, step: index + 1, steps: DELETE_ORDER.length });
+    counts[table] = await tx.run(sql`DELETE FROM ${sql.identifier(table)}`);
+  }
   return { all: true, counts, detachedLedgerRows: 0 };
 }
 

@@ -38,6 +38,28 @@ export function toBriefdbError(error: unknown, source?: FailureSource): BriefdbE
         "check that the server is running and the URL is right (--db, DATABASE_URL)",
         { cause: error },
       );
+    case "connection_lost":
+      // a write that must say "outcome unknown" is read by its caller (core/tokens.ts) first
+      return new BriefdbError(
+        "DB_UNREACHABLE",
+        `lost the connection to ${source?.target.display}: ${message}`,
+        "check that the server is running, then try again",
+        { cause: error },
+      );
+    case "auth_failed":
+      return new BriefdbError(
+        "AUTH_FAILED",
+        `cannot sign in to ${source?.target.display}: ${message}`,
+        "check the user and password in the URL (--db, DATABASE_URL)",
+        { cause: error },
+      );
+    case "lock_timeout":
+      return new BriefdbError(
+        "LOCK_TIMEOUT",
+        `gave up waiting for a lock another connection holds: ${message}; nothing changed`,
+        "another session holds the rows (a long transaction?): try again, or wait longer with --lock-timeout <ms>",
+        { cause: error },
+      );
     case "undefined_table":
       return new BriefdbError("NOT_MIGRATED", `the schema is missing or behind: ${message}`, "run `briefdb migrate` first", {
         cause: error,

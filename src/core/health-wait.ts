@@ -11,6 +11,8 @@ export interface WaitOptions {
   /** How long to keep trying, in ms. */
   readonly timeoutMs: number;
   readonly samples?: number;
+  /** Check integrity too, as `health --deep` does. */
+  readonly deep?: boolean;
   /** Pause between attempts; default 500 ms. */
   readonly intervalMs?: number;
   /** Called once per change of state, with a short description of it. */
@@ -39,7 +41,7 @@ export async function waitForHealth(open: () => Promise<BriefDatabase>, options:
     let openError: BriefdbError | undefined;
     try {
       db ??= await open();
-      report = await checkDatabaseHealth(db, { samples: options.samples ?? 1 });
+      report = await checkDatabaseHealth(db, { samples: options.samples ?? 1, deep: options.deep === true });
     } catch (error) {
       if (!isBriefdbError(error)) throw error;
       openError = error;

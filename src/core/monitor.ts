@@ -3,7 +3,7 @@
  * in development when it is slow, and records slow samples in the database's query log, which
  * `briefdb slow-queries` reads. Monitoring must never change what the caller sees: the result and
  * the error pass through untouched, and the log is written in the background, so a slow or broken
- * database costs the caller nothing.
+ * database costs the caller nothing; the database's close() waits for the writes still pending.
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../db/database.js";
@@ -103,6 +103,8 @@ function record(db: BriefDatabase, sample: Sample, logger: MonitorLogger): void 
     );
   pendingWrites.add(write);
   void write.finally(() => pendingWrites.delete(write));
+  // close() waits for it, so that closing right after a monitored call does not lose the sample
+  db.trackBackgroundWrite(write);
 }
 
 /** A logger that throws must not turn a monitored success into a failure. */

@@ -1,7 +1,7 @@
 /**
  * seedTestData: fills a local database with realistic, deterministic test data. Applies pending
  * migrations first, then in one transaction removes an earlier seed (so re-seeding never
- * duplicates) and streams every table through the dialect's bulk insert in batches, so memory
+ * duplicates; concurrent seeds and clears take turns on the test-data lock) and streams every table through the dialect's bulk insert in batches, so memory
  * stays flat however many rows are asked for. Local targets only, checked before any query.
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
@@ -61,7 +61,10 @@ export async function seedTestData(db: BriefDatabase, options: SeedOptions = {})
   const tables = seedTables(seed, sizes);
   let written: { replaced: ClearResult; counts: SeedCounts; rows: number };
   try {
-    written = await db.bulkWrite((writer) => replaceSeed(writer, tables, options.onProgress ?? (() => {})));
+    written = await db.bulkWrite(async (writer) => {
+      await db.holdTestDataLock(writer);
+      return replaceSeed(writer, tables, options.onProgress ?? (() => {}));
+    });
   } catch (error) {
     throw db.classify(error) === "unique_violation" ? collision(error) : error;
   }

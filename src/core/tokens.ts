@@ -5,7 +5,8 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor, LedgerEntry, TokenOperation, Transaction } from "../db/database.js";
-import { BriefdbError } from "../errors.js";
+import { rootMessage } from "../db/driver-errors.js";
+import { BriefdbError, firstLine } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { newId } from "./ids.js";
@@ -24,6 +25,12 @@ export interface TokenOperationOptions {
    * app's own queries there. A refusal then throws (applyTokenOperation) and rolls back the lot.
    */
   readonly transaction?: Transaction;
+  /**
+   * Aborting it interrupts the operation if it can still be stopped (on PostgreSQL a cancel
+   * request for the statement in flight): it then rejects with CANCELLED and nothing changed, or
+   * resolves as usual when the change had been applied first.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface TokenOperationResult {
@@ -41,6 +48,8 @@ export interface TokenOperationResult {
 
 const OPERATIONS: readonly TokenOperation[] = ["credit", "deduct"];
 const MAX_KEY_LENGTH = 200;
+/** Tries of one operation when a serialization failure or a contradicted refusal sends it round again. */
+const ATTEMPTS = 10;
 
 /** The source document's atomicTokenOperation: never throws, returns { success, data | error }. */
 export async function atomicTokenOperation(
@@ -85,35 +94,53 @@ async function applyOnce(
   const key = options.idempotencyKey ?? null;
   const ledger = options.transaction?.ledger ?? db.ledger;
   const reader: Executor = options.transaction ?? db;
+  // on its own the statement is its whole transaction: it can be run again, and a lost
+  // connection leaves its outcome unknown; inside the app's transaction neither holds
+  const standalone = options.transaction === undefined;
+  const signal = options.signal;
   if (key !== null) {
     const prior = await ledger.findByKey(key);
     if (prior) return replay(prior, userId, operation, amount);
   }
-  let entry: LedgerEntry | undefined;
-  try {
-    entry = await ledger.apply({
-      id: newId(),
-      userId,
-      operation,
-      amount,
-      reason,
-      briefId: options.briefId ?? null,
-      idempotencyKey: key,
-    });
-  } catch (error) {
-    const kind = db.classify(error);
-    if (kind === "unique_violation" && key !== null) {
-      // another caller applied this key between our look-up and our write: theirs stands
-      const prior = await ledger.findByKey(key);
-      if (prior) return replay(prior, userId, operation, amount);
+  const change = { id: newId(), userId, operation, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key };
+  for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) throw interrupted(operation);
+    let entry: LedgerEntry | undefined;
+    try {
+      entry = await ledger.apply(change, signal === undefined ? {} : { signal });
+    } catch (error) {
+      const kind = db.classify(error);
+      // the cancel request won, or the wait for a lock was given up: the change was not applied
+      if (signal?.aborted && (error === signal.reason || kind === "cancelled")) throw interrupted(operation);
+      if (kind === "retryable" && standalone && attempt < ATTEMPTS) {
+        // a serialization failure or deadlock rolled the statement back: run it again
+        await backOff(attempt);
+        continue;
+      }
+      if (kind === "unique_violation" && key !== null) {
+        // another caller applied this key between our look-up and our write: theirs stands
+        const prior = await ledger.findByKey(key);
+        if (prior) return replay(prior, userId, operation, amount);
+      }
+      if (kind === "foreign_key_violation" && options.briefId !== undefined) {
+        throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
+      }
+      if (kind === "connection_lost" && standalone) throw outcomeUnknown(db, userId, operation, key, error);
+      throw toBriefdbError(error, db);
     }
-    if (kind === "foreign_key_violation" && options.briefId !== undefined) {
-      throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
+    if (entry !== undefined) return resultOf(entry, false);
+    const refused = await refusal(reader, userId, operation, amount);
+    if (refused !== undefined) throw refused;
+    // the re-read contradicts the refusal: the row changed in between (deleted and inserted again,
+    // say), so the refusal would not be true; the change was not applied, so it is tried again
+    if (attempt >= ATTEMPTS) {
+      throw new BriefdbError(
+        "DB_ERROR",
+        `user ${userId} kept changing while the ${operation} was tried ${ATTEMPTS} times; nothing changed`,
+        "something rewrites this user's row (a re-seed?): try again when it is done",
+      );
     }
-    throw toBriefdbError(error, db);
   }
-  if (entry === undefined) throw await refusal(reader, userId, operation, amount);
-  return resultOf(entry, false);
 }
 
 export async function getBalance(db: BriefDatabase, userId: string): Promise<number> {
@@ -198,20 +225,57 @@ function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
   };
 }
 
-/** Why the conditional UPDATE matched no row: nothing was changed. */
-async function refusal(db: Executor, userId: string, operation: TokenOperation, amount: number): Promise<BriefdbError> {
+/**
+ * Why the conditional UPDATE matched no row (nothing was changed), read afresh; undefined when the
+ * row read now would have matched (a concurrent change), so that no refusal is reported untrue.
+ */
+async function refusal(
+  db: Executor,
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+): Promise<BriefdbError | undefined> {
   const balance = await currentBalance(db, userId);
   if (balance === undefined) return userNotFound(userId);
   if (operation === "deduct") {
+    if (balance >= amount) return undefined;
     return new BriefdbError(
       "INSUFFICIENT_BALANCE",
       `user ${userId} has ${balance} tokens, cannot deduct ${amount}; nothing changed`,
     );
   }
+  if (balance <= Number.MAX_SAFE_INTEGER - amount) return undefined;
   return new BriefdbError(
     "BALANCE_OVERFLOW",
     `crediting ${amount} to user ${userId} (balance ${balance}) would pass ${Number.MAX_SAFE_INTEGER}; nothing changed`,
   );
+}
+
+function interrupted(operation: TokenOperation): BriefdbError {
+  return new BriefdbError("CANCELLED", `interrupted before the ${operation} was applied; nothing changed`);
+}
+
+/** The connection broke after the statement was sent: it may have committed, or not. */
+function outcomeUnknown(
+  db: BriefDatabase,
+  userId: string,
+  operation: TokenOperation,
+  key: string | null,
+  cause: unknown,
+): BriefdbError {
+  return new BriefdbError(
+    "OUTCOME_UNKNOWN",
+    `lost the connection to ${db.target.display} after the ${operation} was sent: it may or may not have been applied (${firstLine(rootMessage(cause))})`,
+    key === null
+      ? `look at \`briefdb tokens history ${userId}\` before repeating it; with --key a repeat is always safe`
+      : `repeat it with the same --key ${key}: it replays if it was applied, and applies once if not`,
+    { cause },
+  );
+}
+
+function backOff(attempt: number): Promise<void> {
+  const ms = Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random());
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function currentBalance(db: Executor, userId: string): Promise<number | undefined> {

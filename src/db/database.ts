@@ -24,6 +24,13 @@ export interface Executor {
 /** What a driver error means, whatever the dialect said it in. */
 export type FailureKind =
   | "unreachable"
+  /** The connection broke while in use: a statement sent on it may or may not have run. */
+  | "connection_lost"
+  | "auth_failed"
+  /** Gave up waiting for a lock (PostgreSQL lock_timeout, SQLite's busy timeout). */
+  | "lock_timeout"
+  /** The statement was cancelled on the server (PostgreSQL 57014). */
+  | "cancelled"
   | "unique_violation"
   | "check_violation"
   | "foreign_key_violation"
@@ -67,8 +74,18 @@ export interface LedgerEntry {
  * is taken.
  */
 export interface LedgerStatements {
-  apply(change: BalanceChange): Promise<LedgerEntry | undefined>;
+  apply(change: BalanceChange, options?: ApplyOptions): Promise<LedgerEntry | undefined>;
   findByKey(idempotencyKey: string): Promise<LedgerEntry | undefined>;
+}
+
+export interface ApplyOptions {
+  /**
+   * Aborting it stops the change if it can still be stopped: PostgreSQL sends the protocol's
+   * cancel request for the statement in flight (it then rejects with a "cancelled" failure, or
+   * resolves when it had committed first); SQLite stops waiting for the write lock (rejects with
+   * the signal's reason). Once the change is applied, aborting changes nothing.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A column of a bulk insert and how its values are written. */
@@ -106,9 +123,34 @@ export interface PoolUse {
   readonly connections: Readonly<Record<string, number>>;
 }
 
+/** How much a transaction sees of others running beside it (PostgreSQL's levels). */
+export type IsolationLevel = "serializable" | "repeatable read" | "read committed";
+
 export interface TransactionOptions {
-  /** How often a serialization failure or deadlock is retried before giving up (PostgreSQL). */
+  /**
+   * How often a serialization failure or deadlock is retried, the operation run again from the
+   * start, before giving up (PostgreSQL). Default 30, with jittered backoff.
+   */
   readonly retries?: number;
+  /**
+   * PostgreSQL's isolation level. Default "serializable", as SQLite's transactions always are: a
+   * read–then–write never loses a concurrent update; the loser fails with 40001 and is retried.
+   * "read committed" is for callers who lock what they read themselves (`FOR UPDATE`) or take a
+   * lock first and must then see what its previous holder committed. SQLite ignores it.
+   */
+  readonly isolation?: IsolationLevel;
+}
+
+/** What the dialect's cheap integrity check found (`health --deep`). */
+export interface IntegrityCheck {
+  /** The check that ran, in words; null when the database offers none that is cheap. */
+  readonly method: string | null;
+  /** What it found damaged; empty when nothing (or nothing was checked). */
+  readonly problems: readonly string[];
+  /** Why nothing was checked, when method is null. */
+  readonly note?: string;
+  /** What to do about the problems. */
+  readonly hint?: string;
 }
 
 /**
@@ -123,8 +165,9 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   readonly migrationsFolder: string;
   /**
    * Runs `operation` in one transaction: commit when it resolves, roll back when it throws. On
-   * SQLite transactions on one connection are queued, never interleaved; on PostgreSQL
-   * serialization failures and deadlocks are retried a bounded number of times.
+   * SQLite transactions on one connection are queued, never interleaved; on PostgreSQL they are
+   * SERIALIZABLE unless `options.isolation` says otherwise, and serialization failures and
+   * deadlocks are retried a bounded number of times: `operation` may run more than once.
    */
   transaction<T>(operation: (tx: Transaction<TxOrm>) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Drizzle over briefdb's connection, typed with the dialect's schema, for the app's own queries. */
@@ -139,6 +182,14 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
    */
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
   /**
+   * As the first statement of the transaction `tx`: waits for, then holds until `tx` ends, the
+   * lock that seeds and clears take turns on, so that two of them at once run one after the other
+   * and the second sees what the first committed (PostgreSQL: READ COMMITTED and a
+   * transaction-scoped advisory lock; SQLite: nothing, its write transactions already exclude
+   * each other).
+   */
+  holdTestDataLock(tx: Executor): Promise<void>;
+  /**
    * Runs `operation` in one write transaction whose writer bulk-inserts the way the dialect does
    * it best (SQLite: one prepared statement in a loop; PostgreSQL: multi-row INSERTs), streaming
    * batches so memory stays flat however many rows are loaded.
@@ -146,6 +197,12 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T>;
   tableExists(name: string): Promise<boolean>;
   serverVersion(): Promise<string>;
+  /**
+   * Checks that the stored data is intact, as far as the database can tell cheaply (SQLite
+   * `pragma quick_check`; PostgreSQL the data-checksum failures it has counted, when checksums are
+   * on). Damage is reported in `problems`, not thrown.
+   */
+  checkIntegrity(): Promise<IntegrityCheck>;
   /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */
   explain(query: SQL): Promise<string[]>;
   /** The token hot path, prepared on first use. */
@@ -158,6 +215,12 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   readonly schemaChanges: SchemaChanges;
   /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
   classify(error: unknown): FailureKind;
+  /**
+   * Keeps a write that runs after its caller moved on (monitorQuery's query-log samples), so that
+   * close() can wait for it.
+   */
+  trackBackgroundWrite(write: Promise<unknown>): void;
+  /** Waits for the background writes still pending, then closes the connection(s). */
   close(): Promise<void>;
 }
 
@@ -175,6 +238,13 @@ export interface OpenOptions {
    * created), for read-only looks such as `migrate --status` on a database not made yet.
    */
   readonly missingIsEmpty?: boolean;
-  /** SQLite busy timeout in milliseconds. Default 15000. */
+  /**
+   * How long a statement waits for a lock another connection holds before failing with
+   * LOCK_TIMEOUT, in milliseconds; 0 is no limit. Default 15000. PostgreSQL: the session's
+   * lock_timeout, sent as a startup parameter (0 sends none, for PgBouncer, which refuses it);
+   * SQLite: the busy timeout.
+   */
+  readonly lockTimeoutMs?: number;
+  /** SQLite busy timeout in milliseconds; the older name of lockTimeoutMs, which wins. */
   readonly busyTimeoutMs?: number;
 }

@@ -12,6 +12,7 @@ import type {
   BulkWriter,
   Executor,
   FailureKind,
+  IntegrityCheck,
   LedgerStatements,
   OpenOptions,
   PoolUse,
@@ -19,6 +20,7 @@ import type {
   Transaction,
   TransactionOptions,
 } from "../database.js";
+import { BackgroundWrites } from "../background-writes.js";
 import { errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { PgTarget, SslMode } from "../target.js";
@@ -37,9 +39,11 @@ export type PgBriefDatabase = BriefDatabase<PgOrm, PgTx>;
 
 /** Key of the advisory lock that migrators take turns on ("briefdb" in ASCII). */
 const MIGRATION_LOCK_KEY = 0x62726965666462;
+/** Key of the advisory lock that seeds and clears take turns on ("briefds" in ASCII). */
+const TEST_DATA_LOCK_KEY = 0x62726965666473;
+/** No connection could be made: nothing was sent. */
 const UNREACHABLE_CODES = new Set([
   "ECONNREFUSED",
-  "ECONNRESET",
   "ENOTFOUND",
   "EAI_AGAIN",
   "ETIMEDOUT",
@@ -47,15 +51,34 @@ const UNREACHABLE_CODES = new Set([
   "ENETUNREACH",
   "ENOENT",
   "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_DESTROYED",
   "CONNECTION_ENDED",
-  "28P01",
-  "28000",
   "3D000",
   "57P03",
 ]);
-const DEFAULT_RETRIES = 5;
+/**
+ * A connection in use broke (reset, closed, the server shutting down or crashing): what was sent
+ * on it may have run. SQLSTATE 57P01 admin_shutdown, 57P02 crash_shutdown, class 08 connection.
+ */
+const CONNECTION_LOST_CODES = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "57P01",
+  "57P02",
+  "08000",
+  "08003",
+  "08006",
+]);
+const AUTH_CODES = new Set(["28P01", "28000"]);
+const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
+/**
+ * Enough for fifty transactions contending for one row under SERIALIZABLE (one of each round of
+ * contenders commits; the rest are retried after a jittered pause that spreads them out).
+ */
+const DEFAULT_RETRIES = 30;
+const BACKOFF_BASE_MS = 4;
+const BACKOFF_CAP_MS = 250;
 
 export class PgDatabase implements PgBriefDatabase {
   readonly dialect = "postgresql" as const;
@@ -68,6 +91,7 @@ export class PgDatabase implements PgBriefDatabase {
   readonly ownsConnection: boolean;
   private ledgerStatements: LedgerStatements | undefined;
   private readonly prepare: boolean;
+  private readonly backgroundWrites = new BackgroundWrites();
 
   /** With `client`, briefdb uses the app's own pool and never ends it. */
   constructor(
@@ -120,12 +144,14 @@ export class PgDatabase implements PgBriefDatabase {
 
   async transaction<T>(operation: (tx: Transaction<PgTx>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const retries = options.retries ?? DEFAULT_RETRIES;
+    const config = { isolationLevel: options.isolation ?? "serializable" } as const;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.orm.transaction((tx) => operation(transactionOver(tx)));
+        return await this.orm.transaction((tx) => operation(transactionOver(tx)), config);
       } catch (error) {
         if (attempt >= retries || this.classify(error) !== "retryable") throw error;
-        await sleep(Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random()));
+        // full jitter: contenders that failed together come back at different moments
+        await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
       }
     }
   }
@@ -142,11 +168,19 @@ export class PgDatabase implements PgBriefDatabase {
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
     return this.transaction(
       async (tx) => {
-        await tx.all(sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+        await takeTurn(tx, MIGRATION_LOCK_KEY);
         return operation(tx);
       },
-      { retries: 0 },
+      // read committed: once the lock is ours, each statement sees what the previous holder committed
+      { retries: 0, isolation: "read committed" },
     );
+  }
+
+  async holdTestDataLock(tx: Executor): Promise<void> {
+    // Without it, two seeds both found no earlier seed, both inserted, and the loser failed on a
+    // foreign key. READ COMMITTED: once the lock is ours, each statement sees the holder before's rows.
+    await tx.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    await takeTurn(tx, TEST_DATA_LOCK_KEY);
   }
 
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
@@ -163,6 +197,29 @@ export class PgDatabase implements PgBriefDatabase {
     return `PostgreSQL ${row?.version ?? "unknown"}`;
   }
 
+  async checkIntegrity(): Promise<IntegrityCheck> {
+    const [row] = await this.all<{ checksums: string; failures: number | string | null; last: Date | string | null }>(
+      sql`SELECT current_setting('data_checksums') AS checksums, checksum_failures AS failures, checksum_last_failure AS last
+          FROM pg_stat_database WHERE datname = current_database()`,
+    );
+    if (row?.checksums !== "on") {
+      return {
+        method: null,
+        problems: [],
+        note: "data checksums are off on this server, so it cannot tell a damaged page cheaply (turn them on with pg_checksums --enable, or initdb --data-checksums)",
+      };
+    }
+    const failures = Number(row.failures ?? 0);
+    const method = "data checksum failures (pg_stat_database)";
+    if (failures === 0) return { method, problems: [] };
+    const last = row.last === null ? "" : `, the last at ${new Date(row.last).toISOString()}`;
+    return {
+      method,
+      problems: [`${failures} data checksum failure(s) in database ${this.target.database}${last}`],
+      hint: "a page on disk is damaged: the server log names it; restore from a backup (or a replica)",
+    };
+  }
+
   async explain(query: SQL): Promise<string[]> {
     const rows = await this.all<{ "QUERY PLAN": string }>(sql`EXPLAIN ${query}`);
     return rows.map((row) => row["QUERY PLAN"]);
@@ -171,6 +228,10 @@ export class PgDatabase implements PgBriefDatabase {
   classify(error: unknown): FailureKind {
     const code = errorCode(error) ?? "";
     if (UNREACHABLE_CODES.has(code)) return "unreachable";
+    if (CONNECTION_LOST_CODES.has(code)) return "connection_lost";
+    if (AUTH_CODES.has(code)) return "auth_failed";
+    if (code === "55P03") return "lock_timeout";
+    if (code === "57014") return "cancelled";
     if (code === "23505") return "unique_violation";
     if (code === "23514") return "check_violation";
     if (code === "23503") return "foreign_key_violation";
@@ -179,7 +240,12 @@ export class PgDatabase implements PgBriefDatabase {
     return "other";
   }
 
+  trackBackgroundWrite(write: Promise<unknown>): void {
+    this.backgroundWrites.track(write);
+  }
+
   async close(): Promise<void> {
+    await this.backgroundWrites.settle();
     if (this.ownsConnection) await this.client.end({ timeout: 5 });
   }
 }
@@ -201,7 +267,9 @@ function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
     prepare: options.prepare ?? true,
     fetch_types: false,
     onnotice: () => {},
-    connection: { application_name: "briefdb" },
+    // a startup parameter, so every connection has it from its first statement; 0 is not sent
+    // (behind PgBouncer, list lock_timeout in its ignore_startup_parameters, or pass 0)
+    connection: { application_name: "briefdb", lock_timeout: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS },
   });
 }
 
@@ -223,6 +291,16 @@ function transactionSqlOf(tx: PgTx): postgres.Sql {
   const client = (tx as unknown as { session?: { client?: postgres.Sql } }).session?.client;
   if (typeof client?.unsafe !== "function") throw new Error("briefdb: this drizzle-orm version hides its transaction's connection");
   return client;
+}
+
+/**
+ * Waits for an advisory lock as long as its holder works (a migration or seed before this one is
+ * not a stuck lock), then puts the session's lock_timeout back for the statements that follow.
+ */
+async function takeTurn(tx: Executor, key: number): Promise<void> {
+  await tx.exec("SET LOCAL lock_timeout = 0");
+  await tx.all(sql`SELECT pg_advisory_xact_lock(${key})`);
+  await tx.exec("SET LOCAL lock_timeout TO DEFAULT");
 }
 
 function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "verify-full" {

@@ -2,10 +2,12 @@
  * The token hot path on PostgreSQL: the conditional UPDATE and the ledger INSERT as ONE statement
  * (a data-modifying CTE), so a deduct is one round trip and atomic without an explicit
  * transaction. postgres.js prepares it once per connection. If the INSERT fails (a taken
- * idempotency key), the UPDATE rolls back with it.
+ * idempotency key), the UPDATE rolls back with it. An abort while the statement is in flight sends
+ * the protocol's cancel request and waits for the statement's own answer: cancelled (57014,
+ * nothing changed) or committed first (the entry).
  */
 import type postgres from "postgres";
-import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
+import type { ApplyOptions, BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
 import { dateFromEpochMs } from "../inspection.js";
 import { ledgerEntryFromRow, ledgerEntryOf, type LedgerRow } from "../ledger-row.js";
 
@@ -40,13 +42,26 @@ const BY_KEY = `SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key
 export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatements {
   const options = { prepare };
   return {
-    async apply(change: BalanceChange): Promise<LedgerEntry | undefined> {
+    async apply(change: BalanceChange, { signal }: ApplyOptions = {}): Promise<LedgerEntry | undefined> {
       const statement = change.operation === "deduct" ? PG_DEDUCT_STATEMENT : CREDIT;
-      const [row] = await client.unsafe<Array<{ balance_after: string; created_at_ms: number }>>(
+      const query = client.unsafe<Array<{ balance_after: string; created_at_ms: number }>>(
         statement,
         [change.id, change.userId, change.amount, change.reason, change.briefId, change.idempotencyKey],
         options,
       );
+      let rows: Array<{ balance_after: string; created_at_ms: number }>;
+      if (signal === undefined) {
+        rows = await query;
+      } else {
+        const cancel = () => cancelOnServer(query);
+        signal.addEventListener("abort", cancel, { once: true });
+        try {
+          rows = await query;
+        } finally {
+          signal.removeEventListener("abort", cancel);
+        }
+      }
+      const [row] = rows;
       if (row === undefined) return undefined;
       // only what the server decided comes back; the rest is what we sent (fewer bytes to parse)
       return ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms));
@@ -57,4 +72,21 @@ export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatemen
       return rows[0] === undefined ? undefined : ledgerEntryFromRow(rows[0]);
     },
   };
+}
+
+/**
+ * Sends the cancel request for `query` (or takes it off the queue if it was not sent). postgres.js's
+ * own `query.cancel()` drops the promise of that request, which rejects unhandled (and ends the
+ * process) when the server cannot be reached for it; here it is caught: the query itself then
+ * fails with the lost connection, which is what the caller reads.
+ */
+function cancelOnServer(query: { cancel(): void }): void {
+  const internal = query as unknown as { canceller?: ((q: unknown) => Promise<void>) | null };
+  const canceller = internal.canceller;
+  if (typeof canceller !== "function") {
+    query.cancel();
+    return;
+  }
+  internal.canceller = null;
+  canceller(query).catch(() => {});
 }

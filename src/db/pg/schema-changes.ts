@@ -119,6 +119,9 @@ class PgOnlineIndexChanges implements OnlineIndexChanges {
       // whose client died (SIGTERM, lost network) stops within a second instead of running on.
       await connection.unsafe("SET statement_timeout = 0");
       await connection.unsafe("SET client_connection_check_interval = '1s'");
+      // another migrator may hold the lock for a long build: wait for it however long (each step
+      // then sets the lock_timeout it needs)
+      await connection.unsafe("SET lock_timeout = 0");
       await connection.unsafe(`SELECT pg_advisory_lock(${this.migrationLockKey})`);
       try {
         return await operation(sessionOver(connection, await backendPid(connection)));

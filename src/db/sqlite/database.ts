@@ -8,8 +8,18 @@ import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
+import { BackgroundWrites } from "../background-writes.js";
 import { ConnectionLock } from "../connection-lock.js";
-import type { BriefDatabase, BulkWriter, FailureKind, LedgerStatements, OpenOptions, Row, Transaction } from "../database.js";
+import type {
+  BriefDatabase,
+  BulkWriter,
+  FailureKind,
+  IntegrityCheck,
+  LedgerStatements,
+  OpenOptions,
+  Row,
+  Transaction,
+} from "../database.js";
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
@@ -24,6 +34,9 @@ export type SqliteOrm = BetterSQLite3Database<typeof schema>;
 /** A SQLite BriefDatabase whose Drizzle handles are typed (inside a transaction: the same connection). */
 export type SqliteBriefDatabase = BriefDatabase<SqliteOrm, SqliteOrm>;
 
+/** quick_check stops after this many findings: enough to say what is wrong, not a flood. */
+const MAX_INTEGRITY_PROBLEMS = 20;
+
 export class SqliteDatabase implements SqliteBriefDatabase {
   readonly dialect = "sqlite" as const;
   readonly migrationsFolder = migrationsFolderOf("sqlite");
@@ -34,9 +47,12 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   readonly orm: SqliteOrm;
   readonly ownsConnection: boolean;
   private readonly lock = new ConnectionLock();
+  private readonly backgroundWrites = new BackgroundWrites();
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Transaction<SqliteOrm>;
+  /** How long a statement waits for another connection's write lock (the busy timeout). */
+  readonly lockTimeoutMs: number;
 
   /** With `client`, briefdb shares the app's connection and never closes it. */
   constructor(
@@ -45,7 +61,10 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     client?: Database.Database,
   ) {
     this.ownsConnection = client === undefined;
-    this.client = client === undefined ? openClient(target, options) : adoptClient(client, options);
+    // 0 is no limit, as on PostgreSQL: the longest busy timeout SQLite takes (about 24 days)
+    const lockTimeoutMs = (options.lockTimeoutMs ?? options.busyTimeoutMs ?? 15_000) || 2 ** 31 - 1;
+    this.client = client === undefined ? openClient(target, lockTimeoutMs, options) : adoptClient(client, lockTimeoutMs);
+    this.lockTimeoutMs = Number(this.client.pragma("busy_timeout", { simple: true }));
     this.orm = drizzle(this.client, { schema });
     const self = this;
     this.inTransaction = {
@@ -107,9 +126,26 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     return this.whenFree(work);
   }
 
+  /**
+   * Runs synchronous `work` with no busy wait: a write lock held elsewhere fails it at once
+   * (SQLITE_BUSY) instead of blocking the thread, so a caller can wait in between attempts and
+   * still answer signals.
+   */
+  withoutBusyWait<T>(work: () => T): T {
+    this.client.pragma("busy_timeout = 0");
+    try {
+      return work();
+    } finally {
+      this.client.pragma(`busy_timeout = ${this.lockTimeoutMs}`);
+    }
+  }
+
   withMigrationLock<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
     return this.transaction(operation);
   }
+
+  /** Every write transaction here begins IMMEDIATE: it holds the file's one write lock already. */
+  async holdTestDataLock(): Promise<void> {}
 
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
     return sqliteBulkWrite(this, operation);
@@ -125,6 +161,22 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     return `SQLite ${row?.version ?? "unknown"}`;
   }
 
+  async checkIntegrity(): Promise<IntegrityCheck> {
+    const method = "pragma quick_check";
+    const hint = "the file is damaged: restore it from a backup (sqlite3's .recover can salvage what is left)";
+    let findings: string[];
+    try {
+      const rows = await this.all<{ quick_check: string }>(sql.raw(`PRAGMA quick_check(${MAX_INTEGRITY_PROBLEMS})`));
+      findings = rows.map((row) => row.quick_check);
+    } catch (error) {
+      // a page the check needs cannot even be read: that is its finding
+      if (!/^SQLITE_(CORRUPT|NOTADB)/.test(errorCode(error) ?? "")) throw error;
+      findings = [rootMessage(error)];
+    }
+    const problems = findings.length === 1 && findings[0] === "ok" ? [] : findings;
+    return { method, problems, ...(problems.length > 0 ? { hint } : {}) };
+  }
+
   async explain(query: SQL): Promise<string[]> {
     const rows = await this.all<{ detail: string }>(sql`EXPLAIN QUERY PLAN ${query}`);
     return rows.map((row) => row.detail);
@@ -137,12 +189,17 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     if (code.startsWith("SQLITE_CONSTRAINT_UNIQUE") || code === "SQLITE_CONSTRAINT_PRIMARYKEY") return "unique_violation";
     if (code === "SQLITE_CONSTRAINT_CHECK") return "check_violation";
     if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "foreign_key_violation";
-    if (code.startsWith("SQLITE_BUSY")) return "retryable";
+    if (code.startsWith("SQLITE_BUSY")) return "lock_timeout";
     if (/^no such (table|column)/.test(message)) return "undefined_table";
     return "other";
   }
 
+  trackBackgroundWrite(write: Promise<unknown>): void {
+    this.backgroundWrites.track(write);
+  }
+
   async close(): Promise<void> {
+    await this.backgroundWrites.settle();
     await this.lock.run(() => {
       if (this.ownsConnection && this.client.open) this.client.close();
     });
@@ -164,15 +221,14 @@ export class SqliteDatabase implements SqliteBriefDatabase {
  * The app's own connection: its journal mode and durability stay the app's choice; foreign keys
  * go on (the ledger's brief check relies on them) and a busy timeout is set when it has none.
  */
-function adoptClient(client: Database.Database, options: OpenOptions): Database.Database {
+function adoptClient(client: Database.Database, busyTimeoutMs: number): Database.Database {
   if (!client.open) throw new BriefdbError("USAGE", "the better-sqlite3 connection handed to briefdb is closed");
   client.pragma("foreign_keys = ON");
-  if (client.pragma("busy_timeout", { simple: true }) === 0) client.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 15_000}`);
+  if (client.pragma("busy_timeout", { simple: true }) === 0) client.pragma(`busy_timeout = ${busyTimeoutMs}`);
   return client;
 }
 
-function openClient(target: SqliteTarget, options: OpenOptions): Database.Database {
-  const busyTimeoutMs = options.busyTimeoutMs ?? 15_000;
+function openClient(target: SqliteTarget, busyTimeoutMs: number, options: OpenOptions): Database.Database {
   let client: Database.Database;
   try {
     const standIn = options.create === false && options.missingIsEmpty === true && !existsSync(target.path);
@@ -186,7 +242,7 @@ function openClient(target: SqliteTarget, options: OpenOptions): Database.Databa
     );
   }
   try {
-    if (target.path !== ":memory:") client.pragma("journal_mode = WAL");
+    if (target.path !== ":memory:") switchToWal(client, busyTimeoutMs);
     // FULL: a committed ledger row survives power loss, not only a crash of the process.
     client.pragma("synchronous = FULL");
     client.pragma("foreign_keys = ON");
@@ -198,4 +254,25 @@ function openClient(target: SqliteTarget, options: OpenOptions): Database.Databa
     });
   }
   return client;
+}
+
+/**
+ * Switching a fresh file to WAL writes its header under a read transaction upgraded to a write,
+ * and SQLite gives up on that upgrade at once (SQLITE_BUSY, "database is locked") instead of
+ * calling the busy handler. So when two processes open a new file together (two `migrate` runs),
+ * the one that loses the race would fail although the busy timeout allows waiting: it retries
+ * here, within the same timeout. Once the file is in WAL mode the switch writes nothing.
+ */
+function switchToWal(client: Database.Database, busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+    try {
+      client.pragma("journal_mode = WAL");
+      return;
+    } catch (error) {
+      if (!(errorCode(error) ?? "").startsWith("SQLITE_BUSY") || Date.now() >= deadline) throw error;
+      // The constructor is synchronous, like better-sqlite3's own busy handler: sleep the thread.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause * (0.5 + Math.random()));
+    }
+  }
 }

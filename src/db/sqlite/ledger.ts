@@ -2,9 +2,12 @@
  * The token hot path on SQLite: the conditional UPDATE … RETURNING and the ledger INSERT as
  * drizzle prepared statements, run together in one synchronous IMMEDIATE transaction (the write
  * lock is taken first, so concurrent processes queue on the busy timeout instead of deadlocking).
+ * With an abort signal, the wait for the write lock happens between attempts in JavaScript rather
+ * than inside SQLite's busy handler, so that the signal is heard while waiting.
  */
 import { and, eq, gte, lte, sql } from "drizzle-orm";
-import type { BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
+import type { ApplyOptions, BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
+import { errorCode } from "../driver-errors.js";
 import { ledgerEntryOf } from "../ledger-row.js";
 import type { SqliteDatabase } from "./database.js";
 import { tokenTransactions, users } from "./schema.js";
@@ -61,11 +64,34 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & { readonly 
 
   const findByKey = async (key: string): Promise<LedgerEntry | undefined> => byKey.get({ key });
   return {
-    apply(change: BalanceChange): Promise<LedgerEntry | undefined> {
-      return db.exclusive(() => applyInTransaction.immediate(change));
+    async apply(change: BalanceChange, { signal }: ApplyOptions = {}): Promise<LedgerEntry | undefined> {
+      if (signal === undefined) return db.exclusive(() => applyInTransaction.immediate(change));
+      const deadline = Date.now() + db.lockTimeoutMs;
+      for (let pause = 1; ; pause = Math.min(2 * pause, 50)) {
+        signal.throwIfAborted();
+        try {
+          // a busy BEGIN IMMEDIATE changed nothing; once it succeeds the rest runs to COMMIT
+          return await db.exclusive(() => db.withoutBusyWait(() => applyInTransaction.immediate(change)));
+        } catch (error) {
+          if (!errorCode(error)?.startsWith("SQLITE_BUSY") || Date.now() >= deadline) throw error;
+        }
+        await pauseUnlessAborted(pause, signal);
+      }
     },
     findByKey,
     // inside briefdb's open transaction better-sqlite3 runs this one as a savepoint
     inTransaction: { apply: async (change: BalanceChange) => applyInTransaction(change), findByKey },
   };
+}
+
+function pauseUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

@@ -1,0 +1,76 @@
+/**
+ * PostgreSQL failures told apart (issue 9, item 5): a wrong password is AUTH_FAILED with its own
+ * hint, not "cannot reach"; a server stopped while a deduct is in flight is OUTCOME_UNKNOWN (exit
+ * 4), never "cannot reach" nor "nothing changed", with the hint to repeat with the same --key. The
+ * stopped server is one this file starts for itself, so that the other files' server stays up.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import postgres from "postgres";
+import { createDatabase, startEmbeddedPostgres } from "../harness/postgres.mjs";
+import { cli, freshDatabase, spawnCli } from "./support/databases.js";
+import { ended, openHolder, untilWaiting } from "./support/locks.js";
+
+describe("postgresql: a wrong password", () => {
+  let url: string;
+  beforeAll(async () => {
+    url = await freshDatabase("postgresql");
+  });
+
+  it("is AUTH_FAILED (exit 1) with the hint to check the user and password, in --json too", async () => {
+    const wrong = new URL(url);
+    wrong.password = "not-the-password";
+    const result = await cli(["tokens", "balance", "anyone", "--db", wrong.toString(), "--json"]);
+    expect(result.json).toMatchObject({
+      ok: false,
+      error: { code: "AUTH_FAILED", hint: expect.stringMatching(/user and password/) },
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).not.toMatch(/server is running/);
+    expect(result.stderr).not.toContain("not-the-password");
+    expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("postgresql: the server stopped while a deduct is in flight", () => {
+  let server: { url: string; stop(): Promise<void> } | undefined;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await startEmbeddedPostgres({ password: "briefdb-crash-test" });
+    url = await createDatabase(server!.url, "briefdb_crash");
+    const migrated = await cli(["migrate", "--db", url]);
+    expect(migrated.code).toBe(0);
+    const client = postgres(url, { max: 1, onnotice: () => {} });
+    await client.unsafe(
+      "INSERT INTO users (id, email, name, token_balance) VALUES ('victim', 'victim@example.test', 'victim', 10)",
+    );
+    await client.unsafe(
+      "INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after) VALUES ('open', 'victim', 10, 'credit', 'opening balance', 10)",
+    );
+    await client.end();
+  });
+  afterAll(async () => {
+    await server?.stop().catch(() => {});
+  });
+
+  it("is OUTCOME_UNKNOWN, exit 4, with the hint to repeat with the same --key", async () => {
+    // the deduct is sent and waits on a row lock; then the whole server goes away
+    const holder = await openHolder("postgresql", url);
+    await holder.run("SELECT 1 FROM users WHERE id = 'victim' FOR UPDATE");
+    const child = spawnCli(["tokens", "deduct", "victim", "3", "--key", "charge-7", "--db", url, "--json"]);
+    const result = ended(child);
+    await untilWaiting("postgresql", url, child);
+    const stopping = server!.stop();
+    server = undefined;
+    const { code, stdout, stderr } = await result;
+    await stopping;
+    await holder.abandon();
+    expect(JSON.parse(stdout)).toMatchObject({
+      ok: false,
+      error: { code: "OUTCOME_UNKNOWN", message: expect.stringMatching(/may or may not have been applied/) },
+    });
+    expect(JSON.parse(stdout).error.hint).toMatch(/same --key charge-7/);
+    expect(stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(code).toBe(4);
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * An interrupted write never lies (issue 9, item 1): a deduct waiting on a real lock held by
+ * another connection, interrupted by SIGINT or SIGTERM, is cancelled (on PostgreSQL with the
+ * protocol's cancel request, waited for) and exits 130 / 143 with one line; once the lock is
+ * released, the deduct has not been applied.
+ */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createUser, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
+import { DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+import { ended, openHolder, untilNoStatements, untilWaiting } from "./support/locks.js";
+
+describe.each(DIALECTS)("%s: a signal while a deduct waits on a lock", (dialect) => {
+  let url: string;
+  let db: BriefDatabase;
+
+  beforeAll(async () => {
+    url = await freshDatabase(dialect);
+    db = await openDatabase(url);
+    await migrate(db);
+  });
+  afterAll(() => db.close());
+
+  const ledgerRows = async (user: string) => {
+    const [row] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM token_transactions WHERE user_id = ${user}`);
+    return Number(row?.n);
+  };
+  const balance = async (user: string) => {
+    const [row] = await db.all<{ b: number | string }>(sql`SELECT token_balance AS b FROM users WHERE id = ${user}`);
+    return Number(row?.b);
+  };
+
+  it.each([
+    ["SIGINT", 130, false],
+    ["SIGTERM", 143, true],
+  ] as const)("%s: cancelled, exit %i, one line, and the deduct never applies", async (signal, status, json) => {
+    const user = `waiter-${signal}`;
+    await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 10 });
+    const holder = await openHolder(dialect, url);
+    if (dialect === "postgresql") await holder.run(`SELECT 1 FROM users WHERE id = '${user}' FOR UPDATE`);
+    const child = spawnCli(["tokens", "deduct", user, "3", "--db", url, ...(json ? ["--json"] : [])]);
+    const result = ended(child);
+    try {
+      await untilWaiting(dialect, url, child);
+      child.kill(signal);
+      const { code, stdout, stderr } = await result;
+      expect(code).toBe(status);
+      const lines = stderr.trimEnd().split("\n");
+      expect(lines).toHaveLength(1);
+      // on SQLite the signal may land before the deduct began waiting (no other process can see
+      // that it waits): then it is the plain interruption of a command that had changed nothing
+      expect(lines[0]).toMatch(dialect === "postgresql" ? /^error: interrupted before the deduct was applied; nothing changed$/ : /^error: interrupted/);
+      if (json) expect(JSON.parse(stdout)).toMatchObject({ ok: false, error: { code: "CANCELLED" } });
+      else expect(stdout).toBe("");
+    } finally {
+      // released only now: a deduct that was not really stopped would commit here
+      await holder.rollback();
+    }
+    if (dialect === "postgresql") await untilNoStatements(url);
+    expect(await balance(user)).toBe(10);
+    expect(await ledgerRows(user)).toBe(1);
+  });
+});
