@@ -90,6 +90,28 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
     expect(app.received.get("/atomic/deduct") ?? 0).toBe(before);
   });
 
+  it("a body that is not JSON once the user is filled in is exit 2 before any request or change", async () => {
+    const user = `quote"user-${++users}`;
+    await createUser(db, { id: user, email: `q${users}@example.test`, name: "q", openingBalance: 7 });
+    const before = app.received.get("/atomic/deduct") ?? 0;
+    const result = await race("/atomic/deduct", user, "--balance", "20", "--n", "3", "--body", '{"amount":{{amount}},"who":"{{user}}"}');
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.json?.error.code).toBe("USAGE");
+    expect(result.json?.error.message).toMatch(/^--body is not JSON once filled in/);
+    expect(app.received.get("/atomic/deduct") ?? 0).toBe(before);
+    expect(await getBalance(db, user)).toBe(7); // --balance was not applied either
+  });
+
+  it("a user and password in the URL go as Basic auth (fetch refuses them in the URL), never shown", async () => {
+    const user = await newUser();
+    const withCredentials = app.url.replace("http://", "http://app:s3cret@");
+    const result = await cli(["race-test", "--url", `${withCredentials}/auth/deduct`, "--user", user, "--header", "x-user: {{user}}", "--balance", "3", "--n", "5", "--db", url, "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ successes: 3, rejected: 2, statuses: { "200": 3, "409": 2 } });
+    expect(result.json?.url).toBe(`${app.url.replace("http://", "http://app:***@")}/auth/deduct`);
+    expect(result.stdout + result.stderr).not.toContain("s3cret");
+  });
+
   if (dialect === "sqlite") {
     it("Ctrl-C stops sending: exit 130 with a report of what was sent", async () => {
       const user = await newUser(10);
@@ -121,6 +143,10 @@ describe("race-test --url refusals (before any request or connection)", () => {
     [["--url", "not a url"], "INVALID_URL"],
     [["--url", "ftp://127.0.0.1/deduct"], "INVALID_URL"],
     [["--url", "http://{{user}}.localhost/deduct"], "INVALID_URL"],
+    // without "//" the placeholder still lands in the host: a user ".example.invalid" would aim off loopback
+    [["--url", "http:127.0.0.1{{user}}/deduct"], "INVALID_URL"],
+    [["--url", "http://127.0.0.1/deduct", "--body", '{"amount":{{amount}}'], "USAGE"],
+    [["--url", "http://127.0.0.1/deduct", "--body", '{"amount":{{amount}},"user":{{user}}}'], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--header", "no colon here"], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--header", "Bad Name: x"], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--body", '{"tokens":5}'], "USAGE"],

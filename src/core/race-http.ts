@@ -8,7 +8,7 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../db/database.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
-import { fillTemplate, parseRequestTemplate, type RequestTemplateInput } from "./http-template.js";
+import { checkFilledBody, fillTemplate, parseRequestTemplate, type RequestTemplateInput } from "./http-template.js";
 import type { Invariant } from "./race.js";
 import { elapsedMs, roundMs, summarizePercentiles, type PercentileSummary } from "./stats.js";
 import { applyTokenOperation, getBalance } from "./tokens.js";
@@ -86,6 +86,7 @@ export async function runHttpRace(db: BriefDatabase, options: HttpRaceOptions): 
   if (!options.allowRemote) assertLocalTarget(db.target, "race-test");
   const { n, userId, amount = 1 } = options;
   const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, n));
+  checkFilledBody(template, { amount, user: userId, i: 0 }); // the real user, before anything changes
   const initialBalance = await setOpeningBalance(db, userId, options.balance);
   const before = await ledgerTally(db, userId);
   const startedAt = process.hrtime.bigint();

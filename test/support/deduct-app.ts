@@ -63,7 +63,14 @@ export async function startDeductApp(db: BriefDatabase): Promise<DeductApp> {
   };
 }
 
+/** What /auth/deduct wants: Basic app:s3cret. */
+export const APP_BASIC_AUTH = `Basic ${Buffer.from("app:s3cret").toString("base64")}`;
+
 async function handle(db: BriefDatabase, path: string, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  if (path === "/auth/deduct") {
+    if (request.headers.authorization !== APP_BASIC_AUTH) return void response.writeHead(401).end();
+    path = "/atomic/deduct";
+  }
   const route = ROUTES[path];
   const userId = request.headers["x-user"];
   let reply: { status: number; body: unknown };
