@@ -112,13 +112,35 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
     expect(result.stdout + result.stderr).not.toContain("s3cret");
   });
 
+  it("an answer with an endless body is judged by its status, not read forever", async () => {
+    const user = await newUser();
+    const result = await race("/endless/deduct", user, "--balance", "2", "--n", "4", "--timeout", "600000");
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ successes: 2, rejected: 2, errors: 0, finalBalance: 0 });
+  });
+
   if (dialect === "sqlite") {
-    it("Ctrl-C stops sending: exit 130 with a report of what was sent", async () => {
+    it("SIGTERM stops sending as Ctrl-C does: exit 130, the requests cut short sent but not answered", async () => {
       const user = await newUser(10);
+      const before = app.received.get("/hang") ?? 0;
       const child = spawnCli(["race-test", "--url", `${app.url}/hang`, "--user", user, "--n", "50", "--concurrency", "4", "--db", url, "--json"]);
       let stdout = "";
       child.stdout.on("data", (chunk) => (stdout += String(chunk)));
-      while ((app.received.get("/hang") ?? 0) < 4) await new Promise((resolve) => setTimeout(resolve, 20));
+      while ((app.received.get("/hang") ?? 0) < before + 4) await new Promise((resolve) => setTimeout(resolve, 20));
+      child.kill("SIGTERM");
+      const code = await new Promise((resolve) => child.on("exit", resolve));
+      expect(code).toBe(130);
+      expect(JSON.parse(stdout)).toMatchObject({ ok: false, interrupted: true, sent: 4, completed: 0, statuses: {}, error: { code: "CANCELLED" } });
+      expect(await getBalance(db, user)).toBe(10);
+    });
+
+    it("Ctrl-C stops sending: exit 130 with a report of what was sent", async () => {
+      const user = await newUser(10);
+      const before = app.received.get("/hang") ?? 0;
+      const child = spawnCli(["race-test", "--url", `${app.url}/hang`, "--user", user, "--n", "50", "--concurrency", "4", "--db", url, "--json"]);
+      let stdout = "";
+      child.stdout.on("data", (chunk) => (stdout += String(chunk)));
+      while ((app.received.get("/hang") ?? 0) < before + 4) await new Promise((resolve) => setTimeout(resolve, 20));
       child.kill("SIGINT");
       const code = await new Promise((resolve) => child.on("exit", resolve));
       expect(code).toBe(130);

@@ -31,7 +31,9 @@ export async function raceHttpEndpoint(ctx: Context, options: HttpRaceCommandOpt
   const db = await ctx.openMigrated();
   const stop = new AbortController();
   const interrupt = () => stop.abort();
+  // SIGTERM too: a CI job cancelled mid-race still gets the report of what was sent
   process.once("SIGINT", interrupt);
+  process.once("SIGTERM", interrupt);
   try {
     const report = await runHttpRace(db, {
       ...template,
@@ -46,6 +48,7 @@ export async function raceHttpEndpoint(ctx: Context, options: HttpRaceCommandOpt
     return httpRaceOutcome(report);
   } finally {
     process.off("SIGINT", interrupt);
+    process.off("SIGTERM", interrupt);
   }
 }
 
