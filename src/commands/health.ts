@@ -77,7 +77,20 @@ async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number): 
   const { waitForHealth } = await import("../core/health-wait.js");
   const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
   const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
-  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, onState });
+  // a CI job cancelled while waiting (SIGTERM, or Ctrl-C in a log) still ends as CANCELLED, exit 130
+  const stop = new AbortController();
+  const interrupt = () => stop.abort();
+  process.once("SIGINT", interrupt);
+  process.once("SIGTERM", interrupt);
+  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, onState, signal: stop.signal })
+    .catch((error: unknown) => {
+      spinner.stop("interrupted");
+      throw error;
+    })
+    .finally(() => {
+      process.off("SIGINT", interrupt);
+      process.off("SIGTERM", interrupt);
+    });
   spinner.stop(waited.report?.healthy ? "healthy" : "gave up waiting");
   if (waited.report === undefined) throw waited.openError ?? new BriefdbError("DB_UNREACHABLE", "the database never answered");
   const outcome = healthOutcome(waited.report);
