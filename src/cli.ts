@@ -151,7 +151,8 @@ export async function runCli(args: readonly string[]): Promise<number> {
     }
     if (run.outcome === undefined) return 0;
     render.emitOutcome(ui(), run.outcome);
-    return run.outcome.ok ? 0 : (run.outcome.error?.exitCode ?? 1);
+    if (run.outcome.ok) return 0;
+    return run.outcome.error?.code === "CANCELLED" ? interruptedStatus() : (run.outcome.error?.exitCode ?? 1);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -103,7 +103,12 @@ async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number, d
   const { waitForHealth } = await import("../core/health-wait.js");
   const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
   const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
-  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, deep, onState });
+  // runCli owns SIGINT/SIGTERM: answered here, a CI job cancelled while waiting still ends as CANCELLED
+  const signal = ctx.answerSignals();
+  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, deep, onState, signal }).catch((error: unknown) => {
+    spinner.stop("interrupted");
+    throw error;
+  });
   spinner.stop(waited.report?.healthy ? "healthy" : "gave up waiting");
   if (waited.report === undefined) throw waited.openError ?? new BriefdbError("DB_UNREACHABLE", "the database never answered");
   const outcome = healthOutcome(waited.report);
