@@ -1,4 +1,5 @@
 import { createServer } from "node:net";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   atomicTokenOperation,
@@ -68,6 +69,23 @@ describe.each(DIALECTS)("%s: health and metrics handlers", (dialect) => {
     expect(after.headers.get("content-type")).toBe("application/json");
     expect(await after.json()).toMatchObject({ ok: true, healthy: true, dialect, migrations: { pending: 0 } });
     expect((await get(handler, "POST")).status).toBe(405);
+  });
+
+  it("healthHandler answers 503 when the database hangs past its deadline, instead of hanging the probe", async () => {
+    await migrate(db);
+    if (dialect === "sqlite") return; // a SQLite reader in WAL mode is never blocked by a writer
+    const locker = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await locker.begin(async (tx) => {
+        await tx`LOCK TABLE briefdb_migrations IN ACCESS EXCLUSIVE MODE`;
+        const response = await get(healthHandler(db, { timeoutMs: 300 }));
+        expect(response.status).toBe(503);
+        expect(await response.json()).toMatchObject({ ok: false, healthy: false, reason: "the database did not answer within 300 ms" });
+      });
+    } finally {
+      await locker.end();
+    }
+    expect((await get(healthHandler(db))).status).toBe(200);
   });
 
   it("metricsHandler: health, migrations, recorded query samples with the 0.5 s and 1 s buckets, token outcomes", async () => {

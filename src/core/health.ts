@@ -76,7 +76,7 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: HealthOpti
     if (options.deep === true) integrity = integrityStatus(await db.checkIntegrity());
     const problems = [
       ...integrity.problems.map((problem) => `the stored data is damaged: ${problem}`),
-      ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending: run \`briefdb migrate\``] : []),
+      ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending`] : []),
       ...(changed.length > 0 ? [`applied migration(s) ${changed.join(", ")} differ from their files`] : []),
       ...status.invalidIndexes.map((i) => `index ${i.index} on ${i.table} is INVALID (an interrupted build): run \`briefdb migrate\``),
     ];
