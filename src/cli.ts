@@ -12,7 +12,12 @@ import type { Ui } from "./render.js";
 const version = packageVersion();
 const VERSION_FLAGS = new Set(["--version", "-V", "--json", "--no-color"]);
 /** How a run ended by a signal exits: 128 + the signal's number, as a shell reports it. */
-const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
+const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+/**
+ * The signals a run answers. SIGHUP too (the terminal closed, an ssh session dropped): left to
+ * its default it ended the process at once, while a token change it had sent went on to commit.
+ */
+const RUN_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /** The whole program; loaded on demand so that `--version` never pays for commander. */
 export async function buildProgram(): Promise<Command> {
@@ -59,7 +64,7 @@ Examples:
   $ briefdb --db postgres://me@localhost:5432/briefs migrate --status
 
 Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)
-            4 outcome unknown (connection lost after a write was sent) · 130/143 interrupted (SIGINT/SIGTERM)`,
+            4 outcome unknown (connection lost after a write was sent) · 130/143/129 interrupted (SIGINT/SIGTERM/SIGHUP)`,
     );
   for (const command of commands) {
     program.addCommand(quietErrors(command));
@@ -114,7 +119,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     },
     controller.signal,
   );
-  // SIGINT and SIGTERM are the run's: a command that answers them (ctx.answerSignals) gets the
+  // SIGINT, SIGTERM and SIGHUP are the run's: a command that answers them (ctx.answerSignals) gets the
   // first as an abort and says what became of its work; any other ends here with one line
   const onSignal = (signal: NodeJS.Signals) => {
     if (run.interruptedBy !== undefined) {
@@ -135,8 +140,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     if (watching === undefined) render.emitError(ui(), new BriefdbError("CANCELLED", `interrupted by ${signal}`), false);
     process.exit(interruptedStatus());
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  for (const signal of RUN_SIGNALS) process.on(signal, onSignal);
   try {
     let failure: BriefdbError | undefined;
     try {
@@ -153,8 +157,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     render.emitOutcome(ui(), run.outcome);
     return run.outcome.ok ? 0 : (run.outcome.error?.exitCode ?? 1);
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const signal of RUN_SIGNALS) process.off(signal, onSignal);
   }
 }
 
@@ -170,7 +173,8 @@ function endQuietlyOnClosedPipes(): void {
   pipesWatched = true;
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.code !== "EPIPE") throw error;
+      // EIO: the terminal itself is gone (SIGHUP's usual cause); the exit code still tells
+      if (error.code !== "EPIPE" && error.code !== "EIO") throw error;
     });
   }
 }
