@@ -2,6 +2,7 @@
  * The SQLite dialect: better-sqlite3 under drizzle, one connection per process, WAL mode with a
  * busy timeout so that several processes can share one file, foreign keys on.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { SQL } from "drizzle-orm";
@@ -45,6 +46,14 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   readonly orm: SqliteOrm;
   readonly ownsConnection: boolean;
   private readonly lock = new ConnectionLock();
+  /**
+   * Which async context holds the connection's transaction: a call made from inside it (the
+   * operation's own `db.all`, a token change, a nested withTransaction) runs in that transaction
+   * at once. Queued behind it, it would wait for the very operation that waits for it, forever.
+   */
+  private readonly holder = new AsyncLocalStorage<object>();
+  private heldBy: object | undefined;
+  private savepoints = 0;
   private readonly backgroundWrites = new BackgroundWrites();
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
@@ -102,17 +111,42 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   transaction<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
+    if (this.insideHeldTransaction()) return this.savepoint(operation);
     return this.lock.run(async () => {
       this.client.exec("BEGIN IMMEDIATE");
+      const token = {};
+      this.heldBy = token;
       try {
-        const result = await operation(this.inTransaction);
+        const result = await this.holder.run(token, () => operation(this.inTransaction));
         this.client.exec("COMMIT");
         return result;
       } catch (error) {
         if (this.client.inTransaction) this.client.exec("ROLLBACK");
         throw error;
+      } finally {
+        this.heldBy = undefined;
       }
     });
+  }
+
+  /** A transaction inside the open one: a savepoint, undone alone when its operation fails. */
+  private async savepoint<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
+    const name = `briefdb_nested_${++this.savepoints}`;
+    this.client.exec(`SAVEPOINT ${name}`);
+    try {
+      const result = await operation(this.inTransaction);
+      this.client.exec(`RELEASE ${name}`);
+      return result;
+    } catch (error) {
+      if (this.client.inTransaction) this.client.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
+      throw error;
+    }
+  }
+
+  /** Whether the caller runs inside the operation of the transaction open now (not a later one). */
+  private insideHeldTransaction(): boolean {
+    const token = this.holder.getStore();
+    return token !== undefined && token === this.heldBy;
   }
 
   /**
@@ -204,7 +238,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   private whenFree<T>(work: () => T): Promise<T> {
-    if (!this.lock.isHeld) {
+    if (!this.lock.isHeld || this.insideHeldTransaction()) {
       try {
         return Promise.resolve(work());
       } catch (error) {
