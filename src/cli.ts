@@ -93,7 +93,12 @@ export async function runCli(args: readonly string[]): Promise<number> {
     return 0;
   }
   const program = await buildProgram();
-  const [{ recordRuns }, render] = await Promise.all([import("./commands/context.js"), import("./render.js")]);
+  const [{ recordRuns }, render, { toBriefdbError }, { isClosedConnectionWrite }] = await Promise.all([
+    import("./commands/context.js"),
+    import("./render.js"),
+    import("./core/failures.js"),
+    import("./db/driver-errors.js"),
+  ]);
   const controller = new AbortController();
   /** The message of the spinner or progress bar showing, if one is. */
   let watching: string | undefined;
@@ -141,6 +146,13 @@ export async function runCli(args: readonly string[]): Promise<number> {
     process.exit(interruptedStatus());
   };
   for (const signal of RUN_SIGNALS) process.on(signal, onSignal);
+  const onUncaught = (error: Error) => {
+    if (isClosedConnectionWrite(error)) return;
+    if (process.listenerCount("uncaughtException") > 1) return; // the host process (tests, an app) has its own
+    render.emitError(ui(), toBriefdbError(error), process.env.BRIEFDB_DEBUG === "1");
+    process.exit(EXIT_CODES.INTERNAL);
+  };
+  process.on("uncaughtException", onUncaught);
   try {
     let failure: BriefdbError | undefined;
     try {
@@ -158,6 +170,8 @@ export async function runCli(args: readonly string[]): Promise<number> {
     return run.outcome.ok ? 0 : (run.outcome.error?.exitCode ?? 1);
   } finally {
     for (const signal of RUN_SIGNALS) process.off(signal, onSignal);
+    // the driver's stray write (isClosedConnectionWrite) was scheduled before this point: it runs first
+    setImmediate(() => process.off("uncaughtException", onUncaught));
   }
 }
 
