@@ -217,7 +217,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   classify(error: unknown): FailureKind {
     const code = errorCode(error) ?? "";
     const message = rootMessage(error);
-    if (code === "SQLITE_CANTOPEN" || code === "SQLITE_NOTADB") return "unreachable";
+    if (code === "SQLITE_CANTOPEN") return "unreachable";
     if (code.startsWith("SQLITE_CONSTRAINT_UNIQUE") || code === "SQLITE_CONSTRAINT_PRIMARYKEY") return "unique_violation";
     if (code === "SQLITE_CONSTRAINT_CHECK") return "check_violation";
     if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "foreign_key_violation";
@@ -253,6 +253,9 @@ export class SqliteDatabase implements SqliteBriefDatabase {
  * The app's own connection: its journal mode and durability stay the app's choice; foreign keys
  * go on (the ledger's brief check relies on them) and a busy timeout is set when it has none.
  */
+const DAMAGED_FILE_HINT =
+  "the file is not a SQLite database, or its header is damaged: check --db, or restore it from a backup (sqlite3's .recover can salvage what is left)";
+
 function adoptClient(client: Database.Database, busyTimeoutMs: number): Database.Database {
   if (!client.open) throw new BriefdbError("USAGE", "the better-sqlite3 connection handed to briefdb is closed");
   client.pragma("foreign_keys = ON");
@@ -281,9 +284,14 @@ function openClient(target: SqliteTarget, busyTimeoutMs: number, options: OpenOp
     client.pragma(`busy_timeout = ${busyTimeoutMs}`);
   } catch (error) {
     client.close();
-    throw new BriefdbError("DB_UNREACHABLE", `cannot use ${target.display}: ${rootMessage(error)}`, undefined, {
-      cause: error,
-    });
+    // the file is there and opened: what it holds is not a (sound) SQLite database
+    const damaged = /^SQLITE_(CORRUPT|NOTADB)/.test(errorCode(error) ?? "");
+    throw new BriefdbError(
+      damaged ? "DB_ERROR" : "DB_UNREACHABLE",
+      `cannot use ${target.display}: ${rootMessage(error)}`,
+      damaged ? DAMAGED_FILE_HINT : undefined,
+      { cause: error },
+    );
   }
   return client;
 }
