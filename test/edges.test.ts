@@ -58,6 +58,8 @@ describe.each(DIALECTS)("%s: edges of the CLI", (dialect) => {
     const clear = await cli(["clear", "--local", "--all", "--yes", "--db", db], { env: { NODE_ENV: " Production " } });
     expect(clear.code).toBe(3);
     expect(clear.stderr).toMatch(/^error: clear runs on local databases only; refused .* \(NODE_ENV=Production\)/);
+    // the target is a SQLite file: "point --db at a SQLite file" was no help
+    expect(clear.stderr).toMatch(/hint: NODE_ENV says production/);
     expect(await tableCounts(db)).toEqual(before);
   });
 
@@ -82,6 +84,23 @@ describe.each(DIALECTS)("%s: edges of the CLI", (dialect) => {
     const missing = await cli(["tokens", "balance", "no\x1b]0;such\x07user", "--db", db]);
     expect(missing.code).toBe(3);
     expect(missing.stderr).toContain('no user with id "no\\x1b]0;such\\x07user"');
+  });
+
+  it("bidirectional overrides (U+202E, Trojan Source) are escaped for people too; a newline in an error line is shown as \\n", async () => {
+    // a stored right-to-left override reordered the rest of the row as the terminal drew it
+    const db = await freshDatabase(dialect);
+    await seedWith(db, TINY);
+    const reason = "refund \u202e0001\u202c \u2066x\u2069";
+    const credit = await cli(["tokens", "credit", "seed-user-1", "5", "--reason", reason, "--db", db]);
+    expect(credit.code).toBe(0);
+    const history = await cli(["tokens", "history", "seed-user-1", "--limit", "1", "--db", db]);
+    expect(history.stdout).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
+    expect(history.stdout).toContain("refund \\u202e0001\\u202c \\u2066x\\u2069");
+    const json = await cli(["tokens", "history", "seed-user-1", "--limit", "1", "--db", db, "--json"]);
+    expect(json.json?.entries?.[0]?.reason).toBe(reason);
+    // "a\nb" and "a b" are different users: the error line said "a b" for both
+    const missing = await cli(["tokens", "balance", "a\nb\u202e", "--db", db]);
+    expect(missing.stderr).toContain('no user with id "a\\nb\\u202e"');
   });
 });
 
