@@ -113,8 +113,10 @@ export function oneLine(text: string, width = Number.POSITIVE_INFINITY): string 
  */
 const UNSAFE = "\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069";
 const UNSAFE_CHARACTER = new RegExp(`[${UNSAFE}]`, "g");
-// ESC [ … m (colour and style: what picocolors writes), or any one unsafe character
-const CONTROL = new RegExp(`\\x1b\\[[0-9;]*m|[${UNSAFE}]`, "g");
+// ESC [ … m of the styles briefdb itself uses (bold, dim, red, green, yellow, blue, magenta, cyan,
+// grey and their resets), or any one unsafe character: a stored string may recolour its own text,
+// never conceal, blink or invert it
+const CONTROL = new RegExp(`\\x1b\\[(?:1|2|22|31|32|33|34|35|36|39|90)m|[${UNSAFE}]`, "g");
 const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
 /**

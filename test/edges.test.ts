@@ -6,9 +6,11 @@
 import { spawn } from "node:child_process";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { createColors } from "picocolors";
 import { isProductionEnvironment } from "../src/db/target.js";
+import { createUi, table } from "../src/render.js";
 import { isLocalTarget, parseTarget } from "../src/index.js";
-import { BIN, cli, DIALECTS, freshDatabase } from "./support/databases.js";
+import { BIN, cli, DIALECTS, freshDatabase, pgAdminUrl } from "./support/databases.js";
 import { dumpRows, execute, seedWith, tableCounts, timestampLiteral } from "./support/tables.js";
 import { runOnTty } from "./support/tty.js";
 
@@ -104,6 +106,14 @@ describe.each(DIALECTS)("%s: edges of the CLI", (dialect) => {
   });
 });
 
+describe("colour from stored text", () => {
+  it("on a coloured terminal, a stored string may recolour its text but never conceal, blink or invert it", () => {
+    const ui = { ...createUi({ json: false, color: true }), colors: createColors(true) };
+    const cell = table(ui, ["reason"], [["\x1b[8mhidden\x1b[5mblink\x1b[7minverse\x1b[31mred"]]);
+    expect(cell).toContain("\\x1b[8mhidden\\x1b[5mblink\\x1b[7minverse\x1b[31mred");
+  });
+});
+
 describe("URLs and derived values checked before connecting", () => {
   it.each(["production", "Production", " production ", "PRODUCTION\n", "prod", "PROD", "prd", "live", "Live "])(
     "NODE_ENV=%j makes nothing local, not even a SQLite file",
@@ -127,6 +137,14 @@ describe("URLs and derived values checked before connecting", () => {
       expect(run.stderr).toContain("me:***@");
     },
   );
+
+  it("a PostgreSQL database that does not exist on a running server says so, not 'is the server running'", async () => {
+    const url = new URL(pgAdminUrl());
+    url.pathname = "/briefdb_no_such_database";
+    const run = await cli(["health", "--db", url.toString(), "--json"]);
+    expect(run.code).toBe(1);
+    expect(run.json?.error).toMatchObject({ code: "DB_UNREACHABLE", hint: expect.stringContaining("has no such database") });
+  });
 
   it("race-test refuses a default opening balance past 2^53-1, naming --n and --amount, before connecting", async () => {
     const run = await cli(["race-test", "--n", "10", "--amount", "9007199254740991", "--db", "postgres://u@db.example.invalid/x", "--allow-remote"]);

@@ -54,7 +54,6 @@ const UNREACHABLE_CODES = new Set([
   "ENOENT",
   "CONNECT_TIMEOUT",
   "CONNECTION_ENDED",
-  "3D000",
   "57P03",
 ]);
 /**
@@ -235,6 +234,7 @@ export class PgDatabase implements PgBriefDatabase {
 
   classify(error: unknown): FailureKind {
     const code = errorCode(error) ?? "";
+    if (code === "3D000") return "database_missing";
     if (UNREACHABLE_CODES.has(code)) return "unreachable";
     if (CONNECTION_LOST_CODES.has(code)) return "connection_lost";
     if (AUTH_CODES.has(code)) return "auth_failed";
