@@ -12,6 +12,7 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
 import type { IndexBuildProgress, InvalidIndex } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
+import { invalidIndexAction } from "./migration-plan.js";
 
 export const MIGRATIONS_TABLE = "briefdb_migrations";
 /** The finished steps of migrations applied online: what a resumed run skips. */
@@ -36,12 +37,17 @@ export interface PartialMigration {
   readonly finished: readonly string[];
 }
 
+/** An INVALID index, and whether it is briefdb's own (one its migrations make, or their temporaries). */
+export interface InvalidIndexStatus extends InvalidIndex {
+  readonly briefdb: boolean;
+}
+
 export interface MigrationStatus {
   readonly applied: readonly AppliedMigration[];
   readonly pending: readonly Migration[];
   readonly partial: readonly PartialMigration[];
   /** Indexes left INVALID by an interrupted or failed build: `migrate` rebuilds them. */
-  readonly invalidIndexes: readonly InvalidIndex[];
+  readonly invalidIndexes: readonly InvalidIndexStatus[];
 }
 
 /** What a migration run is doing, for a progress display. */
@@ -70,8 +76,10 @@ export interface MigrateResult {
   readonly plan: readonly Migration[];
   /** Index changes were applied online (without blocking writes). */
   readonly online: boolean;
-  /** INVALID indexes this run rebuilt. */
+  /** INVALID indexes this run rebuilt, or dropped as its own leftovers. */
   readonly repairedIndexes: readonly string[];
+  /** INVALID indexes that are not briefdb's: left alone. */
+  readonly foreignInvalidIndexes?: readonly string[];
 }
 
 interface Journal {
@@ -111,7 +119,21 @@ export async function pendingMigrations(db: BriefDatabase): Promise<readonly Mig
 export async function migrationStatus(db: BriefDatabase): Promise<MigrationStatus> {
   const { applied, pending } = await appliedAndPending(db);
   const partial = await partialMigrations(db, pending);
-  return { applied, pending, partial, invalidIndexes: await db.schemaChanges.invalidIndexes() };
+  const invalid = await db.schemaChanges.invalidIndexes();
+  const own = invalid.length === 0 ? new Set<string>() : await ownIndexNames(db);
+  const maxNameLength = db.schemaChanges.online?.maxNameLength ?? Number.MAX_SAFE_INTEGER;
+  return {
+    applied,
+    pending,
+    partial,
+    invalidIndexes: invalid.map((i) => ({ ...i, briefdb: invalidIndexAction(i.index, own, maxNameLength) !== "not-briefdb" })),
+  };
+}
+
+/** The indexes the migration files create: the ones `migrate` may rebuild. */
+export async function ownIndexNames(db: BriefDatabase): Promise<Set<string>> {
+  const shapes = await Promise.all(readMigrations(db.migrationsFolder).map((m) => db.schemaChanges.describe(m.statements)));
+  return new Set(shapes.flat().flatMap((shape) => (shape.kind === "create-index" && shape.index !== null ? [shape.index] : [])));
 }
 
 /** Throws NOT_MIGRATED unless every migration is applied: for commands that need the schema. */
