@@ -131,3 +131,22 @@ describe("postgresql: INVALID indexes that no pending migration touches", () => 
     }
   });
 });
+
+describe("postgresql: migrate --dry-run shows what will run", () => {
+  it("online: the index replaced concurrently under a temporary name; --offline: the file's SQL in one transaction", async () => {
+    const url = await ledgerWithIndexMigrationPending("postgresql");
+    const index = "token_transactions_user_id_created_at_idx";
+    const online = await cli(["migrate", "--dry-run", "--db", url, "--json"]);
+    expect(online.code).toBe(0);
+    expect(online.json).toMatchObject({ dryRun: true, online: true, pending: [{ tag: TAG }] });
+    expect(online.json?.pending[0].statements).toEqual([
+      `CREATE INDEX CONCURRENTLY "${index}_briefdb_new" ON "token_transactions" USING btree ("user_id","created_at","id");`,
+      `DROP INDEX CONCURRENTLY IF EXISTS "${index}"`,
+      `ALTER INDEX "${index}_briefdb_new" RENAME TO "${index}"`,
+    ]);
+    const offline = await cli(["migrate", "--dry-run", "--offline", "--db", url, "--json"]);
+    expect(offline.json).toMatchObject({ dryRun: true, online: false });
+    expect(offline.json?.pending[0].statements[0]).toBe(`DROP INDEX "${index}";`);
+    expect((await cli(["migrate", "--status", "--db", url])).code).toBe(1); // nothing changed
+  });
+});

@@ -63,7 +63,7 @@ Examples:
           });
           return checkOutcome(report, db.target.display);
         }
-        if (options.dryRun) return migrateOutcome(await core.migrate(db, { dryRun: true }), db.target.display);
+        if (options.dryRun) return migrateOutcome(await core.migrate(db, { dryRun: true, offline: options.offline === true }), db.target.display);
         const spinner = await startSpinner(ctx.ui, "migrating", "migrate interrupted: finished steps are recorded; run it again to resume");
         try {
           const result = await core.migrate(db, { offline: options.offline === true, onProgress: (p) => spinner.message(progressText(p)) });
@@ -160,7 +160,8 @@ function migrateOutcome(result: MigrateResult, target: string): Outcome {
       if (result.dryRun) {
         if (result.plan.length === 0) return `${target}: nothing pending; nothing would run`;
         const sqlText = result.plan.map((m) => `-- ${m.tag}\n${m.statements.map((s) => `${s.replace(/;?\s*$/, ";")}`).join("\n")}`);
-        return `${sqlText.join("\n\n")}\n\n${ui.colors.dim(`-- dry run: ${result.plan.length} migration(s) would run on ${target}; nothing changed`)}`;
+        const how = result.online ? "index changes online, as above" : "each in one transaction as written";
+        return `${sqlText.join("\n\n")}\n\n${ui.colors.dim(`-- dry run: ${result.plan.length} migration(s) would run on ${target} (${how}); nothing changed`)}`;
       }
       const applied = result.applied.length === 0 ? "nothing pending" : `applied ${result.applied.join(", ")}`;
       return keyValues(ui, [

@@ -148,11 +148,15 @@ export async function assertMigrated(db: BriefDatabase): Promise<void> {
 }
 
 export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const online = db.schemaChanges.online;
   if (options.dryRun) {
     const { applied, pending } = await appliedAndPending(db);
-    return { applied: [], alreadyApplied: applied.length, dryRun: true, plan: pending, online: false, repairedIndexes: [] };
+    const goesOnline = online !== null && !options.offline;
+    // what will run: online, an index change is rewritten (CONCURRENTLY, a temporary name) and
+    // splits the migration's transaction; the files' own SQL would not say so
+    const plan = goesOnline ? await onlinePlan(db, pending) : pending;
+    return { applied: [], alreadyApplied: applied.length, dryRun: true, plan, online: goesOnline, repairedIndexes: [] };
   }
-  const online = db.schemaChanges.online;
   if (online !== null && !options.offline) {
     const { migrateOnline } = await import("./online-migrate.js");
     return migrateOnline(db, online, options.onProgress ? { onProgress: options.onProgress } : {});
@@ -171,6 +175,16 @@ export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): 
     }
     return { applied: pending.map((m) => m.tag), alreadyApplied: applied.length, dryRun: false, plan: [], online: false, repairedIndexes: [] };
   });
+}
+
+/** The pending migrations as the online runner executes them: each transaction's BEGIN and COMMIT shown. */
+async function onlinePlan(db: BriefDatabase, pending: readonly Migration[]): Promise<Migration[]> {
+  const { planMigrations } = await import("./migration-plan.js");
+  const shapes = await Promise.all(pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })));
+  return planMigrations(shapes, db.schemaChanges.online).map(({ migration, steps }) => ({
+    ...migration,
+    statements: steps.flatMap((step) => (step.kind === "transaction" ? ["BEGIN", ...step.statements, "COMMIT"] : [step.statement])),
+  }));
 }
 
 /** The record tables, created on first use (and on databases migrated before steps were recorded). */
