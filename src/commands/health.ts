@@ -94,7 +94,7 @@ function unhealthyError(report: HealthReport): BriefdbError {
   }
   if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`");
   return (report.invalidIndexes?.length ?? 0) > 0
-    ? new BriefdbError("UNHEALTHY", message, "run `briefdb migrate` to rebuild the INVALID index")
+    ? new BriefdbError("UNHEALTHY", message, "briefdb's own INVALID indexes: run `briefdb migrate` to rebuild them")
     : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
 }
 
