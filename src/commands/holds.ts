@@ -40,12 +40,15 @@ Examples:
       action(async (ctx, userId: string, amount: number, options: HoldCommandOptions) => {
         const db = await ctx.openMigrated();
         const { applyHold } = await import("../core/holds.js");
+        // as a deduct: a signal is answered truly, cancelled (nothing changed) or too late (placed)
+        const signal = ctx.answerSignals();
         const result = await applyHold(db, userId, amount, options.reason ?? "hold", {
           ttlSeconds: options.ttl,
           ...(options.brief === undefined ? {} : { briefId: options.brief }),
           ...(options.key === undefined ? {} : { idempotencyKey: options.key }),
+          signal,
         });
-        return holdOutcome(result);
+        return holdOutcome(result, ctx.interruptedBy);
       }),
     );
 }
@@ -66,7 +69,8 @@ Examples:
       action(async (ctx, holdId: string, amount: number | undefined) => {
         const db = await ctx.openMigrated();
         const { applyCapture } = await import("../core/holds.js");
-        return settlementOutcome(await applyCapture(db, holdId, amount));
+        const signal = ctx.answerSignals();
+        return settlementOutcome(await applyCapture(db, holdId, amount, { signal }), ctx.interruptedBy);
       }),
     );
 }
@@ -80,7 +84,8 @@ function releaseCommand(): Command {
       action(async (ctx, holdId: string) => {
         const db = await ctx.openMigrated();
         const { applyRelease } = await import("../core/holds.js");
-        return settlementOutcome(await applyRelease(db, holdId));
+        const signal = ctx.answerSignals();
+        return settlementOutcome(await applyRelease(db, holdId, { signal }), ctx.interruptedBy);
       }),
     );
 }
@@ -101,12 +106,20 @@ function listCommand(): Command {
     );
 }
 
-function holdOutcome(result: HoldResult): Outcome {
+/** `interruptedBy`: a signal came after the write had been applied (too late to stop it). */
+function holdOutcome(result: HoldResult, interruptedBy: string | undefined): Outcome {
   return {
     ok: true,
-    data: { ...result, expiresAt: result.expiresAt.toISOString(), createdAt: result.createdAt.toISOString() },
+    data: {
+      ...result,
+      expiresAt: result.expiresAt.toISOString(),
+      createdAt: result.createdAt.toISOString(),
+      ...(interruptedBy === undefined ? {} : { interrupted: true }),
+    },
     human: (ui) => {
-      const note = result.replayed ? ui.colors.yellow(" (replayed: already placed with this key; nothing changed)") : "";
+      const note =
+        (result.replayed ? ui.colors.yellow(" (replayed: already placed with this key; nothing changed)") : "") +
+        (interruptedBy === undefined ? "" : ui.colors.yellow(` (${interruptedBy} came too late: the hold had already been placed)`));
       return keyValues(ui, [
         ["hold", `${ui.colors.bold(result.holdId)}${note}`],
         ["user", result.userId],
@@ -118,12 +131,14 @@ function holdOutcome(result: HoldResult): Outcome {
   };
 }
 
-function settlementOutcome(result: SettlementResult): Outcome {
+function settlementOutcome(result: SettlementResult, interruptedBy: string | undefined): Outcome {
   return {
     ok: true,
-    data: { ...result, settledAt: result.settledAt.toISOString() },
+    data: { ...result, settledAt: result.settledAt.toISOString(), ...(interruptedBy === undefined ? {} : { interrupted: true }) },
     human: (ui) => {
-      const note = result.replayed ? ui.colors.yellow(" (replayed: already settled this way; nothing changed)") : "";
+      const note =
+        (result.replayed ? ui.colors.yellow(" (replayed: already settled this way; nothing changed)") : "") +
+        (interruptedBy === undefined ? "" : ui.colors.yellow(` (${interruptedBy} came too late: the hold had already been settled)`));
       const pairs: Array<[string, string]> = [
         ["hold", `${result.holdId}${note}`],
         ["user", result.userId],
