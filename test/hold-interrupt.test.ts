@@ -4,7 +4,8 @@
  * with the protocol's cancel request, waited for) and exits 130 / 143 with one line; once the lock
  * is released, nothing has changed. Before, the process exited 130 "interrupted" while the
  * statement it had sent went on waiting on the server and committed when the lock was let go: a
- * hold placed (and its id lost) or a capture charged behind a "nothing changed".
+ * hold placed (and its id lost) or a capture charged behind a "nothing changed". A connection that
+ * breaks while one waits is OUTCOME_UNKNOWN (exit 4), as for a deduct.
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -73,5 +74,41 @@ describe.each(DIALECTS)("%s: a signal while a hold write waits on a lock", (dial
     }
     if (dialect === "postgresql") await untilNoStatements(url);
     expect(await state(user)).toEqual(before);
+  });
+});
+
+describe("postgresql: a hold write whose connection breaks while it waits", () => {
+  let url: string;
+  let db: BriefDatabase;
+
+  beforeAll(async () => {
+    url = await freshDatabase("postgresql");
+    db = await openDatabase(url);
+    await migrate(db);
+    await createUser(db, { id: "cut", email: "cut@example.test", name: "cut", openingBalance: 10 });
+  });
+  afterAll(() => db.close());
+
+  it.each(["hold", "capture"] as const)("%s: OUTCOME_UNKNOWN (exit 4) with how to repeat it safely, never 'cannot reach'", async (write) => {
+    const placed = await holdTokens(db, "cut", 2, "to settle");
+    if (!placed.success) throw placed.error;
+    const holder = await openHolder("postgresql", url);
+    await holder.run(write === "hold" ? "SELECT 1 FROM users WHERE id = 'cut' FOR UPDATE" : `SELECT 1 FROM token_holds WHERE id = '${placed.data.holdId}' FOR UPDATE`);
+    const args = write === "hold" ? ["tokens", "hold", "cut", "3", "--key", "gen-cut"] : ["tokens", "capture", placed.data.holdId, "1"];
+    const child = spawnCli([...args, "--db", url, "--json"]);
+    const result = ended(child);
+    try {
+      await untilWaiting("postgresql", url, child);
+      // the server ends the waiting session: the statement had been sent
+      await db.all(sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = 'briefdb' AND wait_event_type = 'Lock'`);
+      const { code, stdout, stderr } = await result;
+      expect(JSON.parse(stdout)).toMatchObject({ ok: false, error: { code: "OUTCOME_UNKNOWN" } });
+      expect(JSON.parse(stdout).error.hint).toMatch(write === "hold" ? /same --key gen-cut/ : /repeat the same capture/);
+      expect(stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(code).toBe(4);
+    } finally {
+      await holder.rollback();
+    }
   });
 });
