@@ -8,6 +8,7 @@ import { assertHoldId, parseTtl } from "../core/hold-input.js";
 import type { HoldRecord, HoldResult, SettlementResult } from "../core/holds.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
+import { idempotencyKey } from "./parse.js";
 
 interface HoldCommandOptions {
   readonly ttl: number;
@@ -28,7 +29,7 @@ function holdCommand(): Command {
     .option("--ttl <duration>", "how long the hold counts: 90s, 15m, 2h … (1s to 24h)", parseTtl, 15 * 60)
     .option("--reason <text>", "why, kept with the hold and its capture", "hold via briefdb")
     .option("--brief <id>", "the brief this is for")
-    .option("--key <idempotency-key>", "place at most once: a repeat returns the first hold")
+    .option("--key <idempotency-key>", "place at most once: a repeat returns the first hold", idempotencyKey)
     .addHelpText(
       "after",
       `
