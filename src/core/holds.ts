@@ -53,6 +53,7 @@ export interface AvailableBalance {
 export interface HoldResult extends AvailableBalance {
   readonly holdId: string;
   readonly amount: number;
+  /** As of now: a replayed hold that is past its expiry is "expired" (its capture would be refused). */
   readonly status: HoldStatus;
   readonly reason: string;
   readonly briefId: string | null;
@@ -331,8 +332,12 @@ async function replayHold(db: BriefDatabase, prior: HoldRecord, userId: string, 
       "use a new key for a new hold",
     );
   }
+  // as it is now: an active hold past its expiry no longer holds anything, so it replays as expired
+  const found = await findHold(db, prior.id);
+  const record = found?.record ?? prior;
+  const status = record.status === "active" && found?.expired === true ? "expired" : record.status;
   const now = await getAvailableBalance(db, userId);
-  return { ...holdFields(prior), balance: now.balance, held: now.held, available: now.available, replayed: true };
+  return { ...holdFields(record), status, balance: now.balance, held: now.held, available: now.available, replayed: true };
 }
 
 function holdFields(record: HoldRecord) {
