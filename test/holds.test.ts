@@ -140,6 +140,17 @@ describe.each(DIALECTS)("%s: token holds", (dialect) => {
     expect(await verifyLedger(db)).toMatchObject({ ok: true });
   });
 
+  it("a hold's key repeated after the hold expired replays it as expired, not active (its reservation is gone)", async () => {
+    const user = await newUser(100);
+    const options = { ttlSeconds: 1, idempotencyKey: `late-${dialect}` };
+    const first = await holdTokens(db, user, 30, "brief generation", options);
+    expect(first).toMatchObject({ success: true, data: { status: "active", replayed: false } });
+    await untilExpired(user);
+    const again = await holdTokens(db, user, 30, "brief generation", options);
+    expect(again).toMatchObject({ success: true, data: { status: "expired", replayed: true, held: 0, available: 100 } });
+    expect(codeOf(await captureHold(db, first.success ? first.data.holdId : "", 30))).toBe("HOLD_EXPIRED");
+  });
+
   it("a hold expiring while its capture is in flight is charged at most once, and the balance never goes below zero", async () => {
     const user = await newUser(100);
     const a = await hold(user, 100, 3);
@@ -237,6 +248,9 @@ describe.each(DIALECTS)("%s: token holds", (dialect) => {
       [["tokens", "hold", user, "5", "--ttl", "15 m", "--db", nowhere], 2, "USAGE"],
       [["tokens", "hold", user, "-5", "--db", nowhere], 2, "INVALID_AMOUNT"],
       [["tokens", "capture", a.holdId, "0", "--db", nowhere], 2, "INVALID_AMOUNT"],
+      [["tokens", "hold", user, "5", "--key", "", "--db", nowhere], 2, "USAGE"],
+      [["tokens", "hold", user, "5", "--key", "k".repeat(201), "--db", nowhere], 2, "USAGE"],
+      [["tokens", "deduct", user, "5", "--key", "", "--db", nowhere], 2, "USAGE"],
       [["tokens", "capture", a.holdId, "6", "--db", url], 3, "CAPTURE_EXCEEDS_HOLD"],
       [["tokens", "capture", WELL_FORMED_UNKNOWN, "--db", url], 3, "HOLD_NOT_FOUND"],
       [["tokens", "hold", user, "6", "--db", url], 3, "INSUFFICIENT_BALANCE"],

@@ -8,6 +8,7 @@ import { assertHoldId, parseTtl } from "../core/hold-input.js";
 import type { HoldRecord, HoldResult, SettlementResult } from "../core/holds.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
+import { idempotencyKey } from "./parse.js";
 
 interface HoldCommandOptions {
   readonly ttl: number;
@@ -28,7 +29,7 @@ function holdCommand(): Command {
     .option("--ttl <duration>", "how long the hold counts: 90s, 15m, 2h … (1s to 24h)", parseTtl, 15 * 60)
     .option("--reason <text>", "why, kept with the hold and its capture", "hold via briefdb")
     .option("--brief <id>", "the brief this is for")
-    .option("--key <idempotency-key>", "place at most once: a repeat returns the first hold")
+    .option("--key <idempotency-key>", "place at most once: a repeat returns the first hold", idempotencyKey)
     .addHelpText(
       "after",
       `
@@ -40,12 +41,15 @@ Examples:
       action(async (ctx, userId: string, amount: number, options: HoldCommandOptions) => {
         const db = await ctx.openMigrated();
         const { applyHold } = await import("../core/holds.js");
+        // as a deduct: a signal is answered truly, cancelled (nothing changed) or too late (placed)
+        const signal = ctx.answerSignals();
         const result = await applyHold(db, userId, amount, options.reason ?? "hold", {
           ttlSeconds: options.ttl,
           ...(options.brief === undefined ? {} : { briefId: options.brief }),
           ...(options.key === undefined ? {} : { idempotencyKey: options.key }),
+          signal,
         });
-        return holdOutcome(result);
+        return holdOutcome(result, ctx.interruptedBy);
       }),
     );
 }
@@ -66,7 +70,8 @@ Examples:
       action(async (ctx, holdId: string, amount: number | undefined) => {
         const db = await ctx.openMigrated();
         const { applyCapture } = await import("../core/holds.js");
-        return settlementOutcome(await applyCapture(db, holdId, amount));
+        const signal = ctx.answerSignals();
+        return settlementOutcome(await applyCapture(db, holdId, amount, { signal }), ctx.interruptedBy);
       }),
     );
 }
@@ -80,7 +85,8 @@ function releaseCommand(): Command {
       action(async (ctx, holdId: string) => {
         const db = await ctx.openMigrated();
         const { applyRelease } = await import("../core/holds.js");
-        return settlementOutcome(await applyRelease(db, holdId));
+        const signal = ctx.answerSignals();
+        return settlementOutcome(await applyRelease(db, holdId, { signal }), ctx.interruptedBy);
       }),
     );
 }
@@ -101,12 +107,20 @@ function listCommand(): Command {
     );
 }
 
-function holdOutcome(result: HoldResult): Outcome {
+/** `interruptedBy`: a signal came after the write had been applied (too late to stop it). */
+function holdOutcome(result: HoldResult, interruptedBy: string | undefined): Outcome {
   return {
     ok: true,
-    data: { ...result, expiresAt: result.expiresAt.toISOString(), createdAt: result.createdAt.toISOString() },
+    data: {
+      ...result,
+      expiresAt: result.expiresAt.toISOString(),
+      createdAt: result.createdAt.toISOString(),
+      ...(interruptedBy === undefined ? {} : { interrupted: true }),
+    },
     human: (ui) => {
-      const note = result.replayed ? ui.colors.yellow(" (replayed: already placed with this key; nothing changed)") : "";
+      const note =
+        (result.replayed ? ui.colors.yellow(" (replayed: already placed with this key; nothing changed)") : "") +
+        (interruptedBy === undefined ? "" : ui.colors.yellow(` (${interruptedBy} came too late: the hold had already been placed)`));
       return keyValues(ui, [
         ["hold", `${ui.colors.bold(result.holdId)}${note}`],
         ["user", result.userId],
@@ -118,12 +132,14 @@ function holdOutcome(result: HoldResult): Outcome {
   };
 }
 
-function settlementOutcome(result: SettlementResult): Outcome {
+function settlementOutcome(result: SettlementResult, interruptedBy: string | undefined): Outcome {
   return {
     ok: true,
-    data: { ...result, settledAt: result.settledAt.toISOString() },
+    data: { ...result, settledAt: result.settledAt.toISOString(), ...(interruptedBy === undefined ? {} : { interrupted: true }) },
     human: (ui) => {
-      const note = result.replayed ? ui.colors.yellow(" (replayed: already settled this way; nothing changed)") : "";
+      const note =
+        (result.replayed ? ui.colors.yellow(" (replayed: already settled this way; nothing changed)") : "") +
+        (interruptedBy === undefined ? "" : ui.colors.yellow(` (${interruptedBy} came too late: the hold had already been settled)`));
       const pairs: Array<[string, string]> = [
         ["hold", `${result.holdId}${note}`],
         ["user", result.userId],

@@ -17,6 +17,17 @@ export function wholeNumber(flag: string, min: number, max = Number.MAX_SAFE_INT
   };
 }
 
+/** Longest idempotency key: the same bound the library checks (core/tokens.ts, core/holds.ts). */
+const MAX_KEY_LENGTH = 200;
+
+/** An idempotency key (--key): 1 to 200 characters, checked before connecting. */
+export function idempotencyKey(value: string): string {
+  if (value === "" || value.length > MAX_KEY_LENGTH) {
+    throw new BriefdbError("USAGE", `an idempotency key is 1 to ${MAX_KEY_LENGTH} characters`);
+  }
+  return value;
+}
+
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(flag: string, choices: readonly T[]): (value: string) => T {
   return (value: string) => {

@@ -7,7 +7,7 @@ import { BriefdbError } from "../errors.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { holdCommands } from "./holds.js";
-import { wholeNumber } from "./parse.js";
+import { idempotencyKey, wholeNumber } from "./parse.js";
 
 interface ChangeOptions {
   readonly reason?: string;
@@ -83,7 +83,7 @@ function changeCommand(operation: "credit" | "deduct"): Command {
     .argument("<amount>", "a positive whole number of tokens", parseAmount)
     .option("--reason <text>", "why, kept in the ledger", `${operation} via briefdb`)
     .option("--brief <id>", "the brief this is for")
-    .option("--key <idempotency-key>", "apply at most once: a repeat returns the first result")
+    .option("--key <idempotency-key>", "apply at most once: a repeat returns the first result", idempotencyKey)
     .addHelpText(
       "after",
       `\nExamples:\n  $ briefdb tokens ${operation} user-42 5 --reason "${operation === "deduct" ? "brief generation" : "monthly top-up"}"\n  $ briefdb tokens ${operation} user-42 5 --key req-7f3a --json     # a repeat is a replay, not a second ${operation}`,

@@ -12,7 +12,8 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
 import type { HoldRecord, HoldRow, HoldStatus } from "../db/holds.js";
 import { holdFromRow } from "../db/holds.js";
-import { BriefdbError } from "../errors.js";
+import { rootMessage } from "../db/driver-errors.js";
+import { BriefdbError, firstLine } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { assertHoldId, assertTtlSeconds, DEFAULT_HOLD_TTL_SECONDS, HOLD_ID_PREFIX } from "./hold-input.js";
@@ -27,6 +28,17 @@ export interface HoldOptions {
   readonly briefId?: string;
   /** A repeat with the same key, user and amount returns the first hold unchanged. */
   readonly idempotencyKey?: string;
+  /** As a deduct's (TokenOperationOptions.signal): stops the hold if it can still be stopped. */
+  readonly signal?: AbortSignal;
+}
+
+export interface SettleOptions {
+  /**
+   * Aborting it interrupts the capture or release if it can still be stopped (on PostgreSQL a
+   * cancel request for the statement in flight): it then rejects with CANCELLED and nothing
+   * changed, or resolves as usual when the settlement had been applied first.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface AvailableBalance {
@@ -41,6 +53,7 @@ export interface AvailableBalance {
 export interface HoldResult extends AvailableBalance {
   readonly holdId: string;
   readonly amount: number;
+  /** As of now: a replayed hold that is past its expiry is "expired" (its capture would be refused). */
   readonly status: HoldStatus;
   readonly reason: string;
   readonly briefId: string | null;
@@ -86,13 +99,13 @@ export function holdTokens(
 }
 
 /** Captures `amount` of a hold (default: all of it); never throws. */
-export function captureHold(db: BriefDatabase, holdId: string, amount?: number): Promise<Result<SettlementResult>> {
-  return asResult(db, () => applyCapture(db, holdId, amount));
+export function captureHold(db: BriefDatabase, holdId: string, amount?: number, options: SettleOptions = {}): Promise<Result<SettlementResult>> {
+  return asResult(db, () => applyCapture(db, holdId, amount, options));
 }
 
 /** Releases a hold; never throws. */
-export function releaseHold(db: BriefDatabase, holdId: string): Promise<Result<SettlementResult>> {
-  return asResult(db, () => applyRelease(db, holdId));
+export function releaseHold(db: BriefDatabase, holdId: string, options: SettleOptions = {}): Promise<Result<SettlementResult>> {
+  return asResult(db, () => applyRelease(db, holdId, options));
 }
 
 /** The user's active holds, soonest expiry first; never throws. */
@@ -117,18 +130,31 @@ export async function applyHold(
     if (prior) return replayHold(db, prior, userId, amount);
   }
   const hold = { id: `${HOLD_ID_PREFIX}${newId()}`, userId, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key, ttlSeconds };
+  const signal = options.signal;
   for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) throw interrupted("hold");
     let placed;
     try {
-      placed = await db.holds.place(hold);
+      placed = await db.holds.place(hold, signal === undefined ? {} : { signal });
     } catch (error) {
       const kind = db.classify(error);
+      if (signal?.aborted && (error === signal.reason || kind === "cancelled")) throw interrupted("hold");
       if (kind === "unique_violation" && key !== null) {
         const prior = await findHoldByKey(db, key);
         if (prior) return replayHold(db, prior, userId, amount);
       }
       if (kind === "foreign_key_violation" && options.briefId !== undefined) {
         throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
+      }
+      if (kind === "connection_lost") {
+        throw outcomeUnknown(
+          db,
+          "hold",
+          error,
+          key === null
+            ? `look at \`briefdb tokens holds ${userId}\` before placing it again; with --key a repeat is always safe`
+            : `repeat it with the same --key ${key}: it replays if it was placed, and places it once if not`,
+        );
       }
       throw toBriefdbError(error, db);
     }
@@ -145,13 +171,15 @@ export async function applyHold(
 }
 
 /** As captureHold, but throws the BriefdbError. */
-export async function applyCapture(db: BriefDatabase, holdId: string, amount?: number): Promise<SettlementResult> {
+export async function applyCapture(db: BriefDatabase, holdId: string, amount?: number, options: SettleOptions = {}): Promise<SettlementResult> {
   assertHoldId(holdId);
   if (amount !== undefined) assertAmount(amount);
+  const signal = options.signal;
   for (let attempt = 0; ; attempt++) {
+    if (signal?.aborted) throw interrupted("capture");
     // the capture decides on the hold row itself; only a refusal reads the hold to say why
-    const captured = await db.holds.capture(holdId, amount ?? null, newId()).catch((error: unknown) => {
-      throw toBriefdbError(error, db);
+    const captured = await db.holds.capture(holdId, amount ?? null, newId(), signal === undefined ? {} : { signal }).catch((error: unknown) => {
+      throw settleFailure(db, error, "capture", signal);
     });
     if (captured !== undefined) return settlement(captured.hold, captured.entry.id, captured.entry.balanceAfter, false);
     const hold = await findHold(db, holdId);
@@ -185,10 +213,12 @@ export async function applyCapture(db: BriefDatabase, holdId: string, amount?: n
 }
 
 /** As releaseHold, but throws the BriefdbError. */
-export async function applyRelease(db: BriefDatabase, holdId: string): Promise<SettlementResult> {
+export async function applyRelease(db: BriefDatabase, holdId: string, options: SettleOptions = {}): Promise<SettlementResult> {
   assertHoldId(holdId);
-  const released = await db.holds.release(holdId).catch((error: unknown) => {
-    throw toBriefdbError(error, db);
+  const signal = options.signal;
+  if (signal?.aborted) throw interrupted("release");
+  const released = await db.holds.release(holdId, signal === undefined ? {} : { signal }).catch((error: unknown) => {
+    throw settleFailure(db, error, "release", signal);
   });
   if (released !== undefined) return settlement(released, null, null, false);
   const hold = await findHold(db, holdId);
@@ -302,8 +332,12 @@ async function replayHold(db: BriefDatabase, prior: HoldRecord, userId: string, 
       "use a new key for a new hold",
     );
   }
+  // as it is now: an active hold past its expiry no longer holds anything, so it replays as expired
+  const found = await findHold(db, prior.id);
+  const record = found?.record ?? prior;
+  const status = record.status === "active" && found?.expired === true ? "expired" : record.status;
   const now = await getAvailableBalance(db, userId);
-  return { ...holdFields(prior), balance: now.balance, held: now.held, available: now.available, replayed: true };
+  return { ...holdFields(record), status, balance: now.balance, held: now.held, available: now.available, replayed: true };
 }
 
 function holdFields(record: HoldRecord) {
@@ -339,6 +373,30 @@ function checkKey(key: string | undefined): string | null {
   if (key === undefined) return null;
   if (key === "" || key.length > MAX_KEY_LENGTH) throw new BriefdbError("USAGE", `an idempotency key is 1 to ${MAX_KEY_LENGTH} characters`);
   return key;
+}
+
+/** A failed capture or release: interrupted before it applied, outcome unknown, or the failure as it is. */
+function settleFailure(db: BriefDatabase, error: unknown, what: "capture" | "release", signal: AbortSignal | undefined): BriefdbError {
+  const kind = db.classify(error);
+  if (signal?.aborted && (error === signal.reason || kind === "cancelled")) return interrupted(what);
+  if (kind === "connection_lost") {
+    return outcomeUnknown(db, what, error, `repeat the same ${what}: a hold settles once, and a repeat returns the first result if it was applied`);
+  }
+  return toBriefdbError(error, db);
+}
+
+function interrupted(what: "hold" | "capture" | "release"): BriefdbError {
+  return new BriefdbError("CANCELLED", `interrupted before the ${what} was applied; nothing changed`);
+}
+
+/** The connection broke after the statement was sent: it may have committed, or not. */
+function outcomeUnknown(db: BriefDatabase, what: "hold" | "capture" | "release", cause: unknown, hint: string): BriefdbError {
+  return new BriefdbError(
+    "OUTCOME_UNKNOWN",
+    `lost the connection to ${db.target.display} after the ${what} was sent: it may or may not have been applied (${firstLine(rootMessage(cause))})`,
+    hint,
+    { cause },
+  );
 }
 
 function alreadySettled(record: HoldRecord, attempted: string): BriefdbError {

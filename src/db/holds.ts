@@ -5,10 +5,11 @@
  * write waiting on a lock re-checks against the newest committed state (PostgreSQL re-reads the
  * rows an UPDATE changes, never a sub-select's). Every change to a user's active holds changes
  * `users.held_tokens` in the same statement, so the user row is where holds, deducts and captures
- * of one user meet.
+ * of one user meet. Place, capture and release take a signal as a deduct does (ApplyOptions): an
+ * abort stops the write if it can still be stopped, never after it was applied.
  */
 import type { SQL } from "drizzle-orm";
-import type { LedgerEntry } from "./database.js";
+import type { ApplyOptions, LedgerEntry } from "./database.js";
 import { dateFromEpochMs } from "./inspection.js";
 
 export type HoldStatus = "active" | "captured" | "released" | "expired";
@@ -59,15 +60,15 @@ export interface HoldStatements {
    * held_tokens; undefined when refused (no such user or no room: holds that expired but are not
    * yet swept still take room here). Rejects with a unique violation when the key is taken.
    */
-  place(hold: NewHold): Promise<PlacedHold | undefined>;
+  place(hold: NewHold, options?: ApplyOptions): Promise<PlacedHold | undefined>;
   /**
    * Captures `amount` (≤ the hold; null: all of it) of an active, unexpired hold: the hold settles as captured,
    * the balance drops by `amount`, held_tokens by the whole hold, and one deduct ledger row
    * naming the hold is written — all or nothing. undefined when the hold was not capturable.
    */
-  capture(holdId: string, amount: number | null, ledgerId: string): Promise<CapturedHold | undefined>;
+  capture(holdId: string, amount: number | null, ledgerId: string, options?: ApplyOptions): Promise<CapturedHold | undefined>;
   /** Settles an active hold as released (or as expired when past its expiry); undefined when not active. */
-  release(holdId: string): Promise<HoldRecord | undefined>;
+  release(holdId: string, options?: ApplyOptions): Promise<HoldRecord | undefined>;
   /** Settles the user's active holds that are past their expiry as expired; resolves to how many. */
   sweepExpired(userId: string): Promise<number>;
 }

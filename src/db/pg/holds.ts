@@ -20,6 +20,7 @@ import { sql } from "drizzle-orm";
 import type postgres from "postgres";
 import { dateFromEpochMs } from "../inspection.js";
 import { holdFromRow, type HoldRow, type HoldStatements } from "../holds.js";
+import { cancellable } from "./ledger.js";
 
 const ms = (column: string, as: string) => `(extract(epoch from ${column}) * 1000)::float8 AS ${as}`;
 const HOLD_COLUMNS = `h.id, h.user_id, h.amount, h.status, h.captured_amount, h.reason, h.brief_id, h.idempotency_key,
@@ -93,23 +94,25 @@ export function pgHolds(client: postgres.Sql, prepare: boolean): HoldStatements 
   return {
     clock: sql`statement_timestamp()`,
 
-    async place(hold) {
-      const [row] = await client.unsafe<Array<HoldRow & { token_balance: Num; held_tokens: Num; expired_held: Num }>>(
+    async place(hold, { signal } = {}) {
+      const query = client.unsafe<Array<HoldRow & { token_balance: Num; held_tokens: Num; expired_held: Num }>>(
         PLACE,
         [hold.id, hold.userId, hold.amount, hold.reason, hold.briefId, hold.idempotencyKey, hold.ttlSeconds],
         options,
       );
+      const [row] = await cancellable(query, signal);
       if (row === undefined) return undefined;
       // held_tokens still counts holds that expired but are not swept yet; they no longer hold
       return { hold: holdFromRow(row), balance: Number(row.token_balance), held: Number(row.held_tokens) - Number(row.expired_held) };
     },
 
-    async capture(holdId, amount, ledgerId) {
-      const [row] = await client.unsafe<Array<HoldRow & { balance_after: Num; ledger_created_at_ms: Num }>>(
+    async capture(holdId, amount, ledgerId, { signal } = {}) {
+      const query = client.unsafe<Array<HoldRow & { balance_after: Num; ledger_created_at_ms: Num }>>(
         CAPTURE,
         [holdId, amount, ledgerId],
         options,
       );
+      const [row] = await cancellable(query, signal);
       if (row === undefined) return undefined;
       const hold = holdFromRow(row);
       const entry = {
@@ -127,8 +130,8 @@ export function pgHolds(client: postgres.Sql, prepare: boolean): HoldStatements 
       return { hold, entry };
     },
 
-    async release(holdId) {
-      const [row] = await client.unsafe<HoldRow[]>(RELEASE, [holdId], options);
+    async release(holdId, { signal } = {}) {
+      const [row] = await cancellable(client.unsafe<HoldRow[]>(RELEASE, [holdId], options), signal);
       return row === undefined ? undefined : holdFromRow(row);
     },
 

@@ -51,19 +51,7 @@ export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatemen
         [change.id, change.userId, change.amount, change.reason, change.briefId, change.idempotencyKey],
         options,
       );
-      let rows: Array<{ balance_after: string; created_at_ms: number }>;
-      if (signal === undefined) {
-        rows = await query;
-      } else {
-        const cancel = () => cancelOnServer(query);
-        signal.addEventListener("abort", cancel, { once: true });
-        try {
-          rows = await query;
-        } finally {
-          signal.removeEventListener("abort", cancel);
-        }
-      }
-      const [row] = rows;
+      const [row] = await cancellable(query, signal);
       if (row === undefined) return undefined;
       // only what the server decided comes back; the rest is what we sent (fewer bytes to parse)
       return ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms));
@@ -74,6 +62,21 @@ export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatemen
       return rows[0] === undefined ? undefined : ledgerEntryFromRow(rows[0]);
     },
   };
+}
+
+/**
+ * Awaits `query`; aborting `signal` meanwhile sends the cancel request for it (a hold write's too,
+ * ./holds.ts), and the query's own answer is what resolves or rejects: cancelled, or committed first.
+ */
+export async function cancellable<T>(query: Promise<T> & { cancel(): void }, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return query;
+  const cancel = () => cancelOnServer(query);
+  signal.addEventListener("abort", cancel, { once: true });
+  try {
+    return await query;
+  } finally {
+    signal.removeEventListener("abort", cancel);
+  }
 }
 
 /**

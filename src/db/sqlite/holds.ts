@@ -8,6 +8,7 @@ import { sql } from "drizzle-orm";
 import type { HoldRow, HoldStatements, NewHold, PlacedHold, CapturedHold, HoldRecord } from "../holds.js";
 import { holdFromRow } from "../holds.js";
 import type { SqliteDatabase } from "./database.js";
+import { immediateUnlessAborted } from "./ledger.js";
 
 const HOLD_COLUMNS = `id, user_id, amount, status, captured_amount, reason, brief_id, idempotency_key,
   expires_at AS expires_at_ms, created_at AS created_at_ms, settled_at AS settled_at_ms`;
@@ -107,9 +108,10 @@ export function sqliteHolds(db: SqliteDatabase): HoldStatements {
 
   return {
     clock: sql.raw("CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"),
-    place: (hold) => db.exclusive(() => placeTx.immediate(hold)),
-    capture: (holdId, amount, ledgerId) => db.exclusive(() => captureTx.immediate(holdId, amount, ledgerId)),
-    release: (holdId) => db.exclusive(() => releaseTx.immediate(holdId)),
+    place: (hold, { signal } = {}) => immediateUnlessAborted(db, () => placeTx.immediate(hold), signal),
+    capture: (holdId, amount, ledgerId, { signal } = {}) =>
+      immediateUnlessAborted(db, () => captureTx.immediate(holdId, amount, ledgerId), signal),
+    release: (holdId, { signal } = {}) => immediateUnlessAborted(db, () => releaseTx.immediate(holdId), signal),
     sweepExpired: (userId) => db.exclusive(() => sweepTx.immediate(userId)),
   };
 }

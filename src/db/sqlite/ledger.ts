@@ -65,24 +65,33 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & { readonly 
 
   const findByKey = async (key: string): Promise<LedgerEntry | undefined> => byKey.get({ key });
   return {
-    async apply(change: BalanceChange, { signal }: ApplyOptions = {}): Promise<LedgerEntry | undefined> {
-      if (signal === undefined) return db.exclusive(() => applyInTransaction.immediate(change));
-      const deadline = Date.now() + db.lockTimeoutMs;
-      for (let pause = 1; ; pause = Math.min(2 * pause, 50)) {
-        signal.throwIfAborted();
-        try {
-          // a busy BEGIN IMMEDIATE changed nothing; once it succeeds the rest runs to COMMIT
-          return await db.exclusive(() => db.withoutBusyWait(() => applyInTransaction.immediate(change)));
-        } catch (error) {
-          if (!errorCode(error)?.startsWith("SQLITE_BUSY") || Date.now() >= deadline) throw error;
-        }
-        await pauseUnlessAborted(pause, signal);
-      }
-    },
+    apply: (change: BalanceChange, { signal }: ApplyOptions = {}): Promise<LedgerEntry | undefined> =>
+      immediateUnlessAborted(db, () => applyInTransaction.immediate(change), signal),
     findByKey,
     // inside briefdb's open transaction better-sqlite3 runs this one as a savepoint
     inTransaction: { apply: async (change: BalanceChange) => applyInTransaction(change), findByKey },
   };
+}
+
+/**
+ * Runs `write` (one synchronous IMMEDIATE transaction) on the connection. With a signal, the wait
+ * for the write lock happens between attempts in JavaScript rather than inside SQLite's busy
+ * handler, so that an abort is heard while waiting (it rejects with the signal's reason, nothing
+ * changed); once BEGIN IMMEDIATE succeeds the transaction runs to COMMIT.
+ */
+export async function immediateUnlessAborted<T>(db: SqliteDatabase, write: () => T, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return db.exclusive(write);
+  const deadline = Date.now() + db.lockTimeoutMs;
+  for (let pause = 1; ; pause = Math.min(2 * pause, 50)) {
+    signal.throwIfAborted();
+    try {
+      // a busy BEGIN IMMEDIATE changed nothing
+      return await db.exclusive(() => db.withoutBusyWait(write));
+    } catch (error) {
+      if (!errorCode(error)?.startsWith("SQLITE_BUSY") || Date.now() >= deadline) throw error;
+    }
+    await pauseUnlessAborted(pause, signal);
+  }
 }
 
 function pauseUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
