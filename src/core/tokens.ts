@@ -98,35 +98,59 @@ async function applyOnce(
   // connection leaves its outcome unknown; inside the app's transaction neither holds
   const standalone = options.transaction === undefined;
   const signal = options.signal;
+  const change = { id: newId(), userId, operation, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key };
+  // what a failed attempt means: the result of a replay, or "again" (rolled back, run it again), or it throws
+  const judge = async (error: unknown, attempt: number): Promise<TokenOperationResult | "again"> => {
+    const kind = db.classify(error);
+    // the cancel request won, or the wait for a lock was given up: the change was not applied
+    if (signal?.aborted && (error === signal.reason || kind === "cancelled")) throw interrupted(operation);
+    if (kind === "retryable" && standalone && attempt < ATTEMPTS) {
+      // a serialization failure or deadlock rolled the statement back: run it again
+      await backOff(attempt);
+      return "again";
+    }
+    if (kind === "unique_violation" && key !== null) {
+      // another caller applied this key between our look-up and our write: theirs stands
+      const prior = await ledger.findByKey(key);
+      if (prior) return replay(prior, userId, operation, amount);
+    }
+    if (kind === "foreign_key_violation" && options.briefId !== undefined) {
+      throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
+    }
+    if (kind === "connection_lost" && standalone) throw outcomeUnknown(db, userId, operation, key, error);
+    throw toBriefdbError(error, db);
+  };
+  let first = 1;
+  if (standalone && signal === undefined && ledger.submit !== undefined) {
+    // batched with the operations called beside it; the key is looked up inside the batch, so
+    // that operations are applied in the order they were called
+    const outcome = await ledger.submit(change);
+    if (outcome.kind === "applied") return resultOf(outcome.entry, false);
+    if (outcome.kind === "replayed") return replay(outcome.entry, userId, operation, amount);
+    if (outcome.kind === "refused") {
+      const refused = refusalAt(outcome.balance ?? undefined, userId, operation, amount);
+      if (refused !== undefined) throw refused;
+      // the balance read beside the refusal contradicts it (PostgreSQL: the guard saw a newer
+      // row than the statement's snapshot): tried again on its own, as below
+    } else {
+      const judged = await judge(outcome.error, 1);
+      if (judged !== "again") return judged;
+    }
+    first = 2;
+  }
   if (key !== null) {
     const prior = await ledger.findByKey(key);
     if (prior) return replay(prior, userId, operation, amount);
   }
-  const change = { id: newId(), userId, operation, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key };
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = first; ; attempt++) {
     if (signal?.aborted) throw interrupted(operation);
     let entry: LedgerEntry | undefined;
     try {
       entry = await ledger.apply(change, signal === undefined ? {} : { signal });
     } catch (error) {
-      const kind = db.classify(error);
-      // the cancel request won, or the wait for a lock was given up: the change was not applied
-      if (signal?.aborted && (error === signal.reason || kind === "cancelled")) throw interrupted(operation);
-      if (kind === "retryable" && standalone && attempt < ATTEMPTS) {
-        // a serialization failure or deadlock rolled the statement back: run it again
-        await backOff(attempt);
-        continue;
-      }
-      if (kind === "unique_violation" && key !== null) {
-        // another caller applied this key between our look-up and our write: theirs stands
-        const prior = await ledger.findByKey(key);
-        if (prior) return replay(prior, userId, operation, amount);
-      }
-      if (kind === "foreign_key_violation" && options.briefId !== undefined) {
-        throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
-      }
-      if (kind === "connection_lost" && standalone) throw outcomeUnknown(db, userId, operation, key, error);
-      throw toBriefdbError(error, db);
+      const judged = await judge(error, attempt);
+      if (judged === "again") continue;
+      return judged;
     }
     if (entry !== undefined) return resultOf(entry, false);
     const refused = await refusal(reader, userId, operation, amount);
@@ -235,7 +259,16 @@ async function refusal(
   operation: TokenOperation,
   amount: number,
 ): Promise<BriefdbError | undefined> {
-  const balance = await currentBalance(db, userId);
+  return refusalAt(await currentBalance(db, userId), userId, operation, amount);
+}
+
+/** The refusal a guard that saw `balance` (undefined: no such user) gives, or undefined if it would have passed. */
+function refusalAt(
+  balance: number | undefined,
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+): BriefdbError | undefined {
   if (balance === undefined) return userNotFound(userId);
   if (operation === "deduct") {
     if (balance >= amount) return undefined;

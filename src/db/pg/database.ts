@@ -24,7 +24,8 @@ import { BackgroundWrites } from "../background-writes.js";
 import { errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { PgTarget, SslMode } from "../target.js";
-import { pgLedger } from "./ledger.js";
+import { withBatching } from "../ledger-batcher.js";
+import { pgApplyBatch, pgLedger } from "./ledger.js";
 import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
@@ -89,6 +90,7 @@ export class PgDatabase implements PgBriefDatabase {
   readonly ownsConnection: boolean;
   private ledgerStatements: LedgerStatements | undefined;
   private readonly prepare: boolean;
+  private readonly batching: boolean;
   private readonly backgroundWrites = new BackgroundWrites();
 
   /** With `client`, briefdb uses the app's own pool and never ends it. */
@@ -98,6 +100,7 @@ export class PgDatabase implements PgBriefDatabase {
     client?: postgres.Sql,
   ) {
     this.ownsConnection = client === undefined;
+    this.batching = options.batch ?? true;
     this.client = client ?? connect(target, options);
     this.orm = drizzle(this.client, { schema });
     this.prepare = client === undefined ? (options.prepare ?? true) : client.options.prepare;
@@ -108,7 +111,12 @@ export class PgDatabase implements PgBriefDatabase {
   }
 
   get ledger(): LedgerStatements {
-    this.ledgerStatements ??= pgLedger(this.client, this.prepare);
+    if (this.ledgerStatements === undefined) {
+      const statements = pgLedger(this.client, this.prepare);
+      this.ledgerStatements = this.batching
+        ? withBatching(statements, pgApplyBatch(this.client, this.prepare, (error) => isSharedFailure(this.classify(error))))
+        : statements;
+    }
     return this.ledgerStatements;
   }
 
@@ -293,4 +301,9 @@ function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "v
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A failure that is the whole batch's, not one change's: the connection, or the transaction as a whole. */
+function isSharedFailure(kind: FailureKind): boolean {
+  return kind === "connection_lost" || kind === "unreachable" || kind === "retryable" || kind === "auth_failed";
 }

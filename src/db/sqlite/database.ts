@@ -23,6 +23,7 @@ import type {
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
+import { withBatching } from "../ledger-batcher.js";
 import { sqliteLedger } from "./ledger.js";
 import { SqliteInspector } from "./inspector.js";
 import { sqliteBulkWrite } from "./bulk-insert.js";
@@ -51,6 +52,8 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   private readonly inTransaction: Transaction<SqliteOrm>;
   /** How long a statement waits for another connection's write lock (the busy timeout). */
   readonly lockTimeoutMs: number;
+  private readonly batching: boolean;
+  private batchedStatements: LedgerStatements | undefined;
 
   /** With `client`, briefdb shares the app's connection and never closes it. */
   constructor(
@@ -59,6 +62,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     client?: Database.Database,
   ) {
     this.ownsConnection = client === undefined;
+    this.batching = options.batch ?? true;
     // 0 is no limit, as on PostgreSQL: the longest busy timeout SQLite takes (about 24 days)
     const lockTimeoutMs = (options.lockTimeoutMs ?? options.busyTimeoutMs ?? 15_000) || 2 ** 31 - 1;
     this.client = client === undefined ? openClient(target, lockTimeoutMs, options) : adoptClient(client, lockTimeoutMs);
@@ -81,7 +85,9 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   get ledger(): LedgerStatements {
-    return this.statements;
+    if (!this.batching) return this.statements;
+    this.batchedStatements ??= withBatching(this.statements, this.statements.applyBatch);
+    return this.batchedStatements;
   }
 
   private get statements(): ReturnType<typeof sqliteLedger> {
