@@ -133,8 +133,9 @@ export type SharedFailure = (error: unknown) => boolean;
  * each other's answers: BEGIN, the batch, COMMIT: three round trips and one WAL flush for the
  * lot), each the batch statement above, in submission order, so that a change sees those before
  * it. When one change's statement fails on its own (a brief that does not exist, a key another
- * process took meanwhile, a lock waited for too long), the transaction is rolled back and run
- * again without it: no change ever fails its neighbours. A failure of the whole (lost
+ * process took meanwhile, a lock waited for too long), the transaction is rolled back; the changes
+ * before it are run again as a transaction of their own, then those after it: no change ever fails
+ * its neighbours, and each failure costs at most one more pass over the batch. A failure of the whole (lost
  * connection, deadlock, serialization failure, a failed BEGIN or COMMIT) is every change's.
  */
 export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: SharedFailure) {
@@ -161,28 +162,30 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
         return [{ kind: "failed", error }];
       }
     }
-    let pending = changes.map((_, i) => i);
-    while (pending.length > 0) {
+    // runs of changes still to apply, in order; a change that fails on its own splits its run
+    const runs = [changes.map((_, i) => i)];
+    for (let pending = runs.shift(); pending !== undefined; pending = runs.shift()) {
+      if (pending.length === 0) continue;
+      const batch = pending;
       let culprit: number | undefined;
       try {
         const answers = await client.begin(async (tx) => {
-          const settled = await Promise.allSettled(pending.map((i) => run(tx, changes[i] as BalanceChange)));
+          const settled = await Promise.allSettled(batch.map((i) => run(tx, changes[i] as BalanceChange)));
           const first = settled.findIndex((answer) => answer.status === "rejected");
           if (first >= 0) {
-            culprit = pending[first];
+            culprit = first;
             throw (settled[first] as PromiseRejectedResult).reason;
           }
           return settled.map((answer) => (answer as PromiseFulfilledResult<BatchRow[]>).value);
         });
-        pending.forEach((i, j) => (outcomes[i] = outcomeOf(answers[j] as BatchRow[])));
-        pending = [];
+        batch.forEach((i, j) => (outcomes[i] = outcomeOf(answers[j] as BatchRow[])));
       } catch (error) {
         if (culprit !== undefined && !shared(error)) {
-          outcomes[culprit] = { kind: "failed", error };
-          pending = pending.filter((i) => i !== culprit);
+          // the changes before it are applied again (they were rolled back with it), then those after it
+          outcomes[batch[culprit] as number] = { kind: "failed", error };
+          runs.unshift(batch.slice(0, culprit), batch.slice(culprit + 1));
         } else {
-          for (const i of pending) outcomes[i] = { kind: "failed", error };
-          pending = [];
+          for (const i of batch) outcomes[i] = { kind: "failed", error };
         }
       }
     }
