@@ -3,7 +3,8 @@
  * being applied starts one at once (after the current microtask, so that changes submitted in the
  * same turn go together); changes submitted while a batch is applied queue, and everything queued
  * goes as the next batch, at most `limit` at a time, in submission order. The dialect's
- * `applyBatch` judges each change on its own and answers one outcome per change.
+ * `applyBatch` judges each change on its own and answers one outcome per change. With several
+ * lanes, several batches are in flight at once, each user's changes always in the same lane.
  */
 import type { BalanceChange, BatchOutcome, LedgerStatements } from "./database.js";
 
@@ -18,12 +19,33 @@ interface Queued {
 }
 
 export class LedgerBatcher {
+  private readonly lanes: Lane[];
+
+  /**
+   * `lanes` batches may be in flight at once (PostgreSQL: on as many connections of the pool);
+   * a user's changes always take the same lane, so that they are applied in the order submitted.
+   */
+  constructor(
+    applyBatch: ApplyBatch,
+    lanes = 1,
+    limit = BATCH_LIMIT,
+  ) {
+    this.lanes = Array.from({ length: Math.max(1, lanes) }, () => new Lane(applyBatch, limit));
+  }
+
+  submit(change: BalanceChange): Promise<BatchOutcome> {
+    const lane = this.lanes.length === 1 ? this.lanes[0] : this.lanes[laneOf(change.userId, this.lanes.length)];
+    return (lane as Lane).submit(change);
+  }
+}
+
+class Lane {
   private queue: Queued[] = [];
   private draining = false;
 
   constructor(
     private readonly applyBatch: ApplyBatch,
-    private readonly limit = BATCH_LIMIT,
+    private readonly limit: number,
   ) {}
 
   submit(change: BalanceChange): Promise<BatchOutcome> {
@@ -51,8 +73,15 @@ export class LedgerBatcher {
   }
 }
 
+/** A user's lane: a string hash (FNV-1a) modulo the lanes. */
+function laneOf(userId: string, lanes: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % lanes;
+}
+
 /** `statements` with `submit` going through a batcher over `applyBatch`. */
-export function withBatching(statements: LedgerStatements, applyBatch: ApplyBatch): LedgerStatements {
-  const batcher = new LedgerBatcher(applyBatch);
+export function withBatching(statements: LedgerStatements, applyBatch: ApplyBatch, lanes = 1): LedgerStatements {
+  const batcher = new LedgerBatcher(applyBatch, lanes);
   return { ...statements, submit: (change) => batcher.submit(change) };
 }

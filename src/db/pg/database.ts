@@ -114,7 +114,11 @@ export class PgDatabase implements PgBriefDatabase {
     if (this.ledgerStatements === undefined) {
       const statements = pgLedger(this.client, this.prepare);
       this.ledgerStatements = this.batching
-        ? withBatching(statements, pgApplyBatch(this.client, this.prepare, (error) => isSharedFailure(this.classify(error))))
+        ? withBatching(
+            statements,
+            pgApplyBatch(this.client, this.prepare, (error) => isSharedFailure(this.classify(error))),
+            Math.max(1, Math.floor(this.client.options.max / 2)),
+          )
         : statements;
     }
     return this.ledgerStatements;
