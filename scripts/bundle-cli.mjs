@@ -13,8 +13,8 @@ await build({
   platform: "node",
   target: "node20",
   chunkNames: "chunks/[name]-[hash]",
-  // native or dynamically required at run time: loaded from node_modules as usual
-  external: ["better-sqlite3", "postgres"],
+  // native, WebAssembly beside its module, or dynamically required at run time: loaded from node_modules as usual
+  external: ["better-sqlite3", "postgres", "libpg-query"],
   banner: { js: "import { createRequire as __briefdbRequire } from 'node:module'; const require = __briefdbRequire(import.meta.url);" },
   logLevel: "warning",
 });

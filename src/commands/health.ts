@@ -50,6 +50,7 @@ function healthOutcome(report: HealthReport): Outcome {
       latencyMs: report.latencyMs,
       samples: report.samples,
       migrations: report.migrations,
+      invalidIndexes: report.invalidIndexes,
       integrity: {
         checked: report.integrity.checked,
         ok: report.integrity.ok,
@@ -72,6 +73,7 @@ function healthOutcome(report: HealthReport): Outcome {
         ["latency", latency],
         ["migrations", migrations],
         ["integrity", integrityLine(ui, report)],
+        ...((report.invalidIndexes?.length ?? 0) > 0 ? [["indexes", ui.colors.red(`INVALID: ${report.invalidIndexes?.join(", ")}`)] as const] : []),
       ]);
     },
   };
@@ -90,8 +92,9 @@ function unhealthyError(report: HealthReport): BriefdbError {
   if (report.integrity.ok === false) {
     return new BriefdbError("DB_ERROR", message, report.integrity.hint ?? "restore the database from a backup");
   }
-  return (report.migrations?.pending ?? 0) > 0
-    ? new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`")
+  if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`");
+  return (report.invalidIndexes?.length ?? 0) > 0
+    ? new BriefdbError("UNHEALTHY", message, "run `briefdb migrate` to rebuild the INVALID index")
     : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
 }
 

@@ -1,13 +1,22 @@
-/** `briefdb migrate`: apply pending migrations, list them (--status), or show their SQL (--dry-run). */
+/**
+ * `briefdb migrate`: apply pending migrations (index changes online on PostgreSQL unless
+ * --offline), list them (--status), show their SQL (--dry-run), or measure their lock hazards
+ * against the live database (--check).
+ */
 import { Command } from "commander";
-import type { MigrateResult, MigrationStatus } from "../core/migrations.js";
+import type { MigrateProgress, MigrateResult, MigrationStatus } from "../core/migrations.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, table, type Outcome } from "../render.js";
+import { keyValues, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
+import { checkOutcome } from "./migrate-check.js";
+import { wholeNumber } from "./parse.js";
 
 interface MigrateOptions {
   readonly status?: boolean;
   readonly dryRun?: boolean;
+  readonly check?: boolean;
+  readonly offline?: boolean;
+  readonly maxBlockingRows?: number;
 }
 
 export function migrateCommand(): Command {
@@ -15,6 +24,13 @@ export function migrateCommand(): Command {
     .description("apply the pending migrations of the target's dialect (safe when two run at once)")
     .option("--status", "list applied and pending migrations; exit 1 while any is pending")
     .option("--dry-run", "print the SQL that would run, change nothing")
+    .option("--check", "each pending statement's lock, what it blocks and its table's size; exit 1 on a hazard")
+    .option(
+      "--max-blocking-rows <n>",
+      "with --check: a statement that blocks writes on a bigger table is a hazard (default 100000)",
+      wholeNumber("--max-blocking-rows", 0),
+    )
+    .option("--offline", "each migration in one transaction as written (index builds block writes)")
     .addHelpText(
       "after",
       `
@@ -22,28 +38,60 @@ Examples:
   $ briefdb migrate                                   # ./briefdb.db
   $ briefdb migrate --db postgres://me@localhost/briefs
   $ briefdb migrate --status --json                   # CI gate: exit 1 while any is pending
-  $ briefdb migrate --dry-run`,
+  $ briefdb migrate --dry-run
+  $ briefdb migrate --check --max-blocking-rows 50000 --json  # CI gate before a deploy
+  $ briefdb migrate --offline                         # maintenance window: one transaction each`,
     )
     .action(
       action(async (ctx, options: MigrateOptions) => {
-        if (options.status && options.dryRun) throw new BriefdbError("USAGE", "--status and --dry-run go alone, not together");
+        const modes = [options.status, options.dryRun, options.check].filter(Boolean).length;
+        if (modes > 1) throw new BriefdbError("USAGE", "--status and --dry-run and --check each go alone, not together");
+        if (options.maxBlockingRows !== undefined && !options.check) {
+          throw new BriefdbError("USAGE", "--max-blocking-rows goes with --check");
+        }
         const core = await import("../core/migrations.js");
-        const readOnly = options.status || options.dryRun;
+        const readOnly = options.status || options.dryRun || options.check;
         // Read-only runs never create a SQLite file: a missing one reads as empty (all pending).
         const db = await ctx.open({ create: !readOnly, missingIsEmpty: readOnly });
         if (options.status) return statusOutcome(await core.migrationStatus(db), db.target.display);
-        const result = await core.migrate(db, { dryRun: options.dryRun === true });
-        return migrateOutcome(result, db.target.display);
+        if (options.check) {
+          const { checkPendingMigrations } = await import("../core/migration-hazards.js");
+          const report = await checkPendingMigrations(db, {
+            offline: options.offline === true,
+            ...(options.maxBlockingRows === undefined ? {} : { maxBlockingRows: options.maxBlockingRows }),
+          });
+          return checkOutcome(report, db.target.display);
+        }
+        if (options.dryRun) return migrateOutcome(await core.migrate(db, { dryRun: true }), db.target.display);
+        const spinner = await startSpinner(ctx.ui, "migrating", "migrate interrupted: finished steps are recorded; run it again to resume");
+        try {
+          const result = await core.migrate(db, { offline: options.offline === true, onProgress: (p) => spinner.message(progressText(p)) });
+          spinner.stop("migrated");
+          return migrateOutcome(result, db.target.display);
+        } catch (error) {
+          spinner.stop("migrate failed");
+          throw error;
+        }
       }),
     );
 }
 
+function progressText(progress: MigrateProgress): string {
+  const prefix = progress.tag === "" ? "" : `${progress.tag}: `;
+  const build = progress.build;
+  if (build === undefined) return `${prefix}${progress.action}`;
+  const share = build.total > 0 ? ` ${Math.floor((100 * build.done) / build.total)}%` : "";
+  return `${prefix}${progress.action} — ${build.phase}${share}`;
+}
 
 function statusOutcome(status: MigrationStatus, target: string): Outcome {
   const pending = status.pending.map((m) => m.tag);
   const changed = status.applied.filter((m) => m.changed).map((m) => m.tag);
+  const invalid = status.invalidIndexes.map((i) => i.index);
   const error =
-    pending.length > 0
+    invalid.length > 0
+      ? new BriefdbError("UNHEALTHY", `INVALID index(es) ${invalid.join(", ")} on ${target} (an interrupted build)`, "run `briefdb migrate` to rebuild them")
+      : pending.length > 0
       ? new BriefdbError("NOT_MIGRATED", `${pending.length} migration(s) pending on ${target}`, "run `briefdb migrate`")
       : changed.length > 0
         ? new BriefdbError(
@@ -59,6 +107,8 @@ function statusOutcome(status: MigrationStatus, target: string): Outcome {
       target,
       applied: status.applied.map((m) => ({ tag: m.tag, appliedAt: m.appliedAt.toISOString(), changed: m.changed })),
       pending,
+      partial: status.partial,
+      invalidIndexes: status.invalidIndexes,
     },
     human: (ui) => {
       const rows = [
@@ -67,11 +117,21 @@ function statusOutcome(status: MigrationStatus, target: string): Outcome {
           m.changed ? ui.colors.red("applied, file changed since") : ui.colors.green("applied"),
           m.appliedAt.toISOString(),
         ]),
-        ...pending.map((tag) => [tag, ui.colors.yellow("pending"), ""]),
+        ...pending.map((tag) => [tag, ui.colors.yellow(partialState(status, tag)), ""]),
+        ...status.invalidIndexes.map((i) => [`index ${i.index} on ${i.table}`, ui.colors.red("INVALID"), ""]),
       ];
-      return `${table(ui, ["migration", "state", "applied at"], rows)}\n${target}: ${status.applied.length} applied, ${pending.length} pending`;
+      return `${table(ui, ["migration", "state", "applied at"], rows)}\n${target}: ${status.applied.length} applied, ${pending.length} pending${invalidLine(ui, invalid)}`;
     },
   };
+}
+
+function partialState(status: MigrationStatus, tag: string): string {
+  const partial = status.partial.find((p) => p.tag === tag);
+  return partial === undefined ? "pending" : `pending, ${partial.finished.length} step(s) done`;
+}
+
+function invalidLine(ui: Ui, invalid: readonly string[]): string {
+  return invalid.length === 0 ? "" : `, ${ui.colors.red(`${invalid.length} INVALID index(es)`)}`;
 }
 
 function migrateOutcome(result: MigrateResult, target: string): Outcome {
@@ -82,6 +142,8 @@ function migrateOutcome(result: MigrateResult, target: string): Outcome {
       dryRun: result.dryRun,
       applied: result.applied,
       alreadyApplied: result.alreadyApplied,
+      online: result.online,
+      repairedIndexes: result.repairedIndexes,
       ...(result.dryRun ? { pending: result.plan.map((m) => ({ tag: m.tag, statements: m.statements })) } : {}),
     },
     human: (ui) => {
@@ -94,6 +156,8 @@ function migrateOutcome(result: MigrateResult, target: string): Outcome {
       return keyValues(ui, [
         ["target", target],
         ["migrate", ui.colors.green(applied)],
+        ["indexes", result.online ? "changed online (writes never blocked)" : "changed in the migration transaction"],
+        ...(result.repairedIndexes.length > 0 ? [["repaired", `rebuilt INVALID ${result.repairedIndexes.join(", ")}`] as const] : []),
         ["total", `${result.alreadyApplied + result.applied.length} applied`],
       ]);
     },

@@ -1,8 +1,9 @@
 /**
- * checkDatabaseHealth: connectivity, round-trip latency over a number of samples, server version
- * and migration state, and with `deep` the stored data's integrity as far as the dialect can tell
- * cheaply. A health report is a value: unreachable, behind or damaged is `healthy: false` with the
- * reasons, never a throw. A report never claims an integrity it did not check.
+ * checkDatabaseHealth: connectivity, round-trip latency over a number of samples, server version,
+ * migration state and indexes left INVALID by an interrupted build, and with `deep` the stored
+ * data's integrity as far as the dialect can tell cheaply. A health report is a value:
+ * unreachable, behind or damaged is `healthy: false` with the reasons, never a throw. A report
+ * never claims an integrity it did not check.
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, IntegrityCheck } from "../db/database.js";
@@ -20,6 +21,8 @@ export interface HealthReport {
   readonly latencyMs: LatencySummary | null;
   readonly samples: number;
   readonly migrations: { readonly applied: number; readonly pending: number } | null;
+  /** Indexes left INVALID by an interrupted or failed build (`migrate` rebuilds them). */
+  readonly invalidIndexes: readonly string[] | null;
   readonly integrity: IntegrityStatus;
   /** Why the database is unhealthy; empty when healthy. */
   readonly problems: readonly string[];
@@ -75,8 +78,10 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: HealthOpti
       ...integrity.problems.map((problem) => `the stored data is damaged: ${problem}`),
       ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending: run \`briefdb migrate\``] : []),
       ...(changed.length > 0 ? [`applied migration(s) ${changed.join(", ")} differ from their files`] : []),
+      ...status.invalidIndexes.map((i) => `index ${i.index} on ${i.table} is INVALID (an interrupted build): run \`briefdb migrate\``),
     ];
-    return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, integrity, problems, error: null };
+    const invalidIndexes = status.invalidIndexes.map((i) => i.index);
+    return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, invalidIndexes, integrity, problems, error: null };
   } catch (caught) {
     const error = toBriefdbError(caught, db);
     return {
@@ -85,6 +90,7 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: HealthOpti
       serverVersion: null,
       latencyMs: null,
       migrations: null,
+      invalidIndexes: null,
       integrity,
       problems: [error.message],
       error,

@@ -1,16 +1,21 @@
 /**
  * Migrations: reads the generated SQL of the target's dialect (drizzle-kit's journal and files),
  * tells applied from pending, and applies the pending ones under the migration lock so that two
- * migrators on one database apply each migration once.
+ * migrators on one database apply each migration once. Where the dialect builds indexes online
+ * (PostgreSQL), index changes run without blocking writes (online-migrate.ts) unless `offline`;
+ * otherwise each migration runs in one transaction as written.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
+import type { IndexBuildProgress, InvalidIndex } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
 
 export const MIGRATIONS_TABLE = "briefdb_migrations";
+/** The finished steps of migrations applied online: what a resumed run skips. */
+export const STEPS_TABLE = "briefdb_migration_steps";
 
 export interface Migration {
   readonly tag: string;
@@ -25,9 +30,34 @@ export interface AppliedMigration {
   readonly changed: boolean;
 }
 
+/** A pending migration that an interrupted online run left part-way: the steps it finished. */
+export interface PartialMigration {
+  readonly tag: string;
+  readonly finished: readonly string[];
+}
+
 export interface MigrationStatus {
   readonly applied: readonly AppliedMigration[];
   readonly pending: readonly Migration[];
+  readonly partial: readonly PartialMigration[];
+  /** Indexes left INVALID by an interrupted or failed build: `migrate` rebuilds them. */
+  readonly invalidIndexes: readonly InvalidIndex[];
+}
+
+/** What a migration run is doing, for a progress display. */
+export interface MigrateProgress {
+  /** The migration ("" for a repair before any migration). */
+  readonly tag: string;
+  readonly action: string;
+  /** The server's progress of the index build under way. */
+  readonly build?: IndexBuildProgress;
+}
+
+export interface MigrateOptions {
+  readonly dryRun?: boolean;
+  /** Run each migration as written in one transaction, even where index changes could run online. */
+  readonly offline?: boolean;
+  readonly onProgress?: (event: MigrateProgress) => void;
 }
 
 export interface MigrateResult {
@@ -38,6 +68,10 @@ export interface MigrateResult {
   readonly dryRun: boolean;
   /** With dryRun: the statements that would run, per pending migration. */
   readonly plan: readonly Migration[];
+  /** Index changes were applied online (without blocking writes). */
+  readonly online: boolean;
+  /** INVALID indexes this run rebuilt. */
+  readonly repairedIndexes: readonly string[];
 }
 
 interface Journal {
@@ -63,15 +97,26 @@ export function readMigrations(folder: string): readonly Migration[] {
   return migrations;
 }
 
-export async function migrationStatus(db: BriefDatabase): Promise<MigrationStatus> {
+/** Applied and pending only: what every command checks before it runs, without the index scan. */
+async function appliedAndPending(db: BriefDatabase): Promise<Pick<MigrationStatus, "applied" | "pending">> {
   const all = readMigrations(db.migrationsFolder);
   if (!(await db.tableExists(MIGRATIONS_TABLE))) return { applied: [], pending: all };
   return statusFrom(all, await appliedRows(db));
 }
 
+export async function pendingMigrations(db: BriefDatabase): Promise<readonly Migration[]> {
+  return (await appliedAndPending(db)).pending;
+}
+
+export async function migrationStatus(db: BriefDatabase): Promise<MigrationStatus> {
+  const { applied, pending } = await appliedAndPending(db);
+  const partial = await partialMigrations(db, pending);
+  return { applied, pending, partial, invalidIndexes: await db.schemaChanges.invalidIndexes() };
+}
+
 /** Throws NOT_MIGRATED unless every migration is applied: for commands that need the schema. */
 export async function assertMigrated(db: BriefDatabase): Promise<void> {
-  const { pending } = await migrationStatus(db);
+  const { pending } = await appliedAndPending(db);
   if (pending.length === 0) return;
   throw new BriefdbError(
     "NOT_MIGRATED",
@@ -80,11 +125,17 @@ export async function assertMigrated(db: BriefDatabase): Promise<void> {
   );
 }
 
-export async function migrate(db: BriefDatabase, options: { dryRun?: boolean } = {}): Promise<MigrateResult> {
+export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): Promise<MigrateResult> {
   if (options.dryRun) {
-    const { applied, pending } = await migrationStatus(db);
-    return { applied: [], alreadyApplied: applied.length, dryRun: true, plan: pending };
+    const { applied, pending } = await appliedAndPending(db);
+    return { applied: [], alreadyApplied: applied.length, dryRun: true, plan: pending, online: false, repairedIndexes: [] };
   }
+  const online = db.schemaChanges.online;
+  if (online !== null && !options.offline) {
+    const { migrateOnline } = await import("./online-migrate.js");
+    return migrateOnline(db, online, options.onProgress ? { onProgress: options.onProgress } : {});
+  }
+  await refusePartial(db);
   return db.withMigrationLock(async (tx) => {
     await tx.exec(
       `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (tag text PRIMARY KEY, hash text NOT NULL, applied_at bigint NOT NULL)`,
@@ -96,8 +147,42 @@ export async function migrate(db: BriefDatabase, options: { dryRun?: boolean } =
         sql`INSERT INTO ${sql.identifier(MIGRATIONS_TABLE)} (tag, hash, applied_at) VALUES (${migration.tag}, ${migration.hash}, ${Date.now()})`,
       );
     }
-    return { applied: pending.map((m) => m.tag), alreadyApplied: applied.length, dryRun: false, plan: [] };
+    return { applied: pending.map((m) => m.tag), alreadyApplied: applied.length, dryRun: false, plan: [], online: false, repairedIndexes: [] };
   });
+}
+
+/** The record tables, created on first use (and on databases migrated before steps were recorded). */
+export async function createRecordTables(executor: Executor): Promise<void> {
+  await executor.exec(
+    `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (tag text PRIMARY KEY, hash text NOT NULL, applied_at bigint NOT NULL)`,
+  );
+  await executor.exec(
+    `CREATE TABLE IF NOT EXISTS ${STEPS_TABLE} (tag text NOT NULL, step integer NOT NULL, hash text NOT NULL, action text NOT NULL, finished_at bigint NOT NULL, PRIMARY KEY (tag, step))`,
+  );
+}
+
+async function partialMigrations(db: BriefDatabase, pending: readonly Migration[]): Promise<PartialMigration[]> {
+  if (pending.length === 0 || !(await db.tableExists(STEPS_TABLE))) return [];
+  const rows = await db.all<{ tag: string; action: string }>(
+    sql`SELECT tag, action FROM ${sql.identifier(STEPS_TABLE)} ORDER BY tag, step`,
+  );
+  return pending.flatMap(({ tag }) => {
+    const finished = rows.filter((row) => row.tag === tag).map((row) => row.action);
+    return finished.length > 0 ? [{ tag, finished }] : [];
+  });
+}
+
+/** An offline run would repeat the steps an interrupted online run finished, and fail on them. */
+async function refusePartial(db: BriefDatabase): Promise<void> {
+  if (!(await db.tableExists(MIGRATIONS_TABLE))) return;
+  const { pending } = statusFrom(readMigrations(db.migrationsFolder), await appliedRows(db));
+  const [partial] = await partialMigrations(db, pending);
+  if (partial === undefined) return;
+  throw new BriefdbError(
+    "USAGE",
+    `migration ${partial.tag} was partly applied online (${partial.finished.join("; ")}); --offline would repeat those steps`,
+    "run `briefdb migrate` without --offline to finish it",
+  );
 }
 
 interface AppliedRow {
@@ -106,14 +191,17 @@ interface AppliedRow {
   readonly appliedAt: Date;
 }
 
-async function appliedRows(executor: Executor): Promise<AppliedRow[]> {
+export async function appliedRows(executor: Executor): Promise<AppliedRow[]> {
   const rows = await executor.all<{ tag: string; hash: string; applied_at: number | string }>(
     sql`SELECT tag, hash, applied_at FROM ${sql.identifier(MIGRATIONS_TABLE)} ORDER BY tag`,
   );
   return rows.map((row) => ({ tag: row.tag, hash: row.hash, appliedAt: new Date(Number(row.applied_at)) }));
 }
 
-function statusFrom(all: readonly Migration[], rows: readonly AppliedRow[]): MigrationStatus {
+export function statusFrom(
+  all: readonly Migration[],
+  rows: readonly AppliedRow[],
+): { applied: AppliedMigration[]; pending: Migration[] } {
   const files = new Map(all.map((migration) => [migration.tag, migration.hash]));
   const applied = rows.map((row) => ({
     tag: row.tag,

@@ -6,6 +6,7 @@
  */
 import type { SQL } from "drizzle-orm";
 import type { QueryInspector, TimeSql } from "./inspection.js";
+import type { SchemaChanges } from "./schema-changes.js";
 import type { DialectName, Target } from "./target.js";
 
 export type Row = Record<string, unknown>;
@@ -229,6 +230,8 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   readonly time: TimeSql;
   /** Reads plans, indexes and statement statistics for the slow-query report. */
   readonly inspector: QueryInspector;
+  /** What migration statements lock, table sizes, INVALID indexes, and online index changes. */
+  readonly schemaChanges: SchemaChanges;
   /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
   classify(error: unknown): FailureKind;
   /**

@@ -30,6 +30,7 @@ import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
+import { PgSchemaChanges, type SessionConnection } from "./schema-changes.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
 /** Drizzle inside one of briefdb's PostgreSQL transactions. */
@@ -85,6 +86,7 @@ export class PgDatabase implements PgBriefDatabase {
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly time = pgTime;
   readonly inspector = new PgInspector(this);
+  readonly schemaChanges: PgSchemaChanges;
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
   readonly ownsConnection: boolean;
@@ -104,6 +106,22 @@ export class PgDatabase implements PgBriefDatabase {
     this.client = client ?? connect(target, options);
     this.orm = drizzle(this.client, { schema });
     this.prepare = client === undefined ? (options.prepare ?? true) : client.options.prepare;
+    this.schemaChanges = new PgSchemaChanges(this, () => this.sessionConnection(options), MIGRATION_LOCK_KEY);
+  }
+
+  /**
+   * One connection for a migration session. Our own: a pool of one beside the main pool (postgres.js's
+   * reserve() hangs on a pool that has not connected yet when types are not fetched,
+   * porsager/postgres#751). The app's pool: one of its connections, reserved once it is warm.
+   */
+  private async sessionConnection(options: OpenOptions): Promise<SessionConnection> {
+    if (this.ownsConnection) {
+      const single = connect(this.target, { ...options, poolSize: 1 });
+      return { sql: single, done: () => single.end({ timeout: 5 }) };
+    }
+    await this.client`SELECT 1`;
+    const reserved = await this.client.reserve();
+    return { sql: reserved, done: async () => reserved.release() };
   }
 
   get drizzle(): PgOrm {

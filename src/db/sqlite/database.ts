@@ -29,6 +29,7 @@ import { SqliteInspector } from "./inspector.js";
 import { sqliteBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { sqliteTime } from "./time.js";
+import { SqliteSchemaChanges } from "./schema-changes.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
 /** A SQLite BriefDatabase whose Drizzle handles are typed (inside a transaction: the same connection). */
@@ -42,6 +43,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   readonly migrationsFolder = migrationsFolderOf("sqlite");
   readonly time = sqliteTime;
   readonly inspector = new SqliteInspector(this);
+  readonly schemaChanges = new SqliteSchemaChanges(this);
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
   readonly ownsConnection: boolean;

@@ -1,0 +1,143 @@
+/**
+ * A big, consistent token ledger on PostgreSQL built fast, and an app that keeps using it: shared
+ * by test/online-migrate.test.ts and bench/migrate-online.mjs.
+ *
+ * - buildLedger: every user's balance equals the sum of its ledger (`tokens verify` holds). Rows are
+ *   written with one INSERT … SELECT generate_series, with the secondary indexes dropped first and
+ *   rebuilt after (a sort per index instead of a million index insertions) and foreign-key triggers
+ *   off for the load (the rows are valid by construction): seconds, not the seed path's minutes.
+ * - appRole: a login role for the app, with a role-level lock_timeout (briefdb's own lockTimeoutMs,
+ *   sent when the app opens its database, takes precedence over it).
+ * - runTokenOperations: parallel connections crediting and deducting until told to stop; every
+ *   failure and the longest operation are kept.
+ */
+import postgres from "postgres";
+
+/** @typedef {import("../src/index.js").BriefDatabase} BriefDatabase */
+/** @typedef {typeof import("../src/index.js").atomicTokenOperation} AtomicTokenOperation */
+/** @typedef {{ operations: number, failures: string[], longestMs: number }} AppSeen */
+
+export const LEDGER_USERS = 1000;
+
+/**
+ * Builds `rows` ledger rows over LEDGER_USERS users on a migrated database.
+ * @param {string} url @param {number} rows
+ */
+export async function buildLedger(url, rows) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const indexes = await sql`
+      SELECT c.relname AS name, pg_get_indexdef(x.indexrelid) AS definition
+      FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+      WHERE x.indrelid = 'token_transactions'::regclass AND NOT x.indisprimary`;
+    await sql.begin(async (tx) => {
+      await tx.unsafe("SET LOCAL session_replication_role = replica");
+      await tx.unsafe("SET LOCAL maintenance_work_mem = '256MB'");
+      for (const { name } of indexes) await tx.unsafe(`DROP INDEX "${name}"`);
+      await tx.unsafe(`
+        INSERT INTO users (id, email, name, token_balance)
+        SELECT 'user-' || u, 'user-' || u || '@example.invalid', 'User ' || u, 0 FROM generate_series(1, ${LEDGER_USERS}) u`);
+      await tx.unsafe(`
+        INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, created_at)
+        SELECT 'tx-' || g, 'user-' || (1 + g % ${LEDGER_USERS}), 5, 'credit', 'load', 5 * (1 + g / ${LEDGER_USERS}),
+               timestamptz '2025-01-01' + g * interval '1 second'
+        FROM generate_series(0, ${rows - 1}) g`);
+      await tx.unsafe(`
+        UPDATE users u SET token_balance = l.total
+        FROM (SELECT user_id, sum(amount) AS total FROM token_transactions GROUP BY user_id) l WHERE l.user_id = u.id`);
+      for (const { definition } of indexes) await tx.unsafe(definition);
+    });
+    await sql.unsafe("ANALYZE users, token_transactions");
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * Makes the index migration pending again: its record and its finished steps forgotten.
+ * @param {string} url @param {string} tag
+ */
+export async function forgetMigration(url, tag) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`DELETE FROM briefdb_migrations WHERE tag = ${tag}`;
+    await sql.unsafe("CREATE TABLE IF NOT EXISTS briefdb_migration_steps (tag text NOT NULL, step integer NOT NULL, hash text NOT NULL, action text NOT NULL, finished_at bigint NOT NULL, PRIMARY KEY (tag, step))");
+    await sql`DELETE FROM briefdb_migration_steps WHERE tag = ${tag}`;
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * A role for the app, with its lock-wait budget; returns its URL and a function that drops it.
+ * @param {string} url @param {string} name @param {string} lockTimeout
+ * @returns {Promise<{ url: string, drop(): Promise<void> }>}
+ */
+export async function appRole(url, name, lockTimeout) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`DROP ROLE IF EXISTS ${name}`);
+    await sql.unsafe(`CREATE ROLE ${name} LOGIN PASSWORD 'app'`);
+    await sql.unsafe(`ALTER ROLE ${name} SET lock_timeout = '${lockTimeout}'`);
+    await sql.unsafe(`GRANT SELECT, INSERT, UPDATE ON users, token_transactions TO ${name}`);
+  } finally {
+    await sql.end();
+  }
+  const appUrl = new URL(url);
+  appUrl.username = name;
+  appUrl.password = "app";
+  return {
+    url: appUrl.toString(),
+    async drop() {
+      const admin = postgres(url, { max: 1, onnotice: () => {} });
+      try {
+        await admin.unsafe(`DROP OWNED BY ${name}`);
+        await admin.unsafe(`DROP ROLE IF EXISTS ${name}`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+/**
+ * Runs token operations from `connections` parallel connections (library calls, one pool) until
+ * `stop()`; resolves when they have all ended. `started` resolves once every connection has
+ * completed an operation, so that what follows runs while the app is busy.
+ * @param {BriefDatabase} db @param {AtomicTokenOperation} atomicTokenOperation @param {number} connections
+ * @returns {{ started: Promise<void>, stop(): Promise<AppSeen> }}
+ */
+export function runTokenOperations(db, atomicTokenOperation, connections) {
+  let stopping = false;
+  /** @type {string[]} */
+  const failures = [];
+  let operations = 0;
+  let longestMs = 0;
+  let ready = 0;
+  /** @type {() => void} */
+  let markStarted = () => {};
+  /** @type {Promise<void>} */
+  const started = new Promise((resolve) => (markStarted = resolve));
+  /** @param {number} worker */
+  const loop = async (worker) => {
+    for (let i = 0; !stopping; i++) {
+      const user = `user-${1 + ((worker * 7919 + i * 104729) % LEDGER_USERS)}`;
+      const operation = i % 2 === 0 ? "deduct" : "credit";
+      const start = performance.now();
+      const result = await atomicTokenOperation(db, user, operation, 1, "during migrate");
+      longestMs = Math.max(longestMs, performance.now() - start);
+      operations += 1;
+      if (!result.success) failures.push(`${result.error.code}: ${result.error.message}`);
+      if (i === 0 && ++ready === connections) markStarted();
+    }
+  };
+  const done = Promise.all(Array.from({ length: connections }, (_, worker) => loop(worker)));
+  return {
+    started,
+    async stop() {
+      stopping = true;
+      await done;
+      return { operations, failures, longestMs };
+    },
+  };
+}

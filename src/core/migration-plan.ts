@@ -1,0 +1,118 @@
+/**
+ * How briefdb applies each pending migration: which statements run as written inside a
+ * transaction, and which index changes run online (without blocking writes) where the dialect can
+ * build indexes that way. The plan is made from what the parser says each statement is; the
+ * migration files themselves are never changed.
+ *
+ * - CREATE [UNIQUE] INDEX on a table that exists before this run → built CONCURRENTLY, outside
+ *   any transaction (what comes before it commits first, what follows resumes after it).
+ * - DROP INDEX of an index that exists before this run → DROP INDEX CONCURRENTLY.
+ * - DROP INDEX x … CREATE INDEX x in one migration (a replaced index) → the new one is built
+ *   under a temporary name while the old one keeps serving queries, then the old one is dropped
+ *   concurrently and the new one renamed into place.
+ * - Anything on a table created in this run needs nothing of that: it runs in the transaction.
+ */
+import type { OnlineIndexChanges, StatementShape } from "../db/schema-changes.js";
+import type { Migration } from "./migrations.js";
+
+export type MigrationStep =
+  | { readonly kind: "transaction"; readonly statements: readonly string[] }
+  | { readonly kind: "build-index"; readonly index: string; readonly table: string; readonly statement: string }
+  | { readonly kind: "drop-index"; readonly index: string; readonly statement: string }
+  | { readonly kind: "rename-index"; readonly from: string; readonly to: string; readonly statement: string };
+
+export interface PlannedMigration {
+  readonly migration: Migration;
+  readonly shapes: readonly StatementShape[];
+  /** Per statement: whether it is applied online (true) or as written in a transaction. */
+  readonly online: readonly boolean[];
+  readonly steps: readonly MigrationStep[];
+}
+
+const TEMPORARY_SUFFIX = "_briefdb_new";
+
+/** Plans the pending migrations in order; `online` null (or --offline) keeps every statement as written. */
+export function planMigrations(
+  pending: ReadonlyArray<{ readonly migration: Migration; readonly shapes: readonly StatementShape[] }>,
+  online: OnlineIndexChanges | null,
+): PlannedMigration[] {
+  const newTables = new Set<string>();
+  const newIndexes = new Set<string>();
+  return pending.map(({ migration, shapes }) => planOne(migration, shapes, online, newTables, newIndexes));
+}
+
+function planOne(
+  migration: Migration,
+  shapes: readonly StatementShape[],
+  online: OnlineIndexChanges | null,
+  newTables: Set<string>,
+  newIndexes: Set<string>,
+): PlannedMigration {
+  const steps: MigrationStep[] = [];
+  const onlineFlags: boolean[] = [];
+  const replacing = new Set<string>();
+  let batch: string[] = [];
+  const flush = () => {
+    if (batch.length > 0) steps.push({ kind: "transaction", statements: batch });
+    batch = [];
+  };
+  shapes.forEach((shape, i) => {
+    const goesOnline = online !== null && isOnlineCandidate(shape, newTables, newIndexes);
+    onlineFlags.push(goesOnline);
+    if (!goesOnline || online === null) {
+      if (shape.kind === "create-table" && shape.table) newTables.add(shape.table);
+      if (shape.kind === "create-index" && shape.index) newIndexes.add(shape.index);
+      batch.push(shape.text);
+      return;
+    }
+    const index = shape.index as string;
+    if (shape.kind === "drop-index") {
+      // recreated later in this migration: the old one serves queries until the new one is built
+      if (recreatedLater(shapes, i, index)) return void replacing.add(index);
+      flush();
+      steps.push({ kind: "drop-index", index, statement: online.dropStatement(index) });
+      return;
+    }
+    flush();
+    const table = shape.table as string;
+    if (!replacing.has(index)) {
+      steps.push({ kind: "build-index", index, table, statement: online.buildStatement(shape) });
+      return;
+    }
+    replacing.delete(index);
+    const temporary = `${index.slice(0, online.maxNameLength - TEMPORARY_SUFFIX.length)}${TEMPORARY_SUFFIX}`;
+    steps.push(
+      { kind: "build-index", index: temporary, table, statement: online.buildStatement(shape, temporary) },
+      { kind: "drop-index", index, statement: online.dropStatement(index) },
+      { kind: "rename-index", from: temporary, to: index, statement: online.renameStatement(temporary, index) },
+    );
+  });
+  flush();
+  return { migration, shapes, online: onlineFlags, steps };
+}
+
+/** A named index change, written without CONCURRENTLY, on a table or index older than this run. */
+function isOnlineCandidate(shape: StatementShape, newTables: ReadonlySet<string>, newIndexes: ReadonlySet<string>): boolean {
+  if (shape.concurrent || shape.index === null) return false;
+  if (shape.kind === "create-index") return shape.table !== null && !newTables.has(shape.table);
+  if (shape.kind === "drop-index") return !newIndexes.has(shape.index);
+  return false;
+}
+
+function recreatedLater(shapes: readonly StatementShape[], from: number, index: string): boolean {
+  return shapes.slice(from + 1).some((s) => s.kind === "create-index" && s.index === index && !s.concurrent);
+}
+
+/** What a step did, in the words the migration record keeps. */
+export function describeStep(step: MigrationStep): string {
+  switch (step.kind) {
+    case "transaction":
+      return `${step.statements.length} statement(s) in a transaction`;
+    case "build-index":
+      return `build index ${step.index} on ${step.table} concurrently`;
+    case "drop-index":
+      return `drop index ${step.index} concurrently`;
+    case "rename-index":
+      return `rename index ${step.from} to ${step.to}`;
+  }
+}

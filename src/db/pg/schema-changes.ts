@@ -1,0 +1,212 @@
+/**
+ * PostgreSQL's answers for schema changes on a live database: the lock each statement takes (the
+ * server's lock table, as the documentation lists it), table sizes from pg_class statistics,
+ * INVALID indexes from pg_index, and index changes that never block writes — CREATE / DROP INDEX
+ * CONCURRENTLY on one session that holds the migration advisory lock for the whole run.
+ */
+import { sql, type SQL } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
+import type postgres from "postgres";
+import type { Executor, Row } from "../database.js";
+import { errorCode } from "../driver-errors.js";
+import type {
+  IndexBuildProgress,
+  InvalidIndex,
+  LockHazard,
+  MigrationSession,
+  OnlineIndexChanges,
+  SchemaChanges,
+  TableSize,
+} from "../schema-changes.js";
+import { quoteIdentifier } from "../sql-text.js";
+import { concurrentCreateIndex, describeStatements, type StatementShape } from "../statement-shape.js";
+
+/** One connection of its own for a migration session, and how to give it back. */
+export interface SessionConnection {
+  readonly sql: postgres.Sql;
+  done(): Promise<void>;
+}
+
+const NONE: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: false, blocksWrites: false };
+const WRITES: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: false, blocksWrites: true };
+const ALL: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: true, blocksWrites: true };
+
+export class PgSchemaChanges implements SchemaChanges {
+  readonly online: OnlineIndexChanges;
+
+  constructor(
+    private readonly db: Executor,
+    connectSession: () => Promise<SessionConnection>,
+    migrationLockKey: number,
+  ) {
+    this.online = new PgOnlineIndexChanges(db, connectSession, migrationLockKey);
+  }
+
+  describe(statements: readonly string[]): Promise<StatementShape[]> {
+    return describeStatements(statements);
+  }
+
+  lockOf(shape: StatementShape, online: boolean): LockHazard {
+    switch (shape.kind) {
+      case "create-index":
+        return online || shape.concurrent
+          ? { lock: "SHARE UPDATE EXCLUSIVE", ...NONE, holds: "while it builds the index" }
+          : { lock: "SHARE", ...WRITES, holds: "while it builds the index" };
+      case "drop-index":
+        return online || shape.concurrent
+          ? { lock: "SHARE UPDATE EXCLUSIVE", ...NONE, holds: "brief" }
+          : { lock: "ACCESS EXCLUSIVE", ...ALL, holds: "brief" };
+      case "add-foreign-key":
+        return { lock: "SHARE ROW EXCLUSIVE", ...WRITES, holds: "while it scans the table" };
+      case "write-rows":
+        return { lock: "ROW EXCLUSIVE", ...NONE, holds: "until the statement ends" };
+      case "create-table":
+        return { lock: "ACCESS EXCLUSIVE (new table)", ...NONE, holds: "brief" };
+      case "drop-table":
+        return { lock: "ACCESS EXCLUSIVE", ...ALL, holds: "brief" };
+      default:
+        // ALTER TABLE and anything not recognised: the strongest lock, held until the statement
+        // ends (a type change or a volatile default rewrites the whole table under it).
+        return { lock: "ACCESS EXCLUSIVE", ...ALL, holds: "until the statement ends" };
+    }
+  }
+
+  async tableOfIndex(index: string): Promise<string | null> {
+    const [row] = await this.db.all<{ table: string }>(sql`
+      SELECT t.relname AS table FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+      WHERE i.relname = ${index} AND i.relnamespace = current_schema()::regnamespace`);
+    return row?.table ?? null;
+  }
+
+  async tableSize(table: string): Promise<TableSize | null> {
+    const [row] = await this.db.all<{ reltuples: number | string; bytes: number | string; heap: number | string }>(sql`
+      SELECT c.reltuples, pg_total_relation_size(c.oid) AS bytes, pg_relation_size(c.oid) AS heap
+      FROM pg_class c WHERE c.oid = to_regclass(${quoteIdentifier(table)})`);
+    if (row === undefined) return null;
+    const reltuples = Number(row.reltuples);
+    // -1: never vacuumed or analyzed; an empty heap is surely empty, anything else is unknown
+    const rows = reltuples >= 0 ? Math.round(reltuples) : Number(row.heap) === 0 ? 0 : null;
+    return { rows, estimated: true, bytes: Number(row.bytes) };
+  }
+
+  invalidIndexes(): Promise<InvalidIndex[]> {
+    return this.db.all<{ index: string; table: string }>(sql`
+      SELECT i.relname AS index, t.relname AS table
+      FROM pg_index x
+      JOIN pg_class i ON i.oid = x.indexrelid
+      JOIN pg_class t ON t.oid = x.indrelid
+      WHERE NOT x.indisvalid
+        AND i.relnamespace = current_schema()::regnamespace
+        AND x.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index WHERE index_relid IS NOT NULL)
+      ORDER BY i.relname`);
+  }
+}
+
+class PgOnlineIndexChanges implements OnlineIndexChanges {
+  readonly maxNameLength = 63;
+
+  constructor(
+    private readonly db: Executor,
+    private readonly connectSession: () => Promise<SessionConnection>,
+    private readonly migrationLockKey: number,
+  ) {}
+
+  async withSession<T>(operation: (session: MigrationSession) => Promise<T>): Promise<T> {
+    const session = await this.connectSession();
+    const connection = session.sql;
+    try {
+      // Statements here may run for minutes (index builds): no statement timeout; and a build
+      // whose client died (SIGTERM, lost network) stops within a second instead of running on.
+      await connection.unsafe("SET statement_timeout = 0");
+      await connection.unsafe("SET client_connection_check_interval = '1s'");
+      // another migrator may hold the lock for a long build: wait for it however long (each step
+      // then sets the lock_timeout it needs)
+      await connection.unsafe("SET lock_timeout = 0");
+      await connection.unsafe(`SELECT pg_advisory_lock(${this.migrationLockKey})`);
+      try {
+        return await operation(sessionOver(connection, await backendPid(connection)));
+      } finally {
+        await connection.unsafe(`SELECT pg_advisory_unlock(${this.migrationLockKey})`).catch(() => {});
+      }
+    } finally {
+      await session.done();
+    }
+  }
+
+  buildStatement(shape: StatementShape, name?: string): string {
+    return concurrentCreateIndex(shape.text, name);
+  }
+
+  dropStatement(index: string): string {
+    return `DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdentifier(index)}`;
+  }
+
+  renameStatement(from: string, to: string): string {
+    return `ALTER INDEX ${quoteIdentifier(from)} RENAME TO ${quoteIdentifier(to)}`;
+  }
+
+  rebuildStatement(index: string): string {
+    return `REINDEX INDEX CONCURRENTLY ${quoteIdentifier(index)}`;
+  }
+
+  async indexState(executor: Executor, index: string): Promise<"valid" | "invalid" | "missing"> {
+    const [row] = await executor.all<{ valid: boolean }>(sql`
+      SELECT x.indisvalid AS valid FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+      WHERE i.relname = ${index} AND i.relnamespace = current_schema()::regnamespace`);
+    if (row === undefined) return "missing";
+    return row.valid ? "valid" : "invalid";
+  }
+
+  async buildProgress(pid: number): Promise<IndexBuildProgress | null> {
+    const [row] = await this.db.all<{ index: string; phase: string; done: number | string; total: number | string }>(sql`
+      SELECT i.relname AS index, p.phase,
+        CASE WHEN p.blocks_total > 0 THEN p.blocks_done ELSE p.tuples_done END AS done,
+        CASE WHEN p.blocks_total > 0 THEN p.blocks_total ELSE p.tuples_total END AS total
+      FROM pg_stat_progress_create_index p LEFT JOIN pg_class i ON i.oid = p.index_relid
+      WHERE p.pid = ${pid}`);
+    if (row === undefined) return null;
+    return { index: row.index ?? "", phase: row.phase, done: Number(row.done), total: Number(row.total) };
+  }
+
+  isLockTimeout(error: unknown): boolean {
+    return errorCode(error) === "55P03";
+  }
+}
+
+const dialect = new PgDialect();
+
+/** Runs drizzle `sql` on one connection (drizzle over a reserved connection cannot read its options). */
+function sessionOver(connection: postgres.Sql, pid: number): MigrationSession {
+  const execute = (query: SQL) => {
+    const compiled = dialect.sqlToQuery(query);
+    return connection.unsafe(compiled.sql, compiled.params as postgres.ParameterOrJSON<never>[]);
+  };
+  const executor: Executor = {
+    all: async <T extends Row>(query: SQL) => (await execute(query)) as unknown as T[],
+    run: async (query: SQL) => (await execute(query)).count,
+    exec: async (script: string) => void (await connection.unsafe(script)),
+  };
+  return {
+    ...executor,
+    pid,
+    async transaction<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+      await connection.unsafe("BEGIN");
+      try {
+        const result = await operation(executor);
+        await connection.unsafe("COMMIT");
+        return result;
+      } catch (error) {
+        await connection.unsafe("ROLLBACK").catch(() => {});
+        throw error;
+      }
+    },
+    async setLockTimeout(ms: number) {
+      await connection.unsafe(`SET lock_timeout = ${Math.max(0, Math.floor(ms))}`);
+    },
+  };
+}
+
+async function backendPid(connection: postgres.Sql): Promise<number> {
+  const [row] = await connection.unsafe<Array<{ pid: number }>>("SELECT pg_backend_pid() AS pid");
+  return Number(row?.pid);
+}

@@ -1,0 +1,86 @@
+/**
+ * What a dialect says about applying schema changes to a live database: what each migration
+ * statement is, which lock it takes and what that lock blocks, how big the tables are, which
+ * indexes are left INVALID, and — where the server can build indexes without blocking writes — the
+ * means to do so (PostgreSQL's CONCURRENTLY). Core code (the hazard check, the online runner)
+ * reads these answers and never the dialect's name.
+ */
+import type { Executor } from "./database.js";
+import type { StatementShape } from "./statement-shape.js";
+
+export type { StatementKind, StatementShape } from "./statement-shape.js";
+
+/** The lock a statement takes, as someone deploying to a busy database needs to know it. */
+export interface LockHazard {
+  /** The lock's name in the server's terms (e.g. "SHARE", "ACCESS EXCLUSIVE", "write lock"). */
+  readonly lock: string;
+  readonly blocksReads: boolean;
+  readonly blocksWrites: boolean;
+  /** How long it is held: "brief" (catalog change only) or while it scans, builds or rewrites. */
+  readonly holds: "brief" | "while it builds the index" | "while it scans the table" | "until the statement ends";
+}
+
+export interface TableSize {
+  /** Rows: the server's estimate on PostgreSQL (null when never analyzed), an exact count on SQLite. */
+  readonly rows: number | null;
+  readonly estimated: boolean;
+  /** Bytes on disk with indexes, where the server reports it. */
+  readonly bytes: number | null;
+}
+
+export interface InvalidIndex {
+  readonly index: string;
+  readonly table: string;
+}
+
+/** A build's progress as the server reports it (pg_stat_progress_create_index). */
+export interface IndexBuildProgress {
+  readonly index: string;
+  readonly phase: string;
+  readonly done: number;
+  readonly total: number;
+}
+
+/** One connection holding the migration lock across many transactions and statements. */
+export interface MigrationSession extends Executor {
+  /** The server process of this connection (for its progress, and for cancelling it). */
+  readonly pid: number;
+  /** Runs `operation` in a transaction on this connection. */
+  transaction<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
+  /** How long a statement may wait for a lock before failing; 0 waits as long as it takes. */
+  setLockTimeout(ms: number): Promise<void>;
+}
+
+/** Index changes that do not block writes, and the statements that make them. */
+export interface OnlineIndexChanges {
+  /** Runs `operation` on one connection that holds the migration lock for the whole run. */
+  withSession<T>(operation: (session: MigrationSession) => Promise<T>): Promise<T>;
+  /** The CREATE INDEX of `shape` built without blocking writes, under `name` when given. */
+  buildStatement(shape: StatementShape, name?: string): string;
+  dropStatement(index: string): string;
+  renameStatement(from: string, to: string): string;
+  /** Rebuilds an index left INVALID without blocking writes. */
+  rebuildStatement(index: string): string;
+  indexState(executor: Executor, index: string): Promise<"valid" | "invalid" | "missing">;
+  /** The progress of the index build running on server process `pid`, if one is. */
+  buildProgress(pid: number): Promise<IndexBuildProgress | null>;
+  /** Whether a failure was a lock wait that ran out (lock_timeout), which a retry may pass. */
+  isLockTimeout(error: unknown): boolean;
+  /** Longest name an index may have. */
+  readonly maxNameLength: number;
+}
+
+export interface SchemaChanges {
+  /** What each statement of this dialect's migration files is. */
+  describe(statements: readonly string[]): Promise<StatementShape[]>;
+  /** The lock `shape` takes, applied online (CONCURRENTLY) or as written. */
+  lockOf(shape: StatementShape, online: boolean): LockHazard;
+  /** The table an existing index is on (a DROP INDEX names only the index), or null. */
+  tableOfIndex(index: string): Promise<string | null>;
+  /** The table's size, or null when it does not exist. */
+  tableSize(table: string): Promise<TableSize | null>;
+  /** Indexes left INVALID by an interrupted or failed build (not ones being built right now). */
+  invalidIndexes(): Promise<InvalidIndex[]>;
+  /** Non-blocking index changes; null where the dialect has none (SQLite). */
+  readonly online: OnlineIndexChanges | null;
+}

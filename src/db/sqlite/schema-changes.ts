@@ -1,0 +1,73 @@
+/**
+ * SQLite's answers for schema changes: one writer at a time on the whole file, so every migration
+ * statement holds the write lock (readers carry on, in WAL mode) for as long as it runs — an index
+ * build for as long as it reads the table. Row counts are exact (count(*)). There are no online
+ * index builds and no INVALID indexes.
+ */
+import { sql } from "drizzle-orm";
+import type { Executor } from "../database.js";
+import type { InvalidIndex, LockHazard, SchemaChanges, TableSize } from "../schema-changes.js";
+import { describeStatements, type StatementShape } from "../statement-shape.js";
+
+export class SqliteSchemaChanges implements SchemaChanges {
+  readonly online = null;
+
+  constructor(private readonly db: Executor) {}
+
+  /** drizzle-kit's SQLite files quote names with backticks; the parser reads them as "names". */
+  describe(statements: readonly string[]): Promise<StatementShape[]> {
+    return describeStatements(statements.map(backticksToQuotes)).then((shapes) =>
+      shapes.map((shape, i) => ({ ...shape, text: statements[i] ?? shape.text })),
+    );
+  }
+
+  lockOf(shape: StatementShape): LockHazard {
+    const holds =
+      shape.kind === "create-index"
+        ? "while it builds the index"
+        : shape.kind === "add-foreign-key" || shape.kind === "alter-table"
+          ? "until the statement ends"
+          : "brief";
+    return { lock: "write lock (whole database)", blocksReads: false, blocksWrites: true, holds };
+  }
+
+  async tableOfIndex(index: string): Promise<string | null> {
+    const [row] = await this.db.all<{ table: string }>(sql`SELECT tbl_name AS "table" FROM sqlite_master WHERE type = 'index' AND name = ${index}`);
+    return row?.table ?? null;
+  }
+
+  async tableSize(table: string): Promise<TableSize | null> {
+    const [found] = await this.db.all(sql`SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ${table}`);
+    if (found === undefined) return null;
+    const [row] = await this.db.all<{ n: number }>(sql`SELECT count(*) AS n FROM ${sql.identifier(table)}`);
+    return { rows: Number(row?.n ?? 0), estimated: false, bytes: null };
+  }
+
+  async invalidIndexes(): Promise<InvalidIndex[]> {
+    return [];
+  }
+}
+
+/** `name` → "name", outside string literals; a doubled backtick inside a name is one backtick. */
+function backticksToQuotes(text: string): string {
+  let out = "";
+  let quote: "'" | "`" | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i] as string;
+    if (quote === null) {
+      if (ch === "'" || ch === "`") quote = ch;
+      out += ch === "`" ? '"' : ch;
+    } else if (ch === quote) {
+      if (text[i + 1] === quote) {
+        out += quote === "`" ? "`" : "''";
+        i++;
+      } else {
+        quote = null;
+        out += ch === "`" ? '"' : ch;
+      }
+    } else {
+      out += quote === "`" && ch === '"' ? '""' : ch;
+    }
+  }
+  return out;
+}

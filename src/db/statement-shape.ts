@@ -1,0 +1,131 @@
+/**
+ * What a migration statement does, read with PostgreSQL's own parser (libpg-query, compiled to
+ * WebAssembly): its kind, the table it locks, the index it makes or removes. The lock hazards and
+ * the online runner work from this shape, never from the SQL text. The parser's scanner also gives
+ * token positions, which is how a CREATE INDEX is rewritten to run CONCURRENTLY under another name
+ * without touching the rest of the statement.
+ */
+import { loadModule, parseSync, scanSync } from "libpg-query";
+import { quoteIdentifier } from "./sql-text.js";
+
+export type StatementKind =
+  | "create-table"
+  | "create-index"
+  | "drop-index"
+  | "add-foreign-key"
+  | "alter-table"
+  | "drop-table"
+  | "write-rows"
+  | "other";
+
+export interface StatementShape {
+  readonly kind: StatementKind;
+  /** The statement as written in the migration file. */
+  readonly text: string;
+  /** The table it locks (for drop-index: unknown from the text, null). */
+  readonly table: string | null;
+  /** create-index / drop-index: the index's name (null when unnamed). */
+  readonly index: string | null;
+  /** add-foreign-key: the referenced table, which is locked too. */
+  readonly referencedTable: string | null;
+  /** create-index: CONCURRENTLY written in the file already. */
+  readonly concurrent: boolean;
+}
+
+type Node = Record<string, unknown>;
+
+let loaded: Promise<void> | undefined;
+
+/** Describes statements written in PostgreSQL's grammar; one the parser rejects is "other". */
+export async function describeStatements(statements: readonly string[]): Promise<StatementShape[]> {
+  loaded ??= loadModule();
+  await loaded;
+  return statements.map(describeOne);
+}
+
+function describeOne(text: string): StatementShape {
+  const base = { text, table: null, index: null, referencedTable: null, concurrent: false };
+  let stmts: Array<{ stmt?: Node }>;
+  try {
+    stmts = (parseSync(text) as { stmts: Array<{ stmt?: Node }> }).stmts;
+  } catch {
+    return { ...base, kind: "other" };
+  }
+  const stmt = stmts.length === 1 ? stmts[0]?.stmt : undefined;
+  if (stmt === undefined) return { ...base, kind: "other" };
+  const [type, body] = Object.entries(stmt)[0] as [string, Node];
+  switch (type) {
+    case "CreateStmt":
+      return { ...base, kind: "create-table", table: relationName(body.relation) };
+    case "IndexStmt":
+      return {
+        ...base,
+        kind: "create-index",
+        table: relationName(body.relation),
+        index: typeof body.idxname === "string" ? body.idxname : null,
+        concurrent: body.concurrent === true,
+      };
+    case "DropStmt":
+      return describeDrop(base, body);
+    case "AlterTableStmt":
+      return describeAlter(base, body);
+    case "InsertStmt":
+    case "UpdateStmt":
+    case "DeleteStmt":
+      return { ...base, kind: "write-rows", table: relationName(body.relation) };
+    default:
+      return { ...base, kind: "other" };
+  }
+}
+
+function describeDrop(base: Omit<StatementShape, "kind">, body: Node): StatementShape {
+  const objects = (body.objects as Node[] | undefined) ?? [];
+  const only = objects.length === 1 ? qualifiedName(objects[0]) : null;
+  if (body.removeType === "OBJECT_INDEX") return { ...base, kind: "drop-index", index: only, concurrent: body.concurrent === true };
+  if (body.removeType === "OBJECT_TABLE") return { ...base, kind: "drop-table", table: only };
+  return { ...base, kind: "other" };
+}
+
+function describeAlter(base: Omit<StatementShape, "kind">, body: Node): StatementShape {
+  const table = relationName(body.relation);
+  const cmds = ((body.cmds as Node[] | undefined) ?? []).map((cmd) => cmd.AlterTableCmd as Node);
+  const foreignKey = cmds.length === 1 ? foreignKeyOf(cmds[0]) : undefined;
+  if (foreignKey) return { ...base, kind: "add-foreign-key", table, referencedTable: relationName(foreignKey.pktable) };
+  return { ...base, kind: "alter-table", table };
+}
+
+function foreignKeyOf(cmd: Node | undefined): Node | undefined {
+  if (cmd?.subtype !== "AT_AddConstraint") return undefined;
+  const constraint = (cmd.def as Node | undefined)?.Constraint as Node | undefined;
+  return constraint?.contype === "CONSTR_FOREIGN" ? constraint : undefined;
+}
+
+function relationName(relation: unknown): string | null {
+  const name = (relation as Node | undefined)?.relname;
+  return typeof name === "string" ? name : null;
+}
+
+/** The last part of a possibly schema-qualified name (a List of String nodes). */
+function qualifiedName(object: Node | undefined): string | null {
+  const items = ((object?.List as Node | undefined)?.items as Node[] | undefined) ?? [];
+  const last = items[items.length - 1]?.String as Node | undefined;
+  return typeof last?.sval === "string" ? last.sval : null;
+}
+
+/**
+ * A CREATE INDEX statement rewritten to build CONCURRENTLY, optionally under another name: the
+ * scanner locates the INDEX keyword and the name token; everything else stays as written.
+ */
+export function concurrentCreateIndex(text: string, newName?: string): string {
+  const tokens = scanSync(text).tokens;
+  const at = tokens.findIndex((token) => token.text.toUpperCase() === "INDEX");
+  const indexToken = tokens[at];
+  if (indexToken === undefined) throw new Error(`not a CREATE INDEX statement: ${text}`);
+  // CREATE INDEX [IF NOT EXISTS] name ON …
+  const ifNotExists = tokens[at + 1]?.text.toUpperCase() === "IF";
+  const nameToken = tokens[at + (ifNotExists ? 4 : 1)];
+  const named = nameToken !== undefined && nameToken.text.toUpperCase() !== "ON";
+  const head = `${text.slice(0, indexToken.end)} CONCURRENTLY`;
+  if (newName === undefined || !named) return `${head}${text.slice(indexToken.end)}`;
+  return `${head}${text.slice(indexToken.end, nameToken.start)}${quoteIdentifier(newName)}${text.slice(nameToken.end)}`;
+}
