@@ -1,12 +1,13 @@
 // One client thread of the PostgreSQL deduct benchmark: `connections` deductions in flight on its
 // own pool, for `seconds`; reports how many completed. `driver: "raw"` sends the same statement
-// straight through postgres.js, to show what the driver alone costs beside briefdb.
+// straight through postgres.js, to show what the driver alone costs beside briefdb. `driver: "holds"`
+// runs hold + capture pairs (holdTokens, then captureHold of part of it) and counts pairs.
 import { randomUUID } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import postgres from "postgres";
-import { atomicTokenOperation, openDatabase, parseTarget, PG_DEDUCT_STATEMENT } from "briefdb";
+import { atomicTokenOperation, captureHold, holdTokens, openDatabase, parseTarget, PG_DEDUCT_STATEMENT } from "briefdb";
 
-/** @type {{ url: string, connections: number, seconds: number, users: number, hot: boolean, seed: number, driver: "briefdb" | "raw" }} */
+/** @type {{ url: string, connections: number, seconds: number, users: number, hot: boolean, seed: number, driver: "briefdb" | "raw" | "holds" }} */
 const { url, connections, seconds, users, hot, seed, driver } = workerData;
 if (parentPort === null) throw new Error("tokens-pg-worker.mjs runs as a worker thread of tokens-pg.mjs");
 const parent = parentPort;
@@ -30,6 +31,15 @@ if (driver === "raw") {
   });
   deduct = (user) => sql.unsafe(PG_DEDUCT_STATEMENT, [randomUUID(), user, 1, "bench", null, null], { prepare: true });
   close = () => sql.end();
+} else if (driver === "holds") {
+  const db = await openDatabase(url, { poolSize: connections });
+  deduct = async (user) => {
+    const held = await holdTokens(db, user, 10, "bench");
+    if (!held.success) throw held.error;
+    const captured = await captureHold(db, held.data.holdId, 7);
+    if (!captured.success) throw captured.error;
+  };
+  close = () => db.close();
 } else {
   const db = await openDatabase(url, { poolSize: connections });
   deduct = async (user) => {

@@ -1,6 +1,8 @@
 // Performance target (docs/architecture.md): deduct on PostgreSQL with 10 connections, spread over 1000 users and on one hot user —
 // briefdb's atomicTokenOperation against `pgbench -M prepared` running the same statement against
 // the same server, measured in this one run. Target: ratio ≥ 0.8.
+// Beside it, same run: hold + capture pairs against briefdb's own plain deduct. Target: a pair
+// costs at most twice a deduct (ratio ≥ 0.5).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -96,13 +98,14 @@ export function pgbench(url, hot, socket) {
 
 /**
  * Deductions per second over `seconds`, through briefdb or (driver "raw") the same statement
- * straight through postgres.js; see tokens-pg-worker.mjs.
+ * straight through postgres.js; driver "holds": hold + capture pairs per second through briefdb.
+ * See tokens-pg-worker.mjs.
  * @param {string} url
  * @param {boolean} hot
- * @param {"briefdb" | "raw"} driver
+ * @param {"briefdb" | "raw" | "holds"} driver
  * @returns {Promise<number>}
  */
-async function briefdb(url, hot, seconds = SECONDS, driver = /** @type {"briefdb" | "raw"} */ ("briefdb")) {
+async function briefdb(url, hot, seconds = SECONDS, driver = /** @type {"briefdb" | "raw" | "holds"} */ ("briefdb")) {
   const threads = Number(process.env.BENCH_CLIENT_THREADS ?? 1);
   const workers = Array.from({ length: threads }, (_, i) =>
     new Worker(new URL("./tokens-pg-worker.mjs", import.meta.url), {
@@ -137,10 +140,12 @@ export async function run() {
         const base = [];
         const ours = [];
         const driverOnly = [];
+        const pairs = [];
         for (let round = 0; round < ROUNDS; round++) {
           base.push(pgbench(tcpUrl, hot, transport !== "tcp"));
           ours.push(await briefdb(url, hot));
           driverOnly.push(await briefdb(url, hot, SECONDS, "raw"));
+          pairs.push(await briefdb(url, hot, SECONDS, "holds"));
         }
         results.push({
           name: `deduct, PostgreSQL over ${transport}, ${CONNECTIONS} connections, ${hot ? "one hot user" : `spread over ${USERS} users`}`,
@@ -151,6 +156,13 @@ export async function run() {
           ],
           ratio: Math.max(...ours) / Math.max(...base),
           target: 0.8,
+        });
+        results.push({
+          name: `hold + capture pair, PostgreSQL over ${transport}, ${CONNECTIONS} connections, ${hot ? "one hot user" : `spread over ${USERS} users`}`,
+          briefdb: `${Math.round(Math.max(...pairs))} pairs/s`,
+          baseline: `${Math.round(Math.max(...ours))} ops/s (briefdb's plain deduct, above)`,
+          ratio: Math.max(...pairs) / Math.max(...ours),
+          target: 0.5,
         });
       }
     }

@@ -2,8 +2,9 @@
 /**
  * `npm run demo`: a short guided tour of briefdb on ./briefdb.db (the default local target),
  * running the built CLI exactly as a user would. Each step is one entry of STEPS — what it
- * shows and the briefdb arguments — so adding a step is adding a line. Stops at the first step
- * that fails, with that step's exit code.
+ * shows and the briefdb arguments — so adding a step is adding a line. A step can `remember` a
+ * value from its output (the hold id) that a later step's arguments name as `{name}`. Stops at the
+ * first step that fails, with that step's exit code.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -26,6 +27,17 @@ const STEPS = [
     args: ["tokens", "deduct", "seed-user-1", "25", "--reason", "demo brief", "--key", "demo-deduct-1"],
     why: "one atomic conditional UPDATE and its ledger row; the key makes a re-run a replay, never a second charge",
   },
+  {
+    title: "Hold tokens for an AI generation",
+    args: ["tokens", "hold", "seed-user-1", "40", "--reason", "demo brief generation", "--key", "demo-hold-1"],
+    why: "the cost is known only when the model finishes: reserve the estimate from the available balance first",
+    remember: { hold: /hold_[0-9a-f-]{36}/ },
+  },
+  {
+    title: "Capture the actual cost",
+    args: ["tokens", "capture", "{hold}", "31"],
+    why: "charge what the generation used as one deduct ledger row naming the hold; the other 9 are available again (on failure: tokens release)",
+  },
   { title: "Read the ledger", args: ["tokens", "history", "seed-user-1", "--limit", "3"], why: "the user's newest ledger rows" },
   {
     title: "Race 1,000 deductions",
@@ -41,7 +53,7 @@ const STEPS = [
     ],
     why: "100 requests at a small app's deduct endpoint (on atomicTokenOperation), 10 at a time, judged by the database: 50 succeed, 50 are refused",
   },
-  { title: "Reconcile every balance", args: ["tokens", "verify"], why: "each balance equals the sum of its ledger" },
+  { title: "Reconcile every balance", args: ["tokens", "verify"], why: "each balance equals the sum of its ledger; holds within balances, one ledger row per capture" },
   {
     title: "Probe the canonical queries",
     args: ["slow-queries", "--probe"],
@@ -50,13 +62,23 @@ const STEPS = [
 ];
 
 const started = performance.now();
+/** @type {Record<string, string | undefined>} */
+const remembered = {};
 console.log(pc.bold(`briefdb demo on ${TARGET}`));
 for (const [index, step] of STEPS.entries()) {
   console.log(`\n${pc.cyan(`${index + 1}/${STEPS.length}`)} ${pc.bold(step.title)} ${pc.dim(`— ${step.why}`)}`);
   const app = step.app ? await startApp() : undefined;
-  const args = typeof step.args === "function" ? step.args(app?.url ?? "") : step.args;
+  const stepArgs = typeof step.args === "function" ? step.args(app?.url ?? "") : step.args;
+  const args = stepArgs.map((arg) => arg.replace(/^\{(\w+)\}$/, (_, name) => remembered[name] ?? arg));
   console.log(pc.dim(`$ briefdb ${args.map((a) => (/[\s{]/.test(a) ? `'${a}'` : a)).join(" ")}`));
-  const { status, error } = spawnSync(process.execPath, [BIN, "--db", TARGET, ...args], { stdio: "inherit" });
+  // a step that remembers reads its own output, then shows it as it came
+  /** @type {import("node:child_process").StdioOptions} */
+  const stdio = step.remember ? ["inherit", "pipe", "inherit"] : "inherit";
+  const { status, error, stdout } = spawnSync(process.execPath, [BIN, "--db", TARGET, ...args], { stdio, encoding: "utf8" });
+  if (step.remember && stdout) {
+    process.stdout.write(stdout);
+    for (const [name, pattern] of Object.entries(step.remember)) remembered[name] = /** @type {RegExp} */ (pattern).exec(stdout)?.[0];
+  }
   if (app) await app.stop();
   if (status !== 0) {
     console.error(pc.red(`\ndemo stopped: "${step.title}" failed${error ? ` (${error.message})` : ""}`));

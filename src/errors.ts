@@ -20,6 +20,7 @@ export const EXIT_CODES = {
   USAGE: 2,
   INVALID_AMOUNT: 2,
   INVALID_URL: 2,
+  INVALID_HOLD_ID: 2,
   INSUFFICIENT_BALANCE: 3,
   USER_NOT_FOUND: 3,
   NOT_LOCAL: 3,
@@ -27,6 +28,10 @@ export const EXIT_CODES = {
   IDEMPOTENCY_CONFLICT: 3,
   BALANCE_OVERFLOW: 3,
   BRIEF_NOT_FOUND: 3,
+  HOLD_NOT_FOUND: 3,
+  HOLD_SETTLED: 3,
+  HOLD_EXPIRED: 3,
+  CAPTURE_EXCEEDS_HOLD: 3,
   /**
    * The connection was lost after a write was sent: it may or may not have been applied. Its own
    * status, so that a script never mistakes it for "nothing changed" nor for success.

@@ -30,6 +30,21 @@ export type { HazardReport, StatementHazard } from "./core/migration-hazards.js"
 export type { LockHazard, InvalidIndex, IndexBuildProgress, StatementKind } from "./db/schema-changes.js";
 export { atomicTokenOperation, applyTokenOperation, getBalance, getHistory, verifyLedger } from "./core/tokens.js";
 export type { TokenOperationOptions, TokenOperationResult, VerifyReport, Drift, LedgerEntry, TokenOperation } from "./core/tokens.js";
+export {
+  holdTokens,
+  captureHold,
+  releaseHold,
+  listHolds,
+  applyHold,
+  applyCapture,
+  applyRelease,
+  getActiveHolds,
+  getAvailableBalance,
+} from "./core/holds.js";
+export type { HoldOptions, HoldResult, SettlementResult, AvailableBalance, HoldRecord, HoldStatus } from "./core/holds.js";
+export { checkHolds } from "./core/hold-checks.js";
+export type { HoldViolation } from "./core/hold-checks.js";
+export { parseTtl, assertHoldId, DEFAULT_HOLD_TTL_SECONDS, MIN_HOLD_TTL_SECONDS, MAX_HOLD_TTL_SECONDS } from "./core/hold-input.js";
 export { parseAmount, MAX_AMOUNT } from "./core/amount.js";
 export { createUser, removeUser } from "./core/users.js";
 export type { NewUser } from "./core/users.js";

@@ -47,7 +47,7 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
       ok: true,
       target: expect.any(String),
       all: false,
-      counts: { models: 12, users: 5, briefs: 11, reviews: 11, token_transactions: 21, query_log: 0 },
+      counts: { models: 12, users: 5, briefs: 11, reviews: 11, token_transactions: 21, token_holds: 0, query_log: 0 },
       detachedLedgerRows: 1,
     });
     const rows = await dumpRows(db);
@@ -71,7 +71,7 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
     const db = await seededWithAppRows(dialect);
     const result = await cli(["clear", "--local", "--all", "--yes", "--db", db, "--json"]);
     expect(result.code).toBe(0);
-    expect(result.json?.counts).toEqual({ models: 13, users: 6, briefs: 12, reviews: 12, token_transactions: 23, query_log: 1 });
+    expect(result.json?.counts).toEqual({ models: 13, users: 6, briefs: 12, reviews: 12, token_transactions: 23, token_holds: 0, query_log: 1 });
     expect(await tableCounts(db)).toEqual({ models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 });
     expect((await cli(["migrate", "--status", "--db", db])).code).toBe(0);
   });
@@ -117,12 +117,14 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
     const run = await runOnTty(["clear", "--local", "--db", db], [{ waitFor: "Remove every seeded row from", send: "y\r" }]);
     expect(run.code).toBe(0);
     const steps = [
-      "removing token_transactions (1/6)",
-      "detaching app ledger rows from removed briefs (2/6)",
-      "removing reviews (3/6)",
-      "removing briefs (4/6)",
-      "removing users (5/6)",
-      "removing models (6/6)",
+      "removing token_transactions (1/8)",
+      "removing token_holds (2/8)",
+      "detaching app ledger rows from removed briefs (3/8)",
+      "detaching app holds from removed briefs (4/8)",
+      "removing reviews (5/8)",
+      "removing briefs (6/8)",
+      "removing users (7/8)",
+      "removing models (8/8)",
       /removed \d+ rows/,
     ];
     const positions = steps.map((step) => (typeof step === "string" ? run.output.indexOf(step) : run.output.search(step)));

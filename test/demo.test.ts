@@ -24,9 +24,9 @@ describe("npm run demo", () => {
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
-      /1\/9 Apply the schema[\s\S]*2\/9 Seed test data[\s\S]*3\/9 Check health[\s\S]*status\s+healthy[\s\S]*4\/9 Deduct tokens[\s\S]*deducted\s+25[\s\S]*5\/9 Read the ledger[\s\S]*6\/9 Race 1,000 deductions[\s\S]*500 succeeded, 500 refused[\s\S]*7\/9 Race the app's own endpoint[\s\S]*50 succeeded \(2xx\), 50 refused \(4xx\), 0 errors[\s\S]*8\/9 Reconcile every balance[\s\S]*all 100 balances equal[\s\S]*9\/9 Probe the canonical queries[\s\S]*demo done in/,
+      /1\/11 Apply the schema[\s\S]*2\/11 Seed test data[\s\S]*3\/11 Check health[\s\S]*status\s+healthy[\s\S]*4\/11 Deduct tokens[\s\S]*deducted\s+25[\s\S]*5\/11 Hold tokens for an AI generation[\s\S]*hold\s+hold_[0-9a-f-]{36}[\s\S]*held\s+40[\s\S]*6\/11 Capture the actual cost[\s\S]*\$ briefdb tokens capture hold_[0-9a-f-]{36} 31[\s\S]*charged\s+31 of 40[\s\S]*released\s+9[\s\S]*7\/11 Read the ledger[\s\S]*8\/11 Race 1,000 deductions[\s\S]*500 succeeded, 500 refused[\s\S]*9\/11 Race the app's own endpoint[\s\S]*50 succeeded \(2xx\), 50 refused \(4xx\), 0 errors[\s\S]*10\/11 Reconcile every balance[\s\S]*all 100 balances equal[\s\S]*11\/11 Probe the canonical queries[\s\S]*demo done in/,
     );
-    expect(await tableCounts(`file:${join(cwd, "briefdb.db")}`)).toMatchObject({ users: 100, briefs: 1000, token_transactions: 5052 }); // the seed, the demo deduct, seed-user-2's opening-balance row and its 50 raced deducts
+    expect(await tableCounts(`file:${join(cwd, "briefdb.db")}`)).toMatchObject({ users: 100, briefs: 1000, token_transactions: 5053 }); // the seed, the demo deduct and capture, seed-user-2's opening-balance row and its 50 raced deducts
   });
 
   it("stops at the first step that fails, with its exit code", async () => {

@@ -33,7 +33,7 @@ describe.each(DIALECTS)("%s: localModeOptimizations", (dialect) => {
     const cleared = await withDatabase(url, (db) => clearTestData(db));
     expect(cleared).toEqual({
       all: false,
-      counts: { models: 12, users: 3, briefs: 4, reviews: 5, token_transactions: 6, query_log: 0 },
+      counts: { models: 12, users: 3, briefs: 4, reviews: 5, token_transactions: 6, token_holds: 0, query_log: 0 },
       detachedLedgerRows: 0,
     });
   });

@@ -42,7 +42,7 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     await cli(["migrate", "--db", db]);
     const after = await cli(["migrate", "--status", "--db", db]);
     expect(after.code).toBe(0);
-    expect(after.stdout).toContain("2 applied, 0 pending");
+    expect(after.stdout).toContain(`${ALL.length} applied, 0 pending`);
   });
 
   it("--status flags an applied migration whose file no longer matches (exit 1)", async () => {
@@ -53,7 +53,7 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     await db.close();
     const status = await cli(["migrate", "--status", "--db", url, "--json"]);
     expect(status.code).toBe(1);
-    expect(status.json).toMatchObject({ ok: false, pending: [], applied: [{ tag: "0000_init", changed: true }, { tag: "0001_ledger_history_order", changed: false }] });
+    expect(status.json).toMatchObject({ ok: false, pending: [], applied: ALL.map((tag) => ({ tag, changed: tag === "0000_init" })) });
     expect(status.stderr).toMatch(/^error: applied migration\(s\) 0000_init differ from their files on disk/);
     const health = await cli(["health", "--db", url, "--json"]);
     expect(health.code).toBe(1);

@@ -129,6 +129,7 @@ describe.each(DIALECTS)("%s: canonical listings and --probe", (dialect) => {
         briefId: null,
         balanceAfter: i,
         idempotencyKey: null,
+        holdId: null,
         createdAt: expected.createdAt(i),
       })),
     );

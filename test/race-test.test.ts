@@ -42,6 +42,31 @@ describe.each(DIALECTS)("%s: race-test", (dialect) => {
     expect(result.stderr).toMatch(/^error: race-test \(naive\): \d invariant\(s\) broken/);
   });
 
+  it("--mode holds: holds, captures, releases, expiries and deducts at once hold every invariant", async () => {
+    const url = await migrated();
+    const result = await cli(["race-test", "--mode", "holds", "--n", "600", "--concurrency", "8", "--db", url, "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = result.json!;
+    expect(report).toMatchObject({ ok: true, mode: "holds", strategy: "atomic", n: 600, errors: 0, initialBalance: 300 });
+    expect(report.invariants).toHaveLength(6);
+    expect(report.invariants.every((i: { ok: boolean }) => i.ok)).toBe(true);
+    for (const operation of ["hold", "capture", "release", "deduct"]) expect(report.operations[operation]?.ok).toBeGreaterThan(0);
+    // the pre-placed holds expire during the race: each is captured, released or lapses, never lost
+    expect(report.operations.expiry).toBeDefined();
+    expect(report.finalBalance).toBeGreaterThanOrEqual(0);
+    const verify = await cli(["tokens", "verify", "--db", url, "--json"]);
+    expect(verify.json).toMatchObject({ ok: true, checked: 0, holdViolations: [] });
+  });
+
+  it("--mode holds --strategy naive (check available, then write) is caught: exit 1, INVARIANT_VIOLATED", async () => {
+    const url = await migrated();
+    const result = await cli(["race-test", "--mode", "holds", "--n", "400", "--concurrency", "8", "--strategy", "naive", "--db", url, "--json"]);
+    expect(result.code).toBe(1);
+    expect(result.json).toMatchObject({ ok: false, mode: "holds", strategy: "naive", error: { code: "INVARIANT_VIOLATED" } });
+    expect(result.json!.invariants.filter((i: { ok: boolean }) => !i.ok).length).toBeGreaterThan(0);
+    expect(result.stderr).toMatch(/^error: race-test \(holds, naive\): \d invariant\(s\) broken/);
+  });
+
   it("--amount, --balance and --keep: the kept user's ledger is exact", async () => {
     const url = await migrated();
     const result = await cli(["race-test", "--n", "50", "--amount", "3", "--balance", "100", "--keep", "--db", url, "--json"]);
@@ -83,6 +108,7 @@ describe("race-test refusals", () => {
     [["--n", "0"]],
     [["--n", "ten"]],
     [["--strategy", "optimistic"]],
+    [["--mode", "captures"]],
     [["--amount", "-1"]],
     [["--concurrency", "0"]],
   ])("bad options %j are exit 2", async (args) => {

@@ -127,7 +127,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     expect(conflict.code).toBe(3);
     expect(conflict.json?.error.code).toBe("IDEMPOTENCY_CONFLICT");
     const balance = await cli(["tokens", "balance", user, "--db", url, "--json"]);
-    expect(balance.json).toEqual({ ok: true, userId: user, balance: 6 });
+    expect(balance.json).toEqual({ ok: true, userId: user, balance: 6, held: 0, available: 6 });
     const history = await cli(["tokens", "history", user, "--limit", "1", "--db", url, "--json"]);
     expect(history.json?.entries).toHaveLength(1);
     expect(history.json?.entries[0]).toMatchObject({ amount: -4, balanceAfter: 6, reason: "cli" });

@@ -16,7 +16,7 @@ export function clearCommand(): Command {
   return new Command("clear")
     .description("remove the rows `seed` made, and only them, from a local database (--all: every app row)")
     .option("--local", "required: clear works on local databases only")
-    .option("--all", "empty every app table (users, models, briefs, reviews, token_transactions, query_log)")
+    .option("--all", "empty every app table (users, models, briefs, reviews, token_transactions, token_holds, query_log)")
     .option("--yes", "do not ask for confirmation (needed with --json and when not on a terminal)")
     .addHelpText(
       "after",
@@ -74,7 +74,8 @@ async function confirm(ctx: Context, all: boolean): Promise<void> {
 }
 
 function describeStep(step: ClearProgress): string {
-  const what = step.action === "detach" ? "detaching app ledger rows from removed briefs" : `removing ${step.table}`;
+  const detached = step.table === "token_holds" ? "app holds" : "app ledger rows";
+  const what = step.action === "detach" ? `detaching ${detached} from removed briefs` : `removing ${step.table}`;
   return `${what} (${step.step}/${step.steps})`;
 }
 

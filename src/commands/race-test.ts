@@ -1,7 +1,7 @@
 /** `briefdb race-test`: parallel deductions at a throw-away user, then the ledger invariants. */
 import { Command } from "commander";
 import type { RaceReport } from "../core/race.js";
-import { raceOpeningBalance, RACE_STRATEGIES, type RaceStrategy } from "../core/race-options.js";
+import { raceOpeningBalance, RACE_MODES, RACE_STRATEGIES, type RaceMode, type RaceStrategy } from "../core/race-options.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, startSpinner, table, type Outcome } from "../render.js";
@@ -15,6 +15,7 @@ interface RaceCommandOptions {
   readonly balance?: number;
   readonly concurrency?: number;
   readonly strategy: RaceStrategy;
+  readonly mode: RaceMode;
   readonly keep?: boolean;
   readonly allowRemote?: boolean;
   readonly url?: string;
@@ -26,12 +27,13 @@ interface RaceCommandOptions {
 
 export function raceTestCommand(): Command {
   return new Command("race-test")
-    .description("fire n deductions truly in parallel at a throw-away user, then check the ledger invariants; exit 1 when any fails")
-    .option("--n <count>", "deductions to fire", wholeNumber("--n", 1, 1_000_000), 100)
-    .option("--amount <n>", "tokens per deduction", parseAmount, 1)
+    .description("fire n deductions (or a mix of holds, captures, releases and deductions) truly in parallel at a throw-away user, then check the ledger invariants; exit 1 when any fails")
+    .option("--n <count>", "operations to fire", wholeNumber("--n", 1, 1_000_000), 100)
+    .option("--amount <n>", "tokens per deduction (holds: 1 to 4 times it)", parseAmount, 1)
     .option("--balance <n>", "opening balance (default: enough for half)", wholeNumber("--balance", 0))
     .option("--concurrency <n>", "parallel racers, each with its own connection (default: min(n, 8))", wholeNumber("--concurrency", 1, 256))
     .option("--strategy <name>", "atomic (briefdb) or naive (read, check, write: must fail)", oneOf("--strategy", RACE_STRATEGIES), "atomic")
+    .option("--mode <name>", "deducts, or holds: holds, captures, releases, expiries and deducts mixed", oneOf("--mode", RACE_MODES), "deducts")
     .option("--keep", "keep the throw-away user and its ledger")
     .option("--allow-remote", "allow a non-local target (and with --url, a non-loopback URL)")
     .option("--url <endpoint>", "race the app's own endpoint instead, then judge by the database (loopback unless --allow-remote)")
@@ -45,6 +47,8 @@ export function raceTestCommand(): Command {
 Examples:
   $ briefdb race-test --n 1000
   $ briefdb race-test --n 200 --strategy naive      # the "before" code: the invariants must fail
+  $ briefdb race-test --mode holds --n 1000          # holds, captures, releases, expiries and deducts at once
+  $ briefdb race-test --mode holds --strategy naive  # check available, then write: must fail
   $ briefdb race-test --db postgres://me@localhost/briefs --n 1000 --concurrency 10 --json
   $ briefdb race-test --url http://127.0.0.1:3000/api/tokens/deduct --user user-42 --balance 50 --n 100 \\
       --header 'Cookie: session=…' --body '{"amount":{{amount}},"request":"r-{{i}}"}'
@@ -54,7 +58,9 @@ With --url, each request's time limit is the global --timeout (ms).`,
     .action(
       action(async (ctx, options: RaceCommandOptions) => {
         if (options.url !== undefined) {
-          if (options.keep || options.strategy !== "atomic") throw new BriefdbError("USAGE", "--keep and --strategy race a throw-away user, not --url");
+          if (options.keep || options.strategy !== "atomic" || options.mode !== "deducts") {
+            throw new BriefdbError("USAGE", "--keep, --strategy and --mode race a throw-away user, not --url");
+          }
           const { raceHttpEndpoint } = await import("./race-test-http.js");
           return raceHttpEndpoint(ctx, { ...options, url: options.url });
         }
@@ -67,13 +73,14 @@ With --url, each request's time limit is the global --timeout (ms).`,
         const { runRaceTest } = await import("../core/race.js");
         const spinner = await startSpinner(
           ctx.ui,
-          `racing ${options.n} deductions (${options.strategy})`,
+          `racing ${options.n} ${options.mode === "holds" ? "hold operations" : "deductions"} (${options.strategy})`,
           "race-test interrupted; its throw-away user may remain (tokens verify still holds)",
         );
         const report = await runRaceTest(db, {
           n: options.n,
           amount: options.amount,
           strategy: options.strategy,
+          mode: options.mode,
           ...(options.balance === undefined ? {} : { balance: options.balance }),
           ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
           keep: options.keep === true,
@@ -92,7 +99,7 @@ function raceOutcome(report: RaceReport): Outcome {
       ? undefined
       : new BriefdbError(
           "INVARIANT_VIOLATED",
-          `race-test (${report.strategy}): ${failed.length} invariant(s) broken: ${failed.map((i) => `${i.name} (${i.detail})`).join("; ")}`,
+          `race-test (${report.mode === "holds" ? "holds, " : ""}${report.strategy}): ${failed.length} invariant(s) broken: ${failed.map((i) => `${i.name} (${i.detail})`).join("; ")}`,
         );
   return {
     ok: report.ok,
@@ -100,10 +107,15 @@ function raceOutcome(report: RaceReport): Outcome {
     data: { ...report },
     human: (ui) => {
       const rows = report.invariants.map((i) => [i.ok ? ui.colors.green("ok") : ui.colors.red("FAIL"), i.name, i.detail]);
+      const holds = report.mode === "holds";
       const summary = keyValues(ui, [
-        ["strategy", report.strategy],
-        ["deductions", `${report.n} × ${report.amount} by ${report.concurrency} parallel connections`],
-        ["outcome", `${report.successes} succeeded, ${report.rejected} refused (insufficient), ${report.errors} errors`],
+        ["strategy", holds ? `${report.strategy}, holds mode` : report.strategy],
+        [holds ? "operations" : "deductions", `${report.n} × ${report.amount} by ${report.concurrency} parallel connections`],
+        ["outcome", `${report.successes} succeeded, ${report.rejected} refused${holds ? "" : " (insufficient)"}, ${report.errors} errors`],
+        ...Object.entries(report.operations ?? {}).map(([operation, outcomes]): [string, string] => [
+          `  ${operation}`,
+          Object.entries(outcomes).map(([outcome, n]) => `${n} ${outcome}`).join(", "),
+        ]),
         ["balance", `${report.initialBalance} → ${report.finalBalance}`],
         ["throughput", `${report.throughputPerSec}/s`],
         ["latency", `p50 ${report.latencyMs.p50} ms · p95 ${report.latencyMs.p95} ms · p99 ${report.latencyMs.p99} ms`],

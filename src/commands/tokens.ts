@@ -1,10 +1,12 @@
-/** `briefdb tokens credit|deduct|balance|history|verify`: the token ledger from the command line. */
+/** `briefdb tokens credit|deduct|hold|capture|release|holds|balance|history|verify`: the token ledger from the command line. */
 import { Command } from "commander";
 import { parseAmount } from "../core/amount.js";
+import type { AvailableBalance } from "../core/holds.js";
 import type { LedgerEntry, TokenOperationResult, VerifyReport } from "../core/tokens.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
+import { holdCommands } from "./holds.js";
 import { wholeNumber } from "./parse.js";
 
 interface ChangeOptions {
@@ -14,28 +16,30 @@ interface ChangeOptions {
 }
 
 export function tokensCommand(): Command {
-  const tokens = new Command("tokens").description("credit, deduct, read and reconcile token balances").addHelpText(
+  const tokens = new Command("tokens").description("credit, deduct, hold, read and reconcile token balances").addHelpText(
     "after",
     `
 Examples:
   $ briefdb tokens deduct user-42 5 --reason "brief generation" --key req-7f3a
   $ briefdb tokens credit user-42 100 --reason "monthly top-up"
+  $ briefdb tokens hold user-42 500 --brief brief-7 --json   # then: tokens capture <hold> 312, or tokens release <hold>
   $ briefdb tokens balance user-42 --json
   $ briefdb tokens history user-42 --limit 10
   $ briefdb tokens verify            # exit 1 when any balance drifts from its ledger`,
   );
   tokens.addCommand(changeCommand("credit"));
   tokens.addCommand(changeCommand("deduct"));
+  for (const command of holdCommands()) tokens.addCommand(command);
   tokens.addCommand(
     new Command("balance")
-      .description("print a user's balance")
+      .description("print a user's balance, what active holds hold of it, and what is available")
       .argument("<user>", "user id")
       .addHelpText("after", "\nExamples:\n  $ briefdb tokens balance user-42\n  $ briefdb tokens balance user-42 --json")
       .action(
         action(async (ctx, userId: string) => {
           const db = await ctx.openMigrated();
-          const { getBalance } = await import("../core/tokens.js");
-          return balanceOutcome(userId, await getBalance(db, userId));
+          const { getAvailableBalance } = await import("../core/holds.js");
+          return balanceOutcome(await getAvailableBalance(db, userId));
         }),
       ),
   );
@@ -72,7 +76,7 @@ function changeCommand(operation: "credit" | "deduct"): Command {
   return new Command(operation)
     .description(
       operation === "deduct"
-        ? "take tokens from a user, never below zero (one atomic statement and its ledger row)"
+        ? "take tokens from a user's available balance, never below zero (one atomic statement and its ledger row)"
         : "give tokens to a user (one atomic statement and its ledger row)",
     )
     .argument("<user>", "user id")
@@ -121,8 +125,12 @@ function changeOutcome(result: TokenOperationResult, interruptedBy: string | und
   };
 }
 
-function balanceOutcome(userId: string, balance: number): Outcome {
-  return { ok: true, data: { userId, balance }, human: (ui) => keyValues(ui, [["user", userId], ["balance", String(balance)]]) };
+function balanceOutcome({ userId, balance, held, available }: AvailableBalance): Outcome {
+  return {
+    ok: true,
+    data: { userId, balance, held, available },
+    human: (ui) => keyValues(ui, [["user", userId], ["balance", String(balance)], ["held", String(held)], ["available", ui.colors.bold(String(available))]]),
+  };
 }
 
 function historyOutcome(userId: string, entries: readonly LedgerEntry[]): Outcome {
@@ -138,30 +146,44 @@ function historyOutcome(userId: string, entries: readonly LedgerEntry[]): Outcom
         e.balanceAfter,
         e.reason,
         e.briefId ?? "",
+        e.holdId ?? "",
       ]);
-      return table(ui, ["when", "type", "amount", "balance after", "reason", "brief"], rows);
+      return table(ui, ["when", "type", "amount", "balance after", "reason", "brief", "hold"], rows);
     },
   };
 }
 
 function verifyOutcome(report: VerifyReport): Outcome {
-  const error = report.ok
-    ? undefined
-    : new BriefdbError(
-        "INVARIANT_VIOLATED",
-        `${report.drifting.length} of ${report.checked} users' balances differ from their ledger: ${report.drifting
-          .slice(0, 5)
-          .map((d) => d.userId)
-          .join(", ")}${report.drifting.length > 5 ? ", …" : ""}`,
-      );
+  const error = report.ok ? undefined : new BriefdbError("INVARIANT_VIOLATED", verifyFailure(report));
   return {
     ok: report.ok,
     ...(error ? { error } : {}),
-    data: { checked: report.checked, drifting: report.drifting },
+    data: { checked: report.checked, drifting: report.drifting, holdViolations: report.holdViolations },
     human: (ui) => {
-      if (report.ok) return `${ui.colors.green("ok")}: all ${report.checked} balances equal the sum of their ledger`;
-      const rows = report.drifting.map((d) => [d.userId, d.balance, d.ledgerSum, d.difference]);
-      return table(ui, ["user", "balance", "ledger sum", "difference"], rows);
+      if (report.ok) return `${ui.colors.green("ok")}: all ${report.checked} balances equal the sum of their ledger; holds within balances, one ledger row per capture`;
+      const parts: string[] = [];
+      if (report.drifting.length > 0) {
+        const rows = report.drifting.map((d) => [d.userId, d.balance, d.ledgerSum, d.difference]);
+        parts.push(table(ui, ["user", "balance", "ledger sum", "difference"], rows));
+      }
+      if (report.holdViolations.length > 0) {
+        const rows = report.holdViolations.map((v) => [v.rule, v.userId, v.holdId ?? "", v.detail]);
+        parts.push(table(ui, ["hold rule", "user", "hold", "detail"], rows));
+      }
+      return parts.join("\n");
     },
   };
+}
+
+function verifyFailure(report: VerifyReport): string {
+  const parts: string[] = [];
+  if (report.drifting.length > 0) {
+    const users = report.drifting.slice(0, 5).map((d) => d.userId).join(", ");
+    parts.push(`${report.drifting.length} of ${report.checked} users' balances differ from their ledger: ${users}${report.drifting.length > 5 ? ", …" : ""}`);
+  }
+  if (report.holdViolations.length > 0) {
+    const rules = [...new Set(report.holdViolations.map((v) => v.rule))].join(", ");
+    parts.push(`${report.holdViolations.length} hold invariant violation(s): ${rules}`);
+  }
+  return parts.join("; ");
 }

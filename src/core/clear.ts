@@ -5,8 +5,9 @@
  * Seeded rows are the ones whose id starts with `seed-`. Rows the app wrote that cannot outlive
  * them (foreign keys) go with them, as ON DELETE CASCADE would: the ledger rows of a seeded
  * user, reviews of a removed brief or by a seeded user, briefs by a seeded user or on a seeded
- * model. One exception keeps every remaining balance equal to its ledger: an app user's ledger
- * row that names a removed brief stays, with its brief_id set to NULL ("detached").
+ * model, the holds of a seeded user. One exception keeps every remaining balance equal to its
+ * ledger: an app user's ledger row (or hold) that names a removed brief stays, with its brief_id
+ * set to NULL ("detached").
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
@@ -14,7 +15,7 @@ import { assertLocalTarget } from "../db/target.js";
 import { assertMigrated } from "./migrations.js";
 import { SEED_ID_PREFIX } from "./test-data/rows.js";
 
-export type AppTable = "users" | "models" | "briefs" | "reviews" | "token_transactions" | "query_log";
+export type AppTable = "users" | "models" | "briefs" | "reviews" | "token_transactions" | "token_holds" | "query_log";
 export type TableCounts = Record<AppTable, number>;
 
 export interface ClearOptions {
@@ -66,7 +67,7 @@ export async function removeSeededRows(tx: Executor, report: ClearProgressListen
   const doomedBriefs = sql`SELECT id FROM briefs WHERE ${seeded("id")} OR ${seeded("user_id")} OR ${seeded("model_id")}`;
   let step = 0;
   const next = async (action: ClearProgress["action"], table: AppTable, statement: SQL) => {
-    await report({ action, table, step: ++step, steps: 6 });
+    await report({ action, table, step: ++step, steps: 8 });
     return tx.run(statement);
   };
   const tokenTransactions = await next(
@@ -74,11 +75,13 @@ export async function removeSeededRows(tx: Executor, report: ClearProgressListen
     "token_transactions",
     sql`DELETE FROM token_transactions WHERE ${seeded("user_id")} OR ${seeded("id")}`,
   );
+  const tokenHolds = await next("remove", "token_holds", sql`DELETE FROM token_holds WHERE ${seeded("user_id")} OR ${seeded("id")}`);
   const detachedLedgerRows = await next(
     "detach",
     "token_transactions",
     sql`UPDATE token_transactions SET brief_id = NULL WHERE brief_id IN (${doomedBriefs})`,
   );
+  await next("detach", "token_holds", sql`UPDATE token_holds SET brief_id = NULL WHERE brief_id IN (${doomedBriefs})`);
   const reviews = await next(
     "remove",
     "reviews",
@@ -89,16 +92,16 @@ export async function removeSeededRows(tx: Executor, report: ClearProgressListen
   const models = await next("remove", "models", sql`DELETE FROM models WHERE ${seeded("id")}`);
   return {
     all: false,
-    counts: { models, users, briefs, reviews, token_transactions: tokenTransactions, query_log: 0 },
+    counts: { models, users, briefs, reviews, token_transactions: tokenTransactions, token_holds: tokenHolds, query_log: 0 },
     detachedLedgerRows,
   };
 }
 
 /** Children before parents, so that no foreign key is ever left dangling. */
-const DELETE_ORDER: readonly AppTable[] = ["token_transactions", "reviews", "briefs", "users", "models", "query_log"];
+const DELETE_ORDER: readonly AppTable[] = ["token_transactions", "token_holds", "reviews", "briefs", "users", "models", "query_log"];
 
 async function removeAllRows(tx: Executor, report: ClearProgressListener): Promise<ClearResult> {
-  const counts: TableCounts = { models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 };
+  const counts: TableCounts = { models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, token_holds: 0, query_log: 0 };
   for (const [index, table] of DELETE_ORDER.entries()) {
     await report({ action: "remove", table, step: index + 1, steps: DELETE_ORDER.length });
     counts[table] = await tx.run(sql`DELETE FROM ${sql.identifier(table)}`);

@@ -57,7 +57,7 @@ export const listingQueries = {
     sql`SELECT id, brief_id, user_id, rating, comment, ${createdAt(db)}
         FROM reviews WHERE brief_id = ${briefId} ORDER BY created_at DESC LIMIT ${limit}`,
   userTokenHistory: (db: BriefDatabase, userId: string, limit: number) =>
-    sql`SELECT id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, ${createdAt(db)}
+    sql`SELECT id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, hold_id, ${createdAt(db)}
         FROM token_transactions WHERE user_id = ${userId} ORDER BY created_at DESC, id DESC LIMIT ${limit}`,
   briefBySlug: (db: BriefDatabase, slug: string) =>
     sql`SELECT ${briefColumns(db)}, content FROM briefs WHERE slug = ${slug}`,

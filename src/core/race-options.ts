@@ -14,6 +14,14 @@ export const RACE_STRATEGIES = ["atomic", "naive"] as const;
 export type RaceStrategy = (typeof RACE_STRATEGIES)[number];
 
 /**
+ * What racers fire: `deducts` only, or `holds`: a mix of holds, captures, releases, expiries and
+ * plain deducts at one user (see race-holds.ts).
+ */
+export const RACE_MODES = ["deducts", "holds"] as const;
+
+export type RaceMode = (typeof RACE_MODES)[number];
+
+/**
  * The throw-away user's opening balance: `balance` when given, else enough for half of the n
  * deductions. Refuses (USAGE, naming the flags) a derived balance past 2^53−1 rather than letting
  * it round.

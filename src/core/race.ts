@@ -11,7 +11,7 @@ import { assertLocalTarget, isSharedTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
 import { PACKAGE_ROOT } from "../package-root.js";
 import { newId } from "./ids.js";
-import { raceOpeningBalance, type RaceStrategy } from "./race-options.js";
+import { raceOpeningBalance, type RaceMode, type RaceStrategy } from "./race-options.js";
 import type { RacerReport, RacerTask } from "./race-racer.js";
 import { elapsedMs, summarizePercentiles, type PercentileSummary } from "./stats.js";
 import { getBalance } from "./tokens.js";
@@ -29,6 +29,8 @@ export interface RaceOptions {
   /** Parallel racers, each with its own connection; default min(n, 8). */
   readonly concurrency?: number;
   readonly strategy?: RaceStrategy;
+  /** deducts (default) or holds: a mix of holds, captures, releases, expiries and deducts. */
+  readonly mode?: RaceMode;
   /** Keep the throw-away user and its ledger afterwards. */
   readonly keep?: boolean;
   readonly allowRemote?: boolean;
@@ -44,6 +46,7 @@ export interface Invariant {
 
 export interface RaceReport {
   readonly ok: boolean;
+  readonly mode: RaceMode;
   readonly strategy: RaceStrategy;
   readonly userId: string;
   readonly kept: boolean;
@@ -61,6 +64,8 @@ export interface RaceReport {
   readonly durationMs: number;
   readonly throughputPerSec: number;
   readonly latencyMs: PercentileSummary;
+  /** holds mode: what each kind of operation did (ok, replayed, refused by code). */
+  readonly operations?: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
 export async function runRaceTest(db: BriefDatabase, options: RaceOptions): Promise<RaceReport> {
@@ -68,6 +73,10 @@ export async function runRaceTest(db: BriefDatabase, options: RaceOptions): Prom
   if (!options.allowRemote) assertLocalTarget(db.target, "race-test");
   if (!isSharedTarget(db.target)) {
     throw new BriefdbError("USAGE", "race-test needs a database that several connections share, not :memory:");
+  }
+  if (options.mode === "holds") {
+    const { runHoldsRace } = await import("./race-holds.js");
+    return runHoldsRace(db, options);
   }
   const initialBalance = raceOpeningBalance(n, amount, options.balance);
   const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, n));
@@ -83,6 +92,7 @@ export async function runRaceTest(db: BriefDatabase, options: RaceOptions): Prom
     const finalBalance = await getBalance(db, userId);
     return {
       ok: invariants.every((i) => i.ok),
+      mode: "deducts",
       strategy,
       userId,
       kept: options.keep === true,
@@ -117,25 +127,41 @@ interface RaceRun {
 /** Starts the racers, waits until all stand at the start line, fires the start, collects reports. */
 async function race(db: BriefDatabase, run: RaceRun): Promise<{ reports: RacerReport[]; startedAt: bigint }> {
   const startLine = new SharedArrayBuffer(8);
+  const shares = raceShares(run.n, run.concurrency);
+  const tasks = shares.map((count): RacerTask => ({ target: db.target, openOptions: run.openOptions, userId: run.userId, count, amount: run.amount, strategy: run.strategy, startLine }));
+  return runRacers(RACE_WORKER, tasks, startLine, (error) => ({ successes: 0, rejected: 0, errors: [error], latenciesMs: [] }));
+}
+
+/** n operations shared out over `concurrency` racers as evenly as whole numbers allow. */
+export function raceShares(n: number, concurrency: number): number[] {
+  return Array.from({ length: concurrency }, (_, i) => Math.floor(n / concurrency) + (i < n % concurrency ? 1 : 0));
+}
+
+/**
+ * Starts one worker thread per task, waits until every racer stands at the start line (Int32 [1]
+ * of `startLine` counts them) or one failed early, and not before `notBefore` (epoch ms), then
+ * fires the start (Int32 [0]) and collects each racer's report; a crashed racer reports `crashed`.
+ */
+export async function runRacers<R>(
+  script: string,
+  tasks: readonly object[],
+  startLine: SharedArrayBuffer,
+  crashed: (error: string) => R,
+  notBefore = 0,
+): Promise<{ reports: R[]; startedAt: bigint }> {
   const flags = new Int32Array(startLine);
-  const shares = Array.from({ length: run.concurrency }, (_, i) =>
-    Math.floor(run.n / run.concurrency) + (i < run.n % run.concurrency ? 1 : 0),
-  );
-  const workers = shares.map((count) => {
-    const task: RacerTask = { target: db.target, openOptions: run.openOptions, userId: run.userId, count, amount: run.amount, strategy: run.strategy, startLine };
-    return new Worker(RACE_WORKER, { workerData: task });
-  });
+  const workers = tasks.map((task) => new Worker(script, { workerData: task }));
   const done = workers.map(
     (worker) =>
-      new Promise<RacerReport>((resolve) => {
-        worker.once("message", (report: RacerReport) => resolve(report));
-        worker.once("error", (error) => resolve({ successes: 0, rejected: 0, errors: [`racer crashed: ${error.message}`], latenciesMs: [] }));
-        worker.once("exit", (code) => resolve({ successes: 0, rejected: 0, errors: [`racer exited with code ${code}`], latenciesMs: [] }));
+      new Promise<R>((resolve) => {
+        worker.once("message", (report: R) => resolve(report));
+        worker.once("error", (error) => resolve(crashed(`racer crashed: ${error.message}`)));
+        worker.once("exit", (code) => resolve(crashed(`racer exited with code ${code}`)));
       }),
   );
   const settled = Promise.all(done);
   // wait for every racer to be connected and prepared, or for a racer to fail early
-  while (Atomics.load(flags, 1) < workers.length) {
+  while (Atomics.load(flags, 1) < workers.length || Date.now() < notBefore) {
     const early = await Promise.race([settled.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 5))]);
     if (early) break;
   }

@@ -9,6 +9,8 @@ import { rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
+import { checkHolds, type HoldViolation } from "./hold-checks.js";
+import { whyNoRoom } from "./holds.js";
 import { newId } from "./ids.js";
 import { countTokenFailure, countTokenResult } from "./token-counters.js";
 import { userTokenHistory } from "./listings.js";
@@ -128,10 +130,10 @@ async function applyOnce(
     if (outcome.kind === "applied") return resultOf(outcome.entry, false);
     if (outcome.kind === "replayed") return replay(outcome.entry, userId, operation, amount);
     if (outcome.kind === "refused") {
-      const refused = refusalAt(outcome.balance ?? undefined, userId, operation, amount);
+      const refused = batchedRefusal(outcome, userId, operation, amount);
       if (refused !== undefined) throw refused;
       // the balance read beside the refusal contradicts it (PostgreSQL: the guard saw a newer
-      // row than the statement's snapshot): tried again on its own, as below
+      // row than the statement's snapshot), or holds are involved: tried again on its own, as below
     } else {
       const judged = await judge(outcome.error, 1);
       if (judged !== "again") return judged;
@@ -153,10 +155,14 @@ async function applyOnce(
       return judged;
     }
     if (entry !== undefined) return resultOf(entry, false);
-    const refused = await refusal(reader, userId, operation, amount);
+    const refused =
+      operation === "deduct"
+        ? await whyNoRoom(db, userId, "deduct", amount, { reader, maySweep: standalone })
+        : await creditRefusal(reader, userId, amount);
     if (refused !== undefined) throw refused;
     // the re-read contradicts the refusal: the row changed in between (deleted and inserted again,
-    // say), so the refusal would not be true; the change was not applied, so it is tried again
+    // say), or expired holds were just swept to make room, so the refusal would not be true; the
+    // change was not applied, so it is tried again
     if (attempt >= ATTEMPTS) {
       throw new BriefdbError(
         "DB_ERROR",
@@ -193,9 +199,15 @@ export interface VerifyReport {
   /** How many users were reconciled. */
   readonly checked: number;
   readonly drifting: readonly Drift[];
+  /** Broken hold invariants (see checkHolds). */
+  readonly holdViolations: readonly HoldViolation[];
 }
 
-/** Reconciles every balance against the sum of its ledger (the ledger invariant, docs/architecture.md "Invariants"). */
+/**
+ * Reconciles every balance against the sum of its ledger (the ledger invariant, docs/architecture.md
+ * "Invariants"), and checks the holds: held within the balance, one ledger row per captured hold,
+ * no capture over its hold.
+ */
 export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
   const [count] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users`);
   const rows = await db.all<{ id: string; token_balance: number | string; ledger_sum: number | string }>(sql`
@@ -209,7 +221,8 @@ export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
     const ledgerSum = Number(row.ledger_sum);
     return { userId: row.id, balance, ledgerSum, difference: balance - ledgerSum };
   });
-  return { ok: drifting.length === 0, checked: Number(count?.n ?? 0), drifting };
+  const holdViolations = await checkHolds(db);
+  return { ok: drifting.length === 0 && holdViolations.length === 0, checked: Number(count?.n ?? 0), drifting, holdViolations };
 }
 
 function checkInput(userId: string, operation: TokenOperation, amount: number, options: TokenOperationOptions): void {
@@ -250,33 +263,33 @@ function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
 }
 
 /**
- * Why the conditional UPDATE matched no row (nothing was changed), read afresh; undefined when the
- * row read now would have matched (a concurrent change), so that no refusal is reported untrue.
+ * Why the credit's conditional UPDATE matched no row (nothing was changed), read afresh; undefined
+ * when the row read now would have matched (a concurrent change), so that no refusal is reported
+ * untrue. A deduct's refusal is whyNoRoom's (holds.ts): it knows the held tokens.
  */
-async function refusal(
-  db: Executor,
-  userId: string,
-  operation: TokenOperation,
-  amount: number,
-): Promise<BriefdbError | undefined> {
-  return refusalAt(await currentBalance(db, userId), userId, operation, amount);
+async function creditRefusal(db: Executor, userId: string, amount: number): Promise<BriefdbError | undefined> {
+  return overflowAt(await currentBalance(db, userId), userId, amount);
 }
 
-/** The refusal a guard that saw `balance` (undefined: no such user) gives, or undefined if it would have passed. */
-function refusalAt(
-  balance: number | undefined,
+/**
+ * The refusal of a batched change from what its guard saw in the batch (balance null: no such
+ * user); undefined when that does not explain the refusal or held tokens are involved (expired
+ * holds may be swept to make room): the change is then judged again on its own, unbatched.
+ */
+function batchedRefusal(
+  seen: { readonly balance: number | null; readonly heldTokens: number },
   userId: string,
   operation: TokenOperation,
   amount: number,
 ): BriefdbError | undefined {
+  if (seen.balance === null) return userNotFound(userId);
+  if (operation === "credit") return overflowAt(seen.balance, userId, amount);
+  if (seen.heldTokens > 0 || seen.balance >= amount) return undefined;
+  return new BriefdbError("INSUFFICIENT_BALANCE", `user ${userId} has ${seen.balance} tokens, cannot deduct ${amount}; nothing changed`);
+}
+
+function overflowAt(balance: number | undefined, userId: string, amount: number): BriefdbError | undefined {
   if (balance === undefined) return userNotFound(userId);
-  if (operation === "deduct") {
-    if (balance >= amount) return undefined;
-    return new BriefdbError(
-      "INSUFFICIENT_BALANCE",
-      `user ${userId} has ${balance} tokens, cannot deduct ${amount}; nothing changed`,
-    );
-  }
   if (balance <= Number.MAX_SAFE_INTEGER - amount) return undefined;
   return new BriefdbError(
     "BALANCE_OVERFLOW",

@@ -29,10 +29,11 @@ export async function createUser(db: BriefDatabase, user: NewUser): Promise<void
   }
 }
 
-/** Removes a user and their ledger rows together (for throw-away users: race tests, fixtures). */
+/** Removes a user with their ledger rows and holds (for throw-away users: race tests, fixtures). */
 export async function removeUser(db: BriefDatabase, userId: string): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.run(sql`DELETE FROM token_transactions WHERE user_id = ${userId}`);
+    await tx.run(sql`DELETE FROM token_holds WHERE user_id = ${userId}`);
     await tx.run(sql`DELETE FROM users WHERE id = ${userId}`);
   });
 }

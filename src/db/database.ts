@@ -5,6 +5,7 @@
  * new folder beside sqlite/ and pg/ that implements it.
  */
 import type { SQL } from "drizzle-orm";
+import type { HoldStatements } from "./holds.js";
 import type { QueryInspector, TimeSql } from "./inspection.js";
 import type { SchemaChanges } from "./schema-changes.js";
 import type { DialectName, Target } from "./target.js";
@@ -63,12 +64,15 @@ export interface LedgerEntry {
   readonly briefId: string | null;
   readonly balanceAfter: number;
   readonly idempotencyKey: string | null;
+  /** The hold this row captured; null for plain credits and deducts. */
+  readonly holdId: string | null;
   readonly createdAt: Date;
 }
 
 /**
  * The token hot path, with statements prepared once per connection. `apply` is the one
- * conditional UPDATE (deduct: `token_balance >= n`; credit: no overflow past 2^53−1) and its
+ * conditional UPDATE (deduct: `token_balance − held_tokens >= n`, so a deduct never takes held
+ * tokens; credit: no overflow past 2^53−1) and its
  * ledger INSERT in one transaction; it resolves to undefined when the condition refused (no such
  * user, too little balance, overflow) and rejects with a unique violation when the idempotency key
  * is taken.
@@ -87,14 +91,14 @@ export interface LedgerStatements {
 /**
  * What became of one change in a batch, each decided on its own, in the order the changes were
  * submitted: applied (its ledger row); its idempotency key already had a row (that row: the
- * caller decides replay or conflict); refused by its guard, with the balance the guard saw (null:
- * no such user); or failed with the driver's error, which no other change of the batch shares
+ * caller decides replay or conflict); refused by its guard, with the balance and held tokens the
+ * guard saw (balance null: no such user); or failed with the driver's error, which no other change of the batch shares
  * unless the whole batch failed (lost connection, deadlock, a failed commit).
  */
 export type BatchOutcome =
   | { readonly kind: "applied"; readonly entry: LedgerEntry }
   | { readonly kind: "replayed"; readonly entry: LedgerEntry }
-  | { readonly kind: "refused"; readonly balance: number | null }
+  | { readonly kind: "refused"; readonly balance: number | null; readonly heldTokens: number }
   | { readonly kind: "failed"; readonly error: unknown };
 
 export interface ApplyOptions {
@@ -226,6 +230,8 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   explain(query: SQL): Promise<string[]>;
   /** The token hot path, prepared on first use. */
   readonly ledger: LedgerStatements;
+  /** The atomic writes of token holds, prepared on first use. */
+  readonly holds: HoldStatements;
   /** How this dialect writes time values in SQL. */
   readonly time: TimeSql;
   /** Reads plans, indexes and statement statistics for the slow-query report. */

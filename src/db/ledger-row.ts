@@ -11,6 +11,7 @@ export interface LedgerRow {
   readonly brief_id: string | null;
   readonly balance_after: number | string;
   readonly idempotency_key: string | null;
+  readonly hold_id?: string | null;
   /** created_at as epoch milliseconds (see BriefDatabase.time.epochMs). */
   readonly created_at_ms: number | string;
   readonly [column: string]: unknown;
@@ -26,6 +27,7 @@ export function ledgerEntryFromRow(row: LedgerRow): LedgerEntry {
     briefId: row.brief_id,
     balanceAfter: Number(row.balance_after),
     idempotencyKey: row.idempotency_key,
+    holdId: row.hold_id ?? null,
     createdAt: dateFromEpochMs(row.created_at_ms),
   };
 }
@@ -41,6 +43,7 @@ export function ledgerEntryOf(change: BalanceChange, balanceAfter: number, creat
     briefId: change.briefId,
     balanceAfter,
     idempotencyKey: change.idempotencyKey,
+    holdId: null,
     createdAt,
   };
 }

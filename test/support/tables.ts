@@ -59,7 +59,7 @@ export function timestampLiteral(dialect: TestDialect): SQL {
 }
 
 const TIMESTAMPS = new Set(["created_at", "updated_at", "recorded_at"]);
-const NUMBERS = new Set(["token_balance", "amount", "balance_after", "view_count", "rating"]);
+const NUMBERS = new Set(["token_balance", "held_tokens", "amount", "balance_after", "view_count", "rating"]);
 
 /** Every row of every seeded table, ordered by id, with values in one dialect-neutral form. */
 export function dumpRows(url: string): Promise<Record<string, Array<Record<string, unknown>>>> {

@@ -25,6 +25,8 @@ import { errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { PgTarget, SslMode } from "../target.js";
 import { withBatching } from "../ledger-batcher.js";
+import type { HoldStatements } from "../holds.js";
+import { pgHolds } from "./holds.js";
 import { pgApplyBatch, pgLedger } from "./ledger.js";
 import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
@@ -91,6 +93,7 @@ export class PgDatabase implements PgBriefDatabase {
   readonly orm: PgOrm;
   readonly ownsConnection: boolean;
   private ledgerStatements: LedgerStatements | undefined;
+  private holdStatements: HoldStatements | undefined;
   private readonly prepare: boolean;
   private readonly batching: boolean;
   private readonly backgroundWrites = new BackgroundWrites();
@@ -140,6 +143,11 @@ export class PgDatabase implements PgBriefDatabase {
         : statements;
     }
     return this.ledgerStatements;
+  }
+
+  get holds(): HoldStatements {
+    this.holdStatements ??= pgHolds(this.client, this.prepare);
+    return this.holdStatements;
   }
 
   async all<T extends Row = Row>(query: SQL): Promise<T[]> {

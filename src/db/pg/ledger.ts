@@ -12,7 +12,7 @@ import { dateFromEpochMs } from "../inspection.js";
 import { ledgerEntryFromRow, ledgerEntryOf, type LedgerRow } from "../ledger-row.js";
 
 const CREATED_AT_MS = "(extract(epoch from created_at) * 1000)::float8 AS created_at_ms";
-const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, ${CREATED_AT_MS}`;
+const RETURNED = `id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, hold_id, ${CREATED_AT_MS}`;
 
 function applyStatement(newBalance: string, guard: string, sign: "" | "-", type: string): string {
   return `WITH changed AS (
@@ -28,9 +28,11 @@ function applyStatement(newBalance: string, guard: string, sign: "" | "-", type:
 /**
  * The one statement a deduct runs on PostgreSQL, as postgres.js receives it: $1 new ledger id,
  * $2 user id, $3 amount, $4 reason, $5 brief id, $6 idempotency key. Public so that benchmarks
- * can run the very same statement without briefdb (pgbench, the bare driver).
+ * can run the very same statement without briefdb (pgbench, the bare driver). Held tokens are not
+ * the deduct's to take: the user row carries their sum, so this stays one statement that a
+ * concurrent hold or capture cannot slip past (see ./holds.ts).
  */
-export const PG_DEDUCT_STATEMENT = applyStatement("token_balance - $3::bigint", "token_balance >= $3::bigint", "-", "deduct");
+export const PG_DEDUCT_STATEMENT = applyStatement("token_balance - $3::bigint", "token_balance - held_tokens >= $3::bigint", "-", "deduct");
 const CREDIT = applyStatement(
   "token_balance + $3::bigint",
   `token_balance <= ${Number.MAX_SAFE_INTEGER} - $3::bigint`,
@@ -42,8 +44,8 @@ const BY_KEY = `SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key
 /**
  * One change of a batch, as one statement with the same parameters as applyStatement: if its
  * idempotency key already has a row, that row ('replayed', nothing changed); else the guarded
- * UPDATE and its ledger INSERT ('applied'); else the balance the guard refused ('refused'; no row
- * at all: no such user).
+ * UPDATE and its ledger INSERT ('applied'); else the balance the guard refused ('refused', in
+ * balance_after, and the held tokens in amount; no row at all: no such user).
  */
 function batchStatement(newBalance: string, guard: string, sign: "" | "-", type: string): string {
   return `WITH prior AS (
@@ -59,10 +61,10 @@ function batchStatement(newBalance: string, guard: string, sign: "" | "-", type:
   )
   SELECT 'applied' AS outcome, * FROM inserted
   UNION ALL SELECT 'replayed', * FROM prior
-  UNION ALL SELECT 'refused', NULL, NULL, NULL, NULL, NULL, NULL, token_balance, NULL, NULL FROM users
+  UNION ALL SELECT 'refused', NULL, NULL, held_tokens, NULL, NULL, NULL, token_balance, NULL, NULL, NULL FROM users
     WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM prior) AND NOT EXISTS (SELECT 1 FROM changed)`;
 }
-const BATCH_DEDUCT = batchStatement("token_balance - $3::bigint", "token_balance >= $3::bigint", "-", "deduct");
+const BATCH_DEDUCT = batchStatement("token_balance - $3::bigint", "token_balance - held_tokens >= $3::bigint", "-", "deduct");
 const BATCH_CREDIT = batchStatement(
   "token_balance + $3::bigint",
   `token_balance <= ${Number.MAX_SAFE_INTEGER} - $3::bigint`,
@@ -195,7 +197,7 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
 
 function outcomeOf(rows: readonly BatchRow[]): BatchOutcome {
   const [row] = rows;
-  if (row === undefined) return { kind: "refused", balance: null };
-  if (row.outcome === "refused") return { kind: "refused", balance: Number(row.balance_after) };
+  if (row === undefined) return { kind: "refused", balance: null, heldTokens: 0 };
+  if (row.outcome === "refused") return { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.amount) };
   return { kind: row.outcome, entry: ledgerEntryFromRow(row) };
 }

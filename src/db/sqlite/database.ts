@@ -24,6 +24,8 @@ import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
 import { withBatching } from "../ledger-batcher.js";
+import type { HoldStatements } from "../holds.js";
+import { sqliteHolds } from "./holds.js";
 import { sqliteLedger } from "./ledger.js";
 import { SqliteInspector } from "./inspector.js";
 import { sqliteBulkWrite } from "./bulk-insert.js";
@@ -50,6 +52,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   private readonly lock = new ConnectionLock();
   private readonly backgroundWrites = new BackgroundWrites();
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
+  private holdStatements: HoldStatements | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Transaction<SqliteOrm>;
   /** How long a statement waits for another connection's write lock (the busy timeout). */
@@ -95,6 +98,11 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   private get statements(): ReturnType<typeof sqliteLedger> {
     this.ledgerStatements ??= sqliteLedger(this);
     return this.ledgerStatements;
+  }
+
+  get holds(): HoldStatements {
+    this.holdStatements ??= sqliteHolds(this);
+    return this.holdStatements;
   }
 
   all<T extends Row = Row>(query: SQL): Promise<T[]> {

@@ -26,7 +26,8 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
   const deduct = db.orm
     .update(users)
     .set({ tokenBalance: sql`${users.tokenBalance} - ${amount}`, updatedAt: sql`${now}` })
-    .where(and(eq(users.id, userId), gte(users.tokenBalance, amount)))
+    // held tokens are not the deduct's to take (see ../holds.ts)
+    .where(and(eq(users.id, userId), gte(sql`${users.tokenBalance} - ${users.heldTokens}`, amount)))
     .returning({ balance: users.tokenBalance })
     .prepare();
   const credit = db.orm
@@ -68,7 +69,7 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
   const applyInTransaction = db.client.transaction(applyChange);
 
   const balanceOf = db.orm
-    .select({ balance: users.tokenBalance })
+    .select({ balance: users.tokenBalance, heldTokens: users.heldTokens })
     .from(users)
     .where(eq(users.id, userId))
     .prepare();
@@ -84,7 +85,7 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
     if (entry !== undefined) return { kind: "applied", entry };
     // read in the same write transaction: the balance the guard saw
     const row = balanceOf.get({ userId: change.userId });
-    return { kind: "refused", balance: row === undefined ? null : row.balance };
+    return row === undefined ? { kind: "refused", balance: null, heldTokens: 0 } : { kind: "refused", ...row };
   });
   const applyBatchInTransaction = db.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
     changes.map((change) => {

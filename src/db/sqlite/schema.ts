@@ -15,6 +15,8 @@ export const users = sqliteTable(
     email: text("email").notNull(),
     name: text("name").notNull(),
     tokenBalance: integer("token_balance").notNull().default(0),
+    /** Sum of the amounts of this user's holds in status 'active' (expired or not): see token_holds. */
+    heldTokens: integer("held_tokens").notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -84,6 +86,45 @@ export const reviews = sqliteTable(
   ],
 );
 
+/**
+ * Token holds (reservations): tokens set aside before work whose cost is known only afterwards,
+ * then captured (one deduct ledger row naming the hold), released, or left to expire. A hold
+ * counts against the user's available balance while it is 'active' and before expires_at; an
+ * expired hold stops counting at that instant without being written ('expired' is recorded
+ * lazily, when a write needs the room). users.held_tokens is the sum of the 'active' holds.
+ */
+export const tokenHolds = sqliteTable(
+  "token_holds",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id),
+    amount: integer("amount").notNull(),
+    status: text("status", { enum: ["active", "captured", "released", "expired"] }).notNull(),
+    capturedAmount: integer("captured_amount"),
+    reason: text("reason").notNull(),
+    briefId: text("brief_id").references(() => briefs.id),
+    idempotencyKey: text("idempotency_key"),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+    createdAt: createdAt(),
+    settledAt: integer("settled_at", { mode: "timestamp_ms" }),
+  },
+  (t) => [
+    // "available" in one indexed read: the user's active holds, soonest expiry first, amounts in the index
+    index("token_holds_active_user_idx").on(t.userId, t.expiresAt, t.amount).where(sql`status = 'active'`),
+    index("token_holds_user_id_idx").on(t.userId),
+    // partial: most holds name no brief and carry no key, and a NULL needs no index entry
+    index("token_holds_brief_id_idx").on(t.briefId).where(sql`brief_id IS NOT NULL`),
+    uniqueIndex("token_holds_idempotency_key_unique").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+    check("token_holds_amount_positive", sql`${t.amount} > 0`),
+    check("token_holds_status_known", sql`${t.status} IN ('active', 'captured', 'released', 'expired')`),
+    check(
+      "token_holds_capture_within_hold",
+      sql`(${t.status} = 'captured') = (${t.capturedAmount} IS NOT NULL) AND (${t.capturedAmount} IS NULL OR (${t.capturedAmount} > 0 AND ${t.capturedAmount} <= ${t.amount}))`,
+    ),
+    check("token_holds_settled_when_not_active", sql`(${t.status} = 'active') = (${t.settledAt} IS NULL)`),
+  ],
+);
+
 export const tokenTransactions = sqliteTable(
   "token_transactions",
   {
@@ -95,6 +136,8 @@ export const tokenTransactions = sqliteTable(
     briefId: text("brief_id").references(() => briefs.id),
     balanceAfter: integer("balance_after").notNull(),
     idempotencyKey: text("idempotency_key"),
+    /** The hold this row captured (type deduct); at most one row per hold. */
+    holdId: text("hold_id").references(() => tokenHolds.id),
     createdAt: createdAt(),
   },
   (t) => [
@@ -104,6 +147,8 @@ export const tokenTransactions = sqliteTable(
     // id breaks ties between rows of one instant, so a user's history has one order
     index("token_transactions_user_id_created_at_idx").on(t.userId, t.createdAt, t.id),
     uniqueIndex("token_transactions_idempotency_key_unique").on(t.idempotencyKey),
+    // partial: plain credits and deducts (the hot path) write no entry here
+    uniqueIndex("token_transactions_hold_id_unique").on(t.holdId).where(sql`hold_id IS NOT NULL`),
     check(
       "token_transactions_amount_sign",
       sql`(${t.type} = 'credit' AND ${t.amount} > 0) OR (${t.type} = 'deduct' AND ${t.amount} < 0)`,

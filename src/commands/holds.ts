@@ -1,0 +1,162 @@
+/**
+ * `briefdb tokens hold|capture|release|holds`: reserve tokens before work whose cost is known only
+ * afterwards, then charge the actual cost or give the reservation back.
+ */
+import { Command } from "commander";
+import { parseAmount } from "../core/amount.js";
+import { assertHoldId, parseTtl } from "../core/hold-input.js";
+import type { HoldRecord, HoldResult, SettlementResult } from "../core/holds.js";
+import { keyValues, table, type Outcome } from "../render.js";
+import { action } from "./context.js";
+
+interface HoldCommandOptions {
+  readonly ttl: number;
+  readonly reason?: string;
+  readonly brief?: string;
+  readonly key?: string;
+}
+
+export function holdCommands(): Command[] {
+  return [holdCommand(), captureCommand(), releaseCommand(), listCommand()];
+}
+
+function holdCommand(): Command {
+  return new Command("hold")
+    .description("reserve tokens until captured, released or expired; only the available balance (balance − active holds) can be held")
+    .argument("<user>", "user id")
+    .argument("<amount>", "a positive whole number of tokens", parseAmount)
+    .option("--ttl <duration>", "how long the hold counts: 90s, 15m, 2h … (1s to 24h)", parseTtl, 15 * 60)
+    .option("--reason <text>", "why, kept with the hold and its capture", "hold via briefdb")
+    .option("--brief <id>", "the brief this is for")
+    .option("--key <idempotency-key>", "place at most once: a repeat returns the first hold")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ briefdb tokens hold user-42 500 --reason "brief generation" --brief brief-7 --key gen-7f3a --json
+  $ briefdb tokens hold user-42 500 --ttl 5m`,
+    )
+    .action(
+      action(async (ctx, userId: string, amount: number, options: HoldCommandOptions) => {
+        const db = await ctx.openMigrated();
+        const { applyHold } = await import("../core/holds.js");
+        const result = await applyHold(db, userId, amount, options.reason ?? "hold", {
+          ttlSeconds: options.ttl,
+          ...(options.brief === undefined ? {} : { briefId: options.brief }),
+          ...(options.key === undefined ? {} : { idempotencyKey: options.key }),
+        });
+        return holdOutcome(result);
+      }),
+    );
+}
+
+function captureCommand(): Command {
+  return new Command("capture")
+    .description("charge the actual cost of a hold (at most what it holds; default all) as one deduct ledger row, and release the rest")
+    .argument("<hold>", "hold id, as `tokens hold` printed it", assertHoldId)
+    .argument("[amount]", "tokens to charge (default: the whole hold)", parseAmount)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ briefdb tokens capture hold_0190… 312      # charge 312, release the rest
+  $ briefdb tokens capture hold_0190… --json   # charge it all; a repeat is a replay, not a second charge`,
+    )
+    .action(
+      action(async (ctx, holdId: string, amount: number | undefined) => {
+        const db = await ctx.openMigrated();
+        const { applyCapture } = await import("../core/holds.js");
+        return settlementOutcome(await applyCapture(db, holdId, amount));
+      }),
+    );
+}
+
+function releaseCommand(): Command {
+  return new Command("release")
+    .description("release a hold: nothing is charged and its tokens are available again")
+    .argument("<hold>", "hold id, as `tokens hold` printed it", assertHoldId)
+    .addHelpText("after", "\nExamples:\n  $ briefdb tokens release hold_0190…          # the generation failed\n  $ briefdb tokens release hold_0190… --json")
+    .action(
+      action(async (ctx, holdId: string) => {
+        const db = await ctx.openMigrated();
+        const { applyRelease } = await import("../core/holds.js");
+        return settlementOutcome(await applyRelease(db, holdId));
+      }),
+    );
+}
+
+function listCommand(): Command {
+  return new Command("holds")
+    .description("list a user's active holds, soonest expiry first")
+    .argument("<user>", "user id")
+    .addHelpText("after", "\nExamples:\n  $ briefdb tokens holds user-42\n  $ briefdb tokens holds user-42 --json | jq '.holds[].holdId'")
+    .action(
+      action(async (ctx, userId: string) => {
+        const db = await ctx.openMigrated();
+        const { getActiveHolds, getAvailableBalance } = await import("../core/holds.js");
+        const holds = await getActiveHolds(db, userId);
+        const account = await getAvailableBalance(db, userId);
+        return listOutcome(userId, holds, account.balance, account.available);
+      }),
+    );
+}
+
+function holdOutcome(result: HoldResult): Outcome {
+  return {
+    ok: true,
+    data: { ...result, expiresAt: result.expiresAt.toISOString(), createdAt: result.createdAt.toISOString() },
+    human: (ui) => {
+      const note = result.replayed ? ui.colors.yellow(" (replayed: already placed with this key; nothing changed)") : "";
+      return keyValues(ui, [
+        ["hold", `${ui.colors.bold(result.holdId)}${note}`],
+        ["user", result.userId],
+        ["held", `${result.amount}${result.status === "active" ? "" : ` (${result.status})`}`],
+        ["expires", result.expiresAt.toISOString()],
+        ["available", `${ui.colors.bold(String(result.available))} (balance ${result.balance}, held ${result.held})`],
+      ]);
+    },
+  };
+}
+
+function settlementOutcome(result: SettlementResult): Outcome {
+  return {
+    ok: true,
+    data: { ...result, settledAt: result.settledAt.toISOString() },
+    human: (ui) => {
+      const note = result.replayed ? ui.colors.yellow(" (replayed: already settled this way; nothing changed)") : "";
+      const pairs: Array<[string, string]> = [
+        ["hold", `${result.holdId}${note}`],
+        ["user", result.userId],
+        ["status", result.status === "expired" ? "expired (nothing was held any more)" : result.status],
+      ];
+      if (result.status === "captured") {
+        pairs.push(["charged", `${result.captured} of ${result.amount}`], ["released", String(result.released)]);
+        pairs.push(["balance", ui.colors.bold(String(result.balance))], ["transaction", result.transactionId ?? ""]);
+      } else {
+        pairs.push(["released", String(result.released)]);
+      }
+      return keyValues(ui, pairs);
+    },
+  };
+}
+
+function listOutcome(userId: string, holds: readonly HoldRecord[], balance: number, available: number): Outcome {
+  const rows = holds.map((h) => ({
+    holdId: h.id,
+    amount: h.amount,
+    reason: h.reason,
+    briefId: h.briefId,
+    idempotencyKey: h.idempotencyKey,
+    expiresAt: h.expiresAt.toISOString(),
+    createdAt: h.createdAt.toISOString(),
+  }));
+  return {
+    ok: true,
+    data: { userId, balance, held: balance - available, available, holds: rows },
+    human: (ui) => {
+      if (holds.length === 0) return `user ${userId} has no active holds (balance ${balance}, all available)`;
+      const lines = holds.map((h) => [h.id, h.amount, h.expiresAt.toISOString(), h.reason, h.briefId ?? ""]);
+      return `${table(ui, ["hold", "amount", "expires", "reason", "brief"], lines)}\nbalance ${balance}, available ${available}`;
+    },
+  };
+}

@@ -1,0 +1,359 @@
+/**
+ * Token holds: reserve tokens before work whose cost is known only afterwards, then capture the
+ * actual cost (one deduct ledger row naming the hold; the rest released) or release it all. A hold
+ * counts against the user's *available* balance (balance − active, unexpired holds) until it is
+ * settled or its expiry passes by the database's clock; nothing runs in the background. Settling
+ * is exactly-once: a repeat of the same capture or release returns the first result.
+ *
+ * The atomic writes are the dialect's (db.holds); this module checks input, tells refusals apart
+ * and reads holds back.
+ */
+import { sql } from "drizzle-orm";
+import type { BriefDatabase, Executor } from "../db/database.js";
+import type { HoldRecord, HoldRow, HoldStatus } from "../db/holds.js";
+import { holdFromRow } from "../db/holds.js";
+import { BriefdbError } from "../errors.js";
+import { assertAmount } from "./amount.js";
+import { toBriefdbError } from "./failures.js";
+import { assertHoldId, assertTtlSeconds, DEFAULT_HOLD_TTL_SECONDS, HOLD_ID_PREFIX } from "./hold-input.js";
+import { newId } from "./ids.js";
+import { asResult, type Result } from "./transaction.js";
+
+export type { HoldRecord, HoldStatus } from "../db/holds.js";
+
+export interface HoldOptions {
+  /** Seconds until the hold stops counting, 1 to 86,400. Default 900 (15 minutes). */
+  readonly ttlSeconds?: number;
+  readonly briefId?: string;
+  /** A repeat with the same key, user and amount returns the first hold unchanged. */
+  readonly idempotencyKey?: string;
+}
+
+export interface AvailableBalance {
+  readonly userId: string;
+  readonly balance: number;
+  /** Active holds that have not expired. */
+  readonly held: number;
+  /** balance − held: what a deduct or a new hold may take. */
+  readonly available: number;
+}
+
+export interface HoldResult extends AvailableBalance {
+  readonly holdId: string;
+  readonly amount: number;
+  readonly status: HoldStatus;
+  readonly reason: string;
+  readonly briefId: string | null;
+  readonly expiresAt: Date;
+  readonly createdAt: Date;
+  /** The key was used before: this is that hold (balance, held and available are as of now). */
+  readonly replayed: boolean;
+}
+
+export interface SettlementResult {
+  readonly holdId: string;
+  readonly userId: string;
+  /** expired: the hold had passed its expiry when released (nothing was held any more). */
+  readonly status: "captured" | "released" | "expired";
+  /** What was held. */
+  readonly amount: number;
+  /** What was charged (0 unless captured). */
+  readonly captured: number;
+  /** What went back to the available balance: amount − captured. */
+  readonly released: number;
+  /** The capture's ledger row; null for a release. */
+  readonly transactionId: string | null;
+  /** The balance right after the capture; null for a release. */
+  readonly balance: number | null;
+  readonly settledAt: Date;
+  /** The hold was already settled this way: this is the first result; nothing changed. */
+  readonly replayed: boolean;
+}
+
+const MAX_KEY_LENGTH = 200;
+/** How often a refused hold is tried again after its refusal turned out untrue (see whyNoRoom). */
+const PLACE_ATTEMPTS = 3;
+
+/** Reserves tokens; never throws: { success, data | error }. */
+export function holdTokens(
+  db: BriefDatabase,
+  userId: string,
+  amount: number,
+  reason: string,
+  options: HoldOptions = {},
+): Promise<Result<HoldResult>> {
+  return asResult(db, () => applyHold(db, userId, amount, reason, options));
+}
+
+/** Captures `amount` of a hold (default: all of it); never throws. */
+export function captureHold(db: BriefDatabase, holdId: string, amount?: number): Promise<Result<SettlementResult>> {
+  return asResult(db, () => applyCapture(db, holdId, amount));
+}
+
+/** Releases a hold; never throws. */
+export function releaseHold(db: BriefDatabase, holdId: string): Promise<Result<SettlementResult>> {
+  return asResult(db, () => applyRelease(db, holdId));
+}
+
+/** The user's active holds, soonest expiry first; never throws. */
+export function listHolds(db: BriefDatabase, userId: string): Promise<Result<HoldRecord[]>> {
+  return asResult(db, () => getActiveHolds(db, userId));
+}
+
+/** As holdTokens, but throws the BriefdbError. */
+export async function applyHold(
+  db: BriefDatabase,
+  userId: string,
+  amount: number,
+  reason: string,
+  options: HoldOptions = {},
+): Promise<HoldResult> {
+  assertAmount(amount);
+  if (typeof userId !== "string" || userId === "") throw new BriefdbError("USAGE", "a user id is required");
+  const ttlSeconds = assertTtlSeconds(options.ttlSeconds ?? DEFAULT_HOLD_TTL_SECONDS);
+  const key = checkKey(options.idempotencyKey);
+  if (key !== null) {
+    const prior = await findHoldByKey(db, key);
+    if (prior) return replayHold(db, prior, userId, amount);
+  }
+  const hold = { id: `${HOLD_ID_PREFIX}${newId()}`, userId, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key, ttlSeconds };
+  for (let attempt = 1; ; attempt++) {
+    let placed;
+    try {
+      placed = await db.holds.place(hold);
+    } catch (error) {
+      const kind = db.classify(error);
+      if (kind === "unique_violation" && key !== null) {
+        const prior = await findHoldByKey(db, key);
+        if (prior) return replayHold(db, prior, userId, amount);
+      }
+      if (kind === "foreign_key_violation" && options.briefId !== undefined) {
+        throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
+      }
+      throw toBriefdbError(error, db);
+    }
+    if (placed !== undefined) {
+      const { hold: record, balance, held } = placed;
+      return { ...holdFields(record), balance, held, available: balance - held, replayed: false };
+    }
+    const refused = await whyNoRoom(db, userId, "hold", amount);
+    if (refused !== undefined) throw refused;
+    if (attempt >= PLACE_ATTEMPTS) {
+      throw new BriefdbError("DB_ERROR", `user ${userId} kept changing while the hold was tried ${PLACE_ATTEMPTS} times; nothing changed`);
+    }
+  }
+}
+
+/** As captureHold, but throws the BriefdbError. */
+export async function applyCapture(db: BriefDatabase, holdId: string, amount?: number): Promise<SettlementResult> {
+  assertHoldId(holdId);
+  if (amount !== undefined) assertAmount(amount);
+  for (let attempt = 0; ; attempt++) {
+    // the capture decides on the hold row itself; only a refusal reads the hold to say why
+    const captured = await db.holds.capture(holdId, amount ?? null, newId()).catch((error: unknown) => {
+      throw toBriefdbError(error, db);
+    });
+    if (captured !== undefined) return settlement(captured.hold, captured.entry.id, captured.entry.balanceAfter, false);
+    const hold = await findHold(db, holdId);
+    if (hold === undefined) throw holdNotFound(holdId);
+    const { record } = hold;
+    const charge = amount ?? record.amount;
+    if (record.status === "captured" && record.capturedAmount === charge) {
+      const [row] = await db.all<{ id: string; balance_after: number | string }>(
+        sql`SELECT id, balance_after FROM token_transactions WHERE hold_id = ${holdId}`,
+      );
+      return settlement(record, row?.id ?? null, row === undefined ? null : Number(row.balance_after), true);
+    }
+    if (record.status === "expired" || (record.status === "active" && hold.expired)) {
+      throw new BriefdbError(
+        "HOLD_EXPIRED",
+        `hold ${holdId} expired at ${record.expiresAt.toISOString()}; nothing was charged`,
+        "place a new hold, or charge with `tokens deduct`",
+      );
+    }
+    if (record.status !== "active") throw alreadySettled(record, `capture ${charge}`);
+    if (charge > record.amount) {
+      throw new BriefdbError(
+        "CAPTURE_EXCEEDS_HOLD",
+        `hold ${holdId} holds ${record.amount} tokens, cannot capture ${charge}; nothing changed`,
+        "capture at most what was held; hold more next time",
+      );
+    }
+    // active, unexpired and within the hold, yet refused: the clocks of the two reads straddled a change; once more
+    if (attempt >= 1) throw new BriefdbError("DB_ERROR", `hold ${holdId} could not be captured; nothing changed`);
+  }
+}
+
+/** As releaseHold, but throws the BriefdbError. */
+export async function applyRelease(db: BriefDatabase, holdId: string): Promise<SettlementResult> {
+  assertHoldId(holdId);
+  const released = await db.holds.release(holdId).catch((error: unknown) => {
+    throw toBriefdbError(error, db);
+  });
+  if (released !== undefined) return settlement(released, null, null, false);
+  const hold = await findHold(db, holdId);
+  if (hold === undefined) throw holdNotFound(holdId);
+  // released before, or settled by its expiry: either way nothing is held, as the caller wants
+  if (hold.record.status === "released" || hold.record.status === "expired") return settlement(hold.record, null, null, true);
+  throw alreadySettled(hold.record, "release");
+}
+
+/** The user's active, unexpired holds, soonest expiry first. */
+export async function getActiveHolds(db: BriefDatabase, userId: string): Promise<HoldRecord[]> {
+  const rows = await db.all<HoldRow>(sql`
+    SELECT ${holdColumns(db)} FROM token_holds
+    WHERE user_id = ${userId} AND status = 'active' AND expires_at > ${db.holds.clock}
+    ORDER BY expires_at, id`);
+  if (rows.length === 0 && (await readAccount(db, userId)) === undefined) throw userNotFound(userId);
+  return rows.map(holdFromRow);
+}
+
+/** Balance, held and available: one read of the user row and the user's active holds (one index). */
+export async function getAvailableBalance(db: BriefDatabase, userId: string): Promise<AvailableBalance> {
+  const account = await readAccount(db, userId);
+  if (account === undefined) throw userNotFound(userId);
+  return { userId, balance: account.balance, held: account.held, available: account.balance - account.held };
+}
+
+interface Account {
+  readonly balance: number;
+  /** users.held_tokens: every active hold, expired or not, as the conditional writes count them. */
+  readonly heldTokens: number;
+  /** Active holds that have not expired. */
+  readonly held: number;
+  /** Active holds past their expiry that no write has swept yet (they no longer hold). */
+  readonly expiredHeld: number;
+}
+
+/** The user's balance and holds as of now, or undefined when there is no such user. */
+export async function readAccount(db: BriefDatabase, userId: string, reader: Executor = db): Promise<Account | undefined> {
+  const [row] = await reader.all<{ token_balance: number | string; held_tokens: number | string; held: number | string }>(sql`
+    SELECT u.token_balance, u.held_tokens,
+      (SELECT COALESCE(SUM(h.amount), 0) FROM token_holds h
+        WHERE h.user_id = u.id AND h.status = 'active' AND h.expires_at > ${db.holds.clock}) AS held
+    FROM users u WHERE u.id = ${userId}`);
+  if (row === undefined) return undefined;
+  const held = Number(row.held);
+  const heldTokens = Number(row.held_tokens);
+  return { balance: Number(row.token_balance), heldTokens, held, expiredHeld: heldTokens - held };
+}
+
+/**
+ * Why a deduct or hold found no room (nothing was changed), read afresh; undefined when it should
+ * be tried again: the user row now has room (a concurrent change), or — when `maySweep` — expired
+ * holds still took room and have just been settled as expired. The conditional writes count such
+ * holds as held (they decide on the user row alone, which is what keeps them safe under
+ * concurrency), so this is where an expiry frees room. The sweep is a statement of its own, so it
+ * is not done inside a caller's transaction.
+ */
+export async function whyNoRoom(
+  db: BriefDatabase,
+  userId: string,
+  what: "deduct" | "hold",
+  amount: number,
+  options: { readonly reader?: Executor; readonly maySweep?: boolean } = {},
+): Promise<BriefdbError | undefined> {
+  const account = await readAccount(db, userId, options.reader ?? db);
+  if (account === undefined) return userNotFound(userId);
+  if (account.balance - account.heldTokens >= amount) return undefined;
+  if (account.expiredHeld > 0 && options.maySweep !== false) {
+    await db.holds.sweepExpired(userId).catch((error: unknown) => {
+      throw toBriefdbError(error, db);
+    });
+    return undefined;
+  }
+  const available = account.balance - account.held;
+  const state =
+    account.held === 0
+      ? `has ${account.balance} tokens,`
+      : `has ${account.balance} tokens, ${account.held} of them held, ${available} available;`;
+  return new BriefdbError("INSUFFICIENT_BALANCE", `user ${userId} ${state} cannot ${what} ${amount}; nothing changed`);
+}
+
+interface FoundHold {
+  readonly record: HoldRecord;
+  /** Past its expiry by the database's clock now. */
+  readonly expired: boolean;
+}
+
+async function findHold(db: BriefDatabase, holdId: string): Promise<FoundHold | undefined> {
+  const [row] = await db.all<HoldRow & { expired: unknown }>(sql`
+    SELECT ${holdColumns(db)}, CASE WHEN expires_at <= ${db.holds.clock} THEN 1 ELSE 0 END AS expired
+    FROM token_holds WHERE id = ${holdId}`);
+  return row === undefined ? undefined : { record: holdFromRow(row), expired: Number(row.expired) === 1 };
+}
+
+async function findHoldByKey(db: BriefDatabase, key: string): Promise<HoldRecord | undefined> {
+  const [row] = await db.all<HoldRow>(sql`SELECT ${holdColumns(db)} FROM token_holds WHERE idempotency_key = ${key}`);
+  return row === undefined ? undefined : holdFromRow(row);
+}
+
+function holdColumns(db: BriefDatabase) {
+  const ms = (column: string, as: string) => sql`${db.time.epochMs(sql.raw(column))} AS ${sql.raw(as)}`;
+  return sql`id, user_id, amount, status, captured_amount, reason, brief_id, idempotency_key,
+    ${ms("expires_at", "expires_at_ms")}, ${ms("created_at", "created_at_ms")}, ${ms("settled_at", "settled_at_ms")}`;
+}
+
+async function replayHold(db: BriefDatabase, prior: HoldRecord, userId: string, amount: number): Promise<HoldResult> {
+  if (prior.userId !== userId || prior.amount !== amount) {
+    throw new BriefdbError(
+      "IDEMPOTENCY_CONFLICT",
+      `idempotency key "${prior.idempotencyKey}" was used for a hold of ${prior.amount} on user ${prior.userId}; refused a hold of ${amount} on user ${userId}`,
+      "use a new key for a new hold",
+    );
+  }
+  const now = await getAvailableBalance(db, userId);
+  return { ...holdFields(prior), balance: now.balance, held: now.held, available: now.available, replayed: true };
+}
+
+function holdFields(record: HoldRecord) {
+  return {
+    holdId: record.id,
+    userId: record.userId,
+    amount: record.amount,
+    status: record.status,
+    reason: record.reason,
+    briefId: record.briefId,
+    expiresAt: record.expiresAt,
+    createdAt: record.createdAt,
+  };
+}
+
+function settlement(record: HoldRecord, transactionId: string | null, balance: number | null, replayed: boolean): SettlementResult {
+  const captured = record.capturedAmount ?? 0;
+  return {
+    holdId: record.id,
+    userId: record.userId,
+    status: record.status as SettlementResult["status"],
+    amount: record.amount,
+    captured,
+    released: record.amount - captured,
+    transactionId,
+    balance,
+    settledAt: record.settledAt ?? new Date(),
+    replayed,
+  };
+}
+
+function checkKey(key: string | undefined): string | null {
+  if (key === undefined) return null;
+  if (key === "" || key.length > MAX_KEY_LENGTH) throw new BriefdbError("USAGE", `an idempotency key is 1 to ${MAX_KEY_LENGTH} characters`);
+  return key;
+}
+
+function alreadySettled(record: HoldRecord, attempted: string): BriefdbError {
+  const how = record.status === "captured" ? `captured ${record.capturedAmount}` : record.status;
+  return new BriefdbError(
+    "HOLD_SETTLED",
+    `hold ${record.id} was already ${how} at ${record.settledAt?.toISOString() ?? "?"}; refused ${attempted}; nothing changed`,
+    "a hold settles once: repeat the same capture or release to read its result",
+  );
+}
+
+function holdNotFound(holdId: string): BriefdbError {
+  return new BriefdbError("HOLD_NOT_FOUND", `no hold with id "${holdId}"; nothing changed`, "check the id `tokens hold` printed, or list them with `tokens holds <user>`");
+}
+
+function userNotFound(userId: string): BriefdbError {
+  return new BriefdbError("USER_NOT_FOUND", `no user with id "${userId}"; nothing changed`, "check the id with your app, or seed test data");
+}
