@@ -6,6 +6,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  applyHold,
   atomicTokenOperation,
   createUser,
   getBalance,
@@ -182,6 +183,23 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
         Array.from({ length: 40 }, (_, i) => (i % 10 === 5 ? "BRIEF_NOT_FOUND" : 100 - (i + 1 - Math.floor((i + 5) / 10)))),
       );
       expect(await getBalance(db, user)).toBe(64);
+      expect((await verifyLedger(db)).ok).toBe(true);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("batched deducts never take held tokens", async () => {
+    const db = await openDatabase(url);
+    try {
+      const user = `held-${dialect}`;
+      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 20 });
+      await applyHold(db, user, 15, "in flight");
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => atomicTokenOperation(db, user, "deduct", 1, `d${i}`)));
+      expect(results.map((r) => (r.success ? r.data.balance : r.error.code))).toEqual([
+        19, 18, 17, 16, 15, ...Array(5).fill("INSUFFICIENT_BALANCE"),
+      ]);
+      expect(await getBalance(db, user)).toBe(15);
       expect((await verifyLedger(db)).ok).toBe(true);
     } finally {
       await db.close();
