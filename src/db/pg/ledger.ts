@@ -131,7 +131,7 @@ export type SharedFailure = (error: unknown) => boolean;
 
 /**
  * Applies a batch on PostgreSQL: one change alone is its one statement (one round trip, its own
- * transaction); more go in one transaction, their statements pipelined (sent without waiting for
+ * transaction), and so are a few independent ones (ALONE_UP_TO); more go in one transaction, their statements pipelined (sent without waiting for
  * each other's answers: BEGIN, the batch, COMMIT: three round trips and one WAL flush for the
  * lot), each the batch statement above, in submission order, so that a change sees those before
  * it. When one change's statement fails on its own (a brief that does not exist, a key another
@@ -156,13 +156,18 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
 
   return async (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> => {
     const outcomes: Array<BatchOutcome | undefined> = changes.map(() => undefined);
-    if (changes.length === 1) {
-      const change = changes[0] as BalanceChange;
-      try {
-        return [outcomeOf(await run(client, change))];
-      } catch (error) {
-        return [{ kind: "failed", error }];
-      }
+    if (changes.length <= ALONE_UP_TO && independent(changes)) {
+      // a few changes that cannot see each other (other users, other keys): each its own
+      // statement, sent at once on connections of the pool (one round trip each, as unbatched)
+      return Promise.all(
+        changes.map(async (change): Promise<BatchOutcome> => {
+          try {
+            return outcomeOf(await run(client, change));
+          } catch (error) {
+            return { kind: "failed", error };
+          }
+        }),
+      );
     }
     // runs of changes still to apply, in order; a change that fails on its own splits its run
     const runs = [changes.map((_, i) => i)];
@@ -193,6 +198,19 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
     }
     return outcomes as BatchOutcome[];
   };
+}
+
+/**
+ * Up to how many changes of a batch run as statements of their own when they are independent: a
+ * transaction costs BEGIN and COMMIT round trips that only pay off over more changes.
+ */
+const ALONE_UP_TO = 3;
+
+/** No two changes on one user or with one idempotency key: their order cannot matter. */
+function independent(changes: readonly BalanceChange[]): boolean {
+  const users = new Set(changes.map((change) => change.userId));
+  const keys = changes.flatMap((change) => (change.idempotencyKey === null ? [] : [change.idempotencyKey]));
+  return users.size === changes.length && new Set(keys).size === keys.length;
 }
 
 function outcomeOf(rows: readonly BatchRow[]): BatchOutcome {
