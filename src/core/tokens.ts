@@ -134,10 +134,12 @@ async function applyOnce(
       if (refused !== undefined) throw refused;
       // the balance read beside the refusal contradicts it (PostgreSQL: the guard saw a newer
       // row than the statement's snapshot), or holds are involved: tried again on its own, as below
-    } else {
+    } else if (db.classify(outcome.error) !== "lock_timeout") {
       const judged = await judge(outcome.error, 1);
       if (judged !== "again") return judged;
     }
+    // a lock waited for too long may be another change's (a batch waits for each row it
+    // changes) or a table's: tried again on its own, waiting for its own locks only
     first = 2;
   }
   if (key !== null) {

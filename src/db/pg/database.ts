@@ -333,7 +333,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A failure that is the whole batch's, not one change's: the connection, or the transaction as a whole. */
+/** A failure that is the whole batch's, not one change's: the connection, the transaction as a whole, a lock. */
 function isSharedFailure(kind: FailureKind): boolean {
-  return kind === "connection_lost" || kind === "unreachable" || kind === "retryable" || kind === "auth_failed";
+  // a lock timeout may be a table's that every change would wait for in turn: the batch gives up
+  // at once, and each change is tried again on its own (core/tokens.ts)
+  return kind === "connection_lost" || kind === "unreachable" || kind === "retryable" || kind === "auth_failed" || kind === "lock_timeout";
 }

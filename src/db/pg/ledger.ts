@@ -135,10 +135,11 @@ export type SharedFailure = (error: unknown) => boolean;
  * each other's answers: BEGIN, the batch, COMMIT: three round trips and one WAL flush for the
  * lot), each the batch statement above, in submission order, so that a change sees those before
  * it. When one change's statement fails on its own (a brief that does not exist, a key another
- * process took meanwhile, a lock waited for too long), the transaction is rolled back; the changes
+ * process took meanwhile), the transaction is rolled back; the changes
  * before it are run again as a transaction of their own, then those after it: no change ever fails
- * its neighbours, and each failure costs at most one more pass over the batch. A failure of the whole (lost
- * connection, deadlock, serialization failure, a failed BEGIN or COMMIT) is every change's.
+ * its neighbours, and each failure costs at most one more pass over the batch. A failure of the
+ * whole (lost connection, deadlock, serialization failure, a lock waited for too long, a failed
+ * BEGIN or COMMIT) is every change's, and core tries each again on its own where that is safe.
  */
 export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: SharedFailure) {
   const options = { prepare };
