@@ -206,6 +206,44 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
     }
   });
 
+  it.runIf(dialect === "postgresql")("a row lock held elsewhere times out its own change, not its batch's", async () => {
+    // pool of 2: one lane, so every change below goes in one batch
+    const db = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
+    const locker = await openDatabase(url, { batch: false });
+    try {
+      const [locked, free] = [`locked-${dialect}`, `free-${dialect}`];
+      for (const id of [locked, free]) await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 10 });
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let lockTaken: () => void = () => {};
+      const taken = new Promise<void>((resolve) => (lockTaken = resolve));
+      const holder = locker.transaction(
+        async (tx) => {
+          await tx.run(sql`UPDATE users SET updated_at = updated_at WHERE id = ${locked}`);
+          lockTaken();
+          await held;
+        },
+        { isolation: "read committed" },
+      );
+      await taken;
+      const results = await Promise.all([
+        atomicTokenOperation(db, free, "deduct", 1, "a"),
+        atomicTokenOperation(db, locked, "deduct", 1, "b"),
+        atomicTokenOperation(db, free, "deduct", 1, "c"),
+        atomicTokenOperation(db, free, "deduct", 1, "d"),
+      ]);
+      release();
+      await holder;
+      // the batch gave up on the lock; each change was tried again on its own (in the pool's order)
+      expect(results.map((r) => (r.success ? "ok" : r.error.code))).toEqual(["ok", "LOCK_TIMEOUT", "ok", "ok"]);
+      expect(await getBalance(db, free)).toBe(7);
+      expect(await getBalance(db, locked)).toBe(10);
+    } finally {
+      await db.close();
+      await locker.close();
+    }
+  });
+
   it("the same key twice in one batch: the second replays the first, a different amount conflicts", async () => {
     const db = await openDatabase(url);
     try {
