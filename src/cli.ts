@@ -12,7 +12,12 @@ import type { Ui } from "./render.js";
 const version = packageVersion();
 const VERSION_FLAGS = new Set(["--version", "-V", "--json", "--no-color"]);
 /** How a run ended by a signal exits: 128 + the signal's number, as a shell reports it. */
-const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
+const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+/**
+ * The signals a run answers. SIGHUP too (the terminal closed, an ssh session dropped): left to
+ * its default it ended the process at once, while a token change it had sent went on to commit.
+ */
+const RUN_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /** The whole program; loaded on demand so that `--version` never pays for commander. */
 export async function buildProgram(): Promise<Command> {
@@ -60,7 +65,7 @@ Examples:
   $ briefdb --db postgres://me@localhost:5432/briefs migrate --status
 
 Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)
-            4 outcome unknown (connection lost after a write was sent) · 130/143 interrupted (SIGINT/SIGTERM)`,
+            4 outcome unknown (connection lost after a write was sent) · 130/143/129 interrupted (SIGINT/SIGTERM/SIGHUP)`,
     );
   for (const command of commands) {
     program.addCommand(quietErrors(command));
@@ -89,7 +94,12 @@ export async function runCli(args: readonly string[]): Promise<number> {
     return 0;
   }
   const program = await buildProgram();
-  const [{ recordRuns }, render] = await Promise.all([import("./commands/context.js"), import("./render.js")]);
+  const [{ recordRuns }, render, { toBriefdbError }, { isClosedConnectionWrite }] = await Promise.all([
+    import("./commands/context.js"),
+    import("./render.js"),
+    import("./core/failures.js"),
+    import("./db/driver-errors.js"),
+  ]);
   const controller = new AbortController();
   /** The message of the spinner or progress bar showing, if one is. */
   let watching: string | undefined;
@@ -115,7 +125,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     },
     controller.signal,
   );
-  // SIGINT and SIGTERM are the run's: a command that answers them (ctx.answerSignals) gets the
+  // SIGINT, SIGTERM and SIGHUP are the run's: a command that answers them (ctx.answerSignals) gets the
   // first as an abort and says what became of its work; any other ends here with one line
   const onSignal = (signal: NodeJS.Signals) => {
     if (run.interruptedBy !== undefined) {
@@ -136,8 +146,14 @@ export async function runCli(args: readonly string[]): Promise<number> {
     if (watching === undefined) render.emitError(ui(), new BriefdbError("CANCELLED", `interrupted by ${signal}`), false);
     process.exit(interruptedStatus());
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  for (const signal of RUN_SIGNALS) process.on(signal, onSignal);
+  const onUncaught = (error: Error) => {
+    if (isClosedConnectionWrite(error)) return;
+    if (process.listenerCount("uncaughtException") > 1) return; // the host process (tests, an app) has its own
+    render.emitError(ui(), toBriefdbError(error), process.env.BRIEFDB_DEBUG === "1");
+    process.exit(EXIT_CODES.INTERNAL);
+  };
+  process.on("uncaughtException", onUncaught);
   try {
     let failure: BriefdbError | undefined;
     try {
@@ -152,10 +168,12 @@ export async function runCli(args: readonly string[]): Promise<number> {
     }
     if (run.outcome === undefined) return 0;
     render.emitOutcome(ui(), run.outcome);
-    return run.outcome.ok ? 0 : (run.outcome.error?.exitCode ?? 1);
+    if (run.outcome.ok) return 0;
+    return run.outcome.error?.code === "CANCELLED" ? interruptedStatus() : (run.outcome.error?.exitCode ?? 1);
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const signal of RUN_SIGNALS) process.off(signal, onSignal);
+    // the driver's stray write (isClosedConnectionWrite) was scheduled before this point: it runs first
+    setImmediate(() => process.off("uncaughtException", onUncaught));
   }
 }
 
@@ -171,7 +189,8 @@ function endQuietlyOnClosedPipes(): void {
   pipesWatched = true;
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.code !== "EPIPE") throw error;
+      // EIO: the terminal itself is gone (SIGHUP's usual cause); the exit code still tells
+      if (error.code !== "EPIPE" && error.code !== "EIO") throw error;
     });
   }
 }

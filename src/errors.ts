@@ -37,7 +37,7 @@ export const EXIT_CODES = {
    * status, so that a script never mistakes it for "nothing changed" nor for success.
    */
   OUTCOME_UNKNOWN: 4,
-  /** Interrupted (SIGINT; the CLI exits 143 when the signal was SIGTERM); nothing changed. */
+  /** Interrupted (SIGINT; the CLI exits 143 for SIGTERM, 129 for SIGHUP); nothing changed. */
   CANCELLED: 130,
 } as const;
 

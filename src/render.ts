@@ -91,8 +91,8 @@ export function emitError(ui: Ui, error: BriefdbError, debug: boolean): void {
 
 function writeErrorLine(ui: Ui, error: BriefdbError): void {
   const stderrColors = createColors(ui.colors.isColorSupported && process.stderr.isTTY === true);
-  const hint = error.hint ? stderrColors.dim(` (hint: ${escapeControls(oneLine(error.hint))})`) : "";
-  process.stderr.write(`${stderrColors.red("error:")} ${escapeControls(oneLine(error.message))}${hint}\n`);
+  const hint = error.hint ? stderrColors.dim(` (hint: ${oneLine(escapeControls(error.hint))})`) : "";
+  process.stderr.write(`${stderrColors.red("error:")} ${oneLine(escapeControls(error.message))}${hint}\n`);
 }
 
 function writeJson(value: unknown): void {
@@ -105,8 +105,18 @@ export function oneLine(text: string, width = Number.POSITIVE_INFINITY): string 
   return line.length <= width ? line : `${line.slice(0, width - 1)}…`;
 }
 
-// ESC [ … m (colour and style: what picocolors writes), or any one C0/C1 control character
-const CONTROL = /\x1b\[[0-9;]*m|[\x00-\x1f\x7f-\x9f]/g;
+/**
+ * The characters never written raw: C0 and C1 controls, and the invisible ones that reorder or
+ * break the text around them — bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+ * U+2066–U+2069, the marks U+200E, U+200F, U+061C: "Trojan Source") and the line and paragraph
+ * separators (U+2028, U+2029). A stored reason must not be able to make a row read otherwise.
+ */
+const UNSAFE = "\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069";
+const UNSAFE_CHARACTER = new RegExp(`[${UNSAFE}]`, "g");
+// ESC [ … m of the styles briefdb itself uses (bold, dim, red, green, yellow, blue, magenta, cyan,
+// grey and their resets), or any one unsafe character: a stored string may recolour its own text,
+// never conceal, blink or invert it
+const CONTROL = new RegExp(`\\x1b\\[(?:1|2|22|31|32|33|34|35|36|39|90)m|[${UNSAFE}]`, "g");
 const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
 /**
@@ -125,7 +135,10 @@ function shownSafely(ui: Ui, text: string, multiline: boolean): string {
 
 /** Every control character in `text` as a visible escape. */
 export function escapeControls(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(UNSAFE_CHARACTER, (c) => {
+    const code = c.charCodeAt(0);
+    return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`);
+  });
 }
 
 type TableConstructor = new (options: Record<string, unknown>) => { push(...rows: unknown[]): void; toString(): string };

@@ -10,6 +10,37 @@ import { createDatabase, startEmbeddedPostgres } from "../harness/postgres.mjs";
 import { cli, freshDatabase, spawnCli } from "./support/databases.js";
 import { ended, openHolder, untilWaiting } from "./support/locks.js";
 
+describe("postgresql: a seed whose connection is cut inside its transaction", () => {
+  // postgres.js (3.4.9, porsager/postgres#1208) sends its own ROLLBACK on the closed connection
+  // and crashes the process from a timer: a Node stack, exit 1 for any command, no JSON
+  it("ends as one line, exit 1, one JSON object, and nothing seeded", async () => {
+    const url = await freshDatabase("postgresql");
+    expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    const holder = await openHolder("postgresql", url);
+    // the test-data lock seeds and clears take turns on (src/db/pg/database.ts), held here
+    await holder.run("SELECT pg_advisory_xact_lock(27710344715986036)");
+    const child = spawnCli(["seed", "--local", "--users", "3", "--briefs", "3", "--reviews", "3", "--transactions", "3", "--db", url, "--json"]);
+    const result = ended(child);
+    try {
+      await untilWaiting("postgresql", url, child);
+      const admin = postgres(url, { max: 1, onnotice: () => {} });
+      await admin.unsafe(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'briefdb' AND wait_event_type = 'Lock'",
+      );
+      await admin.end({ timeout: 1 });
+      const { code, stdout, stderr } = await result;
+      expect(stderr).not.toMatch(/TypeError|\n\s+at /);
+      expect(code).toBe(1);
+      expect(stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(JSON.parse(stdout)).toMatchObject({ ok: false, error: { code: "DB_UNREACHABLE" } });
+    } finally {
+      await holder.rollback();
+    }
+    const counts = await cli(["tokens", "verify", "--db", url, "--json"]);
+    expect(counts.json).toMatchObject({ ok: true, checked: 0 });
+  });
+});
+
 describe("postgresql: a wrong password", () => {
   let url: string;
   beforeAll(async () => {

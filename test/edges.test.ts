@@ -6,9 +6,11 @@
 import { spawn } from "node:child_process";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { createColors } from "picocolors";
 import { isProductionEnvironment } from "../src/db/target.js";
+import { createUi, table } from "../src/render.js";
 import { isLocalTarget, parseTarget } from "../src/index.js";
-import { BIN, cli, DIALECTS, freshDatabase } from "./support/databases.js";
+import { BIN, cli, DIALECTS, freshDatabase, pgAdminUrl } from "./support/databases.js";
 import { dumpRows, execute, seedWith, tableCounts, timestampLiteral } from "./support/tables.js";
 import { runOnTty } from "./support/tty.js";
 
@@ -58,6 +60,8 @@ describe.each(DIALECTS)("%s: edges of the CLI", (dialect) => {
     const clear = await cli(["clear", "--local", "--all", "--yes", "--db", db], { env: { NODE_ENV: " Production " } });
     expect(clear.code).toBe(3);
     expect(clear.stderr).toMatch(/^error: clear runs on local databases only; refused .* \(NODE_ENV=Production\)/);
+    // the target is a SQLite file: "point --db at a SQLite file" was no help
+    expect(clear.stderr).toMatch(/hint: NODE_ENV says production/);
     expect(await tableCounts(db)).toEqual(before);
   });
 
@@ -82,6 +86,31 @@ describe.each(DIALECTS)("%s: edges of the CLI", (dialect) => {
     const missing = await cli(["tokens", "balance", "no\x1b]0;such\x07user", "--db", db]);
     expect(missing.code).toBe(3);
     expect(missing.stderr).toContain('no user with id "no\\x1b]0;such\\x07user"');
+  });
+
+  it("bidirectional overrides (U+202E, Trojan Source) are escaped for people too; a newline in an error line is shown as \\n", async () => {
+    // a stored right-to-left override reordered the rest of the row as the terminal drew it
+    const db = await freshDatabase(dialect);
+    await seedWith(db, TINY);
+    const reason = "refund \u202e0001\u202c \u2066x\u2069";
+    const credit = await cli(["tokens", "credit", "seed-user-1", "5", "--reason", reason, "--db", db]);
+    expect(credit.code).toBe(0);
+    const history = await cli(["tokens", "history", "seed-user-1", "--limit", "1", "--db", db]);
+    expect(history.stdout).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
+    expect(history.stdout).toContain("refund \\u202e0001\\u202c \\u2066x\\u2069");
+    const json = await cli(["tokens", "history", "seed-user-1", "--limit", "1", "--db", db, "--json"]);
+    expect(json.json?.entries?.[0]?.reason).toBe(reason);
+    // "a\nb" and "a b" are different users: the error line said "a b" for both
+    const missing = await cli(["tokens", "balance", "a\nb\u202e", "--db", db]);
+    expect(missing.stderr).toContain('no user with id "a\\nb\\u202e"');
+  });
+});
+
+describe("colour from stored text", () => {
+  it("on a coloured terminal, a stored string may recolour its text but never conceal, blink or invert it", () => {
+    const ui = { ...createUi({ json: false, color: true }), colors: createColors(true) };
+    const cell = table(ui, ["reason"], [["\x1b[8mhidden\x1b[5mblink\x1b[7minverse\x1b[31mred"]]);
+    expect(cell).toContain("\\x1b[8mhidden\\x1b[5mblink\\x1b[7minverse\x1b[31mred");
   });
 });
 
@@ -108,6 +137,14 @@ describe("URLs and derived values checked before connecting", () => {
       expect(run.stderr).toContain("me:***@");
     },
   );
+
+  it("a PostgreSQL database that does not exist on a running server says so, not 'is the server running'", async () => {
+    const url = new URL(pgAdminUrl());
+    url.pathname = "/briefdb_no_such_database";
+    const run = await cli(["health", "--db", url.toString(), "--json"]);
+    expect(run.code).toBe(1);
+    expect(run.json?.error).toMatchObject({ code: "DB_UNREACHABLE", hint: expect.stringContaining("has no such database") });
+  });
 
   it("race-test refuses a default opening balance past 2^53-1, naming --n and --amount, before connecting", async () => {
     const run = await cli(["race-test", "--n", "10", "--amount", "9007199254740991", "--db", "postgres://u@db.example.invalid/x", "--allow-remote"]);

@@ -1,4 +1,5 @@
 import { createServer } from "node:net";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   atomicTokenOperation,
@@ -9,8 +10,11 @@ import {
   migrate,
   monitorQuery,
   openDatabase,
+  startSidecar,
   type BriefDatabase,
 } from "../src/index.js";
+import { MAX_QUERY_NAMES, OTHER_QUERY_NAME } from "../src/core/metrics.js";
+import { sql } from "drizzle-orm";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
 /** Prometheus text exposition → "name{labels}" → value (comments skipped). */
@@ -67,6 +71,23 @@ describe.each(DIALECTS)("%s: health and metrics handlers", (dialect) => {
     expect((await get(handler, "POST")).status).toBe(405);
   });
 
+  it("healthHandler answers 503 when the database hangs past its deadline, instead of hanging the probe", async () => {
+    await migrate(db);
+    if (dialect === "sqlite") return; // a SQLite reader in WAL mode is never blocked by a writer
+    const locker = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await locker.begin(async (tx) => {
+        await tx`LOCK TABLE briefdb_migrations IN ACCESS EXCLUSIVE MODE`;
+        const response = await get(healthHandler(db, { timeoutMs: 300 }));
+        expect(response.status).toBe(503);
+        expect(await response.json()).toMatchObject({ ok: false, healthy: false, reason: "the database did not answer within 300 ms" });
+      });
+    } finally {
+      await locker.end();
+    }
+    expect((await get(healthHandler(db))).status).toBe(200);
+  });
+
   it("metricsHandler: health, migrations, recorded query samples with the 0.5 s and 1 s buckets, token outcomes", async () => {
     await migrate(db);
     await createUser(db, { id: "metrics-user", email: "metrics@example.test", name: "M", openingBalance: 5 });
@@ -105,6 +126,47 @@ describe.each(DIALECTS)("%s: health and metrics handlers", (dialect) => {
     } else {
       expect([...second.keys()].some((k) => k.startsWith("briefdb_pg_"))).toBe(false);
     }
+  });
+
+  it("metrics: past MAX_QUERY_NAMES distinct query names, new names share one (other) series", async () => {
+    await migrate(db);
+    const handler = metricsHandler(db);
+    const extra = 30;
+    for (let i = 0; i < MAX_QUERY_NAMES + extra; i++) {
+      await db.run(sql`INSERT INTO query_log (name, duration_ms, failed, recorded_at) VALUES (${`cardinality-${i}`}, 600, FALSE, ${db.time.fromEpochMs(Date.now())})`);
+    }
+    const samples = parseExposition(await (await get(handler)).text());
+    const names = new Set([...samples.keys()].filter((k) => k.startsWith("briefdb_query_duration_seconds_count")));
+    expect(names.size).toBeLessThanOrEqual(MAX_QUERY_NAMES + 1);
+    expect(samples.get(`briefdb_query_duration_seconds_count{name="${OTHER_QUERY_NAME}"}`)).toBeGreaterThanOrEqual(extra);
+  });
+
+  it("a sidecar closing lets the scrape in flight finish: the scraper gets the whole exposition", async () => {
+    await migrate(db);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const inFlight = new Promise<void>((resolve) => (started = resolve));
+    // the real database, with a note when the scrape's health check begins
+    const watched = new Proxy(db, {
+      get: (target, key) => (key === "serverVersion" ? () => (started(), target.serverVersion()) : Reflect.get(target, key)),
+    });
+    // a transaction holds the connection (SQLite) or the migrations table (PostgreSQL): the scrape waits on it
+    const holder = db.transaction(async (tx) => {
+      if (dialect === "postgresql") await tx.run(sql`LOCK TABLE briefdb_migrations IN ACCESS EXCLUSIVE MODE`);
+      await held;
+    });
+    const sidecar = await startSidecar(watched, { port: 0 });
+    const scrape = fetch(`${sidecar.url}/metrics`).then(async (r) => ({ status: r.status, text: await r.text() }));
+    await inFlight;
+    const closed = sidecar.close();
+    release();
+    await holder;
+    const result = await scrape;
+    await closed;
+    expect(result.status).toBe(200);
+    expect(parseExposition(result.text).get("briefdb_up")).toBe(1);
+    await expect(fetch(`${sidecar.url}/healthz`)).rejects.toThrow(); // closed to new scrapes
   });
 
   it("briefdb serve: /healthz, /readyz and /metrics over real HTTP; SIGTERM stops it with exit 0", async () => {

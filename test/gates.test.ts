@@ -22,7 +22,7 @@ function runUntilLine(args: readonly string[], line: RegExp) {
     });
     void finish.then(() => reject(new Error(`exited before ${line}: ${stderr}`)));
   });
-  return { seen, finish };
+  return { seen, finish, child: Promise.resolve(child) };
 }
 
 describe.each(DIALECTS)("%s: health --wait", (dialect) => {
@@ -49,6 +49,20 @@ describe.each(DIALECTS)("%s: health --wait", (dialect) => {
     const result = await cli(["health", "--wait", "1s", "--db", url, "--json"]);
     expect(result.code).toBe(1);
     expect(result.json).toMatchObject({ ok: false, healthy: false, error: { code: "NOT_MIGRATED" } });
+  });
+});
+
+describe.each(DIALECTS)("%s: health --wait interrupted", (dialect) => {
+  it.each(["SIGINT", "SIGTERM"] as const)("%s while waiting: exit 130 (SIGINT) or 143 (SIGTERM), CANCELLED naming the last state, one JSON object", async (signal) => {
+    const url = dialect === "sqlite" ? `file:${join(mkdtempSync(join(tmpdir(), "briefdb-wait-")), "later.db")}` : "postgres://nobody@127.0.0.1:1/none";
+    const run = runUntilLine(["--db", url, "--timeout", "1000", "health", "--wait", "10m", "--json"], /health: unreachable/);
+    await run.seen;
+    (await run.child).kill(signal);
+    const result = await run.finish;
+    expect(result.code).toBe(signal === "SIGINT" ? 130 : 143);
+    const json = JSON.parse(result.stdout) as { ok: boolean; error: { code: string; message: string } };
+    expect(json).toMatchObject({ ok: false, error: { code: "CANCELLED" } });
+    expect(json.error.message).toMatch(/^health --wait interrupted; last state: unreachable/);
   });
 });
 

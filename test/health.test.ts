@@ -101,6 +101,23 @@ describe.each(DIALECTS)("%s: health", (dialect) => {
     });
   }
 
+  if (dialect === "sqlite") {
+    it.each([
+      ["is not SQLite at all", "hello, I am a text file, not a database\n".repeat(200), /not a SQLite database, or its header is damaged/],
+      ["has a damaged header", "SQLite format 3\0" + "\xff".repeat(4000), /damaged|not a SQLite database/],
+    ])("a file that %s: DB_ERROR with a hint, not 'cannot reach' (health, --deep, a deduct)", async (_what, content, hint) => {
+      const path = (await freshDatabase(dialect)).slice("file:".length);
+      const fd = openSync(path, "w");
+      writeSync(fd, Buffer.from(content, "latin1"));
+      closeSync(fd);
+      for (const args of [["health"], ["health", "--deep"], ["tokens", "deduct", "u", "1"]]) {
+        const result = await cli([...args, "--db", path, "--json"]);
+        expect(result.code).toBe(1);
+        expect(result.json).toMatchObject({ ok: false, error: { code: "DB_ERROR", hint: expect.stringMatching(hint) } });
+      }
+    });
+  }
+
   it("prints people a readable report", async () => {
     const db = await freshDatabase(dialect);
     await cli(["migrate", "--db", db]);

@@ -33,6 +33,9 @@ describe.each(DIALECTS)("%s: a signal while a deduct waits on a lock", (dialect)
   it.each([
     ["SIGINT", 130, false],
     ["SIGTERM", 143, true],
+    // the terminal closing (an ssh session dropped): by default it ended the process at once, and
+    // the deduct it had sent committed once the lock was released, after a silent exit 129
+    ["SIGHUP", 129, true],
   ] as const)("%s: cancelled, exit %i, one line, and the deduct never applies", async (signal, status, json) => {
     const user = `waiter-${signal}`;
     await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 10 });

@@ -96,3 +96,57 @@ describe("postgresql: migrate through the app's own pool", () => {
     }
   });
 });
+
+describe("postgresql: INVALID indexes that no pending migration touches", () => {
+  it("migrate drops its own leftover temporary, and leaves an index that is not briefdb's alone, saying so", async () => {
+    const url = await ledgerWithIndexMigrationPending("postgresql");
+    expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    const leftover = "token_transactions_user_id_created_at_idx_briefdb_new";
+    try {
+      // two failed concurrent builds (duplicate keys) leave two INVALID indexes: an app's own, and
+      // a replacement's temporary left by an interrupted online run that --offline then finished
+      for (const name of ["app_reason_unique", leftover]) {
+        await expect(admin.unsafe(`CREATE UNIQUE INDEX CONCURRENTLY "${name}" ON token_transactions (reason)`)).rejects.toThrow(/could not create unique index/);
+      }
+      const status = await cli(["migrate", "--status", "--db", url, "--json"]);
+      expect(status.code).toBe(1);
+      expect(status.json).toMatchObject({
+        error: { code: "UNHEALTHY", hint: expect.stringContaining("app_reason_unique: not one briefdb's migrations make") },
+        invalidIndexes: [
+          { index: "app_reason_unique", briefdb: false },
+          { index: leftover, briefdb: true },
+        ],
+      });
+
+      const run = await cli(["migrate", "--db", url, "--json"]);
+      expect(run.code).toBe(0);
+      expect(run.json).toMatchObject({ applied: [], repairedIndexes: [leftover], foreignInvalidIndexes: ["app_reason_unique"] });
+      const indexes = await admin<{ name: string; valid: boolean }[]>`
+        SELECT c.relname AS name, x.indisvalid AS valid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+        WHERE x.indrelid = 'token_transactions'::regclass AND (c.relname LIKE 'app_%' OR c.relname LIKE '%briefdb_new%' OR c.relname LIKE '%_cc%')`;
+      expect(indexes).toEqual([{ name: "app_reason_unique", valid: false }]);
+    } finally {
+      await admin.end();
+    }
+  });
+});
+
+describe("postgresql: migrate --dry-run shows what will run", () => {
+  it("online: the index replaced concurrently under a temporary name; --offline: the file's SQL in one transaction", async () => {
+    const url = await ledgerWithIndexMigrationPending("postgresql");
+    const index = "token_transactions_user_id_created_at_idx";
+    const online = await cli(["migrate", "--dry-run", "--db", url, "--json"]);
+    expect(online.code).toBe(0);
+    expect(online.json).toMatchObject({ dryRun: true, online: true, pending: [{ tag: TAG }] });
+    expect(online.json?.pending[0].statements).toEqual([
+      `CREATE INDEX CONCURRENTLY "${index}_briefdb_new" ON "token_transactions" USING btree ("user_id","created_at","id");`,
+      `DROP INDEX CONCURRENTLY IF EXISTS "${index}"`,
+      `ALTER INDEX "${index}_briefdb_new" RENAME TO "${index}"`,
+    ]);
+    const offline = await cli(["migrate", "--dry-run", "--offline", "--db", url, "--json"]);
+    expect(offline.json).toMatchObject({ dryRun: true, online: false });
+    expect(offline.json?.pending[0].statements[0]).toBe(`DROP INDEX "${index}";`);
+    expect((await cli(["migrate", "--status", "--db", url])).code).toBe(1); // nothing changed
+  });
+});

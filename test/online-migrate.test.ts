@@ -160,4 +160,23 @@ describe("postgresql: online index migration on a busy ledger", () => {
     expect(await indexState(TEMPORARY)).toMatchObject({ valid: false });
     await expectRepairedByNextMigrate();
   });
+
+  it("a second migrate, online or --offline, started during an online build waits for it, and neither fails", async () => {
+    await forgetMigration(url, TAG);
+    const build = await startHeldBuild();
+    const others = [spawnCli(["migrate", "--db", url, "--json"]), spawnCli(["migrate", "--offline", "--db", url, "--json"])];
+    const othersExited = others.map((child) => new Promise<number | null>((resolve) => child.on("close", resolve)));
+    // both wait for the migration lock while the first one's build runs its waits for older snapshots
+    await waitFor("both to wait for the migration lock", async () => {
+      const rows = await admin`
+        SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> ${build.pid} AND query LIKE '%advisory%lock%' AND query NOT LIKE '%pg_stat_activity%'`;
+      return rows.length >= 2 ? true : undefined;
+    });
+    await build.release();
+    expect(await build.exited).toBe(0);
+    expect(await Promise.all(othersExited)).toEqual([0, 0]);
+    expect(await indexState(INDEX)).toMatchObject({ valid: true, definition: expect.stringContaining("(user_id, created_at, id)") });
+    expect(await indexState(TEMPORARY)).toBeUndefined();
+  });
 });

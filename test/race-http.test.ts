@@ -90,13 +90,57 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
     expect(app.received.get("/atomic/deduct") ?? 0).toBe(before);
   });
 
+  it("a body that is not JSON once the user is filled in is exit 2 before any request or change", async () => {
+    const user = `quote"user-${++users}`;
+    await createUser(db, { id: user, email: `q${users}@example.test`, name: "q", openingBalance: 7 });
+    const before = app.received.get("/atomic/deduct") ?? 0;
+    const result = await race("/atomic/deduct", user, "--balance", "20", "--n", "3", "--body", '{"amount":{{amount}},"who":"{{user}}"}');
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.json?.error.code).toBe("USAGE");
+    expect(result.json?.error.message).toMatch(/^--body is not JSON once filled in/);
+    expect(app.received.get("/atomic/deduct") ?? 0).toBe(before);
+    expect(await getBalance(db, user)).toBe(7); // --balance was not applied either
+  });
+
+  it("a user and password in the URL go as Basic auth (fetch refuses them in the URL), never shown", async () => {
+    const user = await newUser();
+    const withCredentials = app.url.replace("http://", "http://app:s3cret@");
+    const result = await cli(["race-test", "--url", `${withCredentials}/auth/deduct`, "--user", user, "--header", "x-user: {{user}}", "--balance", "3", "--n", "5", "--db", url, "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ successes: 3, rejected: 2, statuses: { "200": 3, "409": 2 } });
+    expect(result.json?.url).toBe(`${app.url.replace("http://", "http://app:***@")}/auth/deduct`);
+    expect(result.stdout + result.stderr).not.toContain("s3cret");
+  });
+
+  it("an answer with an endless body is judged by its status, not read forever", async () => {
+    const user = await newUser();
+    const result = await race("/endless/deduct", user, "--balance", "2", "--n", "4", "--timeout", "600000");
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ successes: 2, rejected: 2, errors: 0, finalBalance: 0 });
+  });
+
   if (dialect === "sqlite") {
-    it("Ctrl-C stops sending: exit 130 with a report of what was sent", async () => {
+    it("SIGTERM stops sending as Ctrl-C does: exit 143 (SIGTERM's), the requests cut short sent but not answered", async () => {
       const user = await newUser(10);
+      const before = app.received.get("/hang") ?? 0;
       const child = spawnCli(["race-test", "--url", `${app.url}/hang`, "--user", user, "--n", "50", "--concurrency", "4", "--db", url, "--json"]);
       let stdout = "";
       child.stdout.on("data", (chunk) => (stdout += String(chunk)));
-      while ((app.received.get("/hang") ?? 0) < 4) await new Promise((resolve) => setTimeout(resolve, 20));
+      while ((app.received.get("/hang") ?? 0) < before + 4) await new Promise((resolve) => setTimeout(resolve, 20));
+      child.kill("SIGTERM");
+      const code = await new Promise((resolve) => child.on("exit", resolve));
+      expect(code).toBe(143);
+      expect(JSON.parse(stdout)).toMatchObject({ ok: false, interrupted: true, sent: 4, completed: 0, statuses: {}, error: { code: "CANCELLED" } });
+      expect(await getBalance(db, user)).toBe(10);
+    });
+
+    it("Ctrl-C stops sending: exit 130 with a report of what was sent", async () => {
+      const user = await newUser(10);
+      const before = app.received.get("/hang") ?? 0;
+      const child = spawnCli(["race-test", "--url", `${app.url}/hang`, "--user", user, "--n", "50", "--concurrency", "4", "--db", url, "--json"]);
+      let stdout = "";
+      child.stdout.on("data", (chunk) => (stdout += String(chunk)));
+      while ((app.received.get("/hang") ?? 0) < before + 4) await new Promise((resolve) => setTimeout(resolve, 20));
       child.kill("SIGINT");
       const code = await new Promise((resolve) => child.on("exit", resolve));
       expect(code).toBe(130);
@@ -121,6 +165,10 @@ describe("race-test --url refusals (before any request or connection)", () => {
     [["--url", "not a url"], "INVALID_URL"],
     [["--url", "ftp://127.0.0.1/deduct"], "INVALID_URL"],
     [["--url", "http://{{user}}.localhost/deduct"], "INVALID_URL"],
+    // without "//" the placeholder still lands in the host: a user ".example.invalid" would aim off loopback
+    [["--url", "http:127.0.0.1{{user}}/deduct"], "INVALID_URL"],
+    [["--url", "http://127.0.0.1/deduct", "--body", '{"amount":{{amount}}'], "USAGE"],
+    [["--url", "http://127.0.0.1/deduct", "--body", '{"amount":{{amount}},"user":{{user}}}'], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--header", "no colon here"], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--header", "Bad Name: x"], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--body", '{"tokens":5}'], "USAGE"],

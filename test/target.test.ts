@@ -16,6 +16,8 @@ describe("database URLs", () => {
     ["postgres://me:pw@localhost/b", true],
     ["postgres://me:pw@127.0.0.9:6543/b", true],
     ["postgres://me:pw@[::1]/b", true],
+    ["postgres://me:pw@[::ffff:127.0.0.1]/b", true],
+    ["postgres://me:pw@[::ffff:10.0.0.1]/b", false],
     ["postgres://me:pw@db.example.invalid/b", false],
     ["postgres://me:pw@10.0.0.5/b", false],
     ["postgres://me:pw@db.example.invalid/b?host=127.0.0.1", true],

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  atomicTokenOperation,
   migrate,
   openDatabase,
   withTransaction,
@@ -51,6 +52,43 @@ describe.each(DIALECTS)("%s: withTransaction", (dialect) => {
     expect(result.error.message).toMatch(/check/i);
     expect(await balanceOf("tx-rollback")).toBeUndefined();
   });
+
+  it("the database itself, a token change and a nested withTransaction, called inside the operation, finish", async () => {
+    // SQLite has one connection: each of these queued behind the transaction that was waiting
+    // for them, and the operation never ended (nor did db.close())
+    await db.run(insertUser("tx-inner", 10));
+    // (on PostgreSQL each is a transaction of its own on another connection: the outer one
+    // touches the row last, or the deduct would wait for the outer transaction's row lock)
+    const result = await withTransaction(db, async (tx) => {
+      const [row] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users WHERE id = ${"tx-inner"}`);
+      const deducted = await atomicTokenOperation(db, "tx-inner", "deduct", 2, "inside");
+      const nested = await withTransaction(db, async (inner) => {
+        await inner.run(insertUser("tx-nested", 3));
+        return "nested";
+      });
+      await tx.run(sql`UPDATE users SET token_balance = token_balance + 1 WHERE id = ${"tx-inner"}`);
+      return { seen: Number(row?.n), deducted: deducted.success, nested };
+    });
+    expect(result).toEqual({ success: true, data: { seen: 1, deducted: true, nested: { success: true, data: "nested" } } });
+    expect(await balanceOf("tx-inner")).toBe(9);
+    expect(await balanceOf("tx-nested")).toBe(3);
+  });
+
+  if (dialect === "sqlite") {
+    it("a nested withTransaction that fails rolls back its own part only (a savepoint on the one connection)", async () => {
+      const result = await withTransaction(db, async (tx) => {
+        await tx.run(insertUser("tx-outer-kept", 1));
+        const inner = await withTransaction(db, async (nested) => {
+          await nested.run(insertUser("tx-inner-undone", 1));
+          throw new Error("inner fails");
+        });
+        return inner.success;
+      });
+      expect(result).toEqual({ success: true, data: false });
+      expect(await balanceOf("tx-outer-kept")).toBe(1);
+      expect(await balanceOf("tx-inner-undone")).toBeUndefined();
+    });
+  }
 
   it("maps a missing table to NOT_MIGRATED", async () => {
     const result = await withTransaction(db, (tx) => tx.all(sql`SELECT * FROM no_such_table`));

@@ -36,7 +36,7 @@ export class Context {
   }
 
   /**
-   * From now on this command answers SIGINT/SIGTERM itself: the first signal aborts the returned
+   * From now on this command answers SIGINT/SIGTERM/SIGHUP itself: the first signal aborts the returned
    * signal instead of ending the process, and the command must stop what it can and say truly what
    * happened (a write in flight is cancelled on the server, or reported as applied). A second
    * signal still ends the process at once. Outside runCli the signal never aborts.
@@ -47,7 +47,7 @@ export class Context {
     return this.run.signal;
   }
 
-  /** The signal that got the run interrupted (SIGINT, SIGTERM), if any came. */
+  /** The signal that got the run interrupted (SIGINT, SIGTERM, SIGHUP), if any came. */
   get interruptedBy(): string | undefined {
     return this.run?.interruptedBy;
   }
@@ -101,7 +101,7 @@ export class Context {
 export interface CommandRun {
   /** How an interruption at a spinner or progress bar ends the run. */
   readonly interruptions: Interruptions;
-  /** Aborted on the run's first SIGINT or SIGTERM. */
+  /** Aborted on the run's first SIGINT, SIGTERM or SIGHUP. */
   readonly signal: AbortSignal;
   /** The name of that signal, once it came. */
   interruptedBy?: string;

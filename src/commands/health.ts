@@ -94,7 +94,7 @@ function unhealthyError(report: HealthReport): BriefdbError {
   }
   if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`");
   return (report.invalidIndexes?.length ?? 0) > 0
-    ? new BriefdbError("UNHEALTHY", message, "run `briefdb migrate` to rebuild the INVALID index")
+    ? new BriefdbError("UNHEALTHY", message, "briefdb's own INVALID indexes: run `briefdb migrate` to rebuild them")
     : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
 }
 
@@ -103,7 +103,12 @@ async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number, d
   const { waitForHealth } = await import("../core/health-wait.js");
   const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
   const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
-  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, deep, onState });
+  // runCli owns SIGINT/SIGTERM: answered here, a CI job cancelled while waiting still ends as CANCELLED
+  const signal = ctx.answerSignals();
+  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, deep, onState, signal }).catch((error: unknown) => {
+    spinner.stop("interrupted");
+    throw error;
+  });
   spinner.stop(waited.report?.healthy ? "healthy" : "gave up waiting");
   if (waited.report === undefined) throw waited.openError ?? new BriefdbError("DB_UNREACHABLE", "the database never answered");
   const outcome = healthOutcome(waited.report);

@@ -5,6 +5,7 @@
  */
 import { Command } from "commander";
 import type { MigrateProgress, MigrateResult, MigrationStatus } from "../core/migrations.js";
+import { invalidIndexAdvice } from "../core/migration-plan.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
@@ -62,7 +63,7 @@ Examples:
           });
           return checkOutcome(report, db.target.display);
         }
-        if (options.dryRun) return migrateOutcome(await core.migrate(db, { dryRun: true }), db.target.display);
+        if (options.dryRun) return migrateOutcome(await core.migrate(db, { dryRun: true, offline: options.offline === true }), db.target.display);
         const spinner = await startSpinner(ctx.ui, "migrating", "migrate interrupted: finished steps are recorded; run it again to resume");
         try {
           const result = await core.migrate(db, { offline: options.offline === true, onProgress: (p) => spinner.message(progressText(p)) });
@@ -88,9 +89,16 @@ function statusOutcome(status: MigrationStatus, target: string): Outcome {
   const pending = status.pending.map((m) => m.tag);
   const changed = status.applied.filter((m) => m.changed).map((m) => m.tag);
   const invalid = status.invalidIndexes.map((i) => i.index);
+  const foreign = status.invalidIndexes.filter((i) => !i.briefdb).map((i) => i.index);
   const error =
     invalid.length > 0
-      ? new BriefdbError("UNHEALTHY", `INVALID index(es) ${invalid.join(", ")} on ${target} (an interrupted build)`, "run `briefdb migrate` to rebuild them")
+      ? new BriefdbError(
+          "UNHEALTHY",
+          `INVALID index(es) ${invalid.join(", ")} on ${target} (an interrupted build)`,
+          foreign.length === 0
+            ? "run `briefdb migrate` to rebuild them"
+            : `${foreign.join(", ")}: ${invalidIndexAdvice(false)}${foreign.length < invalid.length ? "; run `briefdb migrate` for the others" : ""}`,
+        )
       : pending.length > 0
       ? new BriefdbError("NOT_MIGRATED", `${pending.length} migration(s) pending on ${target}`, "run `briefdb migrate`")
       : changed.length > 0
@@ -118,7 +126,7 @@ function statusOutcome(status: MigrationStatus, target: string): Outcome {
           m.appliedAt.toISOString(),
         ]),
         ...pending.map((tag) => [tag, ui.colors.yellow(partialState(status, tag)), ""]),
-        ...status.invalidIndexes.map((i) => [`index ${i.index} on ${i.table}`, ui.colors.red("INVALID"), ""]),
+        ...status.invalidIndexes.map((i) => [`index ${i.index} on ${i.table}`, ui.colors.red(i.briefdb ? "INVALID" : "INVALID, not briefdb's"), ""]),
       ];
       return `${table(ui, ["migration", "state", "applied at"], rows)}\n${target}: ${status.applied.length} applied, ${pending.length} pending${invalidLine(ui, invalid)}`;
     },
@@ -135,6 +143,7 @@ function invalidLine(ui: Ui, invalid: readonly string[]): string {
 }
 
 function migrateOutcome(result: MigrateResult, target: string): Outcome {
+  const foreign = result.foreignInvalidIndexes ?? [];
   return {
     ok: true,
     data: {
@@ -144,13 +153,15 @@ function migrateOutcome(result: MigrateResult, target: string): Outcome {
       alreadyApplied: result.alreadyApplied,
       online: result.online,
       repairedIndexes: result.repairedIndexes,
+      ...(foreign.length > 0 ? { foreignInvalidIndexes: foreign } : {}),
       ...(result.dryRun ? { pending: result.plan.map((m) => ({ tag: m.tag, statements: m.statements })) } : {}),
     },
     human: (ui) => {
       if (result.dryRun) {
         if (result.plan.length === 0) return `${target}: nothing pending; nothing would run`;
         const sqlText = result.plan.map((m) => `-- ${m.tag}\n${m.statements.map((s) => `${s.replace(/;?\s*$/, ";")}`).join("\n")}`);
-        return `${sqlText.join("\n\n")}\n\n${ui.colors.dim(`-- dry run: ${result.plan.length} migration(s) would run on ${target}; nothing changed`)}`;
+        const how = result.online ? "index changes online, as above" : "each in one transaction as written";
+        return `${sqlText.join("\n\n")}\n\n${ui.colors.dim(`-- dry run: ${result.plan.length} migration(s) would run on ${target} (${how}); nothing changed`)}`;
       }
       const applied = result.applied.length === 0 ? "nothing pending" : `applied ${result.applied.join(", ")}`;
       return keyValues(ui, [
@@ -158,6 +169,7 @@ function migrateOutcome(result: MigrateResult, target: string): Outcome {
         ["migrate", ui.colors.green(applied)],
         ["indexes", result.online ? "changed online (writes never blocked)" : "changed in the migration transaction"],
         ...(result.repairedIndexes.length > 0 ? [["repaired", `rebuilt INVALID ${result.repairedIndexes.join(", ")}`] as const] : []),
+        ...(foreign.length > 0 ? [["left alone", ui.colors.yellow(`INVALID ${foreign.join(", ")}: ${invalidIndexAdvice(false)}`)] as const] : []),
         ["total", `${result.alreadyApplied + result.applied.length} applied`],
       ]);
     },

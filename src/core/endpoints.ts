@@ -14,7 +14,14 @@ export type RequestHandler = (request: Request) => Promise<Response>;
 export interface HealthHandlerOptions {
   /** Round trips timed per check; default 1 (a probe runs often). */
   readonly samples?: number;
+  /**
+   * How long a check may take before the answer is 503 (default 5000 ms): a database that hangs
+   * (a lock held on the migrations table, a server that stopped answering) must not hang the probe.
+   */
+  readonly timeoutMs?: number;
 }
+
+const DEFAULT_HEALTH_TIMEOUT_MS = 5000;
 
 const NO_STORE = { "cache-control": "no-store" } as const;
 
@@ -26,7 +33,12 @@ export function healthHandler(db: BriefDatabase, options: HealthHandlerOptions =
   return async (request) => {
     const refused = onlyReads(request);
     if (refused) return refused;
-    const report = await checkDatabaseHealth(db, { samples: options.samples ?? 1 });
+    const timeoutMs = options.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+    const report = await withDeadline(checkDatabaseHealth(db, { samples: options.samples ?? 1 }), timeoutMs);
+    if (report === undefined) {
+      const reason = `the database did not answer within ${timeoutMs} ms`;
+      return json(503, { ok: false, healthy: false, reason }, request.method === "HEAD");
+    }
     const body = {
       ok: report.healthy,
       ...(report.healthy ? {} : { reason: report.problems.join("; ") }),
@@ -34,6 +46,18 @@ export function healthHandler(db: BriefDatabase, options: HealthHandlerOptions =
     };
     return json(report.healthy ? 200 : 503, body, request.method === "HEAD");
   };
+}
+
+/** The work's result, or undefined when it has not settled within `ms` (it goes on unawaited). */
+async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => {}); // settled after the deadline: nobody is listening any more
+  }
 }
 
 /** Liveness: 200 while the process answers at all; it never touches the database. */

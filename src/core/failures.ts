@@ -38,6 +38,13 @@ export function toBriefdbError(error: unknown, source?: FailureSource): BriefdbE
         "check that the server is running and the URL is right (--db, DATABASE_URL)",
         { cause: error },
       );
+    case "database_missing":
+      return new BriefdbError(
+        "DB_UNREACHABLE",
+        `cannot use ${source?.target.display}: ${message}`,
+        "the server is up but has no such database: create it, or fix the database name in the URL",
+        { cause: error },
+      );
     case "connection_lost":
       // a write that must say "outcome unknown" is read by its caller (core/tokens.ts) first
       return new BriefdbError(

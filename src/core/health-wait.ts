@@ -4,7 +4,7 @@
  * not migrated → healthy) through a callback, never printed here.
  */
 import type { BriefDatabase } from "../db/database.js";
-import { isBriefdbError, type BriefdbError } from "../errors.js";
+import { BriefdbError, isBriefdbError } from "../errors.js";
 import { checkDatabaseHealth, type HealthReport } from "./health.js";
 
 export interface WaitOptions {
@@ -17,6 +17,8 @@ export interface WaitOptions {
   readonly intervalMs?: number;
   /** Called once per change of state, with a short description of it. */
   readonly onState?: (state: string) => void;
+  /** Stops waiting (CANCELLED, naming the last state), even in the middle of an attempt. */
+  readonly signal?: AbortSignal;
 }
 
 export interface WaitResult {
@@ -40,10 +42,12 @@ export async function waitForHealth(open: () => Promise<BriefDatabase>, options:
     let report: HealthReport | undefined;
     let openError: BriefdbError | undefined;
     try {
-      db ??= await open();
-      report = await checkDatabaseHealth(db, { samples: options.samples ?? 1, deep: options.deep === true });
+      report = await unlessAborted(options.signal, last, async () => {
+        db ??= await open();
+        return checkDatabaseHealth(db, { samples: options.samples ?? 1, deep: options.deep === true });
+      });
     } catch (error) {
-      if (!isBriefdbError(error)) throw error;
+      if (!isBriefdbError(error) || error.code === "CANCELLED") throw error;
       openError = error;
     }
     const state = stateOf(report, openError);
@@ -51,8 +55,20 @@ export async function waitForHealth(open: () => Promise<BriefDatabase>, options:
     last = state;
     const done = report?.healthy === true || Date.now() + (options.intervalMs ?? 500) > deadline;
     if (done) return { report, openError, attempts, waitedMs: Date.now() - started };
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500));
+    await unlessAborted(options.signal, last, () => new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500)));
   }
+}
+
+/** `work`, unless the signal stops the wait first: then CANCELLED with the last state seen. */
+function unlessAborted<T>(signal: AbortSignal | undefined, last: string, work: () => Promise<T>): Promise<T> {
+  const cancelled = () => new BriefdbError("CANCELLED", `health --wait interrupted${last === "" ? "" : `; last state: ${last}`}`);
+  if (signal === undefined) return work();
+  if (signal.aborted) return Promise.reject(cancelled());
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(cancelled());
+    signal.addEventListener("abort", stop, { once: true });
+    work().then(resolve, reject).finally(() => signal.removeEventListener("abort", stop));
+  });
 }
 
 function stateOf(report: HealthReport | undefined, openError: BriefdbError | undefined): string {

@@ -10,6 +10,7 @@ import type { BriefDatabase, IntegrityCheck } from "../db/database.js";
 import type { DialectName } from "../db/target.js";
 import type { BriefdbError } from "../errors.js";
 import { toBriefdbError } from "./failures.js";
+import { invalidIndexAdvice } from "./migration-plan.js";
 import { migrationStatus } from "./migrations.js";
 import { elapsedMs, summarizeLatency, type LatencySummary } from "./stats.js";
 
@@ -76,9 +77,9 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: HealthOpti
     if (options.deep === true) integrity = integrityStatus(await db.checkIntegrity());
     const problems = [
       ...integrity.problems.map((problem) => `the stored data is damaged: ${problem}`),
-      ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending: run \`briefdb migrate\``] : []),
+      ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending`] : []),
       ...(changed.length > 0 ? [`applied migration(s) ${changed.join(", ")} differ from their files`] : []),
-      ...status.invalidIndexes.map((i) => `index ${i.index} on ${i.table} is INVALID (an interrupted build): run \`briefdb migrate\``),
+      ...status.invalidIndexes.map((i) => `index ${i.index} on ${i.table} is INVALID (an interrupted build): ${invalidIndexAdvice(i.briefdb)}`),
     ];
     const invalidIndexes = status.invalidIndexes.map((i) => i.index);
     return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, invalidIndexes, integrity, problems, error: null };

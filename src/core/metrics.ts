@@ -14,6 +14,12 @@ import { tokenCounts } from "./token-counters.js";
 /** Seconds; 0.5 and 1 are monitorQuery's default warn and slow thresholds. */
 export const QUERY_BUCKETS = [0.5, 1, 2.5, 5, 10, 30] as const;
 const LOG_BATCH = 5000;
+/**
+ * Query names kept as their own series; later new names share `name="(other)"`. A name built from
+ * an id (`user-${id}`) would otherwise grow the exposition without end (100k names: 56 MB a scrape).
+ */
+export const MAX_QUERY_NAMES = 200;
+export const OTHER_QUERY_NAME = "(other)";
 
 export interface MetricsCollector {
   readonly registry: Registry;
@@ -62,6 +68,13 @@ export function createMetricsCollector(db: BriefDatabase): MetricsCollector {
       }
     : undefined;
   let lastLogId = 0;
+  const names = new Set<string>();
+  const seriesName = (name: string): string => {
+    if (names.has(name)) return name;
+    if (names.size >= MAX_QUERY_NAMES) return OTHER_QUERY_NAME;
+    names.add(name);
+    return name;
+  };
   let running: Promise<string> = Promise.resolve("");
 
   async function readHealth(): Promise<boolean> {
@@ -83,8 +96,9 @@ export function createMetricsCollector(db: BriefDatabase): MetricsCollector {
         sql`SELECT id, name, duration_ms, failed FROM query_log WHERE id > ${lastLogId} ORDER BY id LIMIT ${LOG_BATCH}`,
       );
       for (const row of rows) {
-        m.queries.observe({ name: row.name }, Number(row.duration_ms) / 1000);
-        if (row.failed === true || row.failed === 1) m.queryFailures.inc({ name: row.name });
+        const name = seriesName(row.name);
+        m.queries.observe({ name }, Number(row.duration_ms) / 1000);
+        if (row.failed === true || row.failed === 1) m.queryFailures.inc({ name });
         lastLogId = Number(row.id);
       }
       if (rows.length < LOG_BATCH) return;

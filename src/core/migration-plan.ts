@@ -80,7 +80,7 @@ function planOne(
       return;
     }
     replacing.delete(index);
-    const temporary = `${index.slice(0, online.maxNameLength - TEMPORARY_SUFFIX.length)}${TEMPORARY_SUFFIX}`;
+    const temporary = temporaryName(index, online.maxNameLength);
     steps.push(
       { kind: "build-index", index: temporary, table, statement: online.buildStatement(shape, temporary) },
       { kind: "drop-index", index, statement: online.dropStatement(index) },
@@ -101,6 +101,41 @@ function isOnlineCandidate(shape: StatementShape, newTables: ReadonlySet<string>
 
 function recreatedLater(shapes: readonly StatementShape[], from: number, index: string): boolean {
   return shapes.slice(from + 1).some((s) => s.kind === "create-index" && s.index === index && !s.concurrent);
+}
+
+/**
+ * What `migrate` does with an INVALID index that no pending step builds or drops: a temporary
+ * of its own (an interrupted replacement) or the leftover of its own REINDEX CONCURRENTLY is
+ * dropped, one of the indexes its migrations create is rebuilt, and any other index is not
+ * briefdb's — it is left alone (reported, never dropped or rebuilt behind its owner's back).
+ */
+export function invalidIndexAction(
+  index: string,
+  ownIndexes: ReadonlySet<string>,
+  maxNameLength: number,
+): "drop-leftover" | "rebuild" | "not-briefdb" {
+  if (ownIndexes.has(index)) return "rebuild";
+  // the server cuts a long name to fit, so a leftover may carry only the start of the name
+  const named = (base: string, full: string) => base === full || (index.length === maxNameLength && full.startsWith(base));
+  const ownOrTemporary = [...ownIndexes].flatMap((own) => [own, temporaryName(own, maxNameLength)]);
+  if (index.endsWith(TEMPORARY_SUFFIX)) {
+    const base = index.slice(0, -TEMPORARY_SUFFIX.length);
+    if ([...ownIndexes].some((own) => named(base, own))) return "drop-leftover";
+  }
+  const reindexed = /^(.*)_cc(new|old)\d*$/.exec(index)?.[1];
+  if (reindexed !== undefined && ownOrTemporary.some((own) => named(reindexed, own))) return "drop-leftover";
+  return "not-briefdb";
+}
+
+function temporaryName(index: string, maxNameLength: number): string {
+  return `${index.slice(0, maxNameLength - TEMPORARY_SUFFIX.length)}${TEMPORARY_SUFFIX}`;
+}
+
+/** What to do about an INVALID index: `migrate` repairs briefdb's own and leaves anyone else's alone. */
+export function invalidIndexAdvice(briefdb: boolean): string {
+  return briefdb
+    ? "run `briefdb migrate`"
+    : "not one briefdb's migrations make, so `briefdb migrate` leaves it: REINDEX INDEX CONCURRENTLY or DROP INDEX CONCURRENTLY it yourself";
 }
 
 /** What a step did, in the words the migration record keeps. */

@@ -12,6 +12,7 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
 import type { IndexBuildProgress, InvalidIndex } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
+import { invalidIndexAction } from "./migration-plan.js";
 
 export const MIGRATIONS_TABLE = "briefdb_migrations";
 /** The finished steps of migrations applied online: what a resumed run skips. */
@@ -36,12 +37,17 @@ export interface PartialMigration {
   readonly finished: readonly string[];
 }
 
+/** An INVALID index, and whether it is briefdb's own (one its migrations make, or their temporaries). */
+export interface InvalidIndexStatus extends InvalidIndex {
+  readonly briefdb: boolean;
+}
+
 export interface MigrationStatus {
   readonly applied: readonly AppliedMigration[];
   readonly pending: readonly Migration[];
   readonly partial: readonly PartialMigration[];
   /** Indexes left INVALID by an interrupted or failed build: `migrate` rebuilds them. */
-  readonly invalidIndexes: readonly InvalidIndex[];
+  readonly invalidIndexes: readonly InvalidIndexStatus[];
 }
 
 /** What a migration run is doing, for a progress display. */
@@ -70,8 +76,10 @@ export interface MigrateResult {
   readonly plan: readonly Migration[];
   /** Index changes were applied online (without blocking writes). */
   readonly online: boolean;
-  /** INVALID indexes this run rebuilt. */
+  /** INVALID indexes this run rebuilt, or dropped as its own leftovers. */
   readonly repairedIndexes: readonly string[];
+  /** INVALID indexes that are not briefdb's: left alone. */
+  readonly foreignInvalidIndexes?: readonly string[];
 }
 
 interface Journal {
@@ -111,7 +119,21 @@ export async function pendingMigrations(db: BriefDatabase): Promise<readonly Mig
 export async function migrationStatus(db: BriefDatabase): Promise<MigrationStatus> {
   const { applied, pending } = await appliedAndPending(db);
   const partial = await partialMigrations(db, pending);
-  return { applied, pending, partial, invalidIndexes: await db.schemaChanges.invalidIndexes() };
+  const invalid = await db.schemaChanges.invalidIndexes();
+  const own = invalid.length === 0 ? new Set<string>() : await ownIndexNames(db);
+  const maxNameLength = db.schemaChanges.online?.maxNameLength ?? Number.MAX_SAFE_INTEGER;
+  return {
+    applied,
+    pending,
+    partial,
+    invalidIndexes: invalid.map((i) => ({ ...i, briefdb: invalidIndexAction(i.index, own, maxNameLength) !== "not-briefdb" })),
+  };
+}
+
+/** The indexes the migration files create: the ones `migrate` may rebuild. */
+export async function ownIndexNames(db: BriefDatabase): Promise<Set<string>> {
+  const shapes = await Promise.all(readMigrations(db.migrationsFolder).map((m) => db.schemaChanges.describe(m.statements)));
+  return new Set(shapes.flat().flatMap((shape) => (shape.kind === "create-index" && shape.index !== null ? [shape.index] : [])));
 }
 
 /** Throws NOT_MIGRATED unless every migration is applied: for commands that need the schema. */
@@ -126,11 +148,15 @@ export async function assertMigrated(db: BriefDatabase): Promise<void> {
 }
 
 export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const online = db.schemaChanges.online;
   if (options.dryRun) {
     const { applied, pending } = await appliedAndPending(db);
-    return { applied: [], alreadyApplied: applied.length, dryRun: true, plan: pending, online: false, repairedIndexes: [] };
+    const goesOnline = online !== null && !options.offline;
+    // what will run: online, an index change is rewritten (CONCURRENTLY, a temporary name) and
+    // splits the migration's transaction; the files' own SQL would not say so
+    const plan = goesOnline ? await onlinePlan(db, pending) : pending;
+    return { applied: [], alreadyApplied: applied.length, dryRun: true, plan, online: goesOnline, repairedIndexes: [] };
   }
-  const online = db.schemaChanges.online;
   if (online !== null && !options.offline) {
     const { migrateOnline } = await import("./online-migrate.js");
     return migrateOnline(db, online, options.onProgress ? { onProgress: options.onProgress } : {});
@@ -149,6 +175,16 @@ export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): 
     }
     return { applied: pending.map((m) => m.tag), alreadyApplied: applied.length, dryRun: false, plan: [], online: false, repairedIndexes: [] };
   });
+}
+
+/** The pending migrations as the online runner executes them: each transaction's BEGIN and COMMIT shown. */
+async function onlinePlan(db: BriefDatabase, pending: readonly Migration[]): Promise<Migration[]> {
+  const { planMigrations } = await import("./migration-plan.js");
+  const shapes = await Promise.all(pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })));
+  return planMigrations(shapes, db.schemaChanges.online).map(({ migration, steps }) => ({
+    ...migration,
+    statements: steps.flatMap((step) => (step.kind === "transaction" ? ["BEGIN", ...step.statements, "COMMIT"] : [step.statement])),
+  }));
 }
 
 /** The record tables, created on first use (and on databases migrated before steps were recorded). */

@@ -10,9 +10,17 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
 import type { IndexBuildProgress, MigrationSession, OnlineIndexChanges } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
-import { describeStep, planMigrations, type MigrationStep, type PlannedMigration } from "./migration-plan.js";
+import { describeStep, invalidIndexAction, planMigrations, type MigrationStep, type PlannedMigration } from "./migration-plan.js";
 import type { MigrateProgress, MigrateResult } from "./migrations.js";
-import { appliedRows, createRecordTables, MIGRATIONS_TABLE, readMigrations, STEPS_TABLE, statusFrom } from "./migrations.js";
+import {
+  appliedRows,
+  createRecordTables,
+  MIGRATIONS_TABLE,
+  ownIndexNames,
+  readMigrations,
+  STEPS_TABLE,
+  statusFrom,
+} from "./migrations.js";
 
 const BRIEF_LOCK_TIMEOUT_MS = 3000;
 const BRIEF_LOCK_ATTEMPTS = 5;
@@ -44,6 +52,7 @@ export async function migrateOnline(
       plan: [],
       online: true,
       repairedIndexes: [...repaired, ...runner.repaired],
+      foreignInvalidIndexes: runner.foreign,
     };
   });
 }
@@ -51,6 +60,8 @@ export async function migrateOnline(
 class StepRunner {
   /** INVALID indexes a build step found and rebuilt. */
   readonly repaired: string[] = [];
+  /** INVALID indexes that are not briefdb's, left alone. */
+  readonly foreign: string[] = [];
 
   constructor(
     private readonly db: BriefDatabase,
@@ -61,16 +72,24 @@ class StepRunner {
 
   /**
    * INVALID indexes that no pending step will build or drop (left by some other interrupted
-   * build) are rebuilt in place; leftovers of a failed REINDEX CONCURRENTLY are dropped.
+   * build): briefdb's own are rebuilt in place, its leftovers (a replacement's temporary, a failed
+   * REINDEX CONCURRENTLY's copy) dropped; any other index is not briefdb's and is left alone.
    */
   async repairInvalidIndexes(plans: readonly PlannedMigration[]): Promise<string[]> {
     const handled = new Set(
       plans.flatMap((p) => p.steps.flatMap((s) => (s.kind === "build-index" || s.kind === "drop-index" ? [s.index] : []))),
     );
+    const invalid = (await this.db.schemaChanges.invalidIndexes()).filter(({ index }) => !handled.has(index));
+    const own = invalid.length === 0 ? new Set<string>() : await ownIndexNames(this.db);
     const repaired: string[] = [];
-    for (const { index } of await this.db.schemaChanges.invalidIndexes()) {
-      if (handled.has(index)) continue;
-      const leftover = /_cc(new|old)\d*$/.test(index);
+    for (const { index } of invalid) {
+      const action = invalidIndexAction(index, own, this.online.maxNameLength);
+      if (action === "not-briefdb") {
+        this.onProgress({ tag: "", action: `left alone: INVALID index ${index} is not one briefdb's migrations make` });
+        this.foreign.push(index);
+        continue;
+      }
+      const leftover = action === "drop-leftover";
       this.onProgress({ tag: "", action: leftover ? `drop leftover index ${index}` : `rebuild INVALID index ${index}` });
       await this.withBriefLock(() => this.session.exec(leftover ? this.online.dropStatement(index) : this.online.rebuildStatement(index)));
       repaired.push(index);

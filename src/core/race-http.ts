@@ -8,7 +8,7 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../db/database.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
-import { fillTemplate, parseRequestTemplate, type RequestTemplateInput } from "./http-template.js";
+import { checkFilledBody, fillTemplate, parseRequestTemplate, type RequestTemplateInput } from "./http-template.js";
 import type { Invariant } from "./race.js";
 import { elapsedMs, roundMs, summarizePercentiles, type PercentileSummary } from "./stats.js";
 import { applyTokenOperation, getBalance } from "./tokens.js";
@@ -86,6 +86,7 @@ export async function runHttpRace(db: BriefDatabase, options: HttpRaceOptions): 
   if (!options.allowRemote) assertLocalTarget(db.target, "race-test");
   const { n, userId, amount = 1 } = options;
   const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, n));
+  checkFilledBody(template, { amount, user: userId, i: 0 }); // the real user, before anything changes
   const initialBalance = await setOpeningBalance(db, userId, options.balance);
   const before = await ledgerTally(db, userId);
   const startedAt = process.hrtime.bigint();
@@ -155,10 +156,13 @@ async function fire(
 ): Promise<{ answers: Answer[]; sent: number }> {
   const answers: Answer[] = [];
   let next = 0;
+  const stopped = () => signal?.aborted === true;
   const sender = async () => {
-    while (next < n && signal?.aborted !== true) {
+    while (next < n && !stopped()) {
       const i = next++;
-      answers.push(await request(i));
+      const answer = await request(i);
+      // a request cut short by the interruption was sent, but its answer is unknown
+      if (!(stopped() && answer.statusClass === "transport")) answers.push(answer);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, sender));
@@ -171,7 +175,7 @@ async function send(request: { url: string; init: RequestInit }, timeoutMs: numb
   const start = process.hrtime.bigint();
   try {
     const response = await fetch(request.url, { ...request.init, signal });
-    const text = await response.text(); // the whole answer, so the latency covers it
+    const text = await readBounded(response); // the answer, so the latency covers it
     const ms = roundMs(elapsedMs(start));
     const statusClass = `${Math.floor(response.status / 100)}xx` as StatusClass;
     const problem = response.status >= 500 ? `HTTP ${response.status}: ${text.slice(0, 200)}` : undefined;
@@ -181,6 +185,31 @@ async function send(request: { url: string; init: RequestInit }, timeoutMs: numb
     const problem = timeout.aborted ? `timed out after ${timeoutMs} ms` : transportMessage(error);
     return { statusClass: "transport", status: null, ms, problem };
   }
+}
+
+/** Past this, an answer's body is not read on: its status is what is judged. */
+export const MAX_ANSWER_BYTES = 1 << 20;
+
+/**
+ * The body's first bytes as text (for error samples), reading at most MAX_ANSWER_BYTES: an app
+ * that answers with a huge or endless body must not fill this process's memory.
+ */
+async function readBounded(response: Response): Promise<string> {
+  if (response.body === null) return "";
+  const reader = response.body.getReader();
+  const kept: Uint8Array[] = [];
+  let read = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (read < 1024) kept.push(value);
+    read += value.byteLength;
+    if (read >= MAX_ANSWER_BYTES) {
+      await reader.cancel().catch(() => {});
+      break;
+    }
+  }
+  return Buffer.concat(kept).subarray(0, 1024).toString("utf8");
 }
 
 function transportMessage(error: unknown): string {

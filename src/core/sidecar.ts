@@ -3,7 +3,7 @@
  * /healthz (liveness), /readyz (readiness: the health report) and /metrics (Prometheus). A port
  * that cannot be had is a BriefdbError (USAGE: choose another --port or --host), never a crash.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BriefDatabase } from "../db/database.js";
 import { BriefdbError } from "../errors.js";
@@ -17,13 +17,17 @@ export interface SidecarOptions {
   /** 0 picks a free port. Default 9464 (Prometheus exporters' range). */
   readonly port?: number;
   readonly host?: string;
+  /** How long close() lets requests in flight finish before it cuts them; default 10 s. */
+  readonly graceMs?: number;
 }
+
+const DEFAULT_GRACE_MS = 10_000;
 
 export interface Sidecar {
   /** Where it listens, e.g. http://127.0.0.1:9464 */
   readonly url: string;
   readonly port: number;
-  /** Stops accepting, ends open connections, resolves when the server is closed. */
+  /** Stops accepting, lets requests in flight finish (up to graceMs), resolves when the server is closed. */
   close(): Promise<void>;
 }
 
@@ -40,16 +44,27 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
   const server = createServer(
     toNodeListener((request) => (routes[new URL(request.url).pathname] ?? notFound)(request)),
   );
+  let closing = false;
+  // once closing, a connection whose answer went out is closed at once, not at its keep-alive timeout
+  server.on("request", (_request, response: ServerResponse) =>
+    response.on("finish", () => closing && setImmediate(() => server.closeIdleConnections())),
+  );
   await listen(server, port, host);
   const bound = (server.address() as AddressInfo).port;
   const shown = host.includes(":") ? `[${host}]` : host;
   return {
     url: `http://${shown}:${bound}`,
     port: bound,
+    // scrapes in flight finish (a scraper must not read half an exposition), for a grace period
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        closing = true;
+        server.close(() => {
+          clearTimeout(deadline);
+          resolve();
+        });
+        server.closeIdleConnections();
+        const deadline = setTimeout(() => server.closeAllConnections(), options.graceMs ?? DEFAULT_GRACE_MS);
       }),
   };
 }

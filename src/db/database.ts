@@ -28,6 +28,8 @@ export type FailureKind =
   /** The connection broke while in use: a statement sent on it may or may not have run. */
   | "connection_lost"
   | "auth_failed"
+  /** The server answered: the database named in the URL does not exist there. */
+  | "database_missing"
   /** Gave up waiting for a lock (PostgreSQL lock_timeout, SQLite's busy timeout). */
   | "lock_timeout"
   /** The statement was cancelled on the server (PostgreSQL 57014). */

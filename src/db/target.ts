@@ -186,7 +186,8 @@ export function isLoopbackHost(host: string): boolean {
   const name = host.toLowerCase().replace(/\.$/, "");
   if (name === "localhost" || name.endsWith(".localhost")) return true;
   if (isIP(name) === 4) return name.startsWith("127.");
-  if (isIP(name) === 6) return name === "::1" || name === "0:0:0:0:0:0:0:1" || /^::ffff:127\./.test(name);
+  // IPv4-mapped 127.0.0.0/8, as written or as URL parsers write it (::ffff:7f00:1)
+  if (isIP(name) === 6) return name === "::1" || name === "0:0:0:0:0:0:0:1" || /^::ffff:(127\.|7f[0-9a-f]{2}:)/.test(name);
   return false;
 }
 
@@ -198,11 +199,14 @@ export function isSharedTarget(target: Target): boolean {
 /** Throws NOT_LOCAL unless the target passes the local rule. Call it before connecting. */
 export function assertLocalTarget(target: Target, what: string, env: NodeJS.ProcessEnv = process.env): void {
   if (isLocalTarget(target, env)) return;
-  const why = isProductionEnvironment(env) ? `NODE_ENV=${(env.NODE_ENV ?? "").trim()}` : "the host is not local";
+  const production = isProductionEnvironment(env);
+  const why = production ? `NODE_ENV=${(env.NODE_ENV ?? "").trim()}` : "the host is not local";
   throw new BriefdbError(
     "NOT_LOCAL",
     `${what} runs on local databases only; refused ${target.display} (${why})`,
-    "point --db at a SQLite file or a PostgreSQL server on localhost",
+    production
+      ? `NODE_ENV says production (${PRODUCTION_ENVIRONMENTS.join(", ")}, in any case), where nothing counts as local: unset it to work on a local database`
+      : "point --db at a SQLite file or a PostgreSQL server on localhost",
   );
 }
 

@@ -63,7 +63,15 @@ export async function startDeductApp(db: BriefDatabase): Promise<DeductApp> {
   };
 }
 
+/** What /auth/deduct wants: Basic app:s3cret. */
+export const APP_BASIC_AUTH = `Basic ${Buffer.from("app:s3cret").toString("base64")}`;
+
 async function handle(db: BriefDatabase, path: string, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  if (path === "/endless/deduct") return endless(db, request, response);
+  if (path === "/auth/deduct") {
+    if (request.headers.authorization !== APP_BASIC_AUTH) return void response.writeHead(401).end();
+    path = "/atomic/deduct";
+  }
   const route = ROUTES[path];
   const userId = request.headers["x-user"];
   let reply: { status: number; body: unknown };
@@ -82,4 +90,19 @@ async function readBody(request: IncomingMessage): Promise<string> {
   let text = "";
   for await (const chunk of request) text += String(chunk);
   return text;
+}
+
+/** Deducts, then answers 200 with a body that never ends (until the client goes away). */
+async function endless(db: BriefDatabase, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const userId = String(request.headers["x-user"]);
+  const { amount } = JSON.parse(await readBody(request)) as { amount: number };
+  const result = await atomicTokenOperation(db, userId, "deduct", amount, "brief generation");
+  if (!result.success) return void response.writeHead(409).end();
+  response.writeHead(200, { "content-type": "text/plain" });
+  const chunk = Buffer.alloc(64 * 1024, "x");
+  const write = () => {
+    while (!response.destroyed && response.write(chunk));
+  };
+  response.on("drain", write);
+  write();
 }

@@ -42,6 +42,8 @@ export type PgBriefDatabase = BriefDatabase<PgOrm, PgTx>;
 
 /** Key of the advisory lock that migrators take turns on ("briefdb" in ASCII). */
 const MIGRATION_LOCK_KEY = 0x62726965666462;
+/** How often a migrator waiting for another one tries the migration lock again. */
+const MIGRATION_LOCK_POLL_MS = 250;
 /** Key of the advisory lock that seeds and clears take turns on ("briefds" in ASCII). */
 const TEST_DATA_LOCK_KEY = 0x62726965666473;
 /** No connection could be made: nothing was sent. */
@@ -55,7 +57,6 @@ const UNREACHABLE_CODES = new Set([
   "ENOENT",
   "CONNECT_TIMEOUT",
   "CONNECTION_ENDED",
-  "3D000",
   "57P03",
 ]);
 /**
@@ -185,15 +186,24 @@ export class PgDatabase implements PgBriefDatabase {
     return { max: this.client.options.max, connections };
   }
 
-  withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
-    return this.transaction(
-      async (tx) => {
-        await takeTurn(tx, MIGRATION_LOCK_KEY);
-        return operation(tx);
-      },
-      // read committed: once the lock is ours, each statement sees what the previous holder committed
-      { retries: 0, isolation: "read committed" },
-    );
+  /**
+   * Waits for the migration lock by trying it in short transactions, never in one open statement:
+   * an online migrator's CREATE INDEX CONCURRENTLY waits for every older snapshot to end, and a
+   * migrator waiting for the lock inside its statement holds one — a deadlock that failed one of them.
+   */
+  async withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T> {
+    for (;;) {
+      const outcome = await this.transaction(
+        async (tx) => {
+          const [row] = await tx.all<{ locked: boolean }>(sql`SELECT pg_try_advisory_xact_lock(${MIGRATION_LOCK_KEY}) AS locked`);
+          return row?.locked === true ? { value: await operation(tx) } : null;
+        },
+        // read committed: once the lock is ours, each statement sees what the previous holder committed
+        { retries: 0, isolation: "read committed" },
+      );
+      if (outcome !== null) return outcome.value;
+      await sleep(MIGRATION_LOCK_POLL_MS);
+    }
   }
 
   async holdTestDataLock(tx: Executor): Promise<void> {
@@ -247,6 +257,7 @@ export class PgDatabase implements PgBriefDatabase {
 
   classify(error: unknown): FailureKind {
     const code = errorCode(error) ?? "";
+    if (code === "3D000") return "database_missing";
     if (UNREACHABLE_CODES.has(code)) return "unreachable";
     if (CONNECTION_LOST_CODES.has(code)) return "connection_lost";
     if (AUTH_CODES.has(code)) return "auth_failed";

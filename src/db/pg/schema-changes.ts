@@ -27,6 +27,9 @@ export interface SessionConnection {
   done(): Promise<void>;
 }
 
+/** How often a migrator waiting for another one tries the migration lock again. */
+const LOCK_POLL_MS = 250;
+
 const NONE: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: false, blocksWrites: false };
 const WRITES: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: false, blocksWrites: true };
 const ALL: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: true, blocksWrites: true };
@@ -122,7 +125,9 @@ class PgOnlineIndexChanges implements OnlineIndexChanges {
       // another migrator may hold the lock for a long build: wait for it however long (each step
       // then sets the lock_timeout it needs)
       await connection.unsafe("SET lock_timeout = 0");
-      await connection.unsafe(`SELECT pg_advisory_lock(${this.migrationLockKey})`);
+      // tried, not waited for in one statement: a statement waiting here would hold a snapshot,
+      // which the holder's CREATE INDEX CONCURRENTLY waits to end — a deadlock that failed one
+      while (!(await tryLock(connection, this.migrationLockKey))) await sleep(LOCK_POLL_MS);
       try {
         return await operation(sessionOver(connection, await backendPid(connection)));
       } finally {
@@ -204,6 +209,15 @@ function sessionOver(connection: postgres.Sql, pid: number): MigrationSession {
       await connection.unsafe(`SET lock_timeout = ${Math.max(0, Math.floor(ms))}`);
     },
   };
+}
+
+async function tryLock(connection: postgres.Sql, key: number): Promise<boolean> {
+  const [row] = await connection.unsafe<Array<{ locked: boolean }>>(`SELECT pg_try_advisory_lock(${key}) AS locked`);
+  return row?.locked === true;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function backendPid(connection: postgres.Sql): Promise<number> {

@@ -2,6 +2,7 @@
  * The SQLite dialect: better-sqlite3 under drizzle, one connection per process, WAL mode with a
  * busy timeout so that several processes can share one file, foreign keys on.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { SQL } from "drizzle-orm";
@@ -50,6 +51,14 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   readonly orm: SqliteOrm;
   readonly ownsConnection: boolean;
   private readonly lock = new ConnectionLock();
+  /**
+   * Which async context holds the connection's transaction: a call made from inside it (the
+   * operation's own `db.all`, a token change, a nested withTransaction) runs in that transaction
+   * at once. Queued behind it, it would wait for the very operation that waits for it, forever.
+   */
+  private readonly holder = new AsyncLocalStorage<object>();
+  private heldBy: object | undefined;
+  private savepoints = 0;
   private readonly backgroundWrites = new BackgroundWrites();
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   private holdStatements: HoldStatements | undefined;
@@ -118,17 +127,42 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   transaction<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
+    if (this.insideHeldTransaction()) return this.savepoint(operation);
     return this.lock.run(async () => {
       this.client.exec("BEGIN IMMEDIATE");
+      const token = {};
+      this.heldBy = token;
       try {
-        const result = await operation(this.inTransaction);
+        const result = await this.holder.run(token, () => operation(this.inTransaction));
         this.client.exec("COMMIT");
         return result;
       } catch (error) {
         if (this.client.inTransaction) this.client.exec("ROLLBACK");
         throw error;
+      } finally {
+        this.heldBy = undefined;
       }
     });
+  }
+
+  /** A transaction inside the open one: a savepoint, undone alone when its operation fails. */
+  private async savepoint<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
+    const name = `briefdb_nested_${++this.savepoints}`;
+    this.client.exec(`SAVEPOINT ${name}`);
+    try {
+      const result = await operation(this.inTransaction);
+      this.client.exec(`RELEASE ${name}`);
+      return result;
+    } catch (error) {
+      if (this.client.inTransaction) this.client.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
+      throw error;
+    }
+  }
+
+  /** Whether the caller runs inside the operation of the transaction open now (not a later one). */
+  private insideHeldTransaction(): boolean {
+    const token = this.holder.getStore();
+    return token !== undefined && token === this.heldBy;
   }
 
   /**
@@ -199,7 +233,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   classify(error: unknown): FailureKind {
     const code = errorCode(error) ?? "";
     const message = rootMessage(error);
-    if (code === "SQLITE_CANTOPEN" || code === "SQLITE_NOTADB") return "unreachable";
+    if (code === "SQLITE_CANTOPEN") return "unreachable";
     if (code.startsWith("SQLITE_CONSTRAINT_UNIQUE") || code === "SQLITE_CONSTRAINT_PRIMARYKEY") return "unique_violation";
     if (code === "SQLITE_CONSTRAINT_CHECK") return "check_violation";
     if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "foreign_key_violation";
@@ -220,7 +254,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   private whenFree<T>(work: () => T): Promise<T> {
-    if (!this.lock.isHeld) {
+    if (!this.lock.isHeld || this.insideHeldTransaction()) {
       try {
         return Promise.resolve(work());
       } catch (error) {
@@ -235,6 +269,9 @@ export class SqliteDatabase implements SqliteBriefDatabase {
  * The app's own connection: its journal mode and durability stay the app's choice; foreign keys
  * go on (the ledger's brief check relies on them) and a busy timeout is set when it has none.
  */
+const DAMAGED_FILE_HINT =
+  "the file is not a SQLite database, or its header is damaged: check --db, or restore it from a backup (sqlite3's .recover can salvage what is left)";
+
 function adoptClient(client: Database.Database, busyTimeoutMs: number): Database.Database {
   if (!client.open) throw new BriefdbError("USAGE", "the better-sqlite3 connection handed to briefdb is closed");
   client.pragma("foreign_keys = ON");
@@ -263,9 +300,14 @@ function openClient(target: SqliteTarget, busyTimeoutMs: number, options: OpenOp
     client.pragma(`busy_timeout = ${busyTimeoutMs}`);
   } catch (error) {
     client.close();
-    throw new BriefdbError("DB_UNREACHABLE", `cannot use ${target.display}: ${rootMessage(error)}`, undefined, {
-      cause: error,
-    });
+    // the file is there and opened: what it holds is not a (sound) SQLite database
+    const damaged = /^SQLITE_(CORRUPT|NOTADB)/.test(errorCode(error) ?? "");
+    throw new BriefdbError(
+      damaged ? "DB_ERROR" : "DB_UNREACHABLE",
+      `cannot use ${target.display}: ${rootMessage(error)}`,
+      damaged ? DAMAGED_FILE_HINT : undefined,
+      { cause: error },
+    );
   }
   return client;
 }
