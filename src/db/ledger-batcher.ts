@@ -80,8 +80,26 @@ function laneOf(userId: string, lanes: number): number {
   return (hash >>> 0) % lanes;
 }
 
-/** `statements` with `submit` going through a batcher over `applyBatch`. */
-export function withBatching(statements: LedgerStatements, applyBatch: ApplyBatch, lanes = 1): LedgerStatements {
-  const batcher = new LedgerBatcher(applyBatch, lanes);
-  return { ...statements, submit: (change) => batcher.submit(change) };
+/**
+ * `statements` with `submit` going through a batcher over `applyBatch`. When `alone()` says so
+ * (SQLite: the call comes from inside the transaction that holds the connection), the change is
+ * applied at once as a batch of its own instead of joining others that must not share its fate.
+ */
+export function withBatching(
+  statements: LedgerStatements,
+  applyBatch: ApplyBatch,
+  options: { readonly lanes?: number; readonly alone?: () => boolean } = {},
+): LedgerStatements {
+  const batcher = new LedgerBatcher(applyBatch, options.lanes ?? 1);
+  const alone = options.alone;
+  return {
+    ...statements,
+    submit: async (change) => {
+      if (alone?.()) {
+        const [outcome] = await applyBatch([change]);
+        return outcome ?? { kind: "failed", error: new Error("briefdb: a batch answered no outcome") };
+      }
+      return batcher.submit(change);
+    },
+  };
 }

@@ -139,7 +139,7 @@ export class PgDatabase implements PgBriefDatabase {
         ? withBatching(
             statements,
             pgApplyBatch(this.client, this.prepare, (error) => isSharedFailure(this.classify(error))),
-            Math.max(1, Math.floor(this.client.options.max / 2)),
+            { lanes: Math.max(1, Math.floor(this.client.options.max / 2)) },
           )
         : statements;
     }

@@ -100,7 +100,10 @@ export class SqliteDatabase implements SqliteBriefDatabase {
 
   get ledger(): LedgerStatements {
     if (!this.batching) return this.statements;
-    this.batchedStatements ??= withBatching(this.statements, this.statements.applyBatch);
+    // a change from inside the transaction holding the connection joins that transaction, alone
+    this.batchedStatements ??= withBatching(this.statements, this.statements.applyBatch, {
+      alone: () => this.insideHeldTransaction(),
+    });
     return this.batchedStatements;
   }
 
