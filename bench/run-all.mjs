@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const SUITES = ["startup", "tokens-sqlite", "tokens-pg", "seed", "queries", "migrate-online"];
+const SUITES = ["startup", "tokens-sqlite", "tokens-pg", "batching", "seed", "queries", "migrate-online"];
 
 let failed = 0;
 for (const suite of SUITES) {

@@ -19,7 +19,7 @@ const CONNECTIONS = 10;
 const THREADS = Number(process.env.BENCH_PGBENCH_THREADS ?? 1);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = 2;
-const PGBENCH = [
+export const PGBENCH = [
   ...(existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").sort().reverse() : []).map((v) => `/usr/lib/postgresql/${v}/bin/pgbench`),
   "/usr/bin/pgbench",
 ].find(existsSync);
@@ -41,7 +41,7 @@ function script(userExpr) {
 }
 
 /** @param {string} url */
-async function setUp(url) {
+export async function setUp(url) {
   const db = await openDatabase(url);
   await migrate(db);
   await db.exec(`
@@ -80,7 +80,7 @@ function overSocket(url) {
  * @param {boolean} hot
  * @param {boolean} socket
  */
-function pgbench(url, hot, socket) {
+export function pgbench(url, hot, socket) {
   if (PGBENCH === undefined) throw new Error("pgbench not found");
   const dir = mkdtempSync(join(tmpdir(), "briefdb-pgbench-"));
   const file = join(dir, "deduct.sql");

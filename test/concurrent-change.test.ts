@@ -61,7 +61,6 @@ describe.each(DIALECTS)("%s: a user deleted and inserted again while a deduct wa
 
 describe("postgresql: default_transaction_isolation = serializable", () => {
   let url: string;
-  let db: BriefDatabase;
 
   beforeAll(async () => {
     url = await freshDatabase("postgresql");
@@ -70,33 +69,38 @@ describe("postgresql: default_transaction_isolation = serializable", () => {
     const name = new URL(url).pathname.slice(1);
     await setup.exec(`ALTER DATABASE ${name} SET default_transaction_isolation = serializable`);
     await setup.close();
-    db = await openDatabase(url, { poolSize: 6 }); // new connections: serializable
   });
-  afterAll(() => db.close());
 
-  it("concurrent deducts of one user all succeed: 40001 is retried on the hot path", async () => {
-    const user = "serial";
-    await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 100 });
-    const [isolation] = await db.all<{ level: string }>(sql`SELECT current_setting('transaction_isolation') AS level`);
-    expect(isolation?.level).toBe("serializable");
-    // the deducts queue behind a lock that changes the row, so each of them meets a concurrent update
-    const holder = postgres(url, { max: 1, onnotice: () => {} });
-    const reserved = await holder.reserve();
-    await reserved.unsafe("BEGIN");
-    await reserved.unsafe(`UPDATE users SET updated_at = now() WHERE id = '${user}'`);
-    const deducts = Array.from({ length: 6 }, (_, i) => atomicTokenOperation(db, user, "deduct", 1, `serial ${i}`));
+  // unbatched, each deduct waits on a connection of its own; batched, the first waits alone and
+  // the other five queue behind it in this process, then go as one batch
+  it.each([
+    { batch: false, waiting: 6 },
+    { batch: true, waiting: 1 },
+  ])("concurrent deducts of one user all succeed: 40001 is retried on the hot path (batch: $batch)", async ({ batch, waiting }) => {
+    const user = `serial-${batch}`;
+    const db = await openDatabase(url, { poolSize: 6, batch });
     try {
-      // read on a connection of its own: the holder's transaction keeps its first view of
-      // pg_stat_activity, and the pool's six connections are the waiting deducts
-      const watcher = postgres(url, { max: 1, onnotice: () => {} });
-      for (let tries = 0; tries < 1200; tries++) {
-        const [row] = await watcher.unsafe<Array<{ n: string }>>(
-          "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        );
-        if (Number(row?.n) >= 6) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      await watcher.end();
+      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 100 });
+      const [isolation] = await db.all<{ level: string }>(sql`SELECT current_setting('transaction_isolation') AS level`);
+      expect(isolation?.level).toBe("serializable");
+      // the deducts queue behind a lock that changes the row, so each of them meets a concurrent update
+      const holder = postgres(url, { max: 1, onnotice: () => {} });
+      const reserved = await holder.reserve();
+      await reserved.unsafe("BEGIN");
+      await reserved.unsafe(`UPDATE users SET updated_at = now() WHERE id = '${user}'`);
+      const deducts = Array.from({ length: 6 }, (_, i) => atomicTokenOperation(db, user, "deduct", 1, `serial ${i}`));
+      try {
+        // read on a connection of its own: the holder's transaction keeps its first view of
+        // pg_stat_activity, and the pool's six connections are the waiting deducts
+        const watcher = postgres(url, { max: 1, onnotice: () => {} });
+        for (let tries = 0; tries < 1200; tries++) {
+          const [row] = await watcher.unsafe<Array<{ n: string }>>(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+          );
+          if (Number(row?.n) >= waiting) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await watcher.end();
     } finally {
       await reserved.unsafe("COMMIT");
       reserved.release();
@@ -106,5 +110,8 @@ describe("postgresql: default_transaction_isolation = serializable", () => {
     expect(results.map((r) => (r.success ? "ok" : r.error.code))).toEqual(Array(6).fill("ok"));
     const [row] = await db.all<{ b: number | string }>(sql`SELECT token_balance AS b FROM users WHERE id = ${user}`);
     expect(Number(row?.b)).toBe(94);
+    } finally {
+      await db.close();
+    }
   });
 });

@@ -14,6 +14,8 @@ export interface GlobalOptions {
   readonly color: boolean;
   readonly timeout: number;
   readonly prepare: boolean;
+  /** Batch concurrent token operations (commander's --no-batch makes it false). */
+  readonly batch?: boolean;
   readonly poolSize?: number;
   readonly lockTimeout: number;
 }
@@ -70,6 +72,7 @@ export class Context {
     this.opened = await openTarget(this.target, {
       timeoutMs: this.globals.timeout,
       prepare: this.globals.prepare,
+      batch: this.globals.batch ?? true,
       ...(this.globals.poolSize === undefined ? {} : { poolSize: this.globals.poolSize }),
       lockTimeoutMs: this.globals.lockTimeout,
       create: false,

@@ -85,7 +85,7 @@ With --url, each request's time limit is the global --timeout (ms).`,
           ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
           keep: options.keep === true,
           allowRemote: options.allowRemote === true,
-          openOptions: { timeoutMs: ctx.globals.timeout, prepare: ctx.globals.prepare },
+          openOptions: { timeoutMs: ctx.globals.timeout, prepare: ctx.globals.prepare, batch: ctx.globals.batch ?? true },
         }).finally(() => spinner.stop("race finished"));
         return raceOutcome(report);
       }),

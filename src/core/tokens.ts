@@ -100,35 +100,61 @@ async function applyOnce(
   // connection leaves its outcome unknown; inside the app's transaction neither holds
   const standalone = options.transaction === undefined;
   const signal = options.signal;
+  const change = { id: newId(), userId, operation, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key };
+  // what a failed attempt means: the result of a replay, or "again" (rolled back, run it again), or it throws
+  const judge = async (error: unknown, attempt: number): Promise<TokenOperationResult | "again"> => {
+    const kind = db.classify(error);
+    // the cancel request won, or the wait for a lock was given up: the change was not applied
+    if (signal?.aborted && (error === signal.reason || kind === "cancelled")) throw interrupted(operation);
+    if (kind === "retryable" && standalone && attempt < ATTEMPTS) {
+      // a serialization failure or deadlock rolled the statement back: run it again
+      await backOff(attempt);
+      return "again";
+    }
+    if (kind === "unique_violation" && key !== null) {
+      // another caller applied this key between our look-up and our write: theirs stands
+      const prior = await ledger.findByKey(key);
+      if (prior) return replay(prior, userId, operation, amount);
+    }
+    if (kind === "foreign_key_violation" && options.briefId !== undefined) {
+      throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
+    }
+    if (kind === "connection_lost" && standalone) throw outcomeUnknown(db, userId, operation, key, error);
+    throw toBriefdbError(error, db);
+  };
+  let first = 1;
+  if (standalone && signal === undefined && ledger.submit !== undefined) {
+    // batched with the operations called beside it; the key is looked up inside the batch, so
+    // that operations are applied in the order they were called
+    const outcome = await ledger.submit(change);
+    if (outcome.kind === "applied") return resultOf(outcome.entry, false);
+    if (outcome.kind === "replayed") return replay(outcome.entry, userId, operation, amount);
+    if (outcome.kind === "refused") {
+      const refused = batchedRefusal(outcome, userId, operation, amount);
+      if (refused !== undefined) throw refused;
+      // the balance read beside the refusal contradicts it (PostgreSQL: the guard saw a newer
+      // row than the statement's snapshot), or holds are involved: tried again on its own, as below
+    } else if (db.classify(outcome.error) !== "lock_timeout") {
+      const judged = await judge(outcome.error, 1);
+      if (judged !== "again") return judged;
+    }
+    // a lock waited for too long may be another change's (a batch waits for each row it
+    // changes) or a table's: tried again on its own, waiting for its own locks only
+    first = 2;
+  }
   if (key !== null) {
     const prior = await ledger.findByKey(key);
     if (prior) return replay(prior, userId, operation, amount);
   }
-  const change = { id: newId(), userId, operation, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key };
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = first; ; attempt++) {
     if (signal?.aborted) throw interrupted(operation);
     let entry: LedgerEntry | undefined;
     try {
       entry = await ledger.apply(change, signal === undefined ? {} : { signal });
     } catch (error) {
-      const kind = db.classify(error);
-      // the cancel request won, or the wait for a lock was given up: the change was not applied
-      if (signal?.aborted && (error === signal.reason || kind === "cancelled")) throw interrupted(operation);
-      if (kind === "retryable" && standalone && attempt < ATTEMPTS) {
-        // a serialization failure or deadlock rolled the statement back: run it again
-        await backOff(attempt);
-        continue;
-      }
-      if (kind === "unique_violation" && key !== null) {
-        // another caller applied this key between our look-up and our write: theirs stands
-        const prior = await ledger.findByKey(key);
-        if (prior) return replay(prior, userId, operation, amount);
-      }
-      if (kind === "foreign_key_violation" && options.briefId !== undefined) {
-        throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
-      }
-      if (kind === "connection_lost" && standalone) throw outcomeUnknown(db, userId, operation, key, error);
-      throw toBriefdbError(error, db);
+      const judged = await judge(error, attempt);
+      if (judged === "again") continue;
+      return judged;
     }
     if (entry !== undefined) return resultOf(entry, false);
     const refused =
@@ -244,7 +270,27 @@ function resultOf(entry: LedgerEntry, replayed: boolean): TokenOperationResult {
  * untrue. A deduct's refusal is whyNoRoom's (holds.ts): it knows the held tokens.
  */
 async function creditRefusal(db: Executor, userId: string, amount: number): Promise<BriefdbError | undefined> {
-  const balance = await currentBalance(db, userId);
+  return overflowAt(await currentBalance(db, userId), userId, amount);
+}
+
+/**
+ * The refusal of a batched change from what its guard saw in the batch (balance null: no such
+ * user); undefined when that does not explain the refusal or held tokens are involved (expired
+ * holds may be swept to make room): the change is then judged again on its own, unbatched.
+ */
+function batchedRefusal(
+  seen: { readonly balance: number | null; readonly heldTokens: number },
+  userId: string,
+  operation: TokenOperation,
+  amount: number,
+): BriefdbError | undefined {
+  if (seen.balance === null) return userNotFound(userId);
+  if (operation === "credit") return overflowAt(seen.balance, userId, amount);
+  if (seen.heldTokens > 0 || seen.balance >= amount) return undefined;
+  return new BriefdbError("INSUFFICIENT_BALANCE", `user ${userId} has ${seen.balance} tokens, cannot deduct ${amount}; nothing changed`);
+}
+
+function overflowAt(balance: number | undefined, userId: string, amount: number): BriefdbError | undefined {
   if (balance === undefined) return userNotFound(userId);
   if (balance <= Number.MAX_SAFE_INTEGER - amount) return undefined;
   return new BriefdbError(

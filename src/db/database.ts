@@ -82,7 +82,26 @@ export interface LedgerEntry {
 export interface LedgerStatements {
   apply(change: BalanceChange, options?: ApplyOptions): Promise<LedgerEntry | undefined>;
   findByKey(idempotencyKey: string): Promise<LedgerEntry | undefined>;
+  /**
+   * Present when the database batches (the default, `OpenOptions.batch`): queues `change` with the
+   * operations called concurrently beside it and applies it in the next batch, judged on its own
+   * (see BatchOutcome). Never inside a transaction.
+   */
+  submit?(change: BalanceChange): Promise<BatchOutcome>;
 }
+
+/**
+ * What became of one change in a batch, each decided on its own, in the order the changes were
+ * submitted: applied (its ledger row); its idempotency key already had a row (that row: the
+ * caller decides replay or conflict); refused by its guard, with the balance and held tokens the
+ * guard saw (balance null: no such user); or failed with the driver's error, which no other change of the batch shares
+ * unless the whole batch failed (lost connection, deadlock, a failed commit).
+ */
+export type BatchOutcome =
+  | { readonly kind: "applied"; readonly entry: LedgerEntry }
+  | { readonly kind: "replayed"; readonly entry: LedgerEntry }
+  | { readonly kind: "refused"; readonly balance: number | null; readonly heldTokens: number }
+  | { readonly kind: "failed"; readonly error: unknown };
 
 export interface ApplyOptions {
   /**
@@ -255,4 +274,10 @@ export interface OpenOptions {
   readonly lockTimeoutMs?: number;
   /** SQLite busy timeout in milliseconds; the older name of lockTimeoutMs, which wins. */
   readonly busyTimeoutMs?: number;
+  /**
+   * Batch concurrent token operations (docs/architecture.md "Batching"): while one batch is being
+   * applied, new operations queue and go together as the next (one transaction, one commit).
+   * Default true; operations inside a transaction or given an abort signal never batch.
+   */
+  readonly batch?: boolean;
 }

@@ -24,9 +24,10 @@ import { BackgroundWrites } from "../background-writes.js";
 import { errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { PgTarget, SslMode } from "../target.js";
+import { withBatching } from "../ledger-batcher.js";
 import type { HoldStatements } from "../holds.js";
 import { pgHolds } from "./holds.js";
-import { pgLedger } from "./ledger.js";
+import { pgApplyBatch, pgLedger } from "./ledger.js";
 import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
@@ -95,6 +96,7 @@ export class PgDatabase implements PgBriefDatabase {
   private ledgerStatements: LedgerStatements | undefined;
   private holdStatements: HoldStatements | undefined;
   private readonly prepare: boolean;
+  private readonly batching: boolean;
   private readonly backgroundWrites = new BackgroundWrites();
 
   /** With `client`, briefdb uses the app's own pool and never ends it. */
@@ -104,6 +106,7 @@ export class PgDatabase implements PgBriefDatabase {
     client?: postgres.Sql,
   ) {
     this.ownsConnection = client === undefined;
+    this.batching = options.batch ?? true;
     this.client = client ?? connect(target, options);
     this.orm = drizzle(this.client, { schema });
     this.prepare = client === undefined ? (options.prepare ?? true) : client.options.prepare;
@@ -130,7 +133,16 @@ export class PgDatabase implements PgBriefDatabase {
   }
 
   get ledger(): LedgerStatements {
-    this.ledgerStatements ??= pgLedger(this.client, this.prepare);
+    if (this.ledgerStatements === undefined) {
+      const statements = pgLedger(this.client, this.prepare);
+      this.ledgerStatements = this.batching
+        ? withBatching(
+            statements,
+            pgApplyBatch(this.client, this.prepare, (error) => isSharedFailure(this.classify(error))),
+            { lanes: Math.max(1, Math.floor(this.client.options.max / 2)) },
+          )
+        : statements;
+    }
     return this.ledgerStatements;
   }
 
@@ -330,4 +342,11 @@ function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "v
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A failure that is the whole batch's, not one change's: the connection, the transaction as a whole, a lock. */
+function isSharedFailure(kind: FailureKind): boolean {
+  // a lock timeout may be a table's that every change would wait for in turn: the batch gives up
+  // at once, and each change is tried again on its own (core/tokens.ts)
+  return kind === "connection_lost" || kind === "unreachable" || kind === "retryable" || kind === "auth_failed" || kind === "lock_timeout";
 }

@@ -24,6 +24,7 @@ import type {
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
+import { withBatching } from "../ledger-batcher.js";
 import type { HoldStatements } from "../holds.js";
 import { sqliteHolds } from "./holds.js";
 import { sqliteLedger } from "./ledger.js";
@@ -65,6 +66,8 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   private readonly inTransaction: Transaction<SqliteOrm>;
   /** How long a statement waits for another connection's write lock (the busy timeout). */
   readonly lockTimeoutMs: number;
+  private readonly batching: boolean;
+  private batchedStatements: LedgerStatements | undefined;
 
   /** With `client`, briefdb shares the app's connection and never closes it. */
   constructor(
@@ -73,6 +76,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     client?: Database.Database,
   ) {
     this.ownsConnection = client === undefined;
+    this.batching = options.batch ?? true;
     // 0 is no limit, as on PostgreSQL: the longest busy timeout SQLite takes (about 24 days)
     const lockTimeoutMs = (options.lockTimeoutMs ?? options.busyTimeoutMs ?? 15_000) || 2 ** 31 - 1;
     this.client = client === undefined ? openClient(target, lockTimeoutMs, options) : adoptClient(client, lockTimeoutMs);
@@ -95,7 +99,12 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   get ledger(): LedgerStatements {
-    return this.statements;
+    if (!this.batching) return this.statements;
+    // a change from inside the transaction holding the connection joins that transaction, alone
+    this.batchedStatements ??= withBatching(this.statements, this.statements.applyBatch, {
+      alone: () => this.insideHeldTransaction(),
+    });
+    return this.batchedStatements;
   }
 
   private get statements(): ReturnType<typeof sqliteLedger> {

@@ -3,10 +3,11 @@
  * drizzle prepared statements, run together in one synchronous IMMEDIATE transaction (the write
  * lock is taken first, so concurrent processes queue on the busy timeout instead of deadlocking).
  * With an abort signal, the wait for the write lock happens between attempts in JavaScript rather
- * than inside SQLite's busy handler, so that the signal is heard while waiting.
+ * than inside SQLite's busy handler, so that the signal is heard while waiting. A batch of changes
+ * (applyBatch) runs in one IMMEDIATE transaction, each change in a savepoint of its own.
  */
 import { and, eq, gte, lte, sql } from "drizzle-orm";
-import type { ApplyOptions, BalanceChange, LedgerEntry, LedgerStatements } from "../database.js";
+import type { ApplyOptions, BalanceChange, BatchOutcome, LedgerEntry, LedgerStatements } from "../database.js";
 import { errorCode } from "../driver-errors.js";
 import { ledgerEntryOf } from "../ledger-row.js";
 import type { SqliteDatabase } from "./database.js";
@@ -15,7 +16,10 @@ import { tokenTransactions, users } from "./schema.js";
 const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
 
 /** The statements, and the same without the queue, for a transaction that already holds the connection. */
-export function sqliteLedger(db: SqliteDatabase): LedgerStatements & { readonly inTransaction: LedgerStatements } {
+export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
+  readonly inTransaction: LedgerStatements;
+  applyBatch(changes: readonly BalanceChange[]): Promise<BatchOutcome[]>;
+} {
   const amount = sql.placeholder("amount");
   const userId = sql.placeholder("userId");
   const now = sql.placeholder("now");
@@ -53,7 +57,7 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & { readonly 
     .where(eq(tokenTransactions.idempotencyKey, sql.placeholder("key")))
     .prepare();
 
-  const applyInTransaction = db.client.transaction((change: BalanceChange): LedgerEntry | undefined => {
+  const applyChange = (change: BalanceChange): LedgerEntry | undefined => {
     const createdAt = Date.now();
     const update = change.operation === "deduct" ? deduct : credit;
     const updated = update.get({ userId: change.userId, amount: change.amount, now: createdAt });
@@ -61,13 +65,47 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & { readonly 
     const entry = ledgerEntryOf(change, updated.balance, new Date(createdAt));
     insert.run(entry as unknown as Record<string, unknown>);
     return entry;
+  };
+  const applyInTransaction = db.client.transaction(applyChange);
+
+  const balanceOf = db.orm
+    .select({ balance: users.tokenBalance, heldTokens: users.heldTokens })
+    .from(users)
+    .where(eq(users.id, userId))
+    .prepare();
+
+  // one change of a batch, in its own savepoint (better-sqlite3 nests a transaction function as
+  // one), so that its failure undoes only its own writes
+  const applyInBatch = db.client.transaction((change: BalanceChange): BatchOutcome => {
+    if (change.idempotencyKey !== null) {
+      const prior = byKey.get({ key: change.idempotencyKey });
+      if (prior !== undefined) return { kind: "replayed", entry: prior };
+    }
+    const entry = applyChange(change);
+    if (entry !== undefined) return { kind: "applied", entry };
+    // read in the same write transaction: the balance the guard saw
+    const row = balanceOf.get({ userId: change.userId });
+    return row === undefined ? { kind: "refused", balance: null, heldTokens: 0 } : { kind: "refused", ...row };
   });
+  const applyBatchInTransaction = db.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
+    changes.map((change) => {
+      try {
+        return applyInBatch(change);
+      } catch (error) {
+        return { kind: "failed", error };
+      }
+    }),
+  );
 
   const findByKey = async (key: string): Promise<LedgerEntry | undefined> => byKey.get({ key });
+  /** One BEGIN IMMEDIATE … COMMIT (one fsync) for the lot; each change decided on its own inside. */
+  const applyBatch = (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> =>
+    db.exclusive(() => applyBatchInTransaction.immediate(changes));
   return {
     apply: (change: BalanceChange, { signal }: ApplyOptions = {}): Promise<LedgerEntry | undefined> =>
       immediateUnlessAborted(db, () => applyInTransaction.immediate(change), signal),
     findByKey,
+    applyBatch,
     // inside briefdb's open transaction better-sqlite3 runs this one as a savepoint
     inTransaction: { apply: async (change: BalanceChange) => applyInTransaction(change), findByKey },
   };

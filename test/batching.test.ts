@@ -1,0 +1,266 @@
+/**
+ * Natural batching (issue 12): thousands of token operations called at once on one database, with
+ * batching on and off, each judged on its own. Every individual result is checked against a
+ * sequential model of the same calls in the order they were made, and the ledger invariant after.
+ */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  applyHold,
+  atomicTokenOperation,
+  createUser,
+  getBalance,
+  migrate,
+  openDatabase,
+  verifyLedger,
+  type BriefDatabase,
+  type TokenOperation,
+} from "../src/index.js";
+import { DIALECTS, freshDatabase } from "./support/databases.js";
+
+const MAX = Number.MAX_SAFE_INTEGER;
+
+interface Call {
+  readonly userId: string;
+  readonly operation: TokenOperation;
+  readonly amount: number;
+  readonly key?: string;
+  readonly briefId?: string;
+}
+
+/** What a call answers: its balance after and whether it replayed, or its error code. */
+type Answer = { readonly balance: number; readonly replayed: boolean } | { readonly code: string };
+
+/** The calls applied one after another, in order: what each answers, and the balances after. */
+function sequentialModel(opening: ReadonlyMap<string, number>, calls: readonly Call[]) {
+  const balances = new Map(opening);
+  const keys = new Map<string, { userId: string; operation: TokenOperation; amount: number; balance: number }>();
+  const answers: Answer[] = calls.map((call) => {
+    if (call.key !== undefined) {
+      const prior = keys.get(call.key);
+      if (prior !== undefined) {
+        const same = prior.userId === call.userId && prior.operation === call.operation && prior.amount === call.amount;
+        return same ? { balance: prior.balance, replayed: true } : { code: "IDEMPOTENCY_CONFLICT" };
+      }
+    }
+    const balance = balances.get(call.userId);
+    if (balance === undefined) return { code: "USER_NOT_FOUND" };
+    if (call.operation === "deduct" && balance < call.amount) return { code: "INSUFFICIENT_BALANCE" };
+    if (call.operation === "credit" && balance > MAX - call.amount) return { code: "BALANCE_OVERFLOW" };
+    if (call.briefId !== undefined) return { code: "BRIEF_NOT_FOUND" };
+    const after = call.operation === "deduct" ? balance - call.amount : balance + call.amount;
+    balances.set(call.userId, after);
+    if (call.key !== undefined) keys.set(call.key, { ...call, balance: after });
+    return { balance: after, replayed: false };
+  });
+  return { answers, balances };
+}
+
+/** A small seeded generator, so that a failure can be replayed. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
+  let url: string;
+  let setup: BriefDatabase;
+  let round = 0;
+
+  beforeAll(async () => {
+    url = await freshDatabase(dialect);
+    setup = await openDatabase(url, { batch: false });
+    await migrate(setup);
+  });
+  afterAll(() => setup.close());
+
+  /** Users with opening balances (one near the overflow bound), and `n` mixed calls on them. */
+  async function scenario(n: number, seed: number) {
+    const prefix = `r${++round}`;
+    const opening = new Map<string, number>();
+    for (let i = 0; i < 12; i++) opening.set(`${prefix}-u${i}`, i * 7);
+    opening.set(`${prefix}-rich`, MAX - 6);
+    for (const [id, balance] of opening) {
+      await createUser(setup, { id, email: `${id}@example.test`, name: id, openingBalance: balance });
+    }
+    const ids = [...opening.keys(), `${prefix}-ghost`];
+    const next = random(seed);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
+    const fresh = (): Call => ({
+      userId: pick(ids),
+      operation: next() < 0.4 ? "credit" : "deduct",
+      amount: 1 + Math.floor(next() * 12),
+    });
+    // a small pool of keyed calls: repeats land in the same batch, one in five with another amount (a conflict)
+    const keyed = Array.from({ length: 40 }, (_, i) => ({ ...fresh(), key: `${prefix}-k${i}` }));
+    const calls: Call[] = Array.from({ length: n }, () => {
+      const roll = next();
+      if (roll < 0.3) {
+        const call = pick(keyed);
+        return next() < 0.2 ? { ...call, amount: call.amount + 1 } : call;
+      }
+      if (roll > 0.98) return { ...fresh(), briefId: `${prefix}-no-such-brief` };
+      return fresh();
+    });
+    return { opening, calls, ...sequentialModel(opening, calls) };
+  }
+
+  async function runConcurrently(db: BriefDatabase, calls: readonly Call[]): Promise<Answer[]> {
+    // all called in one turn, in order: the order the model applies them in
+    const results = await Promise.all(
+      calls.map((call, i) =>
+        atomicTokenOperation(db, call.userId, call.operation, call.amount, `call ${i}`, {
+          ...(call.key === undefined ? {} : { idempotencyKey: call.key }),
+          ...(call.briefId === undefined ? {} : { briefId: call.briefId }),
+        }),
+      ),
+    );
+    return results.map((result) =>
+      result.success ? { balance: result.data.balance, replayed: result.data.replayed } : { code: result.error.code },
+    );
+  }
+
+  async function runInTurn(db: BriefDatabase, calls: readonly Call[]): Promise<Answer[]> {
+    const answers: Answer[] = [];
+    for (const call of calls) answers.push(...(await runConcurrently(db, [call])));
+    return answers;
+  }
+
+  async function expectModel(db: BriefDatabase, opening: Map<string, number>, balances: Map<string, number>) {
+    for (const [id, balance] of balances) expect(await getBalance(db, id)).toBe(balance);
+    const report = await verifyLedger(db);
+    expect(report.drifting).toEqual([]);
+    expect(report.ok).toBe(true);
+    const [negative] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users WHERE token_balance < 0`);
+    expect(Number(negative?.n)).toBe(0);
+    expect(opening.size).toBeGreaterThan(0);
+  }
+
+  // unbatched, concurrent calls are applied in whatever order their connections answer (and a
+  // keyed call looks its key up first): the model is checked there on calls made one at a time
+  it.each([
+    { batch: true, n: 3000, together: true },
+    { batch: false, n: 600, together: false },
+  ])("$n calls (batch: $batch, at once: $together) answer as the sequential model", async ({ batch, n, together }) => {
+    const db = await openDatabase(url, { batch });
+    try {
+      const { opening, calls, answers, balances } = await scenario(n, 12 + round);
+      // the big mix exercises every kind of answer
+      const kinds = new Set(answers.map((a) => ("code" in a ? a.code : a.replayed ? "replayed" : "applied")));
+      if (together) expect([...kinds].sort()).toEqual(
+        ["BALANCE_OVERFLOW", "BRIEF_NOT_FOUND", "IDEMPOTENCY_CONFLICT", "INSUFFICIENT_BALANCE", "USER_NOT_FOUND", "applied", "replayed"].sort(),
+      );
+      expect(together ? await runConcurrently(db, calls) : await runInTurn(db, calls)).toEqual(answers);
+      await expectModel(db, opening, balances);
+      const applied = answers.filter((a) => "replayed" in a && !a.replayed).length;
+      const ids = [...opening.keys()];
+      const [rows] = await db.all<{ n: number | string }>(
+        sql`SELECT count(*) AS n FROM token_transactions WHERE user_id IN (${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`,
+      );
+      expect(Number(rows?.n)).toBe(applied + [...opening.values()].filter((balance) => balance > 0).length);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("a change that fails on its own (a brief that does not exist) fails none of its batch", async () => {
+    const db = await openDatabase(url);
+    try {
+      const user = `lone-${dialect}`;
+      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 100 });
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          atomicTokenOperation(db, user, "deduct", 1, `d${i}`, i % 10 === 5 ? { briefId: "no-such-brief" } : {}),
+        ),
+      );
+      expect(results.map((r) => (r.success ? r.data.balance : r.error.code))).toEqual(
+        Array.from({ length: 40 }, (_, i) => (i % 10 === 5 ? "BRIEF_NOT_FOUND" : 100 - (i + 1 - Math.floor((i + 5) / 10)))),
+      );
+      expect(await getBalance(db, user)).toBe(64);
+      expect((await verifyLedger(db)).ok).toBe(true);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("batched deducts never take held tokens", async () => {
+    const db = await openDatabase(url);
+    try {
+      const user = `held-${dialect}`;
+      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 20 });
+      await applyHold(db, user, 15, "in flight");
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => atomicTokenOperation(db, user, "deduct", 1, `d${i}`)));
+      expect(results.map((r) => (r.success ? r.data.balance : r.error.code))).toEqual([
+        19, 18, 17, 16, 15, ...Array(5).fill("INSUFFICIENT_BALANCE"),
+      ]);
+      expect(await getBalance(db, user)).toBe(15);
+      expect((await verifyLedger(db)).ok).toBe(true);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it.runIf(dialect === "postgresql")("a row lock held elsewhere times out its own change, not its batch's", async () => {
+    // pool of 2: one lane, so every change below goes in one batch
+    const db = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
+    const locker = await openDatabase(url, { batch: false });
+    try {
+      const [locked, free] = [`locked-${dialect}`, `free-${dialect}`];
+      for (const id of [locked, free]) await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 10 });
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let lockTaken: () => void = () => {};
+      const taken = new Promise<void>((resolve) => (lockTaken = resolve));
+      const holder = locker.transaction(
+        async (tx) => {
+          await tx.run(sql`UPDATE users SET updated_at = updated_at WHERE id = ${locked}`);
+          lockTaken();
+          await held;
+        },
+        { isolation: "read committed" },
+      );
+      await taken;
+      const results = await Promise.all([
+        atomicTokenOperation(db, free, "deduct", 1, "a"),
+        atomicTokenOperation(db, locked, "deduct", 1, "b"),
+        atomicTokenOperation(db, free, "deduct", 1, "c"),
+        atomicTokenOperation(db, free, "deduct", 1, "d"),
+      ]);
+      release();
+      await holder;
+      // the batch gave up on the lock; each change was tried again on its own (in the pool's order)
+      expect(results.map((r) => (r.success ? "ok" : r.error.code))).toEqual(["ok", "LOCK_TIMEOUT", "ok", "ok"]);
+      expect(await getBalance(db, free)).toBe(7);
+      expect(await getBalance(db, locked)).toBe(10);
+    } finally {
+      await db.close();
+      await locker.close();
+    }
+  });
+
+  it("the same key twice in one batch: the second replays the first, a different amount conflicts", async () => {
+    const db = await openDatabase(url);
+    try {
+      const user = `keyed-${dialect}`;
+      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 10 });
+      const [first, again, other] = await Promise.all([
+        atomicTokenOperation(db, user, "deduct", 3, "a", { idempotencyKey: `k-${dialect}` }),
+        atomicTokenOperation(db, user, "deduct", 3, "a", { idempotencyKey: `k-${dialect}` }),
+        atomicTokenOperation(db, user, "deduct", 4, "a", { idempotencyKey: `k-${dialect}` }),
+      ]);
+      expect(first).toMatchObject({ success: true, data: { balance: 7, replayed: false } });
+      expect(again).toMatchObject({ success: true, data: { balance: 7, replayed: true } });
+      expect(first.success && again.success && again.data.transactionId).toBe(first.success && first.data.transactionId);
+      expect(!other.success && other.error.code).toBe("IDEMPOTENCY_CONFLICT");
+      expect(await getBalance(db, user)).toBe(7);
+    } finally {
+      await db.close();
+    }
+  });
+});
