@@ -133,4 +133,43 @@ describe.each(DIALECTS)("%s: review 12", (dialect) => {
       await db.close();
     }
   });
+
+  it.runIf(dialect === "postgresql")("a deadlock between lanes (keys shared across users) keeps each user's operations in call order", async () => {
+    const db = await openDatabase(url, { poolSize: 4 });
+    try {
+      for (let round = 0; round < 8; round++) {
+        const a = await user(10);
+        let b = await user(10);
+        // two users in different lanes (2 lanes over a pool of 4)
+        while (laneOf(a, 2) === laneOf(b, 2)) b = await user(10);
+        const key = (i: number) => `dl-${round}-${i}`;
+        const calls: Array<{ id: string; op: "credit" | "deduct"; amount: number; key?: string }> = [];
+        // the same keys in opposite orders in the two lanes: their transactions deadlock
+        for (let i = 0; i < 40; i++) calls.push({ id: a, op: "credit", amount: 1, key: key(i) });
+        for (let i = 39; i >= 0; i--) calls.push({ id: b, op: "credit", amount: 1, key: key(i) });
+        for (const id of [a, b]) {
+          calls.push({ id, op: "deduct", amount: 45 }, { id, op: "credit", amount: 100 }, { id, op: "deduct", amount: 95 });
+        }
+        const results = await Promise.all(
+          calls.map((c) => atomicTokenOperation(db, c.id, c.op, c.amount, "deadlock", c.key === undefined ? {} : { idempotencyKey: c.key })),
+        );
+        const tail = results.slice(-6).map((r) => (r.success ? r.data.balance : r.error.code));
+        // whichever user's lane took the keys (lanes are not ordered against each other), each
+        // user's last three calls answer as applied one after another in call order
+        const won = [5, 105, 10];
+        const lost = ["INSUFFICIENT_BALANCE", 110, 15];
+        for (const part of [tail.slice(0, 3), tail.slice(3)]) expect([won, lost]).toContainEqual(part);
+        expect((await verifyLedger(db)).ok).toBe(true);
+      }
+    } finally {
+      await db.close();
+    }
+  });
 });
+
+/** The batcher's lane of a user (src/db/ledger-batcher.ts). */
+function laneOf(userId: string, lanes: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % lanes;
+}
