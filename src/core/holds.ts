@@ -300,6 +300,33 @@ export async function whyNoRoom(
   return new BriefdbError("INSUFFICIENT_BALANCE", `user ${userId} ${state} cannot ${what} ${amount}; nothing changed`);
 }
 
+/**
+ * Why a batched deduct found no room, from what its guard saw in the batch (`seen`): exact unless
+ * expired holds were among the held tokens, which are then swept (undefined: try it again). The
+ * balance is not read afresh: later operations of the same user may have been applied since, and
+ * judging this one on their result would apply it out of the order it was called in.
+ */
+export async function whyNoRoomInBatch(
+  db: BriefDatabase,
+  userId: string,
+  amount: number,
+  seen: { readonly balance: number; readonly heldTokens: number },
+): Promise<BriefdbError | undefined> {
+  const account = await readAccount(db, userId);
+  if (account === undefined) return userNotFound(userId);
+  if (account.expiredHeld > 0) {
+    await db.holds.sweepExpired(userId).catch((error: unknown) => {
+      throw toBriefdbError(error, db);
+    });
+    return undefined;
+  }
+  const available = seen.balance - seen.heldTokens;
+  return new BriefdbError(
+    "INSUFFICIENT_BALANCE",
+    `user ${userId} has ${seen.balance} tokens, ${seen.heldTokens} of them held, ${available} available; cannot deduct ${amount}; nothing changed`,
+  );
+}
+
 interface FoundHold {
   readonly record: HoldRecord;
   /** Past its expiry by the database's clock now. */

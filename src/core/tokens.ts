@@ -10,7 +10,7 @@ import { BriefdbError, firstLine } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
 import { checkHolds, type HoldViolation } from "./hold-checks.js";
-import { whyNoRoom } from "./holds.js";
+import { whyNoRoom, whyNoRoomInBatch } from "./holds.js";
 import { newId } from "./ids.js";
 import { countTokenFailure, countTokenResult } from "./token-counters.js";
 import { userTokenHistory } from "./listings.js";
@@ -132,6 +132,12 @@ async function applyOnce(
     if (outcome.kind === "refused") {
       const refused = batchedRefusal(outcome, userId, operation, amount);
       if (refused !== undefined) throw refused;
+      if (operation === "deduct" && outcome.balance !== null && outcome.balance - outcome.heldTokens < amount) {
+        // held tokens took the room the guard looked for: refused at its place in the call order
+        // (unless expired holds were among them: swept, then tried again below)
+        const held = await whyNoRoomInBatch(db, userId, amount, { balance: outcome.balance, heldTokens: outcome.heldTokens });
+        if (held !== undefined) throw held;
+      }
       // the balance read beside the refusal contradicts it (PostgreSQL: the guard saw a newer
       // row than the statement's snapshot), or holds are involved: tried again on its own, as below
     } else if (db.classify(outcome.error) !== "lock_timeout") {

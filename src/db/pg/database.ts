@@ -138,7 +138,12 @@ export class PgDatabase implements PgBriefDatabase {
       this.ledgerStatements = this.batching
         ? withBatching(
             statements,
-            pgApplyBatch(this.client, this.prepare, (error) => isSharedFailure(this.classify(error))),
+            pgApplyBatch(
+              this.client,
+              this.prepare,
+              (error) => isSharedFailure(this.classify(error)),
+              (error) => this.classify(error) === "retryable",
+            ),
             { lanes: Math.max(1, Math.floor(this.client.options.max / 2)) },
           )
         : statements;

@@ -144,7 +144,7 @@ export type SharedFailure = (error: unknown) => boolean;
  * whole (lost connection, deadlock, serialization failure, a lock waited for too long, a failed
  * BEGIN or COMMIT) is every change's, and core tries each again on its own where that is safe.
  */
-export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: SharedFailure) {
+export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: SharedFailure, rolledBack: SharedFailure = () => false) {
   const options = { prepare };
   const statementOf = (change: BalanceChange) => (change.operation === "deduct" ? BATCH_DEDUCT : BATCH_CREDIT);
   const paramsOf = (change: BalanceChange) => [
@@ -175,6 +175,7 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
     }
     // runs of changes still to apply, in order; a change that fails on its own splits its run
     const runs = [changes.map((_, i) => i)];
+    let again = 0;
     for (let pending = runs.shift(); pending !== undefined; pending = runs.shift()) {
       if (pending.length === 0) continue;
       const batch = pending;
@@ -195,6 +196,12 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
           // the changes before it are applied again (they were rolled back with it), then those after it
           outcomes[batch[culprit] as number] = { kind: "failed", error };
           runs.unshift(batch.slice(0, culprit), batch.slice(culprit + 1));
+        } else if (rolledBack(error) && again < RERUNS) {
+          // a deadlock or serialization failure rolled the whole run back: it runs again, in
+          // order, here (left to each change, they would be retried one by one in any order)
+          again++;
+          await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** again) * (0.5 + Math.random())));
+          runs.unshift(batch);
         } else {
           for (const i of batch) outcomes[i] = { kind: "failed", error };
         }
@@ -209,6 +216,9 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
  * transaction costs BEGIN and COMMIT round trips that only pay off over more changes.
  */
 const ALONE_UP_TO = 3;
+
+/** How often a batch rolled back by a deadlock or serialization failure is run again before its changes fail. */
+const RERUNS = 5;
 
 /** No two changes on one user or with one idempotency key: their order cannot matter. */
 function independent(changes: readonly BalanceChange[]): boolean {
