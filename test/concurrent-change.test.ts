@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, createUser, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
 import { DIALECTS, freshDatabase, spawnCli, type TestDialect } from "./support/databases.js";
 import { ended, openHolder, untilWaiting } from "./support/locks.js";
-import { timestampLiteral } from "./support/tables.js";
+import { timestampLiteral, migratedDatabase } from "./support/tables.js";
 
 function literal(dialect: TestDialect): string {
   return (timestampLiteral(dialect) as unknown as { queryChunks: Array<{ value: string[] }> }).queryChunks[0]!.value[0]!;
@@ -22,9 +22,7 @@ describe.each(DIALECTS)("%s: a user deleted and inserted again while a deduct wa
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await migratedDatabase(dialect));
   });
   afterAll(() => db.close());
 

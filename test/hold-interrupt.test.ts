@@ -10,6 +10,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createUser, holdTokens, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
+import { migratedDatabase } from "./support/tables.js";
 import { DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 import { ended, openHolder, untilNoStatements, untilWaiting } from "./support/locks.js";
 
@@ -18,9 +19,7 @@ describe.each(DIALECTS)("%s: a signal while a hold write waits on a lock", (dial
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await migratedDatabase(dialect));
   });
   afterAll(() => db.close());
 

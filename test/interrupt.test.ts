@@ -6,8 +6,9 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createUser, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
-import { DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+import { createUser, type BriefDatabase } from "../src/index.js";
+import { migratedDatabase } from "./support/tables.js";
+import { DIALECTS, spawnCli } from "./support/databases.js";
 import { ended, openHolder, untilNoStatements, untilWaiting } from "./support/locks.js";
 
 describe.each(DIALECTS)("%s: a signal while a deduct waits on a lock", (dialect) => {
@@ -15,9 +16,7 @@ describe.each(DIALECTS)("%s: a signal while a deduct waits on a lock", (dialect)
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await migratedDatabase(dialect));
   });
   afterAll(() => db.close());
 
