@@ -55,6 +55,21 @@ describe("cli conventions", () => {
     expect(result.stderr.trim().split("\n")).toHaveLength(1);
   });
 
+  it.each([
+    ["tokens", "deduct", "", "5"],
+    ["tokens", "credit", "", "5"],
+    ["tokens", "hold", "", "5"],
+    ["tokens", "balance", ""],
+    ["tokens", "history", ""],
+    ["tokens", "holds", ""],
+  ])("an empty user id (%s %s) is exit 2 USAGE before connecting", async (...args) => {
+    // the host does not resolve: connecting first would be exit 1 DB_UNREACHABLE
+    const result = await cli([...args, "--db", "postgres://u:pw@db.example.invalid/x", "--json"]);
+    expect(result.code).toBe(2);
+    expect(result.json).toMatchObject({ ok: false, error: { code: "USAGE" } });
+    expect(result.json?.error.message).toMatch(/user id is required/);
+  });
+
   it("DATABASE_URL is used when --db is absent, and --db wins over it", async () => {
     const fromEnv = await cli(["health", "--json"], { env: { DATABASE_URL: "mysql://x:envsecret@h/db" } });
     expect(fromEnv.json?.error.code).toBe("INVALID_URL");

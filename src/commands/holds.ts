@@ -8,7 +8,7 @@ import { assertHoldId, parseTtl } from "../core/hold-input.js";
 import type { HoldRecord, HoldResult, SettlementResult } from "../core/holds.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
-import { idempotencyKey } from "./parse.js";
+import { idempotencyKey, userIdArgument } from "./parse.js";
 
 interface HoldCommandOptions {
   readonly ttl: number;
@@ -24,7 +24,7 @@ export function holdCommands(): Command[] {
 function holdCommand(): Command {
   return new Command("hold")
     .description("reserve tokens until captured, released or expired; only the available balance (balance − active holds) can be held")
-    .argument("<user>", "user id")
+    .argument("<user>", "user id", userIdArgument)
     .argument("<amount>", "a positive whole number of tokens", parseAmount)
     .option("--ttl <duration>", "how long the hold counts: 90s, 15m, 2h … (1s to 24h)", parseTtl, 15 * 60)
     .option("--reason <text>", "why, kept with the hold and its capture", "hold via briefdb")
@@ -94,7 +94,7 @@ function releaseCommand(): Command {
 function listCommand(): Command {
   return new Command("holds")
     .description("list a user's active holds, soonest expiry first")
-    .argument("<user>", "user id")
+    .argument("<user>", "user id", userIdArgument)
     .addHelpText("after", "\nExamples:\n  $ briefdb tokens holds user-42\n  $ briefdb tokens holds user-42 --json | jq '.holds[].holdId'")
     .action(
       action(async (ctx, userId: string) => {

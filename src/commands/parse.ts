@@ -17,6 +17,15 @@ export function wholeNumber(flag: string, min: number, max = Number.MAX_SAFE_INT
   };
 }
 
+/**
+ * A user id (`<user>`): any non-empty text, checked before connecting — an empty one names nobody,
+ * and finding that out must not cost a connection or look like "no such user" (exit 3).
+ */
+export function userIdArgument(value: string): string {
+  if (value === "") throw new BriefdbError("USAGE", "a user id is required, not an empty string");
+  return value;
+}
+
 /** Longest idempotency key: the same bound the library checks (core/tokens.ts, core/holds.ts). */
 const MAX_KEY_LENGTH = 200;
 

@@ -7,7 +7,7 @@ import { BriefdbError } from "../errors.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { holdCommands } from "./holds.js";
-import { idempotencyKey, wholeNumber } from "./parse.js";
+import { idempotencyKey, userIdArgument, wholeNumber } from "./parse.js";
 
 interface ChangeOptions {
   readonly reason?: string;
@@ -33,7 +33,7 @@ Examples:
   tokens.addCommand(
     new Command("balance")
       .description("print a user's balance, what active holds hold of it, and what is available")
-      .argument("<user>", "user id")
+      .argument("<user>", "user id", userIdArgument)
       .addHelpText("after", "\nExamples:\n  $ briefdb tokens balance user-42\n  $ briefdb tokens balance user-42 --json")
       .action(
         action(async (ctx, userId: string) => {
@@ -46,7 +46,7 @@ Examples:
   tokens.addCommand(
     new Command("history")
       .description("print a user's ledger, newest first")
-      .argument("<user>", "user id")
+      .argument("<user>", "user id", userIdArgument)
       .option("--limit <n>", "rows to show", wholeNumber("--limit", 1, 1000), 20)
       .addHelpText("after", "\nExamples:\n  $ briefdb tokens history user-42\n  $ briefdb tokens history user-42 --limit 100 --json")
       .action(
@@ -79,7 +79,7 @@ function changeCommand(operation: "credit" | "deduct"): Command {
         ? "take tokens from a user's available balance, never below zero (one atomic statement and its ledger row)"
         : "give tokens to a user (one atomic statement and its ledger row)",
     )
-    .argument("<user>", "user id")
+    .argument("<user>", "user id", userIdArgument)
     .argument("<amount>", "a positive whole number of tokens", parseAmount)
     .option("--reason <text>", "why, kept in the ledger", `${operation} via briefdb`)
     .option("--brief <id>", "the brief this is for")
