@@ -145,7 +145,7 @@ export class PgDatabase implements PgBriefDatabase {
               (error) => this.classify(error) === "retryable",
               (error) => this.classify(error) === "lock_timeout",
             ),
-            { lanes: Math.max(1, Math.floor(this.client.options.max / 2)) },
+            { slots: Math.max(1, Math.floor(this.client.options.max / 2)) },
           )
         : statements;
     }
