@@ -244,6 +244,104 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
     }
   });
 
+  it("one batch mixing repeated users, replayed keys, refusals, unknown users and missing briefs answers as the sequential model", async () => {
+    // pool of 2 on PostgreSQL: one slot, so the calls made in one turn go as one batch; no key
+    // repeated inside it, so it is the one statement over arrays there
+    const db = await openDatabase(url, { poolSize: 2 });
+    try {
+      const prefix = `mix${++round}`;
+      const opening = new Map<string, number>([
+        [`${prefix}-a`, 10],
+        [`${prefix}-b`, 0],
+        [`${prefix}-c`, 25],
+        [`${prefix}-d`, 3],
+        [`${prefix}-rich`, MAX - 3],
+      ]);
+      for (const [id, balance] of opening) {
+        await createUser(setup, { id, email: `${id}@example.test`, name: id, openingBalance: balance });
+      }
+      const ids = [...opening.keys(), `${prefix}-ghost`];
+      const next = random(7 + round);
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
+      // keys applied before the batch, one at a time; each used once more inside it (a replay, or a conflict)
+      const earlier: Call[] = Array.from({ length: 12 }, (_, i) => ({
+        userId: pick(ids.slice(0, 4)),
+        operation: i % 3 === 0 ? "deduct" : "credit",
+        amount: 1 + (i % 4),
+        key: `${prefix}-early-${i}`,
+      }));
+      let fresh = 0;
+      const batch: Call[] = [
+        ...earlier.map((call, i) => (i % 4 === 3 ? { ...call, amount: call.amount + 1 } : call)),
+        ...Array.from({ length: 300 }, (): Call => {
+          const userId = pick(ids);
+          // the rich user's calls are mostly credits: they reach the overflow bound
+          const credit = next() < (userId.endsWith("-rich") ? 0.9 : 0.45);
+          const call: Call = { userId, operation: credit ? "credit" : "deduct", amount: 1 + Math.floor(next() * 9) };
+          const roll = next();
+          if (roll < 0.2) return { ...call, key: `${prefix}-new-${fresh++}` };
+          if (roll > 0.95) return { ...call, briefId: `${prefix}-no-such-brief` };
+          return call;
+        }),
+      ];
+      // shuffled, so that replays, refusals and missing briefs fall between a user's other calls
+      for (let i = batch.length - 1; i > 0; i--) {
+        const j = Math.floor(next() * (i + 1));
+        [batch[i], batch[j]] = [batch[j] as Call, batch[i] as Call];
+      }
+      const { answers, balances } = sequentialModel(opening, [...earlier, ...batch]);
+      expect(await runInTurn(db, earlier)).toEqual(answers.slice(0, earlier.length));
+      const expected = answers.slice(earlier.length);
+      const kinds = new Set(expected.map((a) => ("code" in a ? a.code : a.replayed ? "replayed" : "applied")));
+      expect([...kinds].sort()).toEqual(
+        ["BALANCE_OVERFLOW", "BRIEF_NOT_FOUND", "IDEMPOTENCY_CONFLICT", "INSUFFICIENT_BALANCE", "USER_NOT_FOUND", "applied", "replayed"].sort(),
+      );
+      expect(await runConcurrently(db, batch)).toEqual(expected);
+      await expectModel(db, opening, balances);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it.runIf(dialect === "postgresql")("a batch given up on a lock keeps each user's calls in order", async () => {
+    // pool of 2: one slot, so every change below goes in one batch
+    const db = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
+    const locker = await openDatabase(url, { batch: false });
+    try {
+      const [locked, free] = [`ordered-locked-${dialect}`, `ordered-free-${dialect}`];
+      for (const id of [locked, free]) await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 10 });
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let lockTaken: () => void = () => {};
+      const taken = new Promise<void>((resolve) => (lockTaken = resolve));
+      const holder = locker.transaction(
+        async (tx) => {
+          await tx.run(sql`UPDATE users SET updated_at = updated_at WHERE id = ${locked}`);
+          lockTaken();
+          await held;
+        },
+        { isolation: "read committed" },
+      );
+      await taken;
+      // a keyed call first: tried again on its own it would look its key up first and come last
+      const results = await Promise.all([
+        atomicTokenOperation(db, free, "deduct", 8, "a", { idempotencyKey: `ordered-${dialect}` }),
+        atomicTokenOperation(db, locked, "deduct", 1, "b"),
+        atomicTokenOperation(db, free, "credit", 5, "c"),
+        atomicTokenOperation(db, free, "deduct", 6, "d"),
+      ]);
+      release();
+      await holder;
+      expect(results.map((r) => (r.success ? r.data.balance : r.error.code))).toEqual([2, "LOCK_TIMEOUT", 7, 1]);
+      expect(await getBalance(db, free)).toBe(1);
+      expect(await getBalance(db, locked)).toBe(10);
+      expect((await verifyLedger(db)).ok).toBe(true);
+    } finally {
+      await db.close();
+      await locker.close();
+    }
+  });
+
   it("the same key twice in one batch: the second replays the first, a different amount conflicts", async () => {
     const db = await openDatabase(url);
     try {

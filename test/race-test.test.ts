@@ -78,6 +78,16 @@ describe.each(DIALECTS)("%s: race-test", (dialect) => {
     expect(verify.json).toMatchObject({ ok: true, checked: 1 });
   });
 
+  it("--no-batch reaches the racers' databases: they apply each deduction on its own, every invariant holds", async () => {
+    const url = await migrated();
+    const batched = await cli(["race-test", "--n", "40", "--concurrency", "4", "--db", url, "--json"]);
+    const unbatched = await cli(["--no-batch", "race-test", "--n", "40", "--concurrency", "4", "--db", url, "--json"]);
+    expect(batched.code, batched.stderr).toBe(0);
+    expect(unbatched.code, unbatched.stderr).toBe(0);
+    expect(batched.json).toMatchObject({ ok: true, batched: true, successes: 20, rejected: 20, errors: 0 });
+    expect(unbatched.json).toMatchObject({ ok: true, batched: false, successes: 20, rejected: 20, errors: 0 });
+  });
+
   it("an unmigrated database is exit 1 NOT_MIGRATED with the hint", async () => {
     const url = await freshDatabase(dialect);
     await (await openDatabase(url)).close(); // an existing, empty database

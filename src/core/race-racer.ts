@@ -26,6 +26,8 @@ export interface RacerTask {
 }
 
 export interface RacerReport {
+  /** Whether this racer's database batched token operations (off with --no-batch). */
+  batched: boolean;
   successes: number;
   rejected: number;
   errors: string[];

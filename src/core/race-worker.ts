@@ -9,7 +9,7 @@ import { deductOnce, type RacerReport, type RacerTask } from "./race-racer.js";
 
 const task = workerData as RacerTask;
 const db = await openTarget(task.target, { ...task.openOptions, poolSize: 1 });
-const report: RacerReport = { successes: 0, rejected: 0, errors: [], latenciesMs: [] };
+const report: RacerReport = { batched: db.ledger.submit !== undefined, successes: 0, rejected: 0, errors: [], latenciesMs: [] };
 try {
   await deductOnce(db, task, "warm-up"); // connect and prepare before the start, outside the timings
   const start = new Int32Array(task.startLine);

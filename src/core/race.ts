@@ -64,6 +64,8 @@ export interface RaceReport {
   readonly durationMs: number;
   readonly throughputPerSec: number;
   readonly latencyMs: PercentileSummary;
+  /** deducts mode: whether the racers' databases batched token operations (false with --no-batch). */
+  readonly batched?: boolean;
   /** holds mode: what each kind of operation did (ok, replayed, refused by code). */
   readonly operations?: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
@@ -94,6 +96,7 @@ export async function runRaceTest(db: BriefDatabase, options: RaceOptions): Prom
       ok: invariants.every((i) => i.ok),
       mode: "deducts",
       strategy,
+      batched: reports.length > 0 && reports.every((r) => r.batched),
       userId,
       kept: options.keep === true,
       n,
@@ -129,7 +132,7 @@ async function race(db: BriefDatabase, run: RaceRun): Promise<{ reports: RacerRe
   const startLine = new SharedArrayBuffer(8);
   const shares = raceShares(run.n, run.concurrency);
   const tasks = shares.map((count): RacerTask => ({ target: db.target, openOptions: run.openOptions, userId: run.userId, count, amount: run.amount, strategy: run.strategy, startLine }));
-  return runRacers(RACE_WORKER, tasks, startLine, (error) => ({ successes: 0, rejected: 0, errors: [error], latenciesMs: [] }));
+  return runRacers(RACE_WORKER, tasks, startLine, (error) => ({ batched: run.openOptions.batch ?? true, successes: 0, rejected: 0, errors: [error], latenciesMs: [] }));
 }
 
 /** n operations shared out over `concurrency` racers as evenly as whole numbers allow. */

@@ -140,12 +140,13 @@ async function applyOnce(
       }
       // the balance read beside the refusal contradicts it (PostgreSQL: the guard saw a newer
       // row than the statement's snapshot), or holds are involved: tried again on its own, as below
-    } else if (db.classify(outcome.error) !== "lock_timeout") {
-      const judged = await judge(outcome.error, 1);
+    } else {
+      // final: the dialect already ran the batch again in order where that was safe (a deadlock,
+      // a lock that may be another change's); tried again here on its own, the change could
+      // overtake the calls after it on its user
+      const judged = await judge(outcome.error, ATTEMPTS);
       if (judged !== "again") return judged;
     }
-    // a lock waited for too long may be another change's (a batch waits for each row it
-    // changes) or a table's: tried again on its own, waiting for its own locks only
     first = 2;
   }
   if (key !== null) {

@@ -1,10 +1,16 @@
 /**
- * Natural batching of token operations (issue 12): no timer. A change submitted while no batch is
- * being applied starts one at once (after the current microtask, so that changes submitted in the
- * same turn go together); changes submitted while a batch is applied queue, and everything queued
- * goes as the next batch, at most `limit` at a time, in submission order. The dialect's
- * `applyBatch` judges each change on its own and answers one outcome per change. With several
- * lanes, several batches are in flight at once, each user's changes always in the same lane.
+ * Natural batching of token operations (issue 12): no timer. A change submitted while a batch may
+ * still start goes at once (after the current microtask, so that changes submitted in the same
+ * turn go together); changes submitted while every slot is busy queue, and everything queued goes
+ * as the next batch when a slot frees, at most `limit` at a time, in submission order. The
+ * dialect's `applyBatch` judges each change on its own and answers one outcome per change.
+ *
+ * Up to `slots` batches are in flight at once (PostgreSQL: on as many connections of the pool).
+ * A change never starts while a batch in flight holds a change of its user or its idempotency
+ * key, nor before an earlier queued change of its user or key: one user's changes are applied in
+ * the order submitted, and two batches in flight never share a user (so they never wait for each
+ * other's row locks) or a key. At low load a change finds a free slot and goes at once, alone;
+ * under load the queue fills and batches grow.
  */
 import type { BalanceChange, BatchOutcome, LedgerStatements } from "./database.js";
 
@@ -19,65 +25,99 @@ interface Queued {
 }
 
 export class LedgerBatcher {
-  private readonly lanes: Lane[];
-
-  /**
-   * `lanes` batches may be in flight at once (PostgreSQL: on as many connections of the pool);
-   * a user's changes always take the same lane, so that they are applied in the order submitted.
-   */
-  constructor(
-    applyBatch: ApplyBatch,
-    lanes = 1,
-    limit = BATCH_LIMIT,
-  ) {
-    this.lanes = Array.from({ length: Math.max(1, lanes) }, () => new Lane(applyBatch, limit));
-  }
-
-  submit(change: BalanceChange): Promise<BatchOutcome> {
-    const lane = this.lanes.length === 1 ? this.lanes[0] : this.lanes[laneOf(change.userId, this.lanes.length)];
-    return (lane as Lane).submit(change);
-  }
-}
-
-class Lane {
   private queue: Queued[] = [];
-  private draining = false;
+  private inFlight = 0;
+  private scheduled = false;
+  /** Users and keys of the batches in flight, with how many of their changes. */
+  private readonly busyUsers = new Map<string, number>();
+  private readonly busyKeys = new Set<string>();
+  private readonly slots: number;
 
   constructor(
     private readonly applyBatch: ApplyBatch,
-    private readonly limit: number,
-  ) {}
+    slots = 1,
+    private readonly limit = BATCH_LIMIT,
+  ) {
+    this.slots = Math.max(1, slots);
+  }
 
   submit(change: BalanceChange): Promise<BatchOutcome> {
     return new Promise((resolve) => {
       this.queue.push({ change, resolve });
-      if (!this.draining) {
-        this.draining = true;
-        queueMicrotask(() => void this.drain());
-      }
+      this.schedule();
     });
   }
 
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.limit);
-      let outcomes: BatchOutcome[];
-      try {
-        outcomes = await this.applyBatch(batch.map((queued) => queued.change));
-      } catch (error) {
-        outcomes = batch.map(() => ({ kind: "failed", error }));
-      }
-      batch.forEach((queued, i) => queued.resolve(outcomes[i] ?? { kind: "failed", error: new Error("briefdb: a batch answered too few outcomes") }));
-    }
-    this.draining = false;
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.slots) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.pump();
+    });
   }
-}
 
-/** A user's lane: a string hash (FNV-1a) modulo the lanes. */
-function laneOf(userId: string, lanes: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < userId.length; i++) hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);
-  return (hash >>> 0) % lanes;
+  /** Starts batches while a slot is free and a queued change may go. */
+  private pump(): void {
+    while (this.inFlight < this.slots && this.queue.length > 0) {
+      const batch = this.take();
+      if (batch.length === 0) return;
+      void this.send(batch);
+    }
+  }
+
+  /**
+   * The next batch: queued changes in order, skipping those whose user or key a batch in flight
+   * holds, and every later one of a user or key skipped (they stay queued, in order).
+   */
+  private take(): Queued[] {
+    if (this.inFlight === 0) return this.queue.splice(0, this.limit);
+    const batch: Queued[] = [];
+    const rest: Queued[] = [];
+    const blockedUsers = new Set<string>();
+    const blockedKeys = new Set<string>();
+    for (const queued of this.queue) {
+      const { userId, idempotencyKey: key } = queued.change;
+      const blocked =
+        batch.length >= this.limit ||
+        this.busyUsers.has(userId) ||
+        blockedUsers.has(userId) ||
+        (key !== null && (this.busyKeys.has(key) || blockedKeys.has(key)));
+      if (blocked) {
+        blockedUsers.add(userId);
+        if (key !== null) blockedKeys.add(key);
+        rest.push(queued);
+      } else {
+        batch.push(queued);
+      }
+    }
+    this.queue = rest;
+    return batch;
+  }
+
+  private async send(batch: Queued[]): Promise<void> {
+    this.inFlight++;
+    for (const { change } of batch) {
+      this.busyUsers.set(change.userId, (this.busyUsers.get(change.userId) ?? 0) + 1);
+      if (change.idempotencyKey !== null) this.busyKeys.add(change.idempotencyKey);
+    }
+    let outcomes: BatchOutcome[];
+    try {
+      outcomes = await this.applyBatch(batch.map((queued) => queued.change));
+    } catch (error) {
+      outcomes = batch.map(() => ({ kind: "failed", error }));
+    }
+    for (const { change } of batch) {
+      const left = (this.busyUsers.get(change.userId) ?? 1) - 1;
+      if (left === 0) this.busyUsers.delete(change.userId);
+      else this.busyUsers.set(change.userId, left);
+      if (change.idempotencyKey !== null) this.busyKeys.delete(change.idempotencyKey);
+    }
+    this.inFlight--;
+    batch.forEach((queued, i) => queued.resolve(outcomes[i] ?? { kind: "failed", error: new Error("briefdb: a batch answered too few outcomes") }));
+    // what was queued meanwhile goes now, before the callers just answered submit again
+    this.pump();
+  }
 }
 
 /**
@@ -88,9 +128,9 @@ function laneOf(userId: string, lanes: number): number {
 export function withBatching(
   statements: LedgerStatements,
   applyBatch: ApplyBatch,
-  options: { readonly lanes?: number; readonly alone?: () => boolean } = {},
+  options: { readonly slots?: number; readonly alone?: () => boolean } = {},
 ): LedgerStatements {
-  const batcher = new LedgerBatcher(applyBatch, options.lanes ?? 1);
+  const batcher = new LedgerBatcher(applyBatch, options.slots ?? 1);
   const alone = options.alone;
   return {
     ...statements,

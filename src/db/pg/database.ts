@@ -143,8 +143,9 @@ export class PgDatabase implements PgBriefDatabase {
               this.prepare,
               (error) => isSharedFailure(this.classify(error)),
               (error) => this.classify(error) === "retryable",
+              (error) => this.classify(error) === "lock_timeout",
             ),
-            { lanes: Math.max(1, Math.floor(this.client.options.max / 2)) },
+            { slots: Math.max(1, Math.floor(this.client.options.max / 2)) },
           )
         : statements;
     }

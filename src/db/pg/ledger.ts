@@ -74,6 +74,93 @@ const BATCH_CREDIT = batchStatement(
 
 type BatchRow = LedgerRow & { readonly outcome: "applied" | "replayed" | "refused" };
 
+/**
+ * A whole batch as ONE statement over arrays (issue 12): $1 ledger ids, $2 user ids, $3 amounts,
+ * $4 is_credit, $5 reasons, $6 brief ids, $7 idempotency keys — parallel arrays in submission
+ * order, sent as array literals (arrayLiteral). One round trip, one commit, and per change only
+ * the row work: the per-statement cost of a change is gone.
+ *
+ * - `prior`: ledger rows that already carry a key of the batch: those changes are 'replayed'.
+ * - `locked`: the batch's users, locked in id order (concurrent batches never deadlock on them);
+ *   under READ COMMITTED a locking read that waited returns the newest committed version, which
+ *   is what the guards judge.
+ * - `walk`: each user's changes in submission order, a pure computation (RECURSIVE, one step per
+ *   change of the user): a change is applied iff its guard holds on the balance its earlier
+ *   changes left (deduct: balance − held ≥ amount; credit: balance ≤ 2^53−1 − amount), and a
+ *   guard that holds on a change whose brief does not exist fails it alone ('no_brief'); a
+ *   change not applied leaves the balance alone.
+ * - the users' final balances are written, the applied changes' ledger rows inserted.
+ * Answers one row per change (its ordinality), none for a change on a user that does not exist.
+ * What it cannot judge (a key repeated inside the batch) is never sent to it; what fails it as a
+ * whole (a key another process took meanwhile, a brief deleted meanwhile) is run again on the
+ * pipelined path, which isolates a failing change.
+ */
+const ARRAY_BATCH = `WITH RECURSIVE ops AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::text[], $6::text[], $7::text[])
+      WITH ORDINALITY AS o(id, user_id, amount, is_credit, reason, brief_id, key, ord)
+  ), prior AS (
+    SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key = ANY($7::text[])
+  ), locked AS (
+    SELECT id, token_balance, held_tokens FROM users WHERE id = ANY($2::text[]) ORDER BY id FOR NO KEY UPDATE
+  ), todo AS (
+    SELECT ops.user_id, row_number() OVER (PARTITION BY ops.user_id ORDER BY ops.ord) AS n, ops.ord, ops.amount, ops.is_credit,
+      (ops.brief_id IS NULL OR EXISTS (SELECT 1 FROM briefs b WHERE b.id = ops.brief_id)) AS brief_ok
+    FROM ops
+    WHERE ops.user_id IN (SELECT id FROM locked)
+      AND (ops.key IS NULL OR NOT EXISTS (SELECT 1 FROM prior WHERE prior.idempotency_key = ops.key))
+  ), lists AS (
+    SELECT user_id, count(*) AS steps, array_agg(ord ORDER BY n) AS ords, array_agg(amount ORDER BY n) AS amounts,
+      array_agg(is_credit ORDER BY n) AS credits, array_agg(brief_ok ORDER BY n) AS briefs_ok
+    FROM todo GROUP BY user_id
+  ), walk(user_id, n, balance, held, ord, ok, applied) AS (
+    SELECT locked.id, 0::bigint, locked.token_balance, locked.held_tokens, 0::bigint, true, false
+    FROM locked JOIN lists ON lists.user_id = locked.id
+    UNION ALL
+    SELECT w.user_id, w.n + 1,
+      CASE WHEN s.ok AND s.brief_ok THEN s.next ELSE w.balance END, w.held, s.ord, s.ok, s.ok AND s.brief_ok
+    FROM walk w JOIN lists l ON l.user_id = w.user_id AND w.n < l.steps
+    CROSS JOIN LATERAL (SELECT l.ords[w.n + 1] AS ord, l.briefs_ok[w.n + 1] AS brief_ok,
+      CASE WHEN l.credits[w.n + 1] THEN w.balance <= ${Number.MAX_SAFE_INTEGER} - l.amounts[w.n + 1]
+        ELSE w.balance - w.held >= l.amounts[w.n + 1] END AS ok,
+      CASE WHEN l.credits[w.n + 1] THEN w.balance + l.amounts[w.n + 1] ELSE w.balance - l.amounts[w.n + 1] END AS next) s
+  ), finals AS (
+    SELECT DISTINCT ON (user_id) user_id, balance FROM walk WHERE applied ORDER BY user_id, n DESC
+  ), changed AS (
+    UPDATE users SET token_balance = finals.balance, updated_at = now() FROM finals WHERE users.id = finals.user_id
+    RETURNING users.id
+  ), inserted AS (
+    INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
+    SELECT ops.id, ops.user_id, CASE WHEN ops.is_credit THEN ops.amount ELSE -ops.amount END,
+      CASE WHEN ops.is_credit THEN 'credit' ELSE 'deduct' END, ops.reason, ops.brief_id, walk.balance, ops.key, now()
+    FROM walk JOIN ops ON ops.ord = walk.ord WHERE walk.applied
+    RETURNING id
+  )
+  SELECT walk.ord, CASE WHEN walk.applied THEN 'applied' WHEN walk.ok THEN 'no_brief' ELSE 'refused' END AS outcome,
+    walk.balance AS balance_after, walk.held, (extract(epoch from now()) * 1000)::float8 AS created_at_ms,
+    NULL AS id, NULL AS user_id, NULL::bigint AS amount, NULL AS type, NULL AS reason, NULL AS brief_id, NULL AS idempotency_key, NULL AS hold_id
+  FROM walk WHERE walk.n > 0
+  UNION ALL
+  SELECT ops.ord, 'replayed', prior.balance_after, NULL, prior.created_at_ms,
+    prior.id, prior.user_id, prior.amount, prior.type, prior.reason, prior.brief_id, prior.idempotency_key, prior.hold_id
+  FROM ops JOIN prior ON prior.idempotency_key = ops.key`;
+
+type ArrayRow = LedgerRow & { readonly ord: string | number; readonly outcome: "applied" | "replayed" | "refused" | "no_brief"; readonly held: string | number | null };
+
+/** A PostgreSQL array literal of `values` (each element quoted, NULL for null), for a `$n::type[]` parameter. */
+export function arrayLiteral(values: ReadonlyArray<string | number | boolean | null>): string {
+  let out = "{";
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (i > 0) out += ",";
+    if (value === null || value === undefined) out += "NULL";
+    else if (typeof value === "number") out += String(value);
+    else if (typeof value === "boolean") out += value ? "t" : "f";
+    else out += `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  }
+  return `${out}}`;
+}
+
+
 export function pgLedger(client: postgres.Sql, prepare: boolean): LedgerStatements {
   const options = { prepare };
   return {
@@ -133,18 +220,28 @@ function cancelOnServer(query: { cancel(): void }): void {
 export type SharedFailure = (error: unknown) => boolean;
 
 /**
- * Applies a batch on PostgreSQL: one change alone is its one statement (one round trip, its own
- * transaction), and so are a few independent ones (ALONE_UP_TO); more go in one transaction, their statements pipelined (sent without waiting for
- * each other's answers: BEGIN, the batch, COMMIT: three round trips and one WAL flush for the
- * lot), each the batch statement above, in submission order, so that a change sees those before
- * it. When one change's statement fails on its own (a brief that does not exist, a key another
- * process took meanwhile), the transaction is rolled back; the changes
- * before it are run again as a transaction of their own, then those after it: no change ever fails
- * its neighbours, and each failure costs at most one more pass over the batch. A failure of the
- * whole (lost connection, deadlock, serialization failure, a lock waited for too long, a failed
- * BEGIN or COMMIT) is every change's, and core tries each again on its own where that is safe.
+ * Applies a batch on PostgreSQL. One change alone is its one statement (one round trip, its own
+ * transaction), and so are a few independent ones (ALONE_UP_TO), sent at once. More are ONE
+ * statement over arrays (ARRAY_BATCH): one round trip and one commit for the lot, each change
+ * judged on its own in submission order inside it.
+ *
+ * What that statement cannot judge, or a failure of it as a whole, goes to the pipelined path:
+ * one transaction, one statement per change (the batch statement above) sent without waiting
+ * for each other's answers, in submission order. A key repeated inside the batch goes there at
+ * once (whether the second use replays depends on the first's fate, which may be another
+ * user's); a key another process took meanwhile or a brief deleted meanwhile (the array
+ * statement rolled back whole) is run there again. There a change failing on its own rolls the
+ * transaction back, and the changes before it run again as a transaction, then those after it:
+ * no change ever fails its neighbours. A deadlock or serialization failure of the whole runs it
+ * again in order (RERUNS times).
+ *
+ * A lock waited for too long (or a deadlock that keeps coming back) may be one change's: then
+ * each user's changes run one after another, each its own statement, users side by side
+ * (`oneByOne`), so that each change meets only its own lock and one user's changes keep their
+ * order. Core never retries a batched change on its own. A lost connection is every change's
+ * failure: the statement may have committed, so nothing is run again.
  */
-export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: SharedFailure, rolledBack: SharedFailure = () => false) {
+export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: SharedFailure, rolledBack: SharedFailure = () => false, lockTimeout: SharedFailure = () => false) {
   const options = { prepare };
   const statementOf = (change: BalanceChange) => (change.operation === "deduct" ? BATCH_DEDUCT : BATCH_CREDIT);
   const paramsOf = (change: BalanceChange) => [
@@ -158,23 +255,39 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
   const run = (sql: postgres.Sql | postgres.TransactionSql, change: BalanceChange) =>
     sql.unsafe<BatchRow[]>(statementOf(change), paramsOf(change), options);
 
-  return async (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> => {
-    const outcomes: Array<BatchOutcome | undefined> = changes.map(() => undefined);
-    if (changes.length <= ALONE_UP_TO && independent(changes)) {
-      // a few changes that cannot see each other (other users, other keys): each its own
-      // statement, sent at once on connections of the pool (one round trip each, as unbatched)
-      return Promise.all(
-        changes.map(async (change): Promise<BatchOutcome> => {
-          try {
-            return outcomeOf(await run(client, change));
-          } catch (error) {
-            return { kind: "failed", error };
-          }
-        }),
-      );
+  /** Each user's changes in order, one statement each (a rolled-back one tried again in place); users side by side. */
+  const oneByOne = async (changes: readonly BalanceChange[], indices: readonly number[], outcomes: Array<BatchOutcome | undefined>) => {
+    const byUser = new Map<string, number[]>();
+    for (const i of indices) {
+      const userId = (changes[i] as BalanceChange).userId;
+      const list = byUser.get(userId);
+      if (list === undefined) byUser.set(userId, [i]);
+      else list.push(i);
     }
+    await Promise.all(
+      [...byUser.values()].map(async (list) => {
+        for (const i of list) {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              outcomes[i] = outcomeOf(await run(client, changes[i] as BalanceChange));
+            } catch (error) {
+              if (rolledBack(error) && attempt < RERUNS) {
+                await backOff(attempt);
+                continue;
+              }
+              outcomes[i] = { kind: "failed", error };
+            }
+            break;
+          }
+        }
+      }),
+    );
+  };
+
+  /** The pipelined path over `indices` (see above); a failure of the whole that may be one change's goes to oneByOne. */
+  const pipelined = async (changes: readonly BalanceChange[], indices: number[], outcomes: Array<BatchOutcome | undefined>) => {
     // runs of changes still to apply, in order; a change that fails on its own splits its run
-    const runs = [changes.map((_, i) => i)];
+    const runs = [indices];
     let again = 0;
     for (let pending = runs.shift(); pending !== undefined; pending = runs.shift()) {
       if (pending.length === 0) continue;
@@ -200,15 +313,111 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
           // a deadlock or serialization failure rolled the whole run back: it runs again, in
           // order, here (left to each change, they would be retried one by one in any order)
           again++;
-          await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** again) * (0.5 + Math.random())));
+          await backOff(again);
           runs.unshift(batch);
+        } else if (lockTimeout(error) || rolledBack(error)) {
+          // nothing of this run was applied; the lock may be one change's: each meets its own
+          await oneByOne(changes, batch, outcomes);
         } else {
           for (const i of batch) outcomes[i] = { kind: "failed", error };
         }
       }
     }
+  };
+
+  return async (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> => {
+    const outcomes: Array<BatchOutcome | undefined> = changes.map(() => undefined);
+    if (changes.length <= ALONE_UP_TO && independent(changes)) {
+      // a few changes that cannot see each other (other users, other keys): each its own
+      // statement, sent at once on connections of the pool (one round trip each, as unbatched)
+      return Promise.all(
+        changes.map(async (change): Promise<BatchOutcome> => {
+          try {
+            return outcomeOf(await run(client, change));
+          } catch (error) {
+            return { kind: "failed", error };
+          }
+        }),
+      );
+    }
+    const all = changes.map((_, i) => i);
+    if (!keyRepeated(changes)) {
+      try {
+        const rows = await client.unsafe<ArrayRow[]>(ARRAY_BATCH, arrayParams(changes), options);
+        return arrayOutcomes(changes, rows);
+      } catch (error) {
+        if (lockTimeout(error)) {
+          // rolled back whole, nothing applied: the lock may be one change's
+          await oneByOne(changes, all, outcomes);
+          return outcomes as BatchOutcome[];
+        }
+        // a lost connection: the statement may have committed; nothing is run again
+        if (shared(error) && !rolledBack(error)) return changes.map(() => ({ kind: "failed", error }));
+        // else rolled back whole (a key taken meanwhile, a brief deleted meanwhile, a deadlock):
+        // the pipelined path finds the change that fails and keeps it from failing the others
+      }
+    }
+    await pipelined(changes, all, outcomes);
     return outcomes as BatchOutcome[];
   };
+}
+
+/** The seven parallel arrays of ARRAY_BATCH, as array literals. */
+function arrayParams(changes: readonly BalanceChange[]): string[] {
+  return [
+    arrayLiteral(changes.map((change) => change.id)),
+    arrayLiteral(changes.map((change) => change.userId)),
+    arrayLiteral(changes.map((change) => change.amount)),
+    arrayLiteral(changes.map((change) => change.operation === "credit")),
+    arrayLiteral(changes.map((change) => change.reason)),
+    arrayLiteral(changes.map((change) => change.briefId)),
+    arrayLiteral(changes.map((change) => change.idempotencyKey)),
+  ];
+}
+
+/** One outcome per change from ARRAY_BATCH's rows (no row: no such user). */
+function arrayOutcomes(changes: readonly BalanceChange[], rows: readonly ArrayRow[]): BatchOutcome[] {
+  const outcomes: BatchOutcome[] = changes.map(() => ({ kind: "refused", balance: null, heldTokens: 0 }));
+  for (const row of rows) {
+    const i = Number(row.ord) - 1;
+    const change = changes[i] as BalanceChange;
+    if (row.outcome === "applied") {
+      outcomes[i] = { kind: "applied", entry: ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms)) };
+    } else if (row.outcome === "replayed") {
+      outcomes[i] = { kind: "replayed", entry: ledgerEntryFromRow(row) };
+    } else if (row.outcome === "refused") {
+      outcomes[i] = { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.held) };
+    } else {
+      outcomes[i] = { kind: "failed", error: noSuchBrief(change) };
+    }
+  }
+  return outcomes;
+}
+
+/**
+ * What the server says when a ledger row names a brief that does not exist (23503), for a change
+ * the array statement kept from inserting one: read by core exactly as the server's own.
+ */
+function noSuchBrief(change: BalanceChange): Error {
+  const error = new Error(
+    `insert or update on table "token_transactions" violates foreign key constraint "token_transactions_brief_id_briefs_id_fk" (brief_id ${change.briefId ?? "null"})`,
+  );
+  return Object.assign(error, { code: "23503" });
+}
+
+/** Whether one idempotency key appears twice in `changes`. */
+function keyRepeated(changes: readonly BalanceChange[]): boolean {
+  const keys = new Set<string>();
+  for (const change of changes) {
+    if (change.idempotencyKey === null) continue;
+    if (keys.has(change.idempotencyKey)) return true;
+    keys.add(change.idempotencyKey);
+  }
+  return false;
+}
+
+function backOff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random())));
 }
 
 /**
