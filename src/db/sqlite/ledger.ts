@@ -100,7 +100,16 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
   const findByKey = async (key: string): Promise<LedgerEntry | undefined> => byKey.get({ key });
   /** One BEGIN IMMEDIATE … COMMIT (one fsync) for the lot; each change decided on its own inside. */
   const applyBatch = (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> =>
-    db.exclusive(() => applyBatchInTransaction.immediate(changes));
+    db.exclusive(() => {
+      const [alone] = changes;
+      if (changes.length !== 1 || alone === undefined) return applyBatchInTransaction.immediate(changes);
+      // a batch of one (a lone caller): its transaction is its own, no savepoint needed
+      try {
+        return [applyInBatch.immediate(alone)];
+      } catch (error) {
+        return [{ kind: "failed", error }];
+      }
+    });
   return {
     apply: (change: BalanceChange, { signal }: ApplyOptions = {}): Promise<LedgerEntry | undefined> =>
       immediateUnlessAborted(db, () => applyInTransaction.immediate(change), signal),
