@@ -13,6 +13,7 @@ import {
   openDatabase,
   releaseHold,
   verifyLedger,
+  withTransaction,
   type BriefDatabase,
 } from "../src/index.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
@@ -137,6 +138,34 @@ describe.each(DIALECTS)("%s: token holds", (dialect) => {
     expect(await atomicTokenOperation(db, user, "deduct", 100, "x")).toMatchObject({ success: true, data: { balance: 0 } });
     expect(await releaseHold(db, a.holdId)).toMatchObject({ success: true, data: { status: "expired", released: 100, replayed: true } });
     expect(codeOf(await captureHold(db, a.holdId, 1))).toBe("HOLD_EXPIRED");
+    expect(await verifyLedger(db)).toMatchObject({ ok: true });
+  });
+
+  it("a deduct inside the caller's transaction uses the room an expired hold freed (swept inside that transaction)", async () => {
+    const user = await newUser(100);
+    const a = await hold(user, 80, 1);
+    await untilExpired(user);
+    const inside = await withTransaction(db, async (tx) => {
+      const result = await atomicTokenOperation(db, user, "deduct", 50, "in the app's transaction", { transaction: tx });
+      if (!result.success) throw result.error;
+      return result.data;
+    });
+    expect(inside).toMatchObject({ success: true, data: { balance: 50 } });
+    const [row] = await db.all<{ status: string }>(sql`SELECT status FROM token_holds WHERE id = ${a.holdId}`);
+    expect(row?.status).toBe("expired");
+    expect(await getAvailableBalance(db, user)).toEqual({ userId: user, balance: 50, held: 0, available: 50 });
+    // a rolled-back transaction takes its sweep with it, and the refusal inside one tells the truth
+    const b = await hold(user, 40, 1);
+    await untilExpired(user);
+    const refused = await withTransaction(db, async (tx) => {
+      const result = await atomicTokenOperation(db, user, "deduct", 60, "too much", { transaction: tx });
+      if (!result.success) throw result.error;
+      return result.data;
+    });
+    expect(refused).toMatchObject({ success: false, error: { code: "INSUFFICIENT_BALANCE" } });
+    expect(refused.success ? "" : refused.error.message).toMatch(/has 50 tokens,/);
+    const [still] = await db.all<{ status: string }>(sql`SELECT status FROM token_holds WHERE id = ${b.holdId}`);
+    expect(still?.status).toBe("active");
     expect(await verifyLedger(db)).toMatchObject({ ok: true });
   });
 

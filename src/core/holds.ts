@@ -10,7 +10,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
-import type { HoldRecord, HoldRow, HoldStatus } from "../db/holds.js";
+import type { HoldRecord, HoldRow, HoldStatus, TransactionHolds } from "../db/holds.js";
 import { holdFromRow } from "../db/holds.js";
 import { rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
@@ -270,24 +270,24 @@ export async function readAccount(db: BriefDatabase, userId: string, reader: Exe
 
 /**
  * Why a deduct or hold found no room (nothing was changed), read afresh; undefined when it should
- * be tried again: the user row now has room (a concurrent change), or — when `maySweep` — expired
- * holds still took room and have just been settled as expired. The conditional writes count such
- * holds as held (they decide on the user row alone, which is what keeps them safe under
- * concurrency), so this is where an expiry frees room. The sweep is a statement of its own, so it
- * is not done inside a caller's transaction.
+ * be tried again: the user row now has room (a concurrent change), or expired holds still took
+ * room and have just been settled as expired. The conditional writes count such holds as held
+ * (they decide on the user row alone, which is what keeps them safe under concurrency), so this is
+ * where an expiry frees room. Inside a caller's transaction the sweep runs in that transaction
+ * (`holds`: the transaction's): it commits or rolls back with the deduct that needed it.
  */
 export async function whyNoRoom(
   db: BriefDatabase,
   userId: string,
   what: "deduct" | "hold",
   amount: number,
-  options: { readonly reader?: Executor; readonly maySweep?: boolean } = {},
+  options: { readonly reader?: Executor; readonly holds?: TransactionHolds } = {},
 ): Promise<BriefdbError | undefined> {
   const account = await readAccount(db, userId, options.reader ?? db);
   if (account === undefined) return userNotFound(userId);
   if (account.balance - account.heldTokens >= amount) return undefined;
-  if (account.expiredHeld > 0 && options.maySweep !== false) {
-    await db.holds.sweepExpired(userId).catch((error: unknown) => {
+  if (account.expiredHeld > 0) {
+    await (options.holds ?? db.holds).sweepExpired(userId).catch((error: unknown) => {
       throw toBriefdbError(error, db);
     });
     return undefined;

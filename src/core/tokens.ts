@@ -166,7 +166,7 @@ async function applyOnce(
     if (entry !== undefined) return resultOf(entry, false);
     const refused =
       operation === "deduct"
-        ? await whyNoRoom(db, userId, "deduct", amount, { reader, maySweep: standalone })
+        ? await whyNoRoom(db, userId, "deduct", amount, { reader, holds: options.transaction?.holds ?? db.holds })
         : await creditRefusal(reader, userId, amount);
     if (refused !== undefined) throw refused;
     // the re-read contradicts the refusal: the row changed in between (deleted and inserted again,

@@ -5,7 +5,7 @@
  * new folder beside sqlite/ and pg/ that implements it.
  */
 import type { SQL } from "drizzle-orm";
-import type { HoldStatements } from "./holds.js";
+import type { HoldStatements, TransactionHolds } from "./holds.js";
 import type { QueryInspector, TimeSql } from "./inspection.js";
 import type { SchemaChanges } from "./schema-changes.js";
 import type { DialectName, Target } from "./target.js";
@@ -138,6 +138,8 @@ export interface Transaction<TxOrm = unknown> extends Executor {
   readonly drizzle: TxOrm;
   /** Credits and deductions inside this transaction (not prepared: a transaction is not the hot path). */
   readonly ledger: LedgerStatements;
+  /** Expired holds settled inside this transaction, so that a deduct in it can use the room they free. */
+  readonly holds: TransactionHolds;
 }
 
 /** How the PostgreSQL pool is used, as the server sees it. */

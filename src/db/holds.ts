@@ -73,6 +73,9 @@ export interface HoldStatements {
   sweepExpired(userId: string): Promise<number>;
 }
 
+/** What a caller's transaction can do about holds: settle the user's expired ones, inside it. */
+export type TransactionHolds = Pick<HoldStatements, "sweepExpired">;
+
 /** A hold row as the drivers return it: snake_case, timestamps as epoch milliseconds. */
 export interface HoldRow {
   readonly id: string;

@@ -317,6 +317,7 @@ function transactionOver(tx: PgTx): Transaction<PgTx> {
     exec: async (script: string) => void (await tx.execute(sql.raw(script))),
     drizzle: tx,
     ledger: pgLedger(transactionSqlOf(tx), false),
+    holds: pgHolds(transactionSqlOf(tx), false),
   };
 }
 

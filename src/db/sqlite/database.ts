@@ -61,7 +61,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   private savepoints = 0;
   private readonly backgroundWrites = new BackgroundWrites();
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
-  private holdStatements: HoldStatements | undefined;
+  private holdStatements: ReturnType<typeof sqliteHolds> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Transaction<SqliteOrm>;
   /** How long a statement waits for another connection's write lock (the busy timeout). */
@@ -91,6 +91,9 @@ export class SqliteDatabase implements SqliteBriefDatabase {
       get ledger() {
         return self.statements.inTransaction;
       },
+      get holds() {
+        return self.holdsAndSweep.inTransaction;
+      },
     };
   }
 
@@ -113,6 +116,10 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   get holds(): HoldStatements {
+    return this.holdsAndSweep;
+  }
+
+  private get holdsAndSweep(): ReturnType<typeof sqliteHolds> {
     this.holdStatements ??= sqliteHolds(this);
     return this.holdStatements;
   }

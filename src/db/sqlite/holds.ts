@@ -5,7 +5,7 @@
  * is the operating system's clock, the one SQLite's own 'now' reads.
  */
 import { sql } from "drizzle-orm";
-import type { HoldRow, HoldStatements, NewHold, PlacedHold, CapturedHold, HoldRecord } from "../holds.js";
+import type { HoldRow, HoldStatements, NewHold, PlacedHold, CapturedHold, HoldRecord, TransactionHolds } from "../holds.js";
 import { holdFromRow } from "../holds.js";
 import type { SqliteDatabase } from "./database.js";
 import { immediateUnlessAborted } from "./ledger.js";
@@ -13,7 +13,7 @@ import { immediateUnlessAborted } from "./ledger.js";
 const HOLD_COLUMNS = `id, user_id, amount, status, captured_amount, reason, brief_id, idempotency_key,
   expires_at AS expires_at_ms, created_at AS created_at_ms, settled_at AS settled_at_ms`;
 
-export function sqliteHolds(db: SqliteDatabase): HoldStatements {
+export function sqliteHolds(db: SqliteDatabase): HoldStatements & { readonly inTransaction: TransactionHolds } {
   const client = db.client;
   const reserve = client.prepare<[number, number, string, number]>(
     `UPDATE users SET held_tokens = held_tokens + ?, updated_at = ?
@@ -113,5 +113,7 @@ export function sqliteHolds(db: SqliteDatabase): HoldStatements {
       immediateUnlessAborted(db, () => captureTx.immediate(holdId, amount, ledgerId), signal),
     release: (holdId, { signal } = {}) => immediateUnlessAborted(db, () => releaseTx.immediate(holdId), signal),
     sweepExpired: (userId) => db.exclusive(() => sweepTx.immediate(userId)),
+    // inside the open transaction better-sqlite3 runs it as a savepoint
+    inTransaction: { sweepExpired: async (userId) => sweepTx(userId) },
   };
 }
