@@ -10,6 +10,8 @@
  *   sent when the app opens its database, takes precedence over it).
  * - runTokenOperations: parallel connections crediting and deducting until told to stop; every
  *   failure and the longest operation are kept.
+ * - forgetHoldsMigration / runLedgerWrites: the holds migration made pending again on a migrated
+ *   ledger, and the app as it wrote before holds (plain SQL), for migrating 0002 while it runs.
  */
 import postgres from "postgres";
 
