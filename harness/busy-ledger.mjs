@@ -10,6 +10,8 @@
  *   sent when the app opens its database, takes precedence over it).
  * - runTokenOperations: parallel connections crediting and deducting until told to stop; every
  *   failure and the longest operation are kept.
+ * - forgetHoldsMigration / runLedgerWrites: the holds migration made pending again on a migrated
+ *   ledger, and the app as it wrote before holds (plain SQL), for migrating 0002 while it runs.
  */
 import postgres from "postgres";
 
@@ -18,6 +20,9 @@ import postgres from "postgres";
 /** @typedef {{ operations: number, failures: string[], longestMs: number }} AppSeen */
 
 export const LEDGER_USERS = 1000;
+
+/** The migration that adds holds, whose foreign key on the ledger validates every ledger row. */
+export const HOLDS_TAG = "0002_holds";
 
 /**
  * Builds `rows` ledger rows over LEDGER_USERS users on a migrated database.
@@ -66,6 +71,24 @@ export async function forgetMigration(url, tag) {
   } finally {
     await sql.end();
   }
+}
+
+/**
+ * Takes the holds migration (0002_holds) back off a migrated database, so that it is pending on a
+ * ledger at 0001: its table, its two columns (and with them its index and foreign key) and its
+ * records go.
+ * @param {string} url
+ */
+export async function forgetHoldsMigration(url) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe("DROP TABLE IF EXISTS token_holds CASCADE");
+    await sql.unsafe("ALTER TABLE token_transactions DROP COLUMN IF EXISTS hold_id");
+    await sql.unsafe("ALTER TABLE users DROP COLUMN IF EXISTS held_tokens");
+  } finally {
+    await sql.end();
+  }
+  await forgetMigration(url, HOLDS_TAG);
 }
 
 /**
@@ -137,6 +160,61 @@ export function runTokenOperations(db, atomicTokenOperation, connections) {
     async stop() {
       stopping = true;
       await done;
+      return { operations, failures, longestMs };
+    },
+  };
+}
+
+/**
+ * The app as deployed before a migration: credits and deducts written in plain SQL against the
+ * columns every migration keeps (the library's own statements read columns a pending migration
+ * adds), from `connections` parallel connections until `stop()`. One statement per operation, as
+ * the library's: the balance update and its ledger row. A lock wait past the role's lock_timeout
+ * fails the operation, recorded as `LOCK_TIMEOUT: …`.
+ * @param {string} url @param {number} connections
+ * @returns {{ started: Promise<void>, stop(): Promise<AppSeen> }}
+ */
+export function runLedgerWrites(url, connections) {
+  const sql = postgres(url, { max: connections, onnotice: () => {} });
+  let stopping = false;
+  /** @type {string[]} */
+  const failures = [];
+  let operations = 0;
+  let longestMs = 0;
+  let ready = 0;
+  /** @type {() => void} */
+  let markStarted = () => {};
+  /** @type {Promise<void>} */
+  const started = new Promise((resolve) => (markStarted = resolve));
+  /** @param {number} worker */
+  const loop = async (worker) => {
+    for (let i = 0; !stopping; i++) {
+      const user = `user-${1 + ((worker * 7919 + i * 104729) % LEDGER_USERS)}`;
+      const delta = i % 2 === 0 ? -1 : 1;
+      const start = performance.now();
+      try {
+        await sql`
+          WITH u AS (
+            UPDATE users SET token_balance = token_balance + ${delta} WHERE id = ${user} AND token_balance + ${delta} >= 0
+            RETURNING token_balance)
+          INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after)
+          SELECT ${`app-${worker}-${i}-${Date.now()}`}, ${user}, ${delta}, ${delta < 0 ? "deduct" : "credit"}, 'during migrate', token_balance FROM u`;
+      } catch (error) {
+        const code = /** @type {{ code?: string }} */ (error).code;
+        failures.push(`${code === "55P03" ? "LOCK_TIMEOUT" : code}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      longestMs = Math.max(longestMs, performance.now() - start);
+      operations += 1;
+      if (i === 0 && ++ready === connections) markStarted();
+    }
+  };
+  const done = Promise.all(Array.from({ length: connections }, (_, worker) => loop(worker)));
+  return {
+    started,
+    async stop() {
+      stopping = true;
+      await done;
+      await sql.end();
       return { operations, failures, longestMs };
     },
   };

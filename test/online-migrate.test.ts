@@ -8,11 +8,24 @@
  * 1,000,000-row build took 40 s on the shared test machine, where bench/migrate-online.mjs runs
  * the full million); BRIEFDB_TEST_LEDGER_ROWS=1000000 runs the issue's size. At either size the
  * offline build holds its lock for many times the 100 ms budget.
+ *
+ * The holds migration (0002) on the same ledger: its foreign key on the ledger, added as written,
+ * scans every row while the migration's ADD COLUMN holds the ledger's ACCESS EXCLUSIVE lock; online
+ * it is added NOT VALID and validated in a step that lets writes go on. The app writing meanwhile
+ * is the one deployed before holds (plain SQL on the columns 0001 has).
  */
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, openDatabase } from "../src/index.js";
-import { appRole, buildLedger, forgetMigration, runTokenOperations } from "../harness/busy-ledger.mjs";
+import {
+  appRole,
+  buildLedger,
+  forgetHoldsMigration,
+  forgetMigration,
+  HOLDS_TAG,
+  runLedgerWrites,
+  runTokenOperations,
+} from "../harness/busy-ledger.mjs";
 import { cli, freshDatabase, spawnCli } from "./support/databases.js";
 
 const ROWS = Number(process.env.BRIEFDB_TEST_LEDGER_ROWS ?? 500_000);
@@ -179,4 +192,185 @@ describe("postgresql: online index migration on a busy ledger", () => {
     expect(await indexState(INDEX)).toMatchObject({ valid: true, definition: expect.stringContaining("(user_id, created_at, id)") });
     expect(await indexState(TEMPORARY)).toBeUndefined();
   });
+});
+
+const HOLD_FK = "token_transactions_hold_id_token_holds_id_fk";
+
+async function holdForeignKey() {
+  const [row] = await admin<{ valid: boolean }[]>`SELECT convalidated AS valid FROM pg_constraint WHERE conname = ${HOLD_FK}`;
+  return row;
+}
+
+/** Runs `migrate` with the pre-holds app writing throughout; what the app saw, and how migrate ended. */
+async function migrateHoldsWhileBusy(args: readonly string[]) {
+  const writes = runLedgerWrites(app.url, CONNECTIONS);
+  await writes.started;
+  const run = await cli(["migrate", "--db", url, "--json", ...args], { timeoutMs: 600_000 });
+  return { run, ...(await writes.stop()) };
+}
+
+/** Starts `migrate` of 0002 and waits until its index build waits for a transaction holding an old snapshot. */
+async function startHoldsMigrationHeldAtBuild() {
+  const reader = postgres(url, { max: 1, onnotice: () => {} });
+  await reader.unsafe("BEGIN ISOLATION LEVEL REPEATABLE READ");
+  await reader.unsafe("SELECT 1");
+  const child = spawnCli(["migrate", "--db", url, "--json"]);
+  let stdout = "";
+  child.stdout.on("data", (chunk) => (stdout += chunk));
+  const exited = new Promise<{ code: number | null; json: () => Record<string, any> }>((resolve) =>
+    child.on("close", (code) => resolve({ code, json: () => JSON.parse(stdout) })),
+  );
+  const { pid } = await waitFor("the build to wait for the old snapshot", async () => {
+    const [row] = await admin<{ pid: number; phase: string }[]>`
+      SELECT p.pid, p.phase FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid)
+      WHERE a.datname = current_database()`;
+    return row?.phase === "waiting for old snapshots" ? row : undefined;
+  });
+  const release = async () => {
+    await reader.unsafe("COMMIT");
+    await reader.end();
+  };
+  return { child, exited, pid, release };
+}
+
+describe("postgresql: the holds migration's foreign key on a busy ledger", () => {
+  it("migrate --check: online nothing blocks writes for longer than a moment; as written, the foreign key's check holds the ADD COLUMNs' locks", async () => {
+    await forgetHoldsMigration(url);
+    const online = await cli(["migrate", "--check", "--db", url, "--json"]);
+    expect(online.code).toBe(0);
+    expect(online.json).toMatchObject({ hazards: 0 });
+    const statements = online.json?.statements as Array<Record<string, unknown>>;
+    expect(statements.filter((s) => s.table === "token_transactions" && s.kind !== "create-index")).toMatchObject([
+      { kind: "add-column", lock: "ACCESS EXCLUSIVE", holds: "brief", hazard: false },
+      { kind: "add-foreign-key", lock: "SHARE ROW EXCLUSIVE", holds: "brief", online: true, hazard: false },
+      { kind: "validate-constraint", lock: "SHARE UPDATE EXCLUSIVE", blocksWrites: false, online: true, hazard: false },
+    ]);
+    const asWritten = await cli(["migrate", "--check", "--offline", "--db", url, "--json"]);
+    expect(asWritten.code).toBe(1);
+    expect((asWritten.json?.statements as Array<Record<string, unknown>>).filter((s) => s.hazard)).toMatchObject([
+      { kind: "add-column", table: "token_transactions", holds: "until the transaction ends" },
+      { kind: "add-column", table: "users", holds: "until the transaction ends" },
+      { kind: "add-foreign-key", table: "token_transactions", holds: "while it scans the table" },
+      { kind: "create-index", table: "token_transactions" },
+    ]);
+  });
+
+  it("online, no write waits past its 100 ms budget, and the foreign key ends VALID", async () => {
+    await forgetHoldsMigration(url);
+    const { run, operations, failures } = await migrateHoldsWhileBusy([]);
+    expect(run.code).toBe(0);
+    expect(run.json).toMatchObject({ applied: [HOLDS_TAG], online: true });
+    expect(operations).toBeGreaterThan(CONNECTIONS);
+    expect(failures).toEqual([]);
+    expect(await holdForeignKey()).toEqual({ valid: true });
+    const steps = await admin<{ action: string }[]>`SELECT action FROM briefdb_migration_steps WHERE tag = ${HOLDS_TAG} ORDER BY step`;
+    expect(steps.map((s) => s.action)).toEqual([
+      "10 statement(s) in a transaction",
+      "build index token_transactions_hold_id_unique on token_transactions concurrently",
+      `validate constraint ${HOLD_FK} on token_transactions`,
+    ]);
+    const verify = await cli(["tokens", "verify", "--db", url, "--json"]);
+    expect(verify.code).toBe(0);
+  }, 300_000);
+
+  it("a migrate killed while its VALIDATE waits leaves the constraint NOT VALID, and the next migrate validates it and records the migration", async () => {
+    await forgetHoldsMigration(url);
+    const held = await startHoldsMigrationHeldAtBuild();
+    // queued behind the build's own lock: granted when the build ends, before the VALIDATE asks
+    const blocker = postgres(url, { max: 1, onnotice: () => {} });
+    const [me] = await blocker<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    const blockerPid = me?.pid ?? 0;
+    await blocker.unsafe("BEGIN");
+    // postgres.js sends a query when it is awaited: then() sends it now, without waiting for it
+    const locked = blocker.unsafe("LOCK TABLE token_transactions IN SHARE UPDATE EXCLUSIVE MODE").then(() => true);
+    await waitFor("the blocker to queue behind the build", async () => {
+      const rows = await admin`SELECT 1 FROM pg_locks WHERE pid = ${blockerPid} AND NOT granted`;
+      return rows.length > 0 ? true : undefined;
+    });
+    await held.release();
+    await locked;
+    await waitFor("the VALIDATE to wait for the blocker", async () => {
+      const rows = await admin`
+        SELECT 1 FROM pg_stat_activity WHERE pid = ${held.pid} AND wait_event_type = 'Lock' AND query LIKE '%VALIDATE CONSTRAINT%'`;
+      return rows.length > 0 ? true : undefined;
+    });
+    held.child.kill("SIGTERM");
+    await held.exited;
+    await waitFor("the killed migrate's session to end", async () => {
+      const rows = await admin`SELECT 1 FROM pg_stat_activity WHERE pid = ${held.pid}`;
+      return rows.length === 0 ? true : undefined;
+    });
+    await blocker.unsafe("COMMIT");
+    await blocker.end();
+
+    expect(await holdForeignKey()).toEqual({ valid: false });
+    const status = await cli(["migrate", "--status", "--db", url, "--json"]);
+    expect(status.code).toBe(1);
+    expect(status.json).toMatchObject({ pending: [HOLDS_TAG], partial: [{ tag: HOLDS_TAG }] });
+    const rerun = await cli(["migrate", "--db", url, "--json"], { timeoutMs: 600_000 });
+    expect(rerun.code).toBe(0);
+    expect(rerun.json).toMatchObject({ applied: [HOLDS_TAG], online: true });
+    expect(await holdForeignKey()).toEqual({ valid: true });
+    expect((await cli(["migrate", "--status", "--db", url, "--json"])).code).toBe(0);
+  }, 300_000);
+
+  it("a ledger row that breaks the foreign key fails its validation: the migration stays pending with the constraint NOT VALID, and a rerun after the row is fixed completes", async () => {
+    await forgetHoldsMigration(url);
+    const held = await startHoldsMigrationHeldAtBuild();
+    // a row older than the check: written with triggers off (a bulk load), naming a hold that never was
+    const rogue = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await rogue.unsafe("SET session_replication_role = replica");
+      await rogue.unsafe(`
+        INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, hold_id)
+        VALUES ('tx-rogue', 'user-1', 1, 'credit', 'rogue', 1, 'hold-gone')`);
+    } finally {
+      await rogue.end();
+    }
+    await held.release();
+    const failed = await held.exited;
+    expect(failed.code).toBe(1);
+    expect(failed.json()).toMatchObject({
+      ok: false,
+      error: {
+        code: "INVARIANT_VIOLATED",
+        message: `existing rows of token_transactions violate constraint ${HOLD_FK}: Key (hold_id)=(hold-gone) is not present in table "token_holds".`,
+        hint: expect.stringContaining("run `briefdb migrate` again"),
+      },
+    });
+    expect(await holdForeignKey()).toEqual({ valid: false });
+    expect((await cli(["migrate", "--status", "--db", url, "--json"])).json).toMatchObject({ pending: [HOLDS_TAG] });
+    // new rows are checked already
+    await expect(
+      admin.unsafe(`INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, hold_id) VALUES ('tx-rogue-2', 'user-1', 1, 'credit', 'rogue', 1, 'hold-gone-too')`),
+    ).rejects.toThrow(/violates foreign key constraint/);
+
+    await admin`DELETE FROM token_transactions WHERE id = 'tx-rogue'`;
+    const rerun = await cli(["migrate", "--db", url, "--json"], { timeoutMs: 600_000 });
+    expect(rerun.code).toBe(0);
+    expect(rerun.json).toMatchObject({ applied: [HOLDS_TAG] });
+    expect(await holdForeignKey()).toEqual({ valid: true });
+  }, 300_000);
+
+  it("the transaction that adds the columns waits for a lock at most the brief lock timeout, then tries again", async () => {
+    await forgetHoldsMigration(url);
+    const reader = postgres(url, { max: 1, onnotice: () => {} });
+    await reader.unsafe("BEGIN");
+    await reader.unsafe("LOCK TABLE token_transactions IN ACCESS SHARE MODE"); // a long read of the ledger
+    const child = spawnCli(["migrate", "--db", url, "--json"]);
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    const waiting = (after: string | null) => async () => {
+      const [row] = await admin<{ pid: number; started: string }[]>`
+        SELECT pid, xact_start::text AS started FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ADD COLUMN "hold_id"%'`;
+      return row !== undefined && row.started !== after ? row : undefined;
+    };
+    const first = await waitFor("the ADD COLUMN to wait for the reader", waiting(null));
+    const second = await waitFor("the ADD COLUMN's transaction to be tried again", waiting(first.started));
+    expect(second.pid).toBe(first.pid);
+    await reader.unsafe("COMMIT");
+    await reader.end();
+    expect(await exited).toBe(0);
+    expect(await holdForeignKey()).toEqual({ valid: true });
+  }, 300_000);
 });

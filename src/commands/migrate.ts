@@ -160,7 +160,7 @@ function migrateOutcome(result: MigrateResult, target: string): Outcome {
       if (result.dryRun) {
         if (result.plan.length === 0) return `${target}: nothing pending; nothing would run`;
         const sqlText = result.plan.map((m) => `-- ${m.tag}\n${m.statements.map((s) => `${s.replace(/;?\s*$/, ";")}`).join("\n")}`);
-        const how = result.online ? "index changes online, as above" : "each in one transaction as written";
+        const how = result.online ? "index and constraint changes online, as above" : "each in one transaction as written";
         return `${sqlText.join("\n\n")}\n\n${ui.colors.dim(`-- dry run: ${result.plan.length} migration(s) would run on ${target} (${how}); nothing changed`)}`;
       }
       const applied = result.applied.length === 0 ? "nothing pending" : `applied ${result.applied.join(", ")}`;

@@ -2,10 +2,11 @@
  * `migrate --check`: for each pending statement, the lock it takes as briefdb will apply it, what
  * that lock blocks, and the size of the table it locks as the live database reports it. A
  * statement that blocks writes on a table above the threshold is a hazard: CI can stop the
- * deploy before the outage.
+ * deploy before the outage. Online, a constraint's VALIDATE step is listed too, after the
+ * migration's statements.
  */
 import type { BriefDatabase } from "../db/database.js";
-import type { LockHazard, StatementKind, TableSize } from "../db/schema-changes.js";
+import type { LockHazard, StatementKind, StatementShape, TableSize } from "../db/schema-changes.js";
 import { planMigrations } from "./migration-plan.js";
 import { pendingMigrations } from "./migrations.js";
 
@@ -23,7 +24,7 @@ export interface StatementHazard extends LockHazard {
   readonly rows: number | null;
   readonly rowsEstimated: boolean;
   readonly bytes: number | null;
-  /** briefdb applies it online (CONCURRENTLY), not as written. */
+  /** briefdb applies it online (CONCURRENTLY, NOT VALID then VALIDATE), not as written. */
   readonly online: boolean;
   /** It blocks writes on a table above the threshold (or of unknown size). */
   readonly hazard: boolean;
@@ -42,42 +43,70 @@ export async function checkPendingMigrations(
 ): Promise<HazardReport> {
   const maxBlockingRows = options.maxBlockingRows ?? DEFAULT_MAX_BLOCKING_ROWS;
   const offline = options.offline === true;
+  const online = offline ? null : db.schemaChanges.online;
   const pending = await pendingMigrations(db);
   const withShapes = await Promise.all(
     pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })),
   );
-  const plans = planMigrations(withShapes, offline ? null : db.schemaChanges.online);
+  const plans = planMigrations(withShapes, online);
   const sizes = new Map<string, TableSize | null>();
   const sizeOf = async (table: string) => {
     if (!sizes.has(table)) sizes.set(table, await db.schemaChanges.tableSize(table));
     return sizes.get(table) ?? null;
   };
   const newTables = new Set<string>();
-  const statements: StatementHazard[] = [];
+  const measured: Measured[] = [];
+  const measure = async (tag: string, shape: StatementShape, applyOnline: boolean, transaction: string | null) => {
+    const table = shape.kind === "drop-index" && shape.index !== null ? await db.schemaChanges.tableOfIndex(shape.index) : shape.table;
+    const isNew = table !== null && newTables.has(table);
+    if (shape.kind === "create-table" && table) newTables.add(table);
+    const size = table === null || isNew || shape.kind === "create-table" ? null : await sizeOf(table);
+    measured.push({
+      tag,
+      statement: shape.text,
+      kind: shape.kind,
+      table,
+      newTable: isNew || shape.kind === "create-table",
+      rows: table === null ? null : size === null ? 0 : size.rows,
+      rowsEstimated: size?.estimated ?? false,
+      bytes: size?.bytes ?? null,
+      online: applyOnline,
+      transaction,
+      ...db.schemaChanges.lockOf(shape, applyOnline),
+    });
+  };
   for (const plan of plans) {
+    const { tag } = plan.migration;
     for (const [i, shape] of plan.shapes.entries()) {
-      const online = plan.online[i] === true;
-      const table = shape.kind === "drop-index" && shape.index !== null ? await db.schemaChanges.tableOfIndex(shape.index) : shape.table;
-      const isNew = table !== null && newTables.has(table);
-      if (shape.kind === "create-table" && table) newTables.add(table);
-      const size = table === null || isNew || shape.kind === "create-table" ? null : await sizeOf(table);
-      const rows = table === null ? null : size === null ? 0 : size.rows;
-      const lock = db.schemaChanges.lockOf(shape, online);
-      const hazard = table !== null && lock.blocksWrites && (rows === null || rows > maxBlockingRows);
-      statements.push({
-        tag: plan.migration.tag,
-        statement: shape.text,
-        kind: shape.kind,
-        table,
-        newTable: isNew || shape.kind === "create-table",
-        rows,
-        rowsEstimated: size?.estimated ?? false,
-        bytes: size?.bytes ?? null,
-        online,
-        hazard,
-        ...lock,
-      });
+      // as written, every pending migration runs in one transaction; online, each transaction step is one
+      const step = plan.steps[plan.stepOf[i] ?? -1];
+      const transaction = online === null ? "all" : step?.kind === "transaction" ? `${tag}#${plan.stepOf[i]}` : null;
+      await measure(tag, shape, plan.online[i] === true, transaction);
     }
+    const validations = plan.steps.flatMap((step) => (step.kind === "validate-constraint" ? [step.statement] : []));
+    for (const shape of await db.schemaChanges.describe(validations)) await measure(tag, shape, true, null);
   }
+  // online, a brief lock waits at most the runner's lock timeout, and is retried: not a hazard
+  const statements = judge(measured, maxBlockingRows, online !== null);
   return { offline, maxBlockingRows, statements, hazards: statements.filter((s) => s.hazard).length };
+}
+
+type Measured = Omit<StatementHazard, "hazard"> & { readonly transaction: string | null };
+
+/**
+ * Which statements are hazards. A lock taken in a transaction is held until it commits: a brief
+ * one is held as long as any later statement of the same transaction that scans or builds on a
+ * big table (the ADD COLUMN before a foreign key's validation, as written), and is judged so.
+ */
+function judge(measured: readonly Measured[], maxBlockingRows: number, briefLocksBounded: boolean): StatementHazard[] {
+  const big = (rows: number | null) => rows === null || rows > maxBlockingRows;
+  return measured.map(({ transaction, ...statement }, i) => {
+    const heldThroughScan =
+      statement.holds === "brief" &&
+      transaction !== null &&
+      measured.slice(i + 1).some((later) => later.transaction === transaction && later.holds !== "brief" && !later.newTable && big(later.rows));
+    if (statement.blocksWrites && heldThroughScan) return { ...statement, holds: "until the transaction ends", hazard: true };
+    const bounded = briefLocksBounded && statement.holds === "brief";
+    return { ...statement, hazard: statement.table !== null && statement.blocksWrites && !bounded && big(statement.rows) };
+  });
 }

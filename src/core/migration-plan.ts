@@ -1,7 +1,7 @@
 /**
  * How briefdb applies each pending migration: which statements run as written inside a
- * transaction, and which index changes run online (without blocking writes) where the dialect can
- * build indexes that way. The plan is made from what the parser says each statement is; the
+ * transaction, and which schema changes run online (without blocking writes) where the dialect
+ * can make them that way. The plan is made from what the parser says each statement is; the
  * migration files themselves are never changed.
  *
  * - CREATE [UNIQUE] INDEX on a table that exists before this run → built CONCURRENTLY, outside
@@ -10,22 +10,30 @@
  * - DROP INDEX x … CREATE INDEX x in one migration (a replaced index) → the new one is built
  *   under a temporary name while the old one keeps serving queries, then the old one is dropped
  *   concurrently and the new one renamed into place.
+ * - ADD CONSTRAINT … FOREIGN KEY or CHECK on a table that exists before this run, written without
+ *   NOT VALID → added NOT VALID in its transaction (a catalog change: no scan under the lock that
+ *   blocks writes), then validated in a step of its own (VALIDATE CONSTRAINT, which lets writes go
+ *   on) once everything else in the migration has run. New rows are checked from the moment the
+ *   NOT VALID constraint commits, so only rows older than it are left to validate.
  * - Anything on a table created in this run needs nothing of that: it runs in the transaction.
  */
-import type { OnlineIndexChanges, StatementShape } from "../db/schema-changes.js";
+import type { OnlineSchemaChanges, StatementShape } from "../db/schema-changes.js";
 import type { Migration } from "./migrations.js";
 
 export type MigrationStep =
   | { readonly kind: "transaction"; readonly statements: readonly string[] }
   | { readonly kind: "build-index"; readonly index: string; readonly table: string; readonly statement: string }
   | { readonly kind: "drop-index"; readonly index: string; readonly statement: string }
-  | { readonly kind: "rename-index"; readonly from: string; readonly to: string; readonly statement: string };
+  | { readonly kind: "rename-index"; readonly from: string; readonly to: string; readonly statement: string }
+  | { readonly kind: "validate-constraint"; readonly constraint: string; readonly table: string; readonly statement: string };
 
 export interface PlannedMigration {
   readonly migration: Migration;
   readonly shapes: readonly StatementShape[];
   /** Per statement: whether it is applied online (true) or as written in a transaction. */
   readonly online: readonly boolean[];
+  /** Per statement: the step that runs it (for a constraint added NOT VALID: the adding transaction). */
+  readonly stepOf: readonly number[];
   readonly steps: readonly MigrationStep[];
 }
 
@@ -34,7 +42,7 @@ const TEMPORARY_SUFFIX = "_briefdb_new";
 /** Plans the pending migrations in order; `online` null (or --offline) keeps every statement as written. */
 export function planMigrations(
   pending: ReadonlyArray<{ readonly migration: Migration; readonly shapes: readonly StatementShape[] }>,
-  online: OnlineIndexChanges | null,
+  online: OnlineSchemaChanges | null,
 ): PlannedMigration[] {
   const newTables = new Set<string>();
   const newIndexes = new Set<string>();
@@ -44,13 +52,16 @@ export function planMigrations(
 function planOne(
   migration: Migration,
   shapes: readonly StatementShape[],
-  online: OnlineIndexChanges | null,
+  online: OnlineSchemaChanges | null,
   newTables: Set<string>,
   newIndexes: Set<string>,
 ): PlannedMigration {
   const steps: MigrationStep[] = [];
   const onlineFlags: boolean[] = [];
-  const replacing = new Set<string>();
+  const stepOf: number[] = [];
+  const validations: MigrationStep[] = [];
+  /** Indexes dropped to be recreated later in this migration → the position of their DROP. */
+  const replacing = new Map<string, number>();
   let batch: string[] = [];
   const flush = () => {
     if (batch.length > 0) steps.push({ kind: "transaction", statements: batch });
@@ -63,23 +74,40 @@ function planOne(
       if (shape.kind === "create-table" && shape.table) newTables.add(shape.table);
       if (shape.kind === "create-index" && shape.index) newIndexes.add(shape.index);
       batch.push(shape.text);
+      stepOf.push(steps.length);
+      return;
+    }
+    if (shape.kind === "add-foreign-key" || shape.kind === "add-check") {
+      const table = shape.table as string;
+      const constraint = shape.constraint as string;
+      batch.push(online.notValidStatement(shape));
+      stepOf.push(steps.length);
+      validations.push({ kind: "validate-constraint", constraint, table, statement: online.validateStatement(table, constraint) });
       return;
     }
     const index = shape.index as string;
     if (shape.kind === "drop-index") {
       // recreated later in this migration: the old one serves queries until the new one is built
-      if (recreatedLater(shapes, i, index)) return void replacing.add(index);
+      if (recreatedLater(shapes, i, index)) {
+        replacing.set(index, i);
+        stepOf.push(-1); // set when the replacement is planned
+        return;
+      }
       flush();
+      stepOf.push(steps.length);
       steps.push({ kind: "drop-index", index, statement: online.dropStatement(index) });
       return;
     }
     flush();
     const table = shape.table as string;
-    if (!replacing.has(index)) {
+    stepOf.push(steps.length);
+    const dropAt = replacing.get(index);
+    if (dropAt === undefined) {
       steps.push({ kind: "build-index", index, table, statement: online.buildStatement(shape) });
       return;
     }
     replacing.delete(index);
+    stepOf[dropAt] = steps.length + 1;
     const temporary = temporaryName(index, online.maxNameLength);
     steps.push(
       { kind: "build-index", index: temporary, table, statement: online.buildStatement(shape, temporary) },
@@ -88,11 +116,18 @@ function planOne(
     );
   });
   flush();
-  return { migration, shapes, online: onlineFlags, steps };
+  steps.push(...validations);
+  return { migration, shapes, online: onlineFlags, stepOf, steps };
 }
 
-/** A named index change, written without CONCURRENTLY, on a table or index older than this run. */
+/**
+ * A named index change written without CONCURRENTLY, or a named constraint written without NOT
+ * VALID, on a table or index older than this run.
+ */
 function isOnlineCandidate(shape: StatementShape, newTables: ReadonlySet<string>, newIndexes: ReadonlySet<string>): boolean {
+  if (shape.kind === "add-foreign-key" || shape.kind === "add-check") {
+    return !shape.notValid && shape.constraint !== null && shape.table !== null && !newTables.has(shape.table);
+  }
   if (shape.concurrent || shape.index === null) return false;
   if (shape.kind === "create-index") return shape.table !== null && !newTables.has(shape.table);
   if (shape.kind === "drop-index") return !newIndexes.has(shape.index);
@@ -149,5 +184,7 @@ export function describeStep(step: MigrationStep): string {
       return `drop index ${step.index} concurrently`;
     case "rename-index":
       return `rename index ${step.from} to ${step.to}`;
+    case "validate-constraint":
+      return `validate constraint ${step.constraint} on ${step.table}`;
   }
 }

@@ -3,12 +3,14 @@
  * on one session that holds the migration lock, recording each finished step in
  * briefdb_migration_steps so that a run interrupted between steps resumes where it stopped. An
  * index left INVALID by an interrupted build is dropped and rebuilt before anything else runs.
- * Brief locks wait at most BRIEF_LOCK_TIMEOUT_MS and are retried a bounded number of times, so
- * that a migration never queues in front of the app's queries for long.
+ * Brief locks — every transaction step, whatever its statements (ADD COLUMN, a constraint added NOT
+ * VALID) — wait at most BRIEF_LOCK_TIMEOUT_MS and are retried a bounded number of times, so that a
+ * migration never queues in front of the app's queries for long. Index builds and constraint
+ * validations take locks that let writes go on: they wait as long as it takes.
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
-import type { IndexBuildProgress, MigrationSession, OnlineIndexChanges } from "../db/schema-changes.js";
+import type { IndexBuildProgress, MigrationSession, OnlineSchemaChanges } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
 import { describeStep, invalidIndexAction, planMigrations, type MigrationStep, type PlannedMigration } from "./migration-plan.js";
 import type { MigrateProgress, MigrateResult } from "./migrations.js";
@@ -32,7 +34,7 @@ export interface OnlineMigrateOptions {
 
 export async function migrateOnline(
   db: BriefDatabase,
-  online: OnlineIndexChanges,
+  online: OnlineSchemaChanges,
   options: OnlineMigrateOptions = {},
 ): Promise<MigrateResult> {
   return online.withSession(async (session) => {
@@ -65,7 +67,7 @@ class StepRunner {
 
   constructor(
     private readonly db: BriefDatabase,
-    private readonly online: OnlineIndexChanges,
+    private readonly online: OnlineSchemaChanges,
     private readonly session: MigrationSession,
     private readonly onProgress: (event: MigrateProgress) => void,
   ) {}
@@ -130,6 +132,7 @@ class StepRunner {
 
   private async runOnline(step: Exclude<MigrationStep, { kind: "transaction" }>, tag: string): Promise<void> {
     if (step.kind === "build-index") return this.build(step, tag);
+    if (step.kind === "validate-constraint") return this.validate(step);
     if (step.kind === "drop-index") return this.withBriefLock(() => this.session.exec(step.statement));
     // rename: done already when an earlier run stopped after it but before its record
     const state = await this.online.indexState(this.session, step.from);
@@ -157,6 +160,31 @@ class StepRunner {
       );
     } finally {
       clearInterval(timer);
+    }
+  }
+
+  /** VALIDATE CONSTRAINT of one already valid does nothing: a rerun after an interruption just runs it again. */
+  private async validate(step: Extract<MigrationStep, { kind: "validate-constraint" }>): Promise<void> {
+    try {
+      await this.session.setLockTimeout(0); // its locks block no reads or writes: wait as long as it takes
+      await this.session.exec(step.statement);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (this.online.isConstraintViolation(error)) {
+        const detail = (error as { detail?: unknown }).detail;
+        throw new BriefdbError(
+          "INVARIANT_VIOLATED",
+          `existing rows of ${step.table} violate constraint ${step.constraint}: ${typeof detail === "string" ? detail : reason}`,
+          `the constraint stays in place NOT VALID (new rows are checked); fix or delete those rows, then run \`briefdb migrate\` again to validate it`,
+          { cause: error },
+        );
+      }
+      throw new BriefdbError(
+        "DB_ERROR",
+        `validating constraint ${step.constraint} on ${step.table} failed: ${reason}`,
+        "the constraint stays in place NOT VALID; run `briefdb migrate` again to validate it",
+        { cause: error },
+      );
     }
   }
 

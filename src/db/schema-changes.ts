@@ -1,8 +1,9 @@
 /**
  * What a dialect says about applying schema changes to a live database: what each migration
  * statement is, which lock it takes and what that lock blocks, how big the tables are, which
- * indexes are left INVALID, and — where the server can build indexes without blocking writes — the
- * means to do so (PostgreSQL's CONCURRENTLY). Core code (the hazard check, the online runner)
+ * indexes are left INVALID, and — where the server can change the schema without blocking writes —
+ * the means to do so (PostgreSQL's CONCURRENTLY, and constraints added NOT VALID then validated
+ * apart). Core code (the hazard check, the online runner)
  * reads these answers and never the dialect's name.
  */
 import type { Executor } from "./database.js";
@@ -16,8 +17,16 @@ export interface LockHazard {
   readonly lock: string;
   readonly blocksReads: boolean;
   readonly blocksWrites: boolean;
-  /** How long it is held: "brief" (catalog change only) or while it scans, builds or rewrites. */
-  readonly holds: "brief" | "while it builds the index" | "while it scans the table" | "until the statement ends";
+  /**
+   * How long it is held: "brief" (catalog change only) or while it scans, builds or rewrites; "until
+   * the transaction ends" when a later statement of its transaction scans or builds on a big table.
+   */
+  readonly holds:
+    | "brief"
+    | "while it builds the index"
+    | "while it scans the table"
+    | "until the statement ends"
+    | "until the transaction ends";
 }
 
 export interface TableSize {
@@ -51,8 +60,8 @@ export interface MigrationSession extends Executor {
   setLockTimeout(ms: number): Promise<void>;
 }
 
-/** Index changes that do not block writes, and the statements that make them. */
-export interface OnlineIndexChanges {
+/** Schema changes that do not block writes (index builds, constraint validation), and their statements. */
+export interface OnlineSchemaChanges {
   /** Runs `operation` on one connection that holds the migration lock for the whole run. */
   withSession<T>(operation: (session: MigrationSession) => Promise<T>): Promise<T>;
   /** The CREATE INDEX of `shape` built without blocking writes, under `name` when given. */
@@ -64,8 +73,14 @@ export interface OnlineIndexChanges {
   indexState(executor: Executor, index: string): Promise<"valid" | "invalid" | "missing">;
   /** The progress of the index build running on server process `pid`, if one is. */
   buildProgress(pid: number): Promise<IndexBuildProgress | null>;
+  /** The ADD CONSTRAINT of `shape` made without checking existing rows (new rows are checked). */
+  notValidStatement(shape: StatementShape): string;
+  /** Checks existing rows against a constraint added without that check, without blocking writes. */
+  validateStatement(table: string, constraint: string): string;
   /** Whether a failure was a lock wait that ran out (lock_timeout), which a retry may pass. */
   isLockTimeout(error: unknown): boolean;
+  /** Whether a failure was existing rows breaking a constraint being validated. */
+  isConstraintViolation(error: unknown): boolean;
   /** Longest name an index may have. */
   readonly maxNameLength: number;
 }
@@ -81,6 +96,6 @@ export interface SchemaChanges {
   tableSize(table: string): Promise<TableSize | null>;
   /** Indexes left INVALID by an interrupted or failed build (not ones being built right now). */
   invalidIndexes(): Promise<InvalidIndex[]>;
-  /** Non-blocking index changes; null where the dialect has none (SQLite). */
-  readonly online: OnlineIndexChanges | null;
+  /** Non-blocking schema changes; null where the dialect has none (SQLite). */
+  readonly online: OnlineSchemaChanges | null;
 }

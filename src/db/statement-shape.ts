@@ -3,7 +3,7 @@
  * WebAssembly): its kind, the table it locks, the index it makes or removes. The lock hazards and
  * the online runner work from this shape, never from the SQL text. The parser's scanner also gives
  * token positions, which is how a CREATE INDEX is rewritten to run CONCURRENTLY under another name
- * without touching the rest of the statement.
+ * without touching the rest of the statement, and an ADD CONSTRAINT to be added NOT VALID.
  */
 import { loadModule, parseSync, scanSync } from "libpg-query";
 import { quoteIdentifier } from "./sql-text.js";
@@ -13,6 +13,9 @@ export type StatementKind =
   | "create-index"
   | "drop-index"
   | "add-foreign-key"
+  | "add-check"
+  | "add-column"
+  | "validate-constraint"
   | "alter-table"
   | "drop-table"
   | "write-rows"
@@ -30,6 +33,10 @@ export interface StatementShape {
   readonly referencedTable: string | null;
   /** create-index: CONCURRENTLY written in the file already. */
   readonly concurrent: boolean;
+  /** add-foreign-key / add-check / validate-constraint: the constraint's name (null when unnamed). */
+  readonly constraint: string | null;
+  /** add-foreign-key / add-check: NOT VALID written in the file already (no scan of existing rows). */
+  readonly notValid: boolean;
 }
 
 type Node = Record<string, unknown>;
@@ -44,7 +51,7 @@ export async function describeStatements(statements: readonly string[]): Promise
 }
 
 function describeOne(text: string): StatementShape {
-  const base = { text, table: null, index: null, referencedTable: null, concurrent: false };
+  const base = { text, table: null, index: null, referencedTable: null, concurrent: false, constraint: null, notValid: false };
   let stmts: Array<{ stmt?: Node }>;
   try {
     stmts = (parseSync(text) as { stmts: Array<{ stmt?: Node }> }).stmts;
@@ -89,15 +96,45 @@ function describeDrop(base: Omit<StatementShape, "kind">, body: Node): Statement
 function describeAlter(base: Omit<StatementShape, "kind">, body: Node): StatementShape {
   const table = relationName(body.relation);
   const cmds = ((body.cmds as Node[] | undefined) ?? []).map((cmd) => cmd.AlterTableCmd as Node);
-  const foreignKey = cmds.length === 1 ? foreignKeyOf(cmds[0]) : undefined;
-  if (foreignKey) return { ...base, kind: "add-foreign-key", table, referencedTable: relationName(foreignKey.pktable) };
+  const cmd = cmds.length === 1 ? cmds[0] : undefined;
+  if (cmd?.subtype === "AT_ValidateConstraint") {
+    return { ...base, kind: "validate-constraint", table, constraint: typeof cmd.name === "string" ? cmd.name : null };
+  }
+  if (cmd?.subtype === "AT_AddColumn" && addsColumnWithoutRewrite(cmd.def as Node | undefined)) return { ...base, kind: "add-column", table };
+  const constraint = cmd?.subtype === "AT_AddConstraint" ? ((cmd.def as Node | undefined)?.Constraint as Node | undefined) : undefined;
+  if (constraint?.contype === "CONSTR_FOREIGN" || (constraint?.contype === "CONSTR_CHECK" && constraint.is_enforced === true)) {
+    return {
+      ...base,
+      kind: constraint.contype === "CONSTR_FOREIGN" ? "add-foreign-key" : "add-check",
+      table,
+      referencedTable: relationName(constraint.pktable),
+      constraint: typeof constraint.conname === "string" ? constraint.conname : null,
+      notValid: constraint.skip_validation === true,
+    };
+  }
   return { ...base, kind: "alter-table", table };
 }
 
-function foreignKeyOf(cmd: Node | undefined): Node | undefined {
-  if (cmd?.subtype !== "AT_AddConstraint") return undefined;
-  const constraint = (cmd.def as Node | undefined)?.Constraint as Node | undefined;
-  return constraint?.contype === "CONSTR_FOREIGN" ? constraint : undefined;
+/**
+ * An ADD COLUMN that changes only the catalog (PostgreSQL 11+): no default or a constant one, and
+ * no constraint but NULL / NOT NULL. A volatile default, a generated or identity column, or an
+ * inline CHECK, REFERENCES, UNIQUE or PRIMARY KEY would rewrite, scan or index the table.
+ */
+function addsColumnWithoutRewrite(def: Node | undefined): boolean {
+  const column = def?.ColumnDef as Node | undefined;
+  if (column === undefined) return false;
+  const constraints = ((column.constraints as Node[] | undefined) ?? []).map((c) => c.Constraint as Node);
+  return constraints.every((c) => {
+    if (c.contype === "CONSTR_NOTNULL" || c.contype === "CONSTR_NULL") return true;
+    return c.contype === "CONSTR_DEFAULT" && isConstant(c.raw_expr as Node | undefined);
+  });
+}
+
+/** A literal, possibly cast (`0`, `'active'`, `'{}'::jsonb`, `NULL`). */
+function isConstant(expr: Node | undefined): boolean {
+  if (expr?.A_Const !== undefined) return true;
+  const cast = expr?.TypeCast as Node | undefined;
+  return cast !== undefined && isConstant(cast.arg as Node | undefined);
 }
 
 function relationName(relation: unknown): string | null {
@@ -128,4 +165,15 @@ export function concurrentCreateIndex(text: string, newName?: string): string {
   const head = `${text.slice(0, indexToken.end)} CONCURRENTLY`;
   if (newName === undefined || !named) return `${head}${text.slice(indexToken.end)}`;
   return `${head}${text.slice(indexToken.end, nameToken.start)}${quoteIdentifier(newName)}${text.slice(nameToken.end)}`;
+}
+
+/**
+ * An ALTER TABLE … ADD CONSTRAINT statement with NOT VALID added at the end of the constraint (the
+ * scanner finds the last token before any closing semicolon); everything else stays as written.
+ */
+export function notValidConstraint(text: string): string {
+  const tokens = scanSync(text).tokens;
+  const last = tokens.findLast((token) => token.text !== ";");
+  if (last === undefined) throw new Error(`not an ADD CONSTRAINT statement: ${text}`);
+  return `${text.slice(0, last.end)} NOT VALID${text.slice(last.end)}`;
 }

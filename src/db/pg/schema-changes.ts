@@ -1,8 +1,9 @@
 /**
  * PostgreSQL's answers for schema changes on a live database: the lock each statement takes (the
  * server's lock table, as the documentation lists it), table sizes from pg_class statistics,
- * INVALID indexes from pg_index, and index changes that never block writes — CREATE / DROP INDEX
- * CONCURRENTLY on one session that holds the migration advisory lock for the whole run.
+ * INVALID indexes from pg_index, and schema changes that never block writes — CREATE / DROP INDEX
+ * CONCURRENTLY, a FOREIGN KEY or CHECK added NOT VALID then VALIDATEd in its own transaction — on
+ * one session that holds the migration advisory lock for the whole run.
  */
 import { sql, type SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
@@ -14,12 +15,12 @@ import type {
   InvalidIndex,
   LockHazard,
   MigrationSession,
-  OnlineIndexChanges,
+  OnlineSchemaChanges,
   SchemaChanges,
   TableSize,
 } from "../schema-changes.js";
 import { quoteIdentifier } from "../sql-text.js";
-import { concurrentCreateIndex, describeStatements, type StatementShape } from "../statement-shape.js";
+import { concurrentCreateIndex, describeStatements, notValidConstraint, type StatementShape } from "../statement-shape.js";
 
 /** One connection of its own for a migration session, and how to give it back. */
 export interface SessionConnection {
@@ -35,14 +36,14 @@ const WRITES: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: 
 const ALL: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: true, blocksWrites: true };
 
 export class PgSchemaChanges implements SchemaChanges {
-  readonly online: OnlineIndexChanges;
+  readonly online: OnlineSchemaChanges;
 
   constructor(
     private readonly db: Executor,
     connectSession: () => Promise<SessionConnection>,
     migrationLockKey: number,
   ) {
-    this.online = new PgOnlineIndexChanges(db, connectSession, migrationLockKey);
+    this.online = new PgOnlineSchemaChanges(db, connectSession, migrationLockKey);
   }
 
   describe(statements: readonly string[]): Promise<StatementShape[]> {
@@ -60,7 +61,15 @@ export class PgSchemaChanges implements SchemaChanges {
           ? { lock: "SHARE UPDATE EXCLUSIVE", ...NONE, holds: "brief" }
           : { lock: "ACCESS EXCLUSIVE", ...ALL, holds: "brief" };
       case "add-foreign-key":
-        return { lock: "SHARE ROW EXCLUSIVE", ...WRITES, holds: "while it scans the table" };
+        // on the table and the referenced one; online (NOT VALID) it checks no existing row
+        return { lock: "SHARE ROW EXCLUSIVE", ...WRITES, holds: online || shape.notValid ? "brief" : "while it scans the table" };
+      case "add-check":
+        return { lock: "ACCESS EXCLUSIVE", ...ALL, holds: online || shape.notValid ? "brief" : "while it scans the table" };
+      case "validate-constraint":
+        // and ROW SHARE on a foreign key's referenced table: neither blocks writes
+        return { lock: "SHARE UPDATE EXCLUSIVE", ...NONE, holds: "while it scans the table" };
+      case "add-column":
+        return { lock: "ACCESS EXCLUSIVE", ...ALL, holds: "brief" };
       case "write-rows":
         return { lock: "ROW EXCLUSIVE", ...NONE, holds: "until the statement ends" };
       case "create-table":
@@ -105,7 +114,7 @@ export class PgSchemaChanges implements SchemaChanges {
   }
 }
 
-class PgOnlineIndexChanges implements OnlineIndexChanges {
+class PgOnlineSchemaChanges implements OnlineSchemaChanges {
   readonly maxNameLength = 63;
 
   constructor(
@@ -173,8 +182,21 @@ class PgOnlineIndexChanges implements OnlineIndexChanges {
     return { index: row.index ?? "", phase: row.phase, done: Number(row.done), total: Number(row.total) };
   }
 
+  notValidStatement(shape: StatementShape): string {
+    return notValidConstraint(shape.text);
+  }
+
+  validateStatement(table: string, constraint: string): string {
+    return `ALTER TABLE ${quoteIdentifier(table)} VALIDATE CONSTRAINT ${quoteIdentifier(constraint)}`;
+  }
+
   isLockTimeout(error: unknown): boolean {
     return errorCode(error) === "55P03";
+  }
+
+  isConstraintViolation(error: unknown): boolean {
+    // foreign_key_violation, check_violation
+    return errorCode(error) === "23503" || errorCode(error) === "23514";
   }
 }
 

@@ -7,7 +7,10 @@
 import { sql } from "drizzle-orm";
 import type { Executor } from "../database.js";
 import type { InvalidIndex, LockHazard, SchemaChanges, TableSize } from "../schema-changes.js";
-import { describeStatements, type StatementShape } from "../statement-shape.js";
+import { describeStatements, type StatementKind, type StatementShape } from "../statement-shape.js";
+
+/** ALTER TABLE in any form: SQLite may rewrite or check the whole table under the write lock. */
+const ALTERS: ReadonlySet<StatementKind> = new Set(["add-foreign-key", "add-check", "add-column", "validate-constraint", "alter-table"]);
 
 export class SqliteSchemaChanges implements SchemaChanges {
   readonly online = null;
@@ -22,12 +25,7 @@ export class SqliteSchemaChanges implements SchemaChanges {
   }
 
   lockOf(shape: StatementShape): LockHazard {
-    const holds =
-      shape.kind === "create-index"
-        ? "while it builds the index"
-        : shape.kind === "add-foreign-key" || shape.kind === "alter-table"
-          ? "until the statement ends"
-          : "brief";
+    const holds = shape.kind === "create-index" ? "while it builds the index" : ALTERS.has(shape.kind) ? "until the statement ends" : "brief";
     return { lock: "write lock (whole database)", blocksReads: false, blocksWrites: true, holds };
   }
 
