@@ -39,6 +39,7 @@ const CREDIT = applyStatement(
   "",
   "credit",
 );
+const SEEN = "SELECT token_balance, held_tokens FROM users WHERE id = $1";
 const BY_KEY = `SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key = $1`;
 
 /**
@@ -325,6 +326,27 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
     }
   };
 
+  /**
+   * A change without a key on its own: the plain one-statement deduct or credit (the batch
+   * statement's look-up of a key and its answer for a refusal cost the server more, paid on every
+   * change; this is what keeps a few callers at the driver's own rate). A refusal reads what the
+   * guard saw afterwards: no other change of this user is in flight here (the batcher keeps a
+   * user's changes out of batches running beside it), so only another process can have moved it,
+   * which core's re-check of a contradicted refusal covers.
+   */
+  const alone = async (change: BalanceChange): Promise<BatchOutcome> => {
+    const [row] = await client.unsafe<Array<{ balance_after: string; created_at_ms: number }>>(
+      change.operation === "deduct" ? PG_DEDUCT_STATEMENT : CREDIT,
+      paramsOf(change),
+      options,
+    );
+    if (row !== undefined) return { kind: "applied", entry: ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms)) };
+    const [seen] = await client.unsafe<Array<{ token_balance: string; held_tokens: string }>>(SEEN, [change.userId], options);
+    return seen === undefined
+      ? { kind: "refused", balance: null, heldTokens: 0 }
+      : { kind: "refused", balance: Number(seen.token_balance), heldTokens: Number(seen.held_tokens) };
+  };
+
   return async (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> => {
     const outcomes: Array<BatchOutcome | undefined> = changes.map(() => undefined);
     if (changes.length <= ALONE_UP_TO && independent(changes)) {
@@ -333,7 +355,7 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
       return Promise.all(
         changes.map(async (change): Promise<BatchOutcome> => {
           try {
-            return outcomeOf(await run(client, change));
+            return change.idempotencyKey === null ? await alone(change) : outcomeOf(await run(client, change));
           } catch (error) {
             return { kind: "failed", error };
           }
