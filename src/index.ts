@@ -55,7 +55,7 @@ export { parseRequestTemplate, DEFAULT_BODY } from "./core/http-template.js";
 export type { RequestTemplate, RequestTemplateInput } from "./core/http-template.js";
 export { healthHandler, livenessHandler, metricsHandler, toNodeListener } from "./core/endpoints.js";
 export type { RequestHandler, HealthHandlerOptions } from "./core/endpoints.js";
-export { createMetricsCollector, QUERY_BUCKETS } from "./core/metrics.js";
+export { createMetricsCollector, QUERY_BUCKETS, type MetricsOptions } from "./core/metrics.js";
 export type { MetricsCollector } from "./core/metrics.js";
 export { tokenCounts } from "./core/token-counters.js";
 export type { TokenCount, TokenOutcome } from "./core/token-counters.js";

@@ -88,6 +88,42 @@ describe.each(DIALECTS)("%s: health and metrics handlers", (dialect) => {
     expect((await get(healthHandler(db))).status).toBe(200);
   });
 
+  it("metricsHandler answers within its deadline when the database hangs: up 0, and scrapes do not queue", async () => {
+    await migrate(db);
+    if (dialect === "sqlite") return; // a SQLite reader in WAL mode is never blocked by a writer
+    // no lock timeout: without the deadline a scrape would wait as long as the lock is held
+    const patient = await openDatabase(url, { lockTimeoutMs: 0 });
+    const handler = metricsHandler(patient, { timeoutMs: 300 });
+    expect(parseExposition(await (await get(handler)).text()).get("briefdb_up")).toBe(1);
+    const locker = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await locker.begin(async (tx) => {
+        await tx`LOCK TABLE briefdb_migrations IN ACCESS EXCLUSIVE MODE`;
+        // three scrapes while the health read waits on the lock: each answers, none waits for the others
+        const hung = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the scrapes hung with the database")), 20_000));
+        const responses = await Promise.race([Promise.all([get(handler), get(handler), get(handler)]), hung]);
+        for (const response of responses) {
+          expect(response.status).toBe(200);
+          const samples = parseExposition(await response.text());
+          expect(samples.get("briefdb_up")).toBe(0);
+          expect(samples.get("briefdb_healthy")).toBe(0);
+        }
+      });
+    } finally {
+      await locker.end();
+    }
+    // the lock is gone: the next scrape reads the database again
+    try {
+      for (let i = 0; i < 50; i++) {
+        if (parseExposition(await (await get(handler)).text()).get("briefdb_up") === 1) return;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error("briefdb_up never came back to 1 after the lock was released");
+    } finally {
+      await patient.close();
+    }
+  });
+
   it("metricsHandler: health, migrations, recorded query samples with the 0.5 s and 1 s buckets, token outcomes", async () => {
     await migrate(db);
     await createUser(db, { id: "metrics-user", email: "metrics@example.test", name: "M", openingBalance: 5 });

@@ -6,8 +6,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { BriefDatabase } from "../db/database.js";
+import { withDeadline } from "./deadline.js";
 import { checkDatabaseHealth } from "./health.js";
-import { createMetricsCollector } from "./metrics.js";
+import { createMetricsCollector, type MetricsOptions } from "./metrics.js";
 
 export type RequestHandler = (request: Request) => Promise<Response>;
 
@@ -48,26 +49,14 @@ export function healthHandler(db: BriefDatabase, options: HealthHandlerOptions =
   };
 }
 
-/** The work's result, or undefined when it has not settled within `ms` (it goes on unawaited). */
-async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-    work.catch(() => {}); // settled after the deadline: nobody is listening any more
-  }
-}
-
 /** Liveness: 200 while the process answers at all; it never touches the database. */
 export function livenessHandler(): RequestHandler {
   return async (request) => onlyReads(request) ?? json(200, { ok: true, status: "alive" }, request.method === "HEAD");
 }
 
 /** Prometheus exposition of briefdb's metrics (see metrics.ts), read fresh on every scrape. */
-export function metricsHandler(db: BriefDatabase): RequestHandler {
-  const collector = createMetricsCollector(db);
+export function metricsHandler(db: BriefDatabase, options: MetricsOptions = {}): RequestHandler {
+  const collector = createMetricsCollector(db, options);
   return async (request) => {
     const refused = onlyReads(request);
     if (refused) return refused;

@@ -8,6 +8,7 @@
 import { sql } from "drizzle-orm";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { BriefDatabase } from "../db/database.js";
+import { withDeadline } from "./deadline.js";
 import { checkDatabaseHealth } from "./health.js";
 import { tokenCounts } from "./token-counters.js";
 
@@ -27,7 +28,19 @@ export interface MetricsCollector {
   scrape(): Promise<string>;
 }
 
-export function createMetricsCollector(db: BriefDatabase): MetricsCollector {
+export interface MetricsOptions {
+  /**
+   * How long a scrape waits for the database (default 5000 ms). Past it the scrape answers at once
+   * with briefdb_up and briefdb_healthy 0 and this process's own counters; the reads still under
+   * way are not started again until they finish, so a hung database never queues scrapes.
+   */
+  readonly timeoutMs?: number;
+}
+
+const DEFAULT_SCRAPE_TIMEOUT_MS = 5000;
+
+export function createMetricsCollector(db: BriefDatabase, options: MetricsOptions = {}): MetricsCollector {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS;
   const registry = new Registry();
   const m = {
     up: new Gauge({ name: "briefdb_up", help: "1 when the database answered the last scrape's health check", registers: [registry] }),
@@ -75,7 +88,8 @@ export function createMetricsCollector(db: BriefDatabase): MetricsCollector {
     names.add(name);
     return name;
   };
-  let running: Promise<string> = Promise.resolve("");
+  /** The database reads under way; a scrape joins them rather than starting its own. */
+  let reading: Promise<void> | undefined;
 
   async function readHealth(): Promise<boolean> {
     const report = await checkDatabaseHealth(db, { samples: 1 });
@@ -122,18 +136,35 @@ export function createMetricsCollector(db: BriefDatabase): MetricsCollector {
     for (const [state, n] of Object.entries(use.connections)) pool.connections.set({ state }, n);
   }
 
-  async function scrapeOnce(): Promise<string> {
+  async function readDatabase(): Promise<void> {
     const migrated = await readHealth();
     // what needs the schema only when it is there: a scrape never fails, it says up/healthy 0
     if (migrated) await readQueryLog().catch(() => {});
     await readPool().catch(() => {});
+  }
+
+  async function scrape(): Promise<string> {
+    // one pass over the database at a time, so that two never observe the same query-log rows twice
+    if (reading === undefined) {
+      const pass = readDatabase()
+        .catch(() => {
+          m.up.set(0);
+          m.healthy.set(0);
+        })
+        .finally(() => {
+          if (reading === pass) reading = undefined;
+        });
+      reading = pass;
+    }
+    const read = await withDeadline(reading.then(() => true), timeoutMs);
+    if (read === undefined) {
+      // the database did not answer in time: say so, rather than last time's figures
+      m.up.set(0);
+      m.healthy.set(0);
+    }
     readTokenCounts();
     return registry.metrics();
   }
 
-  return {
-    registry,
-    // one scrape at a time, so that two never observe the same query-log rows twice
-    scrape: () => (running = running.catch(() => "").then(scrapeOnce)),
-  };
+  return { registry, scrape };
 }
