@@ -80,10 +80,25 @@ describe("cli conventions", () => {
     expect(flagWins.json?.error.code).toBe("DB_UNREACHABLE");
   });
 
+  it("health --json on a SQLite file that cannot be opened is the whole report, as for an unreachable server", async () => {
+    for (const db of ["sqlite:/nonexistent/dir/x.db", "postgres://u:pw@127.0.0.1:1/x"]) {
+      const result = await cli(["health", "--db", db, "--json"]);
+      expect(result.code).toBe(1);
+      expect(result.json).toMatchObject({
+        ok: false,
+        healthy: false,
+        error: { code: "DB_UNREACHABLE" },
+        migrations: null,
+        integrity: { checked: false, ok: null },
+      });
+      expect(result.json?.problems).toHaveLength(1);
+    }
+  });
+
   it("never prints a stack trace, unless BRIEFDB_DEBUG=1", async () => {
-    const quiet = await cli(["health", "--db", "sqlite:/nonexistent/dir/x.db"]);
+    const quiet = await cli(["tokens", "balance", "u1", "--db", "sqlite:/nonexistent/dir/x.db"]);
     expect(quiet.stderr).not.toMatch(/\n\s+at /);
-    const debug = await cli(["health", "--db", "sqlite:/nonexistent/dir/x.db"], { env: { BRIEFDB_DEBUG: "1" } });
+    const debug = await cli(["tokens", "balance", "u1", "--db", "sqlite:/nonexistent/dir/x.db"], { env: { BRIEFDB_DEBUG: "1" } });
     expect(debug.stderr).toMatch(/\n\s+at /);
   });
 });

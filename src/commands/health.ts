@@ -30,8 +30,16 @@ Examples:
       action(async (ctx, options: { samples: number; deep?: boolean; wait?: number }) => {
         const deep = options.deep === true;
         if (options.wait !== undefined) return waitedOutcome(ctx, options.samples, options.wait, deep);
-        const { checkDatabaseHealth } = await import("../core/health.js");
-        const db = await ctx.open();
+        const { checkDatabaseHealth, failedHealthReport } = await import("../core/health.js");
+        let db;
+        try {
+          db = await ctx.open();
+        } catch (error) {
+          // a file that cannot be opened is reported as any unreachable database is: the whole report
+          if (!(error instanceof BriefdbError) || error.exitCode !== 1) throw error;
+          const base = { dialect: ctx.target.dialect, target: ctx.target.display, samples: options.samples };
+          return healthOutcome(failedHealthReport(base, error));
+        }
         return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples, deep }));
       }),
     );

@@ -84,19 +84,30 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: HealthOpti
     const invalidIndexes = status.invalidIndexes.map((i) => i.index);
     return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, invalidIndexes, integrity, problems, error: null };
   } catch (caught) {
-    const error = toBriefdbError(caught, db);
-    return {
-      ...base,
-      healthy: false,
-      serverVersion: null,
-      latencyMs: null,
-      migrations: null,
-      invalidIndexes: null,
-      integrity,
-      problems: [error.message],
-      error,
-    };
+    return failedHealthReport(base, toBriefdbError(caught, db), integrity);
   }
+}
+
+/**
+ * The report of a database that could not be checked (unreachable, unopenable, erroring): the same
+ * shape as any report, so that a script reading `healthy` never finds it missing.
+ */
+export function failedHealthReport(
+  base: { readonly dialect: DialectName; readonly target: string; readonly samples: number },
+  error: BriefdbError,
+  integrity: IntegrityStatus = notChecked,
+): HealthReport {
+  return {
+    ...base,
+    healthy: false,
+    serverVersion: null,
+    latencyMs: null,
+    migrations: null,
+    invalidIndexes: null,
+    integrity,
+    problems: [error.message],
+    error,
+  };
 }
 
 function integrityStatus(check: IntegrityCheck): IntegrityStatus {
