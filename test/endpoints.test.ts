@@ -238,6 +238,18 @@ describe("briefdb serve", () => {
     expect(await server.exited).toBe(0);
   });
 
+  it("listening beyond loopback says so on stderr (no authentication); stdout keeps its one JSON object", async () => {
+    const url = await freshDatabase("sqlite");
+    await (await openDatabase(url)).close();
+    // bound to every interface for a moment; nothing is sent to it but a stop signal
+    const server = await serve(["--db", url, "--host", "0.0.0.0"]);
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+    expect(server.output().stdout.trim().split("\n")).toHaveLength(1);
+    expect(server.output().stderr).toMatch(/^warning: listening on 0\.0\.0\.0, not loopback: /);
+    expect(server.output().stderr.trim().split("\n")).toHaveLength(1);
+  });
+
   it("a port in use is one line and exit 2", async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));

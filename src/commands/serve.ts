@@ -1,6 +1,7 @@
 /** `briefdb serve`: /healthz, /readyz and /metrics over HTTP as a sidecar, until SIGTERM or SIGINT. */
 import { Command } from "commander";
-import { announce, type Outcome } from "../render.js";
+import { isLoopbackHost } from "../db/target.js";
+import { announce, progressLine, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { wholeNumber } from "./parse.js";
 
@@ -32,6 +33,12 @@ A port in use is exit 2. /readyz is 200 when the database is reachable and migra
         const { startSidecar, SIDECAR_ROUTES } = await import("../core/sidecar.js");
         const sidecar = await startSidecar(db, { port: options.port, host: options.host });
         const routes = SIDECAR_ROUTES.map((route) => `${sidecar.url}${route}`);
+        if (!isLoopbackHost(options.host)) {
+          // said on stderr (stdout keeps its one result): what is served here has no authentication
+          progressLine(
+            `warning: listening on ${options.host}, not loopback: anyone who can reach this port reads the health report (server version, migrations) and the metrics; put it on a private network or behind auth`,
+          );
+        }
         announce(ctx.ui, { url: sidecar.url, port: sidecar.port, routes, target: db.target.display }, `serving ${db.target.display} on ${routes.join(" ")} (Ctrl-C or SIGTERM stops)`);
         await untilAborted(stop);
         await sidecar.close();
