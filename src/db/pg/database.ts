@@ -145,7 +145,12 @@ export class PgDatabase implements PgBriefDatabase {
               (error) => this.classify(error) === "retryable",
               (error) => this.classify(error) === "lock_timeout",
             ),
-            { slots: Math.max(1, Math.floor(this.client.options.max / 2)) },
+            {
+              slots: Math.max(1, Math.floor(this.client.options.max / 2)),
+              // close() lets changes already called (queued or in flight) finish, as unbatched
+              // ones do: postgres.js's end() waits only for the queries it has been given
+              track: (outcome) => this.backgroundWrites.track(outcome),
+            },
           )
         : statements;
     }
