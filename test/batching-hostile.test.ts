@@ -3,6 +3,7 @@
  * are queued or in flight, locks held elsewhere, the server going away. Each answer is checked
  * against what the ledger holds afterwards.
  */
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, createUser, getBalance, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
 import { DIALECTS } from "./support/databases.js";
@@ -29,5 +30,63 @@ describe.each(DIALECTS)("%s: batching under hostile use", (dialect) => {
     expect(results.filter((r) => !r.success).map((r) => !r.success && r.error.code)).toEqual([]);
     expect(await getBalance(setup, user)).toBe(1200);
     expect((await verifyLedger(setup)).ok).toBe(true);
+  });
+});
+
+describe("postgresql: a user's row locked elsewhere while its batch runs", () => {
+  let url: string;
+  let setup: BriefDatabase;
+
+  beforeAll(async () => {
+    ({ url, db: setup } = await migratedDatabase("postgresql"));
+  });
+  afterAll(() => setup.close());
+
+  it("once one of the user's changes gave up on the lock, its later ones in the batch give up with it instead of each waiting in turn", async () => {
+    const [locked, free] = ["row-locked", "row-free"];
+    for (const id of [locked, free]) await createUser(setup, { id, email: `${id}@example.test`, name: id, openingBalance: 100 });
+    const holder = postgres(url, { max: 1, onnotice: () => {} });
+    const reserved = await holder.reserve();
+    const watcher = postgres(url, { max: 1, onnotice: () => {} });
+    // pool of 2: one slot, so the calls below go as one batch
+    const db = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 1000 });
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      await reserved.unsafe("COMMIT");
+    };
+    try {
+      await reserved.unsafe("BEGIN");
+      await reserved.unsafe(`SELECT 1 FROM users WHERE id = '${locked}' FOR UPDATE`);
+      const calls = Promise.all(
+        Array.from({ length: 12 }, (_, i) => atomicTokenOperation(db, i % 2 === 0 ? locked : free, "deduct", 1, `d${i}`)),
+      );
+      let answered = false;
+      void calls.finally(() => (answered = true));
+      // the batch's statement waits first, then the user's first change on its own: a third wait
+      // is a later change waiting again; the lock is let go then, and that change would apply
+      const waits = new Set<string>();
+      while (!answered && waits.size < 3) {
+        const rows = await watcher.unsafe<Array<{ pid: number; started: string }>>(
+          "SELECT pid, query_start::text AS started FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'briefdb' AND wait_event_type = 'Lock'",
+        );
+        for (const row of rows) waits.add(`${row.pid} ${row.started}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await release();
+      const results = await calls;
+      expect(results.map((r) => (r.success ? r.data.balance : r.error.code))).toEqual(
+        Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? "LOCK_TIMEOUT" : 100 - (i + 1) / 2)),
+      );
+      expect(await getBalance(setup, locked)).toBe(100);
+      expect((await verifyLedger(setup)).ok).toBe(true);
+    } finally {
+      await release();
+      reserved.release();
+      await db.close();
+      await holder.end();
+      await watcher.end();
+    }
   });
 });

@@ -266,7 +266,7 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
     }
     await Promise.all(
       [...byUser.values()].map(async (list) => {
-        for (const i of list) {
+        for (const [n, i] of list.entries()) {
           for (let attempt = 1; ; attempt++) {
             try {
               outcomes[i] = outcomeOf(await run(client, changes[i] as BalanceChange));
@@ -278,6 +278,14 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
               outcomes[i] = { kind: "failed", error };
             }
             break;
+          }
+          const failed = outcomes[i];
+          if (failed?.kind === "failed" && lockTimeout(failed.error)) {
+            // the user's row is locked elsewhere: its later changes would each wait the whole
+            // lock timeout in turn (and the batch, its other users' next changes, with them);
+            // they were not applied, and give up with it, in order
+            for (const later of list.slice(n + 1)) outcomes[later] = { kind: "failed", error: failed.error };
+            return;
           }
         }
       }),
