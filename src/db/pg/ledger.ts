@@ -255,6 +255,21 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
   const run = (sql: postgres.Sql | postgres.TransactionSql, change: BalanceChange) =>
     sql.unsafe<BatchRow[]>(statementOf(change), paramsOf(change), options);
 
+  /** One change as its own statement; rolled back by a deadlock or serialization failure, tried again in place. */
+  const runAlone = async (change: BalanceChange): Promise<BatchOutcome> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return outcomeOf(await run(client, change));
+      } catch (error) {
+        if (rolledBack(error) && attempt < ALONE_ATTEMPTS) {
+          await backOff(attempt);
+          continue;
+        }
+        return { kind: "failed", error };
+      }
+    }
+  };
+
   /** Each user's changes in order, one statement each (a rolled-back one tried again in place); users side by side. */
   const oneByOne = async (changes: readonly BalanceChange[], indices: readonly number[], outcomes: Array<BatchOutcome | undefined>) => {
     const byUser = new Map<string, number[]>();
@@ -267,19 +282,7 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
     await Promise.all(
       [...byUser.values()].map(async (list) => {
         for (const [n, i] of list.entries()) {
-          for (let attempt = 1; ; attempt++) {
-            try {
-              outcomes[i] = outcomeOf(await run(client, changes[i] as BalanceChange));
-            } catch (error) {
-              if (rolledBack(error) && attempt < RERUNS) {
-                await backOff(attempt);
-                continue;
-              }
-              outcomes[i] = { kind: "failed", error };
-            }
-            break;
-          }
-          const failed = outcomes[i];
+          const failed = (outcomes[i] = await runAlone(changes[i] as BalanceChange));
           if (failed?.kind === "failed" && lockTimeout(failed.error)) {
             // the user's row is locked elsewhere: its later changes would each wait the whole
             // lock timeout in turn (and the batch, its other users' next changes, with them);
@@ -337,16 +340,9 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
     const outcomes: Array<BatchOutcome | undefined> = changes.map(() => undefined);
     if (changes.length <= ALONE_UP_TO && independent(changes)) {
       // a few changes that cannot see each other (other users, other keys): each its own
-      // statement, sent at once on connections of the pool (one round trip each, as unbatched)
-      return Promise.all(
-        changes.map(async (change): Promise<BatchOutcome> => {
-          try {
-            return outcomeOf(await run(client, change));
-          } catch (error) {
-            return { kind: "failed", error };
-          }
-        }),
-      );
+      // statement, sent at once on connections of the pool (one round trip each, as unbatched);
+      // a deadlock or serialization failure is tried again in place, as core does unbatched
+      return Promise.all(changes.map(runAlone));
     }
     const all = changes.map((_, i) => i);
     if (!keyRepeated(changes)) {
@@ -433,6 +429,9 @@ function backOff(attempt: number): Promise<void> {
  * transaction costs BEGIN and COMMIT round trips that only pay off over more changes.
  */
 const ALONE_UP_TO = 3;
+
+/** Tries of one change run as its own statement, rolled back by a deadlock or serialization failure: as core's unbatched. */
+const ALONE_ATTEMPTS = 10;
 
 /** How often a batch rolled back by a deadlock or serialization failure is run again before its changes fail. */
 const RERUNS = 5;
