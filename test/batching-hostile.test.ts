@@ -3,6 +3,7 @@
  * are queued or in flight, locks held elsewhere, the server going away. Each answer is checked
  * against what the ledger holds afterwards.
  */
+import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, createUser, getBalance, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
@@ -88,5 +89,39 @@ describe("postgresql: a user's row locked elsewhere while its batch runs", () =>
       await holder.end();
       await watcher.end();
     }
+  });
+
+  it("close() does not wait for ever on a batch stuck behind a lock that never frees (lockTimeoutMs 0)", async () => {
+    const user = "never-freed";
+    await createUser(setup, { id: user, email: `${user}@example.test`, name: user, openingBalance: 100 });
+    const holder = postgres(url, { max: 1, onnotice: () => {} });
+    const reserved = await holder.reserve();
+    const watcher = postgres(url, { max: 1, onnotice: () => {} });
+    const db = await openDatabase(url, { lockTimeoutMs: 0 });
+    try {
+      await reserved.unsafe("BEGIN");
+      await reserved.unsafe(`SELECT 1 FROM users WHERE id = '${user}' FOR UPDATE`);
+      // the first waits on the lock on the server; the second waits in the batcher behind it (same user)
+      const sent = atomicTokenOperation(db, user, "deduct", 1, "sent");
+      for (;;) {
+        const [row] = await watcher.unsafe<Array<{ n: string }>>(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'briefdb' AND wait_event_type = 'Lock'",
+        );
+        if (Number(row?.n) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const queued = atomicTokenOperation(db, user, "deduct", 1, "never sent");
+      await db.close();
+      // sent and cut off: it may yet be applied when the lock frees; never sent: nothing changed
+      expect(await sent).toMatchObject({ success: false, error: { code: "OUTCOME_UNKNOWN" } });
+      expect(await queued).toMatchObject({ success: false, error: { code: "DB_UNREACHABLE" } });
+    } finally {
+      await reserved.unsafe("ROLLBACK");
+      reserved.release();
+      await holder.end();
+      await watcher.end();
+    }
+    const [row] = await setup.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM token_transactions WHERE reason = 'never sent'`);
+    expect(Number(row?.n)).toBe(0);
   });
 });
