@@ -34,6 +34,50 @@ describe.each(DIALECTS)("%s: batching under hostile use", (dialect) => {
   });
 });
 
+describe.each(DIALECTS)("%s: a batch with a repeated key and missing briefs", (dialect) => {
+  let url: string;
+  let setup: BriefDatabase;
+
+  beforeAll(async () => {
+    ({ url, db: setup } = await migratedDatabase(dialect));
+  });
+  afterAll(() => setup.close());
+
+  it("answers each change as called: a missing brief only where the guard held, a refusal before it", async () => {
+    const user = `briefless-${dialect}`;
+    await createUser(setup, { id: user, email: `${user}@example.test`, name: user, openingBalance: 3 });
+    // pool of 2 on PostgreSQL: one batch; the repeated key sends it down the pipelined path
+    const db = await openDatabase(url, { poolSize: 2 });
+    try {
+      const calls: Array<[op: "credit" | "deduct", amount: number, options: { briefId?: string; idempotencyKey?: string }]> = [
+        ["deduct", 1, { idempotencyKey: `twice-${dialect}` }],
+        ["deduct", 5, { briefId: "no-such-brief" }],
+        ["deduct", 2, { briefId: "no-such-brief" }],
+        ["deduct", 1, { idempotencyKey: `twice-${dialect}` }],
+        ["credit", 4, { briefId: "no-such-brief" }],
+        ["deduct", 2, {}],
+        ["credit", 1, {}],
+        ["deduct", 1, { briefId: "no-such-brief" }],
+      ];
+      const results = await Promise.all(calls.map(([op, amount, options], i) => atomicTokenOperation(db, user, op, amount, `c${i}`, options)));
+      expect(results.map((r) => (r.success ? `${r.data.balance}${r.data.replayed ? " replayed" : ""}` : r.error.code))).toEqual([
+        "2",
+        "INSUFFICIENT_BALANCE",
+        "BRIEF_NOT_FOUND",
+        "2 replayed",
+        "BRIEF_NOT_FOUND",
+        "0",
+        "1",
+        "BRIEF_NOT_FOUND",
+      ]);
+      expect(await getBalance(setup, user)).toBe(1);
+      expect((await verifyLedger(setup)).ok).toBe(true);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 describe("postgresql: a user's row locked elsewhere while its batch runs", () => {
   let url: string;
   let setup: BriefDatabase;
