@@ -41,23 +41,18 @@ const CREDIT = applyStatement(
 );
 const BY_KEY = `SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key = $1`;
 
-/** The change names no brief, or one that exists (a batch statement's $5). */
-const BRIEF_OK = "($5::text IS NULL OR EXISTS (SELECT 1 FROM briefs WHERE briefs.id = $5::text))";
-
 /**
  * One change of a batch, as one statement with the same parameters as applyStatement: if its
  * idempotency key already has a row, that row ('replayed', nothing changed); else the guarded
  * UPDATE and its ledger INSERT ('applied'); else the balance the guard refused ('refused', in
- * balance_after, and the held tokens in amount; no row at all: no such user), or 'no_brief' when
- * the guard held but the brief does not exist: answered, not raised, so that it does not abort
- * the transaction of the changes pipelined beside it (each would be run again without it).
+ * balance_after, and the held tokens in amount; no row at all: no such user).
  */
 function batchStatement(newBalance: string, guard: string, sign: "" | "-", type: string): string {
   return `WITH prior AS (
     SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key = $6
   ), changed AS (
     UPDATE users SET token_balance = ${newBalance}, updated_at = now()
-    WHERE id = $2 AND ${guard} AND NOT EXISTS (SELECT 1 FROM prior) AND ${BRIEF_OK}
+    WHERE id = $2 AND ${guard} AND NOT EXISTS (SELECT 1 FROM prior)
     RETURNING token_balance
   ), inserted AS (
     INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
@@ -66,8 +61,7 @@ function batchStatement(newBalance: string, guard: string, sign: "" | "-", type:
   )
   SELECT 'applied' AS outcome, * FROM inserted
   UNION ALL SELECT 'replayed', * FROM prior
-  UNION ALL SELECT CASE WHEN ${guard} AND NOT ${BRIEF_OK} THEN 'no_brief' ELSE 'refused' END,
-    NULL, NULL, held_tokens, NULL, NULL, NULL, token_balance, NULL, NULL, NULL FROM users
+  UNION ALL SELECT 'refused', NULL, NULL, held_tokens, NULL, NULL, NULL, token_balance, NULL, NULL, NULL FROM users
     WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM prior) AND NOT EXISTS (SELECT 1 FROM changed)`;
 }
 const BATCH_DEDUCT = batchStatement("token_balance - $3::bigint", "token_balance - held_tokens >= $3::bigint", "-", "deduct");
@@ -78,7 +72,7 @@ const BATCH_CREDIT = batchStatement(
   "credit",
 );
 
-type BatchRow = LedgerRow & { readonly outcome: "applied" | "replayed" | "refused" | "no_brief" };
+type BatchRow = LedgerRow & { readonly outcome: "applied" | "replayed" | "refused" };
 
 /**
  * A whole batch as ONE statement over arrays (issue 12): $1 ledger ids, $2 user ids, $3 amounts,
@@ -265,7 +259,7 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
   const runAlone = async (change: BalanceChange): Promise<BatchOutcome> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return outcomeOf(change, await run(client, change));
+        return outcomeOf(await run(client, change));
       } catch (error) {
         if (rolledBack(error) && attempt < ALONE_ATTEMPTS) {
           await backOff(attempt);
@@ -320,7 +314,7 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
           }
           return settled.map((answer) => (answer as PromiseFulfilledResult<BatchRow[]>).value);
         });
-        batch.forEach((i, j) => (outcomes[i] = outcomeOf(changes[i] as BalanceChange, answers[j] as BatchRow[])));
+        batch.forEach((i, j) => (outcomes[i] = outcomeOf(answers[j] as BatchRow[])));
       } catch (error) {
         if (culprit !== undefined && !shared(error)) {
           // the changes before it are applied again (they were rolled back with it), then those after it
@@ -449,10 +443,9 @@ function independent(changes: readonly BalanceChange[]): boolean {
   return users.size === changes.length && new Set(keys).size === keys.length;
 }
 
-function outcomeOf(change: BalanceChange, rows: readonly BatchRow[]): BatchOutcome {
+function outcomeOf(rows: readonly BatchRow[]): BatchOutcome {
   const [row] = rows;
   if (row === undefined) return { kind: "refused", balance: null, heldTokens: 0 };
   if (row.outcome === "refused") return { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.amount) };
-  if (row.outcome === "no_brief") return { kind: "failed", error: noSuchBrief(change) };
   return { kind: row.outcome, entry: ledgerEntryFromRow(row) };
 }
