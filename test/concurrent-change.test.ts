@@ -112,4 +112,30 @@ describe("postgresql: default_transaction_isolation = serializable", () => {
       await db.close();
     }
   });
+
+  it("lone batched deducts of two processes on one user all succeed: a batch's own statement retries 40001 too", async () => {
+    const user = "serial-two-apps";
+    const setup = await openDatabase(url, { batch: false });
+    await createUser(setup, { id: user, email: `${user}@example.test`, name: user, openingBalance: 1000 });
+    await setup.close();
+    // two app servers, each calling one deduct at a time: each batch is a change alone, on its own statement
+    const apps = [await openDatabase(url), await openDatabase(url)];
+    try {
+      const results = await Promise.all(
+        apps.map(async (db, app) => {
+          const codes: string[] = [];
+          for (let i = 0; i < 60; i++) {
+            const result = await atomicTokenOperation(db, user, "deduct", 1, `app ${app} deduct ${i}`);
+            codes.push(result.success ? "ok" : result.error.code);
+          }
+          return codes;
+        }),
+      );
+      expect(results.flat().filter((code) => code !== "ok")).toEqual([]);
+      const [row] = await (apps[0] as BriefDatabase).all<{ b: number | string }>(sql`SELECT token_balance AS b FROM users WHERE id = ${user}`);
+      expect(Number(row?.b)).toBe(880);
+    } finally {
+      for (const db of apps) await db.close();
+    }
+  });
 });

@@ -1,6 +1,7 @@
 /**
- * Writes a caller started and did not wait for (monitorQuery's query-log samples): a database
- * keeps them here so that close() can let them finish before the connection goes away.
+ * Writes a caller started and did not wait for (monitorQuery's query-log samples), and batched
+ * token changes still queued or in flight: a database keeps them here so that close() can let
+ * them finish before the connection goes away.
  */
 export class BackgroundWrites {
   private readonly pending = new Set<Promise<unknown>>();

@@ -133,10 +133,15 @@ export class LedgerBatcher {
 export function withBatching(
   statements: LedgerStatements,
   applyBatch: ApplyBatch,
-  options: { readonly slots?: number; readonly alone?: () => boolean } = {},
+  options: {
+    readonly slots?: number;
+    readonly alone?: () => boolean;
+    /** Told of every change submitted to the batcher, as it is queued (close() waits for them). */
+    readonly track?: (outcome: Promise<BatchOutcome>) => void;
+  } = {},
 ): LedgerStatements {
   const batcher = new LedgerBatcher(applyBatch, options.slots ?? 1);
-  const alone = options.alone;
+  const { alone, track } = options;
   return {
     ...statements,
     submit: async (change) => {
@@ -144,7 +149,9 @@ export function withBatching(
         const [outcome] = await applyBatch([change]);
         return outcome ?? { kind: "failed", error: new Error("briefdb: a batch answered no outcome") };
       }
-      return batcher.submit(change);
+      const outcome = batcher.submit(change);
+      track?.(outcome);
+      return outcome;
     },
   };
 }

@@ -76,6 +76,8 @@ const CONNECTION_LOST_CODES = new Set([
 ]);
 const AUTH_CODES = new Set(["28P01", "28000"]);
 const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
+/** How long close() lets batched changes already called, then the statements in flight, finish. */
+const CLOSE_TIMEOUT_SECONDS = 5;
 /**
  * Enough for fifty transactions contending for one row under SERIALIZABLE (one of each round of
  * contenders commits; the rest are retried after a jittered pause that spreads them out).
@@ -98,6 +100,8 @@ export class PgDatabase implements PgBriefDatabase {
   private readonly prepare: boolean;
   private readonly batching: boolean;
   private readonly backgroundWrites = new BackgroundWrites();
+  /** Batched token changes called and not yet answered (queued in the batcher, or in flight). */
+  private readonly batchedChanges = new BackgroundWrites();
 
   /** With `client`, briefdb uses the app's own pool and never ends it. */
   constructor(
@@ -145,7 +149,12 @@ export class PgDatabase implements PgBriefDatabase {
               (error) => this.classify(error) === "retryable",
               (error) => this.classify(error) === "lock_timeout",
             ),
-            { slots: Math.max(1, Math.floor(this.client.options.max / 2)) },
+            {
+              slots: Math.max(1, Math.floor(this.client.options.max / 2)),
+              // close() lets changes already called (queued or in flight) finish, as unbatched
+              // ones do: postgres.js's end() waits only for the queries it has been given
+              track: (outcome) => this.batchedChanges.track(outcome),
+            },
           )
         : statements;
     }
@@ -283,7 +292,16 @@ export class PgDatabase implements PgBriefDatabase {
 
   async close(): Promise<void> {
     await this.backgroundWrites.settle();
-    if (this.ownsConnection) await this.client.end({ timeout: 5 });
+    // changes already called go first, as unbatched ones would, but not for ever (a batch may
+    // wait on a lock that never frees: lockTimeoutMs 0); then what was sent and is still
+    // running gets the pool's end timeout, and what was never sent is refused, nothing changed
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.batchedChanges.settle(),
+      new Promise<void>((resolve) => (waited = setTimeout(resolve, CLOSE_TIMEOUT_SECONDS * 1000))),
+    ]);
+    clearTimeout(waited);
+    if (this.ownsConnection) await this.client.end({ timeout: CLOSE_TIMEOUT_SECONDS });
   }
 }
 

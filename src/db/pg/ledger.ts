@@ -256,6 +256,42 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
   const run = (sql: postgres.Sql | postgres.TransactionSql, change: BalanceChange) =>
     sql.unsafe<BatchRow[]>(statementOf(change), paramsOf(change), options);
 
+  /**
+   * A change without a key on its own: the plain one-statement deduct or credit (the batch
+   * statement's look-up of a key and its answer for a refusal cost the server more, paid on every
+   * change; this is what keeps a few callers at the driver's own rate). A refusal reads what the
+   * guard saw afterwards: no other change of this user is in flight here (the batcher keeps a
+   * user's changes out of batches running beside it), so only another process can have moved it,
+   * which core's re-check of a contradicted refusal covers.
+   */
+  const alone = async (change: BalanceChange): Promise<BatchOutcome> => {
+    const [row] = await client.unsafe<Array<{ balance_after: string; created_at_ms: number }>>(
+      change.operation === "deduct" ? PG_DEDUCT_STATEMENT : CREDIT,
+      paramsOf(change),
+      options,
+    );
+    if (row !== undefined) return { kind: "applied", entry: ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms)) };
+    const [seen] = await client.unsafe<Array<{ token_balance: string; held_tokens: string }>>(SEEN, [change.userId], options);
+    return seen === undefined
+      ? { kind: "refused", balance: null, heldTokens: 0 }
+      : { kind: "refused", balance: Number(seen.token_balance), heldTokens: Number(seen.held_tokens) };
+  };
+
+  /** One change as its own statement; rolled back by a deadlock or serialization failure, tried again in place. */
+  const runAlone = async (change: BalanceChange): Promise<BatchOutcome> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return change.idempotencyKey === null ? await alone(change) : outcomeOf(await run(client, change));
+      } catch (error) {
+        if (rolledBack(error) && attempt < ALONE_ATTEMPTS) {
+          await backOff(attempt);
+          continue;
+        }
+        return { kind: "failed", error };
+      }
+    }
+  };
+
   /** Each user's changes in order, one statement each (a rolled-back one tried again in place); users side by side. */
   const oneByOne = async (changes: readonly BalanceChange[], indices: readonly number[], outcomes: Array<BatchOutcome | undefined>) => {
     const byUser = new Map<string, number[]>();
@@ -267,18 +303,14 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
     }
     await Promise.all(
       [...byUser.values()].map(async (list) => {
-        for (const i of list) {
-          for (let attempt = 1; ; attempt++) {
-            try {
-              outcomes[i] = outcomeOf(await run(client, changes[i] as BalanceChange));
-            } catch (error) {
-              if (rolledBack(error) && attempt < RERUNS) {
-                await backOff(attempt);
-                continue;
-              }
-              outcomes[i] = { kind: "failed", error };
-            }
-            break;
+        for (const [n, i] of list.entries()) {
+          const failed = (outcomes[i] = await runAlone(changes[i] as BalanceChange));
+          if (failed?.kind === "failed" && lockTimeout(failed.error)) {
+            // the user's row is locked elsewhere: its later changes would each wait the whole
+            // lock timeout in turn (and the batch, its other users' next changes, with them);
+            // they were not applied, and give up with it, in order
+            for (const later of list.slice(n + 1)) outcomes[later] = { kind: "failed", error: failed.error };
+            return;
           }
         }
       }),
@@ -326,41 +358,13 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
     }
   };
 
-  /**
-   * A change without a key on its own: the plain one-statement deduct or credit (the batch
-   * statement's look-up of a key and its answer for a refusal cost the server more, paid on every
-   * change; this is what keeps a few callers at the driver's own rate). A refusal reads what the
-   * guard saw afterwards: no other change of this user is in flight here (the batcher keeps a
-   * user's changes out of batches running beside it), so only another process can have moved it,
-   * which core's re-check of a contradicted refusal covers.
-   */
-  const alone = async (change: BalanceChange): Promise<BatchOutcome> => {
-    const [row] = await client.unsafe<Array<{ balance_after: string; created_at_ms: number }>>(
-      change.operation === "deduct" ? PG_DEDUCT_STATEMENT : CREDIT,
-      paramsOf(change),
-      options,
-    );
-    if (row !== undefined) return { kind: "applied", entry: ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms)) };
-    const [seen] = await client.unsafe<Array<{ token_balance: string; held_tokens: string }>>(SEEN, [change.userId], options);
-    return seen === undefined
-      ? { kind: "refused", balance: null, heldTokens: 0 }
-      : { kind: "refused", balance: Number(seen.token_balance), heldTokens: Number(seen.held_tokens) };
-  };
-
   return async (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> => {
     const outcomes: Array<BatchOutcome | undefined> = changes.map(() => undefined);
     if (changes.length <= ALONE_UP_TO && independent(changes)) {
       // a few changes that cannot see each other (other users, other keys): each its own
-      // statement, sent at once on connections of the pool (one round trip each, as unbatched)
-      return Promise.all(
-        changes.map(async (change): Promise<BatchOutcome> => {
-          try {
-            return change.idempotencyKey === null ? await alone(change) : outcomeOf(await run(client, change));
-          } catch (error) {
-            return { kind: "failed", error };
-          }
-        }),
-      );
+      // statement, sent at once on connections of the pool (one round trip each, as unbatched);
+      // a deadlock or serialization failure is tried again in place, as core does unbatched
+      return Promise.all(changes.map(runAlone));
     }
     const all = changes.map((_, i) => i);
     if (!keyRepeated(changes)) {
@@ -447,6 +451,9 @@ function backOff(attempt: number): Promise<void> {
  * transaction costs BEGIN and COMMIT round trips that only pay off over more changes.
  */
 const ALONE_UP_TO = 3;
+
+/** Tries of one change run as its own statement, rolled back by a deadlock or serialization failure: as core's unbatched. */
+const ALONE_ATTEMPTS = 10;
 
 /** How often a batch rolled back by a deadlock or serialization failure is run again before its changes fail. */
 const RERUNS = 5;

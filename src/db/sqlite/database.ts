@@ -106,6 +106,8 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     // a change from inside the transaction holding the connection joins that transaction, alone
     this.batchedStatements ??= withBatching(this.statements, this.statements.applyBatch, {
       alone: () => this.insideHeldTransaction(),
+      // close() lets changes already called (queued ones too) finish, as unbatched ones do
+      track: (outcome) => this.backgroundWrites.track(outcome),
     });
     return this.batchedStatements;
   }
