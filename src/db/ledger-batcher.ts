@@ -43,11 +43,6 @@ export class LedgerBatcher {
 
   submit(change: BalanceChange): Promise<BatchOutcome> {
     return new Promise((resolve) => {
-      if (this.inFlight === 0 && this.queue.length === 0 && !this.scheduled) {
-        // idle: a lone call goes at once (those submitted after it in this turn form the next batch)
-        void this.send([{ change, resolve }]);
-        return;
-      }
       this.queue.push({ change, resolve });
       this.schedule();
     });
