@@ -5,6 +5,7 @@ import {
   createUser,
   getBalance,
   getHistory,
+  holdTokens,
   migrate,
   openDatabase,
   verifyLedger,
@@ -51,6 +52,18 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     expect(result.success).toBe(false);
     if (!result.success) expect(result.error.code).toBe("INSUFFICIENT_BALANCE");
     expect(await getBalance(db, user)).toBe(4);
+    expect(await getHistory(db, user)).toHaveLength(1);
+  });
+
+  it("a NUL character in stored text is USAGE and changes nothing, for deducts, credits and holds alike", async () => {
+    const user = await newUser(10);
+    const codeOf = (result: { success: boolean; error?: { code: string } }) => (result.success ? "ok" : result.error?.code);
+    expect(codeOf(await atomicTokenOperation(db, user, "deduct", 1, "bad\u0000reason"))).toBe("USAGE");
+    expect(codeOf(await atomicTokenOperation(db, user, "credit", 1, "ok", { idempotencyKey: "k\u0000" }))).toBe("USAGE");
+    expect(codeOf(await atomicTokenOperation(db, user, "deduct", 1, "ok", { briefId: "b\u0000" }))).toBe("USAGE");
+    expect(codeOf(await atomicTokenOperation(db, `${user}\u0000`, "deduct", 1, "ok"))).toBe("USAGE");
+    expect(codeOf(await holdTokens(db, user, 1, "bad\u0000reason"))).toBe("USAGE");
+    expect(await getBalance(db, user)).toBe(10);
     expect(await getHistory(db, user)).toHaveLength(1);
   });
 

@@ -2,6 +2,7 @@
  * Option parsers for commander: each checks a value once, on entry, and throws a BriefdbError
  * with its code (docs/architecture.md, "Exit codes"), so bad input never reaches a database.
  */
+import { MAX_KEY_LENGTH } from "../core/text-input.js";
 import { BriefdbError } from "../errors.js";
 
 /** A whole number in digits within [min, max], for counts, sizes, samples and timeouts. */
@@ -26,8 +27,6 @@ export function userIdArgument(value: string): string {
   return value;
 }
 
-/** Longest idempotency key: the same bound the library checks (core/tokens.ts, core/holds.ts). */
-const MAX_KEY_LENGTH = 200;
 
 /** An idempotency key (--key): 1 to 200 characters, checked before connecting. */
 export function idempotencyKey(value: string): string {

@@ -16,6 +16,7 @@ import { rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "./failures.js";
+import { checkStoredText } from "./text-input.js";
 import { assertHoldId, assertTtlSeconds, DEFAULT_HOLD_TTL_SECONDS, HOLD_ID_PREFIX } from "./hold-input.js";
 import { newId } from "./ids.js";
 import { asResult, type Result } from "./transaction.js";
@@ -83,7 +84,6 @@ export interface SettlementResult {
   readonly replayed: boolean;
 }
 
-const MAX_KEY_LENGTH = 200;
 /** How often a refused hold is tried again after its refusal turned out untrue (see whyNoRoom). */
 const PLACE_ATTEMPTS = 3;
 
@@ -122,9 +122,8 @@ export async function applyHold(
   options: HoldOptions = {},
 ): Promise<HoldResult> {
   assertAmount(amount);
-  if (typeof userId !== "string" || userId === "") throw new BriefdbError("USAGE", "a user id is required");
+  const key = checkStoredText({ userId, reason, briefId: options.briefId, idempotencyKey: options.idempotencyKey });
   const ttlSeconds = assertTtlSeconds(options.ttlSeconds ?? DEFAULT_HOLD_TTL_SECONDS);
-  const key = checkKey(options.idempotencyKey);
   if (key !== null) {
     const prior = await findHoldByKey(db, key);
     if (prior) return replayHold(db, prior, userId, amount);
@@ -394,12 +393,6 @@ function settlement(record: HoldRecord, transactionId: string | null, balance: n
     settledAt: record.settledAt ?? new Date(),
     replayed,
   };
-}
-
-function checkKey(key: string | undefined): string | null {
-  if (key === undefined) return null;
-  if (key === "" || key.length > MAX_KEY_LENGTH) throw new BriefdbError("USAGE", `an idempotency key is 1 to ${MAX_KEY_LENGTH} characters`);
-  return key;
 }
 
 /** A failed capture or release: interrupted before it applied, outcome unknown, or the failure as it is. */

@@ -12,6 +12,7 @@ import { toBriefdbError } from "./failures.js";
 import { checkHolds, type HoldViolation } from "./hold-checks.js";
 import { whyNoRoom, whyNoRoomInBatch } from "./holds.js";
 import { newId } from "./ids.js";
+import { checkStoredText } from "./text-input.js";
 import { countTokenFailure, countTokenResult } from "./token-counters.js";
 import { userTokenHistory } from "./listings.js";
 import { asResult, type Result } from "./transaction.js";
@@ -49,7 +50,6 @@ export interface TokenOperationResult {
 }
 
 const OPERATIONS: readonly TokenOperation[] = ["credit", "deduct"];
-const MAX_KEY_LENGTH = 200;
 /** Tries of one operation when a serialization failure or a contradicted refusal sends it round again. */
 const ATTEMPTS = 10;
 
@@ -92,7 +92,7 @@ async function applyOnce(
   reason: string,
   options: TokenOperationOptions,
 ): Promise<TokenOperationResult> {
-  checkInput(userId, operation, amount, options);
+  checkInput(userId, operation, amount, reason, options);
   const key = options.idempotencyKey ?? null;
   const ledger = options.transaction?.ledger ?? db.ledger;
   const reader: Executor = options.transaction ?? db;
@@ -234,16 +234,12 @@ export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
   return { ok: drifting.length === 0 && holdViolations.length === 0, checked: Number(count?.n ?? 0), drifting, holdViolations };
 }
 
-function checkInput(userId: string, operation: TokenOperation, amount: number, options: TokenOperationOptions): void {
+function checkInput(userId: string, operation: TokenOperation, amount: number, reason: string, options: TokenOperationOptions): void {
   if (!OPERATIONS.includes(operation)) {
     throw new BriefdbError("USAGE", `unknown token operation "${String(operation)}": use credit or deduct`);
   }
   assertAmount(amount);
-  if (typeof userId !== "string" || userId === "") throw new BriefdbError("USAGE", "a user id is required");
-  const key = options.idempotencyKey;
-  if (key !== undefined && (key === "" || key.length > MAX_KEY_LENGTH)) {
-    throw new BriefdbError("USAGE", `an idempotency key is 1 to ${MAX_KEY_LENGTH} characters`);
-  }
+  checkStoredText({ userId, reason, briefId: options.briefId, idempotencyKey: options.idempotencyKey });
 }
 
 function replay(prior: LedgerEntry, userId: string, operation: TokenOperation, amount: number): TokenOperationResult {
