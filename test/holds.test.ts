@@ -141,6 +141,20 @@ describe.each(DIALECTS)("%s: token holds", (dialect) => {
     expect(await verifyLedger(db)).toMatchObject({ ok: true });
   });
 
+  it("batched deducts at once after a hold expired all find the room it freed, whichever of them sweeps it", async () => {
+    // 20 deducts of 5 on 750 with 700 held: 10 fit beside the hold, all 20 once it has expired.
+    // Each batch that counts the unswept hold refuses; one refusal sweeps it, and a refusal
+    // judged after that sweep must not stand on a hold that had expired when its guard decided.
+    const user = await newUser(750);
+    const a = await hold(user, 700, 1);
+    await untilExpired(user);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => atomicTokenOperation(db, user, "deduct", 5, `after expiry ${i}`)));
+    expect(results.filter((r) => !r.success).map((r) => (r.success ? "" : r.error.message))).toEqual([]);
+    expect(await getAvailableBalance(db, user)).toEqual({ userId: user, balance: 650, held: 0, available: 650 });
+    expect(await releaseHold(db, a.holdId)).toMatchObject({ success: true, data: { status: "expired", replayed: true } });
+    expect(await verifyLedger(db)).toMatchObject({ ok: true });
+  });
+
   it("a deduct inside the caller's transaction uses the room an expired hold freed (swept inside that transaction)", async () => {
     const user = await newUser(100);
     const a = await hold(user, 80, 1);

@@ -310,7 +310,7 @@ export async function whyNoRoomInBatch(
   db: BriefDatabase,
   userId: string,
   amount: number,
-  seen: { readonly balance: number; readonly heldTokens: number },
+  seen: { readonly balance: number; readonly heldTokens: number; readonly decidedAtMs?: number },
 ): Promise<BriefdbError | undefined> {
   const account = await readAccount(db, userId);
   if (account === undefined) return userNotFound(userId);
@@ -320,11 +320,26 @@ export async function whyNoRoomInBatch(
     });
     return undefined;
   }
+  if (seen.decidedAtMs !== undefined && Number.isFinite(seen.decidedAtMs) && (await sweptSince(db, userId, seen.decidedAtMs))) {
+    // holds that had expired when the guard refused still counted in held_tokens then, and a
+    // concurrent refusal has swept them since: at its decision they held nothing, so it is tried again
+    return undefined;
+  }
   const available = seen.balance - seen.heldTokens;
   return new BriefdbError(
     "INSUFFICIENT_BALANCE",
     `user ${userId} has ${seen.balance} tokens, ${seen.heldTokens} of them held, ${available} available; cannot deduct ${amount}; nothing changed`,
   );
+}
+
+/** Whether a hold of the user that had expired by `atMs` was still unswept then (swept after it). */
+async function sweptSince(db: BriefDatabase, userId: string, atMs: number): Promise<boolean> {
+  const at = (column: string) => db.time.epochMs(sql.raw(column));
+  const [row] = await db.all<{ found: unknown }>(sql`
+    SELECT 1 AS found FROM token_holds
+    WHERE user_id = ${userId} AND status = 'expired' AND ${at("expires_at")} <= ${atMs} AND ${at("settled_at")} > ${atMs}
+    LIMIT 1`);
+  return row !== undefined;
 }
 
 interface FoundHold {

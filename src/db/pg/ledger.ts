@@ -61,7 +61,8 @@ function batchStatement(newBalance: string, guard: string, sign: "" | "-", type:
   )
   SELECT 'applied' AS outcome, * FROM inserted
   UNION ALL SELECT 'replayed', * FROM prior
-  UNION ALL SELECT 'refused', NULL, NULL, held_tokens, NULL, NULL, NULL, token_balance, NULL, NULL, NULL FROM users
+  UNION ALL SELECT 'refused', NULL, NULL, held_tokens, NULL, NULL, NULL, token_balance, NULL, NULL,
+    (extract(epoch from statement_timestamp()) * 1000)::float8 FROM users
     WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM prior) AND NOT EXISTS (SELECT 1 FROM changed)`;
 }
 const BATCH_DEDUCT = batchStatement("token_balance - $3::bigint", "token_balance - held_tokens >= $3::bigint", "-", "deduct");
@@ -386,7 +387,7 @@ function arrayOutcomes(changes: readonly BalanceChange[], rows: readonly ArrayRo
     } else if (row.outcome === "replayed") {
       outcomes[i] = { kind: "replayed", entry: ledgerEntryFromRow(row) };
     } else if (row.outcome === "refused") {
-      outcomes[i] = { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.held) };
+      outcomes[i] = { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.held), decidedAtMs: Number(row.created_at_ms) };
     } else {
       outcomes[i] = { kind: "failed", error: noSuchBrief(change) };
     }
@@ -439,6 +440,8 @@ function independent(changes: readonly BalanceChange[]): boolean {
 function outcomeOf(rows: readonly BatchRow[]): BatchOutcome {
   const [row] = rows;
   if (row === undefined) return { kind: "refused", balance: null, heldTokens: 0 };
-  if (row.outcome === "refused") return { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.amount) };
+  if (row.outcome === "refused") {
+    return { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.amount), decidedAtMs: Number(row.created_at_ms) };
+  }
   return { kind: row.outcome, entry: ledgerEntryFromRow(row) };
 }
