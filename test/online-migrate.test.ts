@@ -356,6 +356,8 @@ describe("postgresql: the holds migration's foreign key on a busy ledger", () =>
     ).rejects.toThrow(/violates foreign key constraint/);
 
     await admin`DELETE FROM token_transactions WHERE id = 'tx-rogue'`;
+    // a DBA dropped the failed constraint by hand meanwhile: the rerun adds it again, then validates it
+    await admin.unsafe(`ALTER TABLE token_transactions DROP CONSTRAINT ${HOLD_FK}`);
     const rerun = await cli(["migrate", "--db", url, "--json"], { timeoutMs: 600_000 });
     expect(rerun.code).toBe(0);
     expect(rerun.json).toMatchObject({ applied: [HOLDS_TAG] });
