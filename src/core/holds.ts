@@ -178,9 +178,9 @@ export async function applyCapture(db: BriefDatabase, holdId: string, amount?: n
   for (let attempt = 0; ; attempt++) {
     if (signal?.aborted) throw interrupted("capture");
     // the capture decides on the hold row itself; only a refusal reads the hold to say why
-    const captured = await db.holds.capture(holdId, amount ?? null, newId(), signal === undefined ? {} : { signal }).catch((error: unknown) => {
-      throw settleFailure(db, error, "capture", signal);
-    });
+    const captured = await settleRetried(db, "capture", signal, () =>
+      db.holds.capture(holdId, amount ?? null, newId(), signal === undefined ? {} : { signal }),
+    );
     if (captured !== undefined) return settlement(captured.hold, captured.entry.id, captured.entry.balanceAfter, false);
     const hold = await findHold(db, holdId);
     if (hold === undefined) throw holdNotFound(holdId);
@@ -217,9 +217,7 @@ export async function applyRelease(db: BriefDatabase, holdId: string, options: S
   assertHoldId(holdId);
   const signal = options.signal;
   if (signal?.aborted) throw interrupted("release");
-  const released = await db.holds.release(holdId, signal === undefined ? {} : { signal }).catch((error: unknown) => {
-    throw settleFailure(db, error, "release", signal);
-  });
+  const released = await settleRetried(db, "release", signal, () => db.holds.release(holdId, signal === undefined ? {} : { signal }));
   if (released !== undefined) return settlement(released, null, null, false);
   const hold = await findHold(db, holdId);
   if (hold === undefined) throw holdNotFound(holdId);
@@ -415,6 +413,26 @@ function checkKey(key: string | undefined): string | null {
   if (key === undefined) return null;
   if (key === "" || key.length > MAX_KEY_LENGTH) throw new BriefdbError("USAGE", `an idempotency key is 1 to ${MAX_KEY_LENGTH} characters`);
   return key;
+}
+
+/** How often a settlement rolled back by a deadlock or serialization failure is run again. */
+const SETTLE_ATTEMPTS = 10;
+
+/**
+ * Runs a capture or release; one that a deadlock or serialization failure rolled back (nothing
+ * changed) is run again, as a deduct is: a deduct in the app's transaction that sweeps expired
+ * holds waits for a hold row while it holds the user row, so a settlement of one of them can be
+ * the deadlock's victim.
+ */
+async function settleRetried<T>(db: BriefDatabase, what: "capture" | "release", signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (db.classify(error) !== "retryable" || signal?.aborted || attempt >= SETTLE_ATTEMPTS) throw settleFailure(db, error, what, signal);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    }
+  }
 }
 
 /** A failed capture or release: interrupted before it applied, outcome unknown, or the failure as it is. */
