@@ -123,13 +123,14 @@ const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t"
  * Text from the database (a stored reason, a user id) shown to a person: control characters are
  * written as escapes (`\x1b`, `\r`), so a stored string can never retitle, clear or rewrite the
  * reader's terminal. Colour sequences pass only when this output is coloured (they can restyle
- * text, nothing more); newlines pass only where the text is multi-line.
+ * text, nothing more); newlines and tabs pass only where the text is multi-line.
  */
 function shownSafely(ui: Ui, text: string, multiline: boolean): string {
   const colored = ui.colors.isColorSupported;
   return text.replace(CONTROL, (match) => {
     if (match.length > 1) return colored ? match : escapeControls(match);
-    return match === "\n" && multiline ? match : escapeControls(match);
+    // a newline or a tab can only lay out the text (as in the SQL `migrate --dry-run` prints)
+    return (match === "\n" || match === "\t") && multiline ? match : escapeControls(match);
   });
 }
 

@@ -141,6 +141,49 @@ describe.each(DIALECTS)("%s: token holds", (dialect) => {
     expect(await verifyLedger(db)).toMatchObject({ ok: true });
   });
 
+  it("batched deducts at once after a hold expired all find the room it freed, whichever of them sweeps it", async () => {
+    // 20 deducts of 5 on 750 with 700 held: 10 fit beside the hold, all 20 once it has expired.
+    // Each batch that counts the unswept hold refuses; one refusal sweeps it, and a refusal
+    // judged after that sweep must not stand on a hold that had expired when its guard decided.
+    const user = await newUser(750);
+    const a = await hold(user, 700, 1);
+    await untilExpired(user);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => atomicTokenOperation(db, user, "deduct", 5, `after expiry ${i}`)));
+    expect(results.filter((r) => !r.success).map((r) => (r.success ? "" : r.error.message))).toEqual([]);
+    expect(await getAvailableBalance(db, user)).toEqual({ userId: user, balance: 650, held: 0, available: 650 });
+    expect(await releaseHold(db, a.holdId)).toMatchObject({ success: true, data: { status: "expired", replayed: true } });
+    expect(await verifyLedger(db)).toMatchObject({ ok: true });
+  });
+
+  it.skipIf(dialect === "sqlite")("a release that deadlocks with a deduct sweeping in the app's transaction is run again, not failed", async () => {
+    // the app's transaction holds the user row (its first deduct) and then sweeps the expired
+    // hold; a release of that hold, begun meanwhile, holds the hold row and waits for the user row
+    const user = await newUser(100);
+    const a = await hold(user, 90, 1);
+    await untilExpired(user);
+    const other = await openDatabase(url, { batch: false });
+    try {
+      let release: ReturnType<typeof releaseHold> | undefined;
+      const inside = await withTransaction(db, async (tx) => {
+        const first = await atomicTokenOperation(db, user, "deduct", 1, "first", { transaction: tx });
+        if (!first.success) throw first.error;
+        release = releaseHold(other, a.holdId);
+        while ((await db.all(sql`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE token_holds SET status = CASE%'`)).length === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        const second = await atomicTokenOperation(db, user, "deduct", 50, "second", { transaction: tx });
+        if (!second.success) throw second.error;
+        return second.data;
+      });
+      expect(inside).toMatchObject({ success: true, data: { balance: 49 } });
+      expect(await release).toMatchObject({ success: true, data: { status: "expired" } });
+      expect(await getAvailableBalance(db, user)).toEqual({ userId: user, balance: 49, held: 0, available: 49 });
+      expect(await verifyLedger(db)).toMatchObject({ ok: true });
+    } finally {
+      await other.close();
+    }
+  });
+
   it("a deduct inside the caller's transaction uses the room an expired hold freed (swept inside that transaction)", async () => {
     const user = await newUser(100);
     const a = await hold(user, 80, 1);

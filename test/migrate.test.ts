@@ -28,6 +28,9 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     expect(dry.stdout).toMatch(/CREATE TABLE [`"]users[`"]/);
     expect(dry.stdout).toContain("CREATE INDEX");
     expect(dry.stdout).toContain(`${ALL.length} migration(s) would run`);
+    // the SQL as it will run, pastable: the files' tabs stay tabs (a "\t" would not parse)
+    expect(dry.stdout).toMatch(/\t[`"]id[`"] text PRIMARY KEY NOT NULL/);
+    expect(dry.stdout).not.toContain("\\t");
     const status = await cli(["migrate", "--status", "--db", fresh, "--json"]);
     expect(status.code).toBe(1);
     expect(status.json).toMatchObject({ ok: false, error: { code: "NOT_MIGRATED" }, pending: ALL });

@@ -340,12 +340,24 @@ describe("postgresql: the holds migration's foreign key on a busy ledger", () =>
     });
     expect(await holdForeignKey()).toEqual({ valid: false });
     expect((await cli(["migrate", "--status", "--db", url, "--json"])).json).toMatchObject({ pending: [HOLDS_TAG] });
+    // --dry-run and --check say what the rerun will do: only the validation, not the finished steps again
+    const validate = `ALTER TABLE "token_transactions" VALIDATE CONSTRAINT "${HOLD_FK}"`;
+    const dryRun = await cli(["migrate", "--dry-run", "--db", url, "--json"]);
+    expect(dryRun.json).toMatchObject({ ok: true, pending: [{ tag: HOLDS_TAG, statements: [validate] }] });
+    const check = await cli(["migrate", "--check", "--db", url, "--json"]);
+    expect((check.json as { statements: Array<{ statement: string }> }).statements.map((s) => s.statement)).toEqual([validate]);
+    // --offline would repeat the finished steps: the dry run refuses as the run does
+    const offline = await cli(["migrate", "--dry-run", "--offline", "--db", url, "--json"]);
+    expect(offline.code).toBe(2);
+    expect(offline.json).toMatchObject({ ok: false, error: { code: "USAGE" } });
     // new rows are checked already
     await expect(
       admin.unsafe(`INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, hold_id) VALUES ('tx-rogue-2', 'user-1', 1, 'credit', 'rogue', 1, 'hold-gone-too')`),
     ).rejects.toThrow(/violates foreign key constraint/);
 
     await admin`DELETE FROM token_transactions WHERE id = 'tx-rogue'`;
+    // a DBA dropped the failed constraint by hand meanwhile: the rerun adds it again, then validates it
+    await admin.unsafe(`ALTER TABLE token_transactions DROP CONSTRAINT ${HOLD_FK}`);
     const rerun = await cli(["migrate", "--db", url, "--json"], { timeoutMs: 600_000 });
     expect(rerun.code).toBe(0);
     expect(rerun.json).toMatchObject({ applied: [HOLDS_TAG] });

@@ -177,9 +177,9 @@ export async function applyCapture(db: BriefDatabase, holdId: string, amount?: n
   for (let attempt = 0; ; attempt++) {
     if (signal?.aborted) throw interrupted("capture");
     // the capture decides on the hold row itself; only a refusal reads the hold to say why
-    const captured = await db.holds.capture(holdId, amount ?? null, newId(), signal === undefined ? {} : { signal }).catch((error: unknown) => {
-      throw settleFailure(db, error, "capture", signal);
-    });
+    const captured = await settleRetried(db, "capture", signal, () =>
+      db.holds.capture(holdId, amount ?? null, newId(), signal === undefined ? {} : { signal }),
+    );
     if (captured !== undefined) return settlement(captured.hold, captured.entry.id, captured.entry.balanceAfter, false);
     const hold = await findHold(db, holdId);
     if (hold === undefined) throw holdNotFound(holdId);
@@ -216,9 +216,7 @@ export async function applyRelease(db: BriefDatabase, holdId: string, options: S
   assertHoldId(holdId);
   const signal = options.signal;
   if (signal?.aborted) throw interrupted("release");
-  const released = await db.holds.release(holdId, signal === undefined ? {} : { signal }).catch((error: unknown) => {
-    throw settleFailure(db, error, "release", signal);
-  });
+  const released = await settleRetried(db, "release", signal, () => db.holds.release(holdId, signal === undefined ? {} : { signal }));
   if (released !== undefined) return settlement(released, null, null, false);
   const hold = await findHold(db, holdId);
   if (hold === undefined) throw holdNotFound(holdId);
@@ -309,7 +307,7 @@ export async function whyNoRoomInBatch(
   db: BriefDatabase,
   userId: string,
   amount: number,
-  seen: { readonly balance: number; readonly heldTokens: number },
+  seen: { readonly balance: number; readonly heldTokens: number; readonly decidedAtMs?: number },
 ): Promise<BriefdbError | undefined> {
   const account = await readAccount(db, userId);
   if (account === undefined) return userNotFound(userId);
@@ -319,11 +317,26 @@ export async function whyNoRoomInBatch(
     });
     return undefined;
   }
+  if (seen.decidedAtMs !== undefined && Number.isFinite(seen.decidedAtMs) && (await sweptSince(db, userId, seen.decidedAtMs))) {
+    // holds that had expired when the guard refused still counted in held_tokens then, and a
+    // concurrent refusal has swept them since: at its decision they held nothing, so it is tried again
+    return undefined;
+  }
   const available = seen.balance - seen.heldTokens;
   return new BriefdbError(
     "INSUFFICIENT_BALANCE",
     `user ${userId} has ${seen.balance} tokens, ${seen.heldTokens} of them held, ${available} available; cannot deduct ${amount}; nothing changed`,
   );
+}
+
+/** Whether a hold of the user that had expired by `atMs` was still unswept then (swept after it). */
+async function sweptSince(db: BriefDatabase, userId: string, atMs: number): Promise<boolean> {
+  const at = (column: string) => db.time.epochMs(sql.raw(column));
+  const [row] = await db.all<{ found: unknown }>(sql`
+    SELECT 1 AS found FROM token_holds
+    WHERE user_id = ${userId} AND status = 'expired' AND ${at("expires_at")} <= ${atMs} AND ${at("settled_at")} > ${atMs}
+    LIMIT 1`);
+  return row !== undefined;
 }
 
 interface FoundHold {
@@ -393,6 +406,26 @@ function settlement(record: HoldRecord, transactionId: string | null, balance: n
     settledAt: record.settledAt ?? new Date(),
     replayed,
   };
+}
+
+/** How often a settlement rolled back by a deadlock or serialization failure is run again. */
+const SETTLE_ATTEMPTS = 10;
+
+/**
+ * Runs a capture or release; one that a deadlock or serialization failure rolled back (nothing
+ * changed) is run again, as a deduct is: a deduct in the app's transaction that sweeps expired
+ * holds waits for a hold row while it holds the user row, so a settlement of one of them can be
+ * the deadlock's victim.
+ */
+async function settleRetried<T>(db: BriefDatabase, what: "capture" | "release", signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (db.classify(error) !== "retryable" || signal?.aborted || attempt >= SETTLE_ATTEMPTS) throw settleFailure(db, error, what, signal);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    }
+  }
 }
 
 /** A failed capture or release: interrupted before it applied, outcome unknown, or the failure as it is. */

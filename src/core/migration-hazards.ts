@@ -8,7 +8,7 @@
 import type { BriefDatabase } from "../db/database.js";
 import type { LockHazard, StatementKind, StatementShape, TableSize } from "../db/schema-changes.js";
 import { planMigrations } from "./migration-plan.js";
-import { pendingMigrations } from "./migrations.js";
+import { finishedStepNumbers, pendingMigrations } from "./migrations.js";
 
 /** About 0.1 s of blocked writes for an index build here; smaller tables are not worth a stop. */
 export const DEFAULT_MAX_BLOCKING_ROWS = 100_000;
@@ -49,6 +49,8 @@ export async function checkPendingMigrations(
     pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })),
   );
   const plans = planMigrations(withShapes, online);
+  // online, the steps an interrupted run finished do not run again: nothing of theirs to judge
+  const finished = online === null ? new Map<string, Set<number>>() : await finishedStepNumbers(db, pending);
   const sizes = new Map<string, TableSize | null>();
   const sizeOf = async (table: string) => {
     if (!sizes.has(table)) sizes.set(table, await db.schemaChanges.tableSize(table));
@@ -77,13 +79,15 @@ export async function checkPendingMigrations(
   };
   for (const plan of plans) {
     const { tag } = plan.migration;
+    const done = finished.get(tag) ?? new Set<number>();
     for (const [i, shape] of plan.shapes.entries()) {
+      if (done.has(plan.stepOf[i] ?? -1)) continue;
       // as written, every pending migration runs in one transaction; online, each transaction step is one
       const step = plan.steps[plan.stepOf[i] ?? -1];
       const transaction = online === null ? "all" : step?.kind === "transaction" ? `${tag}#${plan.stepOf[i]}` : null;
       await measure(tag, shape, plan.online[i] === true, transaction);
     }
-    const validations = plan.steps.flatMap((step) => (step.kind === "validate-constraint" ? [step.statement] : []));
+    const validations = plan.steps.flatMap((step, i) => (step.kind === "validate-constraint" && !done.has(i) ? [step.statement] : []));
     for (const shape of await db.schemaChanges.describe(validations)) await measure(tag, shape, true, null);
   }
   // online, a brief lock waits at most the runner's lock timeout, and is retried: not a hazard

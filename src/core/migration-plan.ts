@@ -25,7 +25,14 @@ export type MigrationStep =
   | { readonly kind: "build-index"; readonly index: string; readonly table: string; readonly statement: string }
   | { readonly kind: "drop-index"; readonly index: string; readonly statement: string }
   | { readonly kind: "rename-index"; readonly from: string; readonly to: string; readonly statement: string }
-  | { readonly kind: "validate-constraint"; readonly constraint: string; readonly table: string; readonly statement: string };
+  | {
+      readonly kind: "validate-constraint";
+      readonly constraint: string;
+      readonly table: string;
+      readonly statement: string;
+      /** Adds it NOT VALID again: for a rerun that finds it gone (dropped by hand after it failed). */
+      readonly add: string;
+    };
 
 export interface PlannedMigration {
   readonly migration: Migration;
@@ -80,9 +87,10 @@ function planOne(
     if (shape.kind === "add-foreign-key" || shape.kind === "add-check") {
       const table = shape.table as string;
       const constraint = shape.constraint as string;
-      batch.push(online.notValidStatement(shape));
+      const add = online.notValidStatement(shape);
+      batch.push(add);
       stepOf.push(steps.length);
-      validations.push({ kind: "validate-constraint", constraint, table, statement: online.validateStatement(table, constraint) });
+      validations.push({ kind: "validate-constraint", constraint, table, statement: online.validateStatement(table, constraint), add });
       return;
     }
     const index = shape.index as string;

@@ -154,6 +154,8 @@ export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): 
     const goesOnline = online !== null && !options.offline;
     // what will run: online, an index change is rewritten (CONCURRENTLY, a temporary name) and
     // splits the migration's transaction; the files' own SQL would not say so
+    // as the real run: --offline refuses a migration an online run left part-way
+    if (!goesOnline) await refusePartial(db);
     const plan = goesOnline ? await onlinePlan(db, pending) : pending;
     return { applied: [], alreadyApplied: applied.length, dryRun: true, plan, online: goesOnline, repairedIndexes: [] };
   }
@@ -177,14 +179,43 @@ export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): 
   });
 }
 
-/** The pending migrations as the online runner executes them: each transaction's BEGIN and COMMIT shown. */
+/**
+ * The pending migrations as the online runner executes them: each transaction's BEGIN and COMMIT
+ * shown, the steps an interrupted run finished left out (the runner resumes after them), and an
+ * index that step would build left INVALID by that run dropped first (as the runner does).
+ */
 async function onlinePlan(db: BriefDatabase, pending: readonly Migration[]): Promise<Migration[]> {
   const { planMigrations } = await import("./migration-plan.js");
+  const online = db.schemaChanges.online;
   const shapes = await Promise.all(pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })));
-  return planMigrations(shapes, db.schemaChanges.online).map(({ migration, steps }) => ({
+  const finished = await finishedStepNumbers(db, pending);
+  const invalid = new Set((await db.schemaChanges.invalidIndexes()).map((i) => i.index));
+  return planMigrations(shapes, online).map(({ migration, steps }) => ({
     ...migration,
-    statements: steps.flatMap((step) => (step.kind === "transaction" ? ["BEGIN", ...step.statements, "COMMIT"] : [step.statement])),
+    statements: steps.flatMap((step, i) => {
+      if (finished.get(migration.tag)?.has(i) === true) return [];
+      if (step.kind === "transaction") return ["BEGIN", ...step.statements, "COMMIT"];
+      if (step.kind === "build-index" && online !== null && invalid.has(step.index)) return [online.dropStatement(step.index), step.statement];
+      return [step.statement];
+    }),
   }));
+}
+
+/**
+ * Per pending migration, the steps (by their place in its plan) that an interrupted online run
+ * finished and recorded, from the same version of its file: the run resumes after them.
+ */
+export async function finishedStepNumbers(db: BriefDatabase, pending: readonly Migration[]): Promise<Map<string, Set<number>>> {
+  const finished = new Map<string, Set<number>>();
+  if (pending.length === 0 || !(await db.tableExists(STEPS_TABLE))) return finished;
+  const rows = await db.all<{ tag: string; step: number | string; hash: string }>(
+    sql`SELECT tag, step, hash FROM ${sql.identifier(STEPS_TABLE)}`,
+  );
+  for (const { tag, hash } of pending) {
+    const steps = rows.filter((row) => row.tag === tag && row.hash === hash).map((row) => Number(row.step));
+    if (steps.length > 0) finished.set(tag, new Set(steps));
+  }
+  return finished;
 }
 
 /** The record tables, created on first use (and on databases migrated before steps were recorded). */

@@ -167,7 +167,14 @@ class StepRunner {
   private async validate(step: Extract<MigrationStep, { kind: "validate-constraint" }>): Promise<void> {
     try {
       await this.session.setLockTimeout(0); // its locks block no reads or writes: wait as long as it takes
-      await this.session.exec(step.statement);
+      await this.session.exec(step.statement).catch(async (error: unknown) => {
+        if (!this.online.isMissingConstraint(error)) throw error;
+        // dropped by hand since an earlier run added it (after its validation failed, say): added
+        // NOT VALID again, as the migration's transaction did, then validated
+        await this.withBriefLock(() => this.session.exec(step.add));
+        await this.session.setLockTimeout(0);
+        await this.session.exec(step.statement);
+      });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (this.online.isConstraintViolation(error)) {

@@ -135,7 +135,11 @@ async function applyOnce(
       if (operation === "deduct" && outcome.balance !== null && outcome.balance - outcome.heldTokens < amount) {
         // held tokens took the room the guard looked for: refused at its place in the call order
         // (unless expired holds were among them: swept, then tried again below)
-        const held = await whyNoRoomInBatch(db, userId, amount, { balance: outcome.balance, heldTokens: outcome.heldTokens });
+        const held = await whyNoRoomInBatch(db, userId, amount, {
+          balance: outcome.balance,
+          heldTokens: outcome.heldTokens,
+          ...(outcome.decidedAtMs === undefined ? {} : { decidedAtMs: outcome.decidedAtMs }),
+        });
         if (held !== undefined) throw held;
       }
       // the balance read beside the refusal contradicts it (PostgreSQL: the guard saw a newer

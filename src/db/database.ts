@@ -100,7 +100,13 @@ export interface LedgerStatements {
 export type BatchOutcome =
   | { readonly kind: "applied"; readonly entry: LedgerEntry }
   | { readonly kind: "replayed"; readonly entry: LedgerEntry }
-  | { readonly kind: "refused"; readonly balance: number | null; readonly heldTokens: number }
+  | {
+      readonly kind: "refused";
+      readonly balance: number | null;
+      readonly heldTokens: number;
+      /** When the guard refused, by the database's clock (ms since the epoch); absent when unknown. */
+      readonly decidedAtMs?: number;
+    }
   | { readonly kind: "failed"; readonly error: unknown };
 
 export interface ApplyOptions {

@@ -81,6 +81,8 @@ export interface OnlineSchemaChanges {
   isLockTimeout(error: unknown): boolean;
   /** Whether a failure was existing rows breaking a constraint being validated. */
   isConstraintViolation(error: unknown): boolean;
+  /** The error says the named constraint does not exist. */
+  isMissingConstraint(error: unknown): boolean;
   /** Longest name an index may have. */
   readonly maxNameLength: number;
 }

@@ -11,8 +11,9 @@
  *
  * Lock order, to stay free of deadlocks: a statement that changes hold rows and the user row locks
  * the hold rows first (the user update reads from the hold CTE, so it runs after it) and the user
- * row last; the sweep locks its holds in id order. A transaction holding a user row never waits
- * for a hold row.
+ * row last; the sweep locks its holds in id order. One exception: a deduct in the app's own
+ * transaction that sweeps holds there may wait for a hold row while it holds the user row; a
+ * capture or release that deadlocks with it is rolled back and run again (core/holds.ts).
  *
  * Time is statement_timestamp(): the server's clock when the statement began.
  */

@@ -39,7 +39,8 @@ const CREDIT = applyStatement(
   "",
   "credit",
 );
-const SEEN = "SELECT token_balance, held_tokens FROM users WHERE id = $1";
+// what a refused change's guard saw, read right after it (decided_at_ms: no earlier than the guard)
+const SEEN = "SELECT token_balance, held_tokens, (extract(epoch from statement_timestamp()) * 1000)::float8 AS decided_at_ms FROM users WHERE id = $1";
 const BY_KEY = `SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key = $1`;
 
 /**
@@ -62,7 +63,8 @@ function batchStatement(newBalance: string, guard: string, sign: "" | "-", type:
   )
   SELECT 'applied' AS outcome, * FROM inserted
   UNION ALL SELECT 'replayed', * FROM prior
-  UNION ALL SELECT 'refused', NULL, NULL, held_tokens, NULL, NULL, NULL, token_balance, NULL, NULL, NULL FROM users
+  UNION ALL SELECT 'refused', NULL, NULL, held_tokens, NULL, NULL, NULL, token_balance, NULL, NULL,
+    (extract(epoch from statement_timestamp()) * 1000)::float8 FROM users
     WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM prior) AND NOT EXISTS (SELECT 1 FROM changed)`;
 }
 const BATCH_DEDUCT = batchStatement("token_balance - $3::bigint", "token_balance - held_tokens >= $3::bigint", "-", "deduct");
@@ -271,10 +273,10 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
       options,
     );
     if (row !== undefined) return { kind: "applied", entry: ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms)) };
-    const [seen] = await client.unsafe<Array<{ token_balance: string; held_tokens: string }>>(SEEN, [change.userId], options);
+    const [seen] = await client.unsafe<Array<{ token_balance: string; held_tokens: string; decided_at_ms: number }>>(SEEN, [change.userId], options);
     return seen === undefined
       ? { kind: "refused", balance: null, heldTokens: 0 }
-      : { kind: "refused", balance: Number(seen.token_balance), heldTokens: Number(seen.held_tokens) };
+      : { kind: "refused", balance: Number(seen.token_balance), heldTokens: Number(seen.held_tokens), decidedAtMs: Number(seen.decided_at_ms) };
   };
 
   /** One change as its own statement; rolled back by a deadlock or serialization failure, tried again in place. */
@@ -412,7 +414,7 @@ function arrayOutcomes(changes: readonly BalanceChange[], rows: readonly ArrayRo
     } else if (row.outcome === "replayed") {
       outcomes[i] = { kind: "replayed", entry: ledgerEntryFromRow(row) };
     } else if (row.outcome === "refused") {
-      outcomes[i] = { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.held) };
+      outcomes[i] = { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.held), decidedAtMs: Number(row.created_at_ms) };
     } else {
       outcomes[i] = { kind: "failed", error: noSuchBrief(change) };
     }
@@ -468,6 +470,8 @@ function independent(changes: readonly BalanceChange[]): boolean {
 function outcomeOf(rows: readonly BatchRow[]): BatchOutcome {
   const [row] = rows;
   if (row === undefined) return { kind: "refused", balance: null, heldTokens: 0 };
-  if (row.outcome === "refused") return { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.amount) };
+  if (row.outcome === "refused") {
+    return { kind: "refused", balance: Number(row.balance_after), heldTokens: Number(row.amount), decidedAtMs: Number(row.created_at_ms) };
+  }
   return { kind: row.outcome, entry: ledgerEntryFromRow(row) };
 }

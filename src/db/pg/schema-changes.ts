@@ -198,6 +198,10 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
     // foreign_key_violation, check_violation
     return errorCode(error) === "23503" || errorCode(error) === "23514";
   }
+
+  isMissingConstraint(error: unknown): boolean {
+    return errorCode(error) === "42704"; // undefined_object
+  }
 }
 
 const dialect = new PgDialect();

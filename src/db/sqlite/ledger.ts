@@ -81,11 +81,12 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
       const prior = byKey.get({ key: change.idempotencyKey });
       if (prior !== undefined) return { kind: "replayed", entry: prior };
     }
+    const decidedAtMs = Date.now();
     const entry = applyChange(change);
     if (entry !== undefined) return { kind: "applied", entry };
     // read in the same write transaction: the balance the guard saw
     const row = balanceOf.get({ userId: change.userId });
-    return row === undefined ? { kind: "refused", balance: null, heldTokens: 0 } : { kind: "refused", ...row };
+    return row === undefined ? { kind: "refused", balance: null, heldTokens: 0 } : { kind: "refused", ...row, decidedAtMs };
   });
   const applyBatchInTransaction = db.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
     changes.map((change) => {
