@@ -131,6 +131,21 @@ export async function appRole(url, name, lockTimeout) {
  * @returns {{ started: Promise<void>, stop(): Promise<AppSeen> }}
  */
 export function runTokenOperations(db, atomicTokenOperation, connections) {
+  return runWriters(connections, async (_worker, i, user) => {
+    const result = await atomicTokenOperation(db, user, i % 2 === 0 ? "deduct" : "credit", 1, "during migrate");
+    return result.success ? undefined : `${result.error.code}: ${result.error.message}`;
+  });
+}
+
+/**
+ * `connections` loops calling `write(worker, i, user)` (a failure as a line, or undefined) until
+ * `stop()`, each on a user of its own sequence; counts the operations and the longest one.
+ * @param {number} connections
+ * @param {(worker: number, i: number, user: string) => Promise<string | undefined>} write
+ * @param {() => Promise<void>} [end] run once the loops have stopped
+ * @returns {{ started: Promise<void>, stop(): Promise<AppSeen> }}
+ */
+function runWriters(connections, write, end = async () => {}) {
   let stopping = false;
   /** @type {string[]} */
   const failures = [];
@@ -145,12 +160,11 @@ export function runTokenOperations(db, atomicTokenOperation, connections) {
   const loop = async (worker) => {
     for (let i = 0; !stopping; i++) {
       const user = `user-${1 + ((worker * 7919 + i * 104729) % LEDGER_USERS)}`;
-      const operation = i % 2 === 0 ? "deduct" : "credit";
       const start = performance.now();
-      const result = await atomicTokenOperation(db, user, operation, 1, "during migrate");
+      const failure = await write(worker, i, user);
+      if (failure !== undefined) failures.push(failure);
       longestMs = Math.max(longestMs, performance.now() - start);
       operations += 1;
-      if (!result.success) failures.push(`${result.error.code}: ${result.error.message}`);
       if (i === 0 && ++ready === connections) markStarted();
     }
   };
@@ -160,6 +174,7 @@ export function runTokenOperations(db, atomicTokenOperation, connections) {
     async stop() {
       stopping = true;
       await done;
+      await end();
       return { operations, failures, longestMs };
     },
   };
@@ -176,22 +191,10 @@ export function runTokenOperations(db, atomicTokenOperation, connections) {
  */
 export function runLedgerWrites(url, connections) {
   const sql = postgres(url, { max: connections, onnotice: () => {} });
-  let stopping = false;
-  /** @type {string[]} */
-  const failures = [];
-  let operations = 0;
-  let longestMs = 0;
-  let ready = 0;
-  /** @type {() => void} */
-  let markStarted = () => {};
-  /** @type {Promise<void>} */
-  const started = new Promise((resolve) => (markStarted = resolve));
-  /** @param {number} worker */
-  const loop = async (worker) => {
-    for (let i = 0; !stopping; i++) {
-      const user = `user-${1 + ((worker * 7919 + i * 104729) % LEDGER_USERS)}`;
+  return runWriters(
+    connections,
+    async (worker, i, user) => {
       const delta = i % 2 === 0 ? -1 : 1;
-      const start = performance.now();
       try {
         await sql`
           WITH u AS (
@@ -199,23 +202,12 @@ export function runLedgerWrites(url, connections) {
             RETURNING token_balance)
           INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after)
           SELECT ${`app-${worker}-${i}-${Date.now()}`}, ${user}, ${delta}, ${delta < 0 ? "deduct" : "credit"}, 'during migrate', token_balance FROM u`;
+        return undefined;
       } catch (error) {
         const code = /** @type {{ code?: string }} */ (error).code;
-        failures.push(`${code === "55P03" ? "LOCK_TIMEOUT" : code}: ${error instanceof Error ? error.message : String(error)}`);
+        return `${code === "55P03" ? "LOCK_TIMEOUT" : code}: ${error instanceof Error ? error.message : String(error)}`;
       }
-      longestMs = Math.max(longestMs, performance.now() - start);
-      operations += 1;
-      if (i === 0 && ++ready === connections) markStarted();
-    }
-  };
-  const done = Promise.all(Array.from({ length: connections }, (_, worker) => loop(worker)));
-  return {
-    started,
-    async stop() {
-      stopping = true;
-      await done;
-      await sql.end();
-      return { operations, failures, longestMs };
     },
-  };
+    () => sql.end(),
+  );
 }

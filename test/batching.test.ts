@@ -206,26 +206,35 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
     }
   });
 
-  it.runIf(dialect === "postgresql")("a row lock held elsewhere times out its own change, not its batch's", async () => {
-    // pool of 2: one lane, so every change below goes in one batch
+  /**
+   * Two users with 10 tokens each, one of them with its row locked by another connection until
+   * `release()`; `db` has a pool of 2 (one slot, so calls made in one turn go as one batch) and a
+   * 300 ms lock timeout.
+   */
+  const lockedUserBesideFreeOne = async (prefix: string) => {
     const db = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
     const locker = await openDatabase(url, { batch: false });
+    const [locked, free] = [`${prefix}locked-${dialect}`, `${prefix}free-${dialect}`];
+    for (const id of [locked, free]) await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 10 });
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let lockTaken: () => void = () => {};
+    const taken = new Promise<void>((resolve) => (lockTaken = resolve));
+    const holder = locker.transaction(
+      async (tx) => {
+        await tx.run(sql`UPDATE users SET updated_at = updated_at WHERE id = ${locked}`);
+        lockTaken();
+        await held;
+      },
+      { isolation: "read committed" },
+    );
+    await taken;
+    return { db, locker, locked, free, release, holder };
+  };
+
+  it.runIf(dialect === "postgresql")("a row lock held elsewhere times out its own change, not its batch's", async () => {
+    const { db, locker, locked, free, release, holder } = await lockedUserBesideFreeOne("");
     try {
-      const [locked, free] = [`locked-${dialect}`, `free-${dialect}`];
-      for (const id of [locked, free]) await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 10 });
-      let release: () => void = () => {};
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let lockTaken: () => void = () => {};
-      const taken = new Promise<void>((resolve) => (lockTaken = resolve));
-      const holder = locker.transaction(
-        async (tx) => {
-          await tx.run(sql`UPDATE users SET updated_at = updated_at WHERE id = ${locked}`);
-          lockTaken();
-          await held;
-        },
-        { isolation: "read committed" },
-      );
-      await taken;
       const results = await Promise.all([
         atomicTokenOperation(db, free, "deduct", 1, "a"),
         atomicTokenOperation(db, locked, "deduct", 1, "b"),
@@ -304,25 +313,8 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
   });
 
   it.runIf(dialect === "postgresql")("a batch given up on a lock keeps each user's calls in order", async () => {
-    // pool of 2: one slot, so every change below goes in one batch
-    const db = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
-    const locker = await openDatabase(url, { batch: false });
+    const { db, locker, locked, free, release, holder } = await lockedUserBesideFreeOne("ordered-");
     try {
-      const [locked, free] = [`ordered-locked-${dialect}`, `ordered-free-${dialect}`];
-      for (const id of [locked, free]) await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 10 });
-      let release: () => void = () => {};
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let lockTaken: () => void = () => {};
-      const taken = new Promise<void>((resolve) => (lockTaken = resolve));
-      const holder = locker.transaction(
-        async (tx) => {
-          await tx.run(sql`UPDATE users SET updated_at = updated_at WHERE id = ${locked}`);
-          lockTaken();
-          await held;
-        },
-        { isolation: "read committed" },
-      );
-      await taken;
       // a keyed call first: tried again on its own it would look its key up first and come last
       const results = await Promise.all([
         atomicTokenOperation(db, free, "deduct", 8, "a", { idempotencyKey: `ordered-${dialect}` }),
