@@ -74,9 +74,8 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
     .where(eq(users.id, userId))
     .prepare();
 
-  // one change of a batch, in its own savepoint (better-sqlite3 nests a transaction function as
-  // one), so that its failure undoes only its own writes
-  const applyInBatch = db.client.transaction((change: BalanceChange): BatchOutcome => {
+  // one change of a batch: replayed, applied, or refused with the balance its guard saw
+  const judge = (change: BalanceChange): BatchOutcome => {
     if (change.idempotencyKey !== null) {
       const prior = byKey.get({ key: change.idempotencyKey });
       if (prior !== undefined) return { kind: "replayed", entry: prior };
@@ -87,7 +86,21 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
     // read in the same write transaction: the balance the guard saw
     const row = balanceOf.get({ userId: change.userId });
     return row === undefined ? { kind: "refused", balance: null, heldTokens: 0 } : { kind: "refused", ...row, decidedAtMs };
-  });
+  };
+  // in its own savepoint (better-sqlite3 nests a transaction function as one), so that its failure
+  // undoes only its own writes
+  const applyInBatch = db.client.transaction(judge);
+  // the usual batch: no change fails (a missing brief, a CHECK), so none needs a savepoint of its
+  // own; the first that fails rolls the lot back, and the batch runs again with savepoints
+  const applyBatchOptimistically = db.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
+    changes.map((change) => {
+      try {
+        return judge(change);
+      } catch (error) {
+        throw new ChangeFailed(error);
+      }
+    }),
+  );
   const applyBatchInTransaction = db.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
     changes.map((change) => {
       try {
@@ -103,7 +116,16 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
   const applyBatch = (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> =>
     db.exclusive(() => {
       const [alone] = changes;
-      if (changes.length !== 1 || alone === undefined) return applyBatchInTransaction.immediate(changes);
+      if (changes.length !== 1 || alone === undefined) {
+        try {
+          return applyBatchOptimistically.immediate(changes);
+        } catch (error) {
+          // rolled back whole: each change again in a savepoint of its own (a failure of the
+          // transaction itself, a busy BEGIN say, is the batch's)
+          if (!(error instanceof ChangeFailed)) throw error;
+          return applyBatchInTransaction.immediate(changes);
+        }
+      }
       // a batch of one (a lone caller): its transaction is its own, no savepoint needed
       try {
         return [applyInBatch.immediate(alone)];
@@ -152,4 +174,11 @@ function pauseUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
   });
+}
+
+/** A change of an optimistic batch failed on its own: the batch is rolled back and run with savepoints. */
+class ChangeFailed extends Error {
+  constructor(readonly failure: unknown) {
+    super("briefdb: a change of the batch failed on its own");
+  }
 }
