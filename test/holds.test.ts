@@ -164,11 +164,20 @@ describe.each(DIALECTS)("%s: token holds", (dialect) => {
     const other = await openDatabase(url, { batch: false });
     try {
       let release: ReturnType<typeof releaseHold> | undefined;
+      let settled = false;
+      // either side may be the deadlock's victim: the release (run again by releaseHold) or the
+      // app's transaction (run again by withTransaction, the release then settled already)
       const inside = await withTransaction(db, async (tx) => {
         const first = await atomicTokenOperation(db, user, "deduct", 1, "first", { transaction: tx });
         if (!first.success) throw first.error;
-        release = releaseHold(other, a.holdId);
-        while ((await db.all(sql`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE token_holds SET status = CASE%'`)).length === 0) {
+        if (release === undefined) {
+          release = releaseHold(other, a.holdId);
+          void release.finally(() => (settled = true));
+        }
+        while (
+          !settled &&
+          (await db.all(sql`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE token_holds SET status = CASE%'`)).length === 0
+        ) {
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
         const second = await atomicTokenOperation(db, user, "deduct", 50, "second", { transaction: tx });

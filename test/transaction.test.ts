@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   atomicTokenOperation,
+  BriefdbError,
   migrate,
   openDatabase,
   withTransaction,
@@ -89,6 +90,25 @@ describe.each(DIALECTS)("%s: withTransaction", (dialect) => {
       expect(await balanceOf("tx-inner-undone")).toBeUndefined();
     });
   }
+
+  it.runIf(dialect === "postgresql")(
+    "a deadlock answered as a token operation's BriefdbError and thrown out of the operation runs the transaction again",
+    async () => {
+      // what atomicTokenOperation inside the app's transaction answers when the server picked it
+      // as a deadlock's victim: DB_ERROR, the driver's 40P01 as its cause
+      const victim = new BriefdbError("DB_ERROR", "deadlock detected", undefined, {
+        cause: Object.assign(new Error("deadlock detected"), { code: "40P01" }),
+      });
+      let attempts = 0;
+      const result = await withTransaction(db, async () => {
+        attempts += 1;
+        if (attempts === 1) throw victim;
+        return "done";
+      });
+      expect(result).toEqual({ success: true, data: "done" });
+      expect(attempts).toBe(2);
+    },
+  );
 
   it("maps a missing table to NOT_MIGRATED", async () => {
     const result = await withTransaction(db, (tx) => tx.all(sql`SELECT * FROM no_such_table`));

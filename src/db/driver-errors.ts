@@ -11,9 +11,15 @@ export function errorChain(error: unknown): Array<Record<string, unknown>> {
   return chain;
 }
 
-/** The first `code` property along the cause chain. */
+/**
+ * The first driver `code` along the cause chain. briefdb's own errors are skipped: a token
+ * operation that failed inside the app's transaction answers a BriefdbError whose cause is the
+ * driver's error, and an app that throws it out of `withTransaction` must still have a deadlock
+ * or serialization failure (40P01, 40001) read as one, and the transaction run again.
+ */
 export function errorCode(error: unknown): string | undefined {
   for (const link of errorChain(error)) {
+    if (link.name === "BriefdbError") continue;
     if (typeof link.code === "string") return link.code;
   }
   return undefined;
