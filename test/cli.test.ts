@@ -70,6 +70,15 @@ describe("cli conventions", () => {
     expect(result.json?.error.message).toMatch(/user id is required/);
   });
 
+  it.each([
+    ["tokens", "deduct", "u1", "5", "--brief", ""],
+    ["tokens", "hold", "u1", "5", "--brief", ""],
+  ])("an empty --brief (%s %s) is exit 2 USAGE before connecting", async (...args) => {
+    const result = await cli([...args, "--db", "postgres://u:pw@db.example.invalid/x", "--json"]);
+    expect(result.code).toBe(2);
+    expect(result.json).toMatchObject({ ok: false, error: { code: "USAGE" } });
+  });
+
   it("DATABASE_URL is used when --db is absent, and --db wins over it", async () => {
     const fromEnv = await cli(["health", "--json"], { env: { DATABASE_URL: "mysql://x:envsecret@h/db" } });
     expect(fromEnv.json?.error.code).toBe("INVALID_URL");

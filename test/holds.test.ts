@@ -113,6 +113,9 @@ describe.each(DIALECTS)("%s: token holds", (dialect) => {
     }
     expect(await getAvailableBalance(db, user)).toEqual({ userId: user, balance: 50, held: 10, available: 40 });
     expect(await getHistory(db, user)).toHaveLength(1);
+    // a UUID's hex digits are case-insensitive: the same hold, copied in capitals
+    const shouted = `hold_${a.holdId.slice("hold_".length).toUpperCase()}`;
+    expect(await releaseHold(db, shouted)).toMatchObject({ success: true, data: { holdId: a.holdId, status: "released" } });
   });
 
   it("an idempotency key places a hold once; the same key for another hold is IDEMPOTENCY_CONFLICT", async () => {

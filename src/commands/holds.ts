@@ -8,7 +8,7 @@ import { assertHoldId, parseTtl } from "../core/hold-input.js";
 import type { HoldRecord, HoldResult, SettlementResult } from "../core/holds.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
-import { idempotencyKey, userIdArgument } from "./parse.js";
+import { briefIdOption, idempotencyKey, userIdArgument } from "./parse.js";
 
 interface HoldCommandOptions {
   readonly ttl: number;
@@ -28,7 +28,7 @@ function holdCommand(): Command {
     .argument("<amount>", "a positive whole number of tokens", parseAmount)
     .option("--ttl <duration>", "how long the hold counts: 90s, 15m, 2h … (1s to 24h)", parseTtl, 15 * 60)
     .option("--reason <text>", "why, kept with the hold and its capture", "hold via briefdb")
-    .option("--brief <id>", "the brief this is for")
+    .option("--brief <id>", "the brief this is for", briefIdOption)
     .option("--key <idempotency-key>", "place at most once: a repeat returns the first hold", idempotencyKey)
     .addHelpText(
       "after",

@@ -36,6 +36,12 @@ export function idempotencyKey(value: string): string {
   return value;
 }
 
+/** A brief id (--brief): not empty (leave the flag out for none), checked before connecting. */
+export function briefIdOption(value: string): string {
+  if (value === "") throw new BriefdbError("USAGE", "a brief id is not empty (leave --brief out for none)");
+  return value;
+}
+
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(flag: string, choices: readonly T[]): (value: string) => T {
   return (value: string) => {

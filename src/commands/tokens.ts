@@ -7,7 +7,7 @@ import { BriefdbError } from "../errors.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { holdCommands } from "./holds.js";
-import { idempotencyKey, userIdArgument, wholeNumber } from "./parse.js";
+import { briefIdOption, idempotencyKey, userIdArgument, wholeNumber } from "./parse.js";
 
 interface ChangeOptions {
   readonly reason?: string;
@@ -82,7 +82,7 @@ function changeCommand(operation: "credit" | "deduct"): Command {
     .argument("<user>", "user id", userIdArgument)
     .argument("<amount>", "a positive whole number of tokens", parseAmount)
     .option("--reason <text>", "why, kept in the ledger", `${operation} via briefdb`)
-    .option("--brief <id>", "the brief this is for")
+    .option("--brief <id>", "the brief this is for", briefIdOption)
     .option("--key <idempotency-key>", "apply at most once: a repeat returns the first result", idempotencyKey)
     .addHelpText(
       "after",

@@ -5,7 +5,7 @@
 import { BriefdbError } from "../errors.js";
 
 export const HOLD_ID_PREFIX = "hold_";
-const HOLD_ID = /^hold_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const HOLD_ID = /^hold_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /** 15 minutes: longer than a brief takes to generate, short enough that a crashed worker's hold soon frees. */
 export const DEFAULT_HOLD_TTL_SECONDS = 15 * 60;
@@ -15,9 +15,13 @@ export const MAX_HOLD_TTL_SECONDS = 24 * 60 * 60;
 
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
 
-/** A hold id as briefdb makes them: `hold_` and a lowercase UUID. Anything else is INVALID_HOLD_ID. */
+/**
+ * A hold id as briefdb makes them: `hold_` and a UUID, returned as briefdb stores it (lowercase: a
+ * UUID's hex digits are case-insensitive, so an id copied in capitals names the same hold).
+ * Anything else is INVALID_HOLD_ID.
+ */
 export function assertHoldId(holdId: string): string {
-  if (typeof holdId === "string" && HOLD_ID.test(holdId)) return holdId;
+  if (typeof holdId === "string" && HOLD_ID.test(holdId)) return `${HOLD_ID_PREFIX}${holdId.slice(HOLD_ID_PREFIX.length).toLowerCase()}`;
   const shown = String(holdId).length > 60 ? `${String(holdId).slice(0, 60)}…` : String(holdId);
   throw new BriefdbError(
     "INVALID_HOLD_ID",

@@ -175,7 +175,7 @@ export async function applyHold(
 
 /** As captureHold, but throws the BriefdbError. */
 export async function applyCapture(db: BriefDatabase, holdId: string, amount?: number, options: SettleOptions = {}): Promise<SettlementResult> {
-  assertHoldId(holdId);
+  holdId = assertHoldId(holdId);
   if (amount !== undefined) assertAmount(amount);
   const signal = options.signal;
   for (let attempt = 0; ; attempt++) {
@@ -217,7 +217,7 @@ export async function applyCapture(db: BriefDatabase, holdId: string, amount?: n
 
 /** As releaseHold, but throws the BriefdbError. */
 export async function applyRelease(db: BriefDatabase, holdId: string, options: SettleOptions = {}): Promise<SettlementResult> {
-  assertHoldId(holdId);
+  holdId = assertHoldId(holdId);
   const signal = options.signal;
   if (signal?.aborted) throw interrupted("release");
   const released = await settleRetried(db, "release", signal, () => db.holds.release(holdId, signal === undefined ? {} : { signal }));

@@ -21,7 +21,10 @@ export function checkStoredText({ userId, reason, briefId, idempotencyKey }: Sto
   noNul("the user id", userId);
   if (typeof reason !== "string") throw new BriefdbError("USAGE", "a reason is text");
   noNul("the reason", reason);
-  if (briefId !== undefined) noNul("the brief id", briefId);
+  if (briefId !== undefined) {
+    if (briefId === "") throw new BriefdbError("USAGE", "a brief id is not empty (leave --brief out for none)");
+    noNul("the brief id", briefId);
+  }
   if (idempotencyKey === undefined) return null;
   if (idempotencyKey === "" || idempotencyKey.length > MAX_KEY_LENGTH) {
     throw new BriefdbError("USAGE", `an idempotency key is 1 to ${MAX_KEY_LENGTH} characters`);
