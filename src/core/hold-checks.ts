@@ -24,16 +24,7 @@ export async function checkHolds(db: Executor, userId?: string): Promise<HoldVio
     LEFT JOIN (SELECT user_id, SUM(amount) AS total FROM token_holds WHERE status = 'active' GROUP BY user_id) a ON a.user_id = u.id
     WHERE (u.held_tokens <> COALESCE(a.total, 0) OR u.held_tokens > u.token_balance OR COALESCE(a.total, 0) > u.token_balance)${onlyUser("u.id")}
     ORDER BY u.id`);
-  const holds = await db.all<{
-    id: string;
-    user_id: string;
-    status: string;
-    amount: number | string;
-    captured_amount: number | string | null;
-    ledger_rows: number | string;
-    charged: number | string | null;
-    strangers: number | string | null;
-  }>(sql`
+  const holds = await db.all<HoldCheckRow>(sql`
     SELECT h.id, h.user_id, h.status, h.amount, h.captured_amount, COUNT(t.id) AS ledger_rows, SUM(t.amount) AS charged,
       SUM(CASE WHEN t.user_id <> h.user_id OR t.type <> 'deduct' THEN 1 ELSE 0 END) AS strangers
     FROM token_holds h LEFT JOIN token_transactions t ON t.hold_id = h.id
@@ -59,16 +50,19 @@ function userViolations(row: { id: string; token_balance: number | string; held_
   return found;
 }
 
-function holdViolations(row: {
-  id: string;
-  user_id: string;
-  status: string;
-  amount: number | string;
-  captured_amount: number | string | null;
-  ledger_rows: number | string;
-  charged: number | string | null;
-  strangers: number | string | null;
-}): HoldViolation[] {
+/** A hold with what the ledger holds for it: its rows, what they charged, rows not its own kind. */
+type HoldCheckRow = {
+  readonly id: string;
+  readonly user_id: string;
+  readonly status: string;
+  readonly amount: number | string;
+  readonly captured_amount: number | string | null;
+  readonly ledger_rows: number | string;
+  readonly charged: number | string | null;
+  readonly strangers: number | string | null;
+};
+
+function holdViolations(row: HoldCheckRow): HoldViolation[] {
   const found: HoldViolation[] = [];
   const captured = row.captured_amount === null ? null : Number(row.captured_amount);
   const rows = Number(row.ledger_rows);

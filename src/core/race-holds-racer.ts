@@ -7,13 +7,12 @@
  * trusting the read — wrong on purpose, so that the race test is seen to catch it.
  */
 import { sql } from "drizzle-orm";
-import type { BriefDatabase, OpenOptions } from "../db/database.js";
-import type { Target } from "../db/target.js";
+import type { BriefDatabase } from "../db/database.js";
 import { BriefdbError, isBriefdbError } from "../errors.js";
 import { HOLD_ID_PREFIX } from "./hold-input.js";
 import { applyCapture, applyHold, applyRelease, readAccount } from "./holds.js";
 import { newId } from "./ids.js";
-import type { RaceStrategy } from "./race-options.js";
+import type { RacerTask } from "./race-racer.js";
 import { Random } from "./test-data/prng.js";
 import { applyTokenOperation } from "./tokens.js";
 
@@ -22,16 +21,9 @@ export type HoldsOperation = "hold" | "capture" | "release" | "deduct";
 /** The refusals a race may meet; anything else is an error. */
 export const EXPECTED_REFUSALS = ["INSUFFICIENT_BALANCE", "HOLD_SETTLED", "HOLD_EXPIRED"] as const;
 
-export interface HoldsRacerTask {
-  readonly target: Target;
-  readonly openOptions: OpenOptions;
-  readonly userId: string;
-  readonly count: number;
-  readonly amount: number;
-  readonly strategy: RaceStrategy;
+export interface HoldsRacerTask extends RacerTask {
+  /** Seeds this racer's mix of operations. */
   readonly seed: number;
-  /** Int32 [0]: 0 until the start, [1]: racers ready. */
-  readonly startLine: SharedArrayBuffer;
 }
 
 export interface HoldsRacerReport {

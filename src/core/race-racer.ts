@@ -4,25 +4,20 @@
  * ledger row as separate statements), kept so that the race test is seen to catch a race.
  */
 import { sql } from "drizzle-orm";
-import type { BriefDatabase, OpenOptions } from "../db/database.js";
-import type { Target } from "../db/target.js";
+import type { BriefDatabase } from "../db/database.js";
 import { isBriefdbError } from "../errors.js";
 import { newId } from "./ids.js";
+import type { RacerLoopTask } from "./race-worker-loop.js";
 import { applyTokenOperation } from "./tokens.js";
 
 import type { RaceStrategy } from "./race-options.js";
 
 export type { RaceStrategy } from "./race-options.js";
 
-export interface RacerTask {
-  readonly target: Target;
-  readonly openOptions: OpenOptions;
+export interface RacerTask extends RacerLoopTask {
   readonly userId: string;
-  readonly count: number;
   readonly amount: number;
   readonly strategy: RaceStrategy;
-  /** Int32 [0]: 0 until the start, [1]: racers ready. */
-  readonly startLine: SharedArrayBuffer;
 }
 
 export interface RacerReport {
