@@ -18,7 +18,7 @@ import {
 } from "../src/index.js";
 import { DIALECTS, freshDatabase, pgAdminUrl } from "./support/databases.js";
 
-describe.each(DIALECTS)("%s: review 12", (dialect) => {
+describe.each(DIALECTS)("%s: batching keeps each user's order and its failures apart", (dialect) => {
   let url: string;
   let setup: BriefDatabase;
   let n = 0;
