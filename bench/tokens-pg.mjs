@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { migrate, openDatabase, PG_DEDUCT_STATEMENT } from "briefdb";
+import { migrate, openDatabase, PG_CAPTURE_STATEMENT, PG_DEDUCT_STATEMENT, PG_HOLD_STATEMENT } from "briefdb";
 import { createDatabase, startBenchPostgres } from "../harness/postgres.mjs";
 
 const USERS = 1000;
@@ -25,19 +25,35 @@ export const PGBENCH = [
 ].find(existsSync);
 
 /**
- * The pgbench script: the statement briefdb runs, its parameters ($1 id, $2 user, $3 amount,
- * $4 reason, $5 brief, $6 key) as pgbench expressions, the user `userExpr`.
- * @param {string} userExpr
+ * `statement` with its parameters ($1, $2, …) replaced by the pgbench expressions of `values`.
+ * @param {string} statement
+ * @param {Record<string, string>} values
  */
-function script(userExpr) {
-  /** @type {Record<string, string>} */
-  const values = { 1: "gen_random_uuid()::text", 2: userExpr, 3: "1", 4: "'bench'", 5: "NULL", 6: "NULL" };
-  const statement = PG_DEDUCT_STATEMENT.replace(/\$(\d)/g, (_, n) => {
+function substitute(statement, values) {
+  return statement.replace(/\$(\d)/g, (_, n) => {
     const value = values[n];
-    if (value === undefined) throw new Error(`the deduct statement has a parameter $${n} this bench does not know`);
+    if (value === undefined) throw new Error(`a statement has a parameter $${n} this bench does not know`);
     return value;
   });
-  return `\\set uid random(0, ${USERS - 1})\n${statement};\n`;
+}
+
+/**
+ * The pgbench script: the statements briefdb runs, their parameters as pgbench expressions, the
+ * user `userExpr`. "deduct": the deduct ($1 id, $2 user, $3 amount, $4 reason, $5 brief, $6 key).
+ * "pair": the hold ($1 id, $2 user, $3 amount, $4 reason, $5 brief, $6 key, $7 TTL) whose id
+ * \gset keeps, then the capture of 7 of its 10 ($1 hold, $2 amount, $3 ledger id): one pgbench
+ * transaction is one pair, each statement its own transaction, as briefdb runs them.
+ * @param {string} userExpr
+ * @param {"deduct" | "pair"} kind
+ */
+function script(userExpr, kind) {
+  const header = `\\set uid random(0, ${USERS - 1})\n`;
+  if (kind === "deduct") {
+    return `${header}${substitute(PG_DEDUCT_STATEMENT, { 1: "gen_random_uuid()::text", 2: userExpr, 3: "1", 4: "'bench'", 5: "NULL", 6: "NULL" })};\n`;
+  }
+  const hold = substitute(PG_HOLD_STATEMENT, { 1: "'hold_' || gen_random_uuid()::text", 2: userExpr, 3: "10", 4: "'bench'", 5: "NULL", 6: "NULL", 7: "900" });
+  const capture = substitute(PG_CAPTURE_STATEMENT, { 1: ":p_id", 2: "7", 3: "gen_random_uuid()::text" });
+  return `${header}${hold}\n\\gset p_\n${capture};\n`;
 }
 
 /** @param {string} url */
@@ -86,12 +102,13 @@ function overSocket(url) {
  * @param {string} url
  * @param {boolean} hot
  * @param {boolean} socket
+ * @param {"deduct" | "pair"} kind
  */
-export function pgbench(url, hot, socket) {
+export function pgbench(url, hot, socket, kind = /** @type {"deduct" | "pair"} */ ("deduct")) {
   if (PGBENCH === undefined) throw new Error("pgbench not found");
   const dir = mkdtempSync(join(tmpdir(), "briefdb-pgbench-"));
   const file = join(dir, "deduct.sql");
-  writeFileSync(file, script(hot ? "'u0'" : "'u' || :uid"));
+  writeFileSync(file, script(hot ? "'u0'" : "'u' || :uid", kind));
   const out = execFileSync(
     PGBENCH,
     ["-n", "-M", "prepared", "-c", String(CONNECTIONS), "-j", String(THREADS), "-T", String(SECONDS), "-f", file, ...connectionOf(url, socket).args],
@@ -153,11 +170,13 @@ export async function run() {
         const ours = [];
         const driverOnly = [];
         const pairs = [];
+        const basePairs = [];
         for (let round = 0; round < ROUNDS; round++) {
           base.push(pgbench(tcpUrl, hot, transport !== "tcp"));
           ours.push(await briefdb(url, hot));
           driverOnly.push(await briefdb(url, hot, SECONDS, "raw"));
           pairs.push(await briefdb(url, hot, SECONDS, "holds"));
+          basePairs.push(pgbench(tcpUrl, hot, transport !== "tcp", "pair"));
         }
         results.push({
           name: `deduct, PostgreSQL over ${transport}, ${CONNECTIONS} connections, ${hot ? "one hot user" : `spread over ${USERS} users`}`,
@@ -173,6 +192,9 @@ export async function run() {
           name: `hold + capture pair, PostgreSQL over ${transport}, ${CONNECTIONS} connections, ${hot ? "one hot user" : `spread over ${USERS} users`}`,
           briefdb: `${Math.round(Math.max(...pairs))} pairs/s`,
           baseline: `${Math.round(Math.max(...ours))} ops/s (briefdb's plain deduct, above)`,
+          extra: [
+            `pgbench   ${Math.round(Math.max(...basePairs))} pairs/s (the same two statements): a pgbench pair costs ${(Math.max(...base) / Math.max(...basePairs)).toFixed(2)} pgbench deducts; briefdb's pair at ${(Math.max(...pairs) / Math.max(...basePairs)).toFixed(2)}× pgbench's pair`,
+          ],
           ratio: Math.max(...pairs) / Math.max(...ours),
           target: 0.5,
         });

@@ -86,6 +86,7 @@ export type { SeedSizes, SeedScale } from "./core/test-data/sizes.js";
 export { seedTables } from "./core/test-data/rows.js";
 export type { SeedTableName, SeedTable } from "./core/test-data/rows.js";
 export { PG_DEDUCT_STATEMENT } from "./db/pg/ledger.js";
+export { PG_CAPTURE_STATEMENT, PG_HOLD_STATEMENT } from "./db/pg/holds.js";
 
 /** The source document's local-mode utilities: seed and clear test data, on local targets only. */
 export const localModeOptimizations = { seedTestData, clearTestData } as const;

@@ -27,8 +27,12 @@ const ms = (column: string, as: string) => `(extract(epoch from ${column}) * 100
 const HOLD_COLUMNS = `h.id, h.user_id, h.amount, h.status, h.captured_amount, h.reason, h.brief_id, h.idempotency_key,
   ${ms("h.expires_at", "expires_at_ms")}, ${ms("h.created_at", "created_at_ms")}, ${ms("h.settled_at", "settled_at_ms")}`;
 
-// $1 id, $2 user, $3 amount, $4 reason, $5 brief, $6 key, $7 ttl seconds
-const PLACE = `WITH u AS (
+/**
+ * The one statement a hold runs on PostgreSQL: $1 hold id, $2 user id, $3 amount, $4 reason,
+ * $5 brief id, $6 idempotency key, $7 TTL in seconds. Public, as PG_DEDUCT_STATEMENT is, so that
+ * the benchmark's pgbench baseline runs the very same statement.
+ */
+export const PG_HOLD_STATEMENT = `WITH u AS (
     UPDATE users SET held_tokens = held_tokens + $3::bigint, updated_at = statement_timestamp()
     WHERE id = $2 AND token_balance - held_tokens >= $3::bigint
     RETURNING token_balance, held_tokens
@@ -43,8 +47,8 @@ const PLACE = `WITH u AS (
       WHERE e.user_id = $2 AND e.status = 'active' AND e.expires_at <= statement_timestamp()) ELSE 0 END AS expired_held
   FROM h, u`;
 
-// $1 hold, $2 amount (null: all of it), $3 ledger row id
-const CAPTURE = `WITH h AS (
+/** The one statement a capture runs: $1 hold id, $2 amount (null: all of it), $3 new ledger row id. Public, as above. */
+export const PG_CAPTURE_STATEMENT = `WITH h AS (
     UPDATE token_holds SET status = 'captured', captured_amount = COALESCE($2::bigint, amount), settled_at = statement_timestamp()
     WHERE id = $1 AND status = 'active' AND expires_at > statement_timestamp() AND amount >= COALESCE($2::bigint, amount)
     RETURNING *
@@ -97,7 +101,7 @@ export function pgHolds(client: postgres.Sql, prepare: boolean): HoldStatements 
 
     async place(hold, { signal } = {}) {
       const query = client.unsafe<Array<HoldRow & { token_balance: Num; held_tokens: Num; expired_held: Num }>>(
-        PLACE,
+        PG_HOLD_STATEMENT,
         [hold.id, hold.userId, hold.amount, hold.reason, hold.briefId, hold.idempotencyKey, hold.ttlSeconds],
         options,
       );
@@ -109,7 +113,7 @@ export function pgHolds(client: postgres.Sql, prepare: boolean): HoldStatements 
 
     async capture(holdId, amount, ledgerId, { signal } = {}) {
       const query = client.unsafe<Array<HoldRow & { balance_after: Num; ledger_created_at_ms: Num }>>(
-        CAPTURE,
+        PG_CAPTURE_STATEMENT,
         [holdId, amount, ledgerId],
         options,
       );
