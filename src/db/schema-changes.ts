@@ -42,6 +42,9 @@ export interface InvalidIndex {
   readonly table: string;
 }
 
+/** What the catalog says of a constraint: checked against every row, added NOT VALID, or not there. */
+export type ConstraintState = "valid" | "not-valid" | "missing";
+
 /** A build's progress as the server reports it (pg_stat_progress_create_index). */
 export interface IndexBuildProgress {
   readonly index: string;
@@ -71,6 +74,7 @@ export interface OnlineSchemaChanges {
   /** Rebuilds an index left INVALID without blocking writes. */
   rebuildStatement(index: string): string;
   indexState(executor: Executor, index: string): Promise<"valid" | "invalid" | "missing">;
+  constraintState(executor: Executor, table: string, constraint: string): Promise<ConstraintState>;
   /** The progress of the index build running on server process `pid`, if one is. */
   buildProgress(pid: number): Promise<IndexBuildProgress | null>;
   /** The ADD CONSTRAINT of `shape` made without checking existing rows (new rows are checked). */
@@ -81,8 +85,6 @@ export interface OnlineSchemaChanges {
   isLockTimeout(error: unknown): boolean;
   /** Whether a failure was existing rows breaking a constraint being validated. */
   isConstraintViolation(error: unknown): boolean;
-  /** The error says the named constraint does not exist. */
-  isMissingConstraint(error: unknown): boolean;
   /** Longest name an index may have. */
   readonly maxNameLength: number;
 }

@@ -11,6 +11,7 @@ import type postgres from "postgres";
 import type { Executor, Row } from "../database.js";
 import { errorCode } from "../driver-errors.js";
 import type {
+  ConstraintState,
   IndexBuildProgress,
   InvalidIndex,
   LockHazard,
@@ -171,6 +172,13 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
     return row.valid ? "valid" : "invalid";
   }
 
+  async constraintState(executor: Executor, table: string, constraint: string): Promise<ConstraintState> {
+    const [row] = await executor.all<{ valid: boolean }>(sql`
+      SELECT convalidated AS valid FROM pg_constraint WHERE conname = ${constraint} AND conrelid = to_regclass(${quoteIdentifier(table)})`);
+    if (row === undefined) return "missing";
+    return row.valid ? "valid" : "not-valid";
+  }
+
   async buildProgress(pid: number): Promise<IndexBuildProgress | null> {
     const [row] = await this.db.all<{ index: string; phase: string; done: number | string; total: number | string }>(sql`
       SELECT i.relname AS index, p.phase,
@@ -197,10 +205,6 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
   isConstraintViolation(error: unknown): boolean {
     // foreign_key_violation, check_violation
     return errorCode(error) === "23503" || errorCode(error) === "23514";
-  }
-
-  isMissingConstraint(error: unknown): boolean {
-    return errorCode(error) === "42704"; // undefined_object
   }
 }
 
