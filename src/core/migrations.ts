@@ -10,15 +10,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
-import type { IndexBuildProgress, InvalidIndex, OnlineSchemaChanges } from "../db/schema-changes.js";
+import type { IndexBuildProgress, OnlineSchemaChanges } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
-import {
-  invalidIndexAction,
-  planPendingMigrations,
-  validationStatements,
-  type MigrationStep,
-  type ValidationStatement,
-} from "./migration-plan.js";
+import { planPendingMigrations, validationStatements, type MigrationStep, type ValidationStatement } from "./migration-plan.js";
 
 export const MIGRATIONS_TABLE = "briefdb_migrations";
 /** The finished steps of migrations applied online: what a resumed run skips. */
@@ -41,19 +35,6 @@ export interface AppliedMigration {
 export interface PartialMigration {
   readonly tag: string;
   readonly finished: readonly string[];
-}
-
-/** An INVALID index, and whether it is briefdb's own (one its migrations make, or their temporaries). */
-export interface InvalidIndexStatus extends InvalidIndex {
-  readonly briefdb: boolean;
-}
-
-export interface MigrationStatus {
-  readonly applied: readonly AppliedMigration[];
-  readonly pending: readonly Migration[];
-  readonly partial: readonly PartialMigration[];
-  /** Indexes left INVALID by an interrupted or failed build: `migrate` rebuilds them. */
-  readonly invalidIndexes: readonly InvalidIndexStatus[];
 }
 
 /** What a migration run is doing, for a progress display. */
@@ -112,7 +93,7 @@ export function readMigrations(folder: string): readonly Migration[] {
 }
 
 /** Applied and pending only: what every command checks before it runs, without the index scan. */
-async function appliedAndPending(db: BriefDatabase): Promise<Pick<MigrationStatus, "applied" | "pending">> {
+export async function appliedAndPending(db: BriefDatabase): Promise<{ applied: AppliedMigration[]; pending: readonly Migration[] }> {
   const all = readMigrations(db.migrationsFolder);
   if (!(await db.tableExists(MIGRATIONS_TABLE))) return { applied: [], pending: all };
   return statusFrom(all, await appliedRows(db));
@@ -120,20 +101,6 @@ async function appliedAndPending(db: BriefDatabase): Promise<Pick<MigrationStatu
 
 export async function pendingMigrations(db: BriefDatabase): Promise<readonly Migration[]> {
   return (await appliedAndPending(db)).pending;
-}
-
-export async function migrationStatus(db: BriefDatabase): Promise<MigrationStatus> {
-  const { applied, pending } = await appliedAndPending(db);
-  const partial = await partialMigrations(db, pending);
-  const invalid = await db.schemaChanges.invalidIndexes();
-  const own = invalid.length === 0 ? new Set<string>() : await ownIndexNames(db);
-  const maxNameLength = db.schemaChanges.online?.maxNameLength ?? Number.MAX_SAFE_INTEGER;
-  return {
-    applied,
-    pending,
-    partial,
-    invalidIndexes: invalid.map((i) => ({ ...i, briefdb: invalidIndexAction(i.index, own, maxNameLength) !== "not-briefdb" })),
-  };
 }
 
 /** The indexes the migration files create: the ones `migrate` may rebuild. */
@@ -254,7 +221,7 @@ export async function createRecordTables(executor: Executor): Promise<void> {
   );
 }
 
-async function partialMigrations(db: BriefDatabase, pending: readonly Migration[]): Promise<PartialMigration[]> {
+export async function partialMigrations(db: BriefDatabase, pending: readonly Migration[]): Promise<PartialMigration[]> {
   if (pending.length === 0 || !(await db.tableExists(STEPS_TABLE))) return [];
   const rows = await db.all<{ tag: string; action: string }>(
     sql`SELECT tag, action FROM ${sql.identifier(STEPS_TABLE)} ORDER BY tag, step`,

@@ -1,7 +1,7 @@
 /**
  * What a dialect says about applying schema changes to a live database: what each migration
  * statement is, which lock it takes and what that lock blocks, how big the tables are, which
- * indexes are left INVALID, and — where the server can change the schema without blocking writes —
+ * indexes are left INVALID and which constraints NOT VALID, and — where the server can change the schema without blocking writes —
  * the means to do so (PostgreSQL's CONCURRENTLY, and constraints added NOT VALID then validated
  * apart). Core code (the hazard check, the online runner)
  * reads these answers and never the dialect's name.
@@ -39,6 +39,15 @@ export interface TableSize {
 
 export interface InvalidIndex {
   readonly index: string;
+  readonly table: string;
+}
+
+/**
+ * A constraint added NOT VALID and not validated since: new and updated rows are checked, the rows
+ * older than it never were.
+ */
+export interface NotValidConstraint {
+  readonly constraint: string;
   readonly table: string;
 }
 
@@ -100,6 +109,8 @@ export interface SchemaChanges {
   tableSize(table: string): Promise<TableSize | null>;
   /** Indexes left INVALID by an interrupted or failed build (not ones being built right now). */
   invalidIndexes(): Promise<InvalidIndex[]>;
+  /** Constraints left NOT VALID on the schema's tables (by an online migration or by hand); none where the dialect has no NOT VALID. */
+  notValidConstraints(): Promise<NotValidConstraint[]>;
   /** Non-blocking schema changes; null where the dialect has none (SQLite). */
   readonly online: OnlineSchemaChanges | null;
 }

@@ -1,7 +1,7 @@
 /**
  * PostgreSQL's answers for schema changes on a live database: the lock each statement takes (the
  * server's lock table, as the documentation lists it), table sizes from pg_class statistics,
- * INVALID indexes from pg_index, and schema changes that never block writes — CREATE / DROP INDEX
+ * INVALID indexes from pg_index, NOT VALID constraints from pg_constraint, and schema changes that never block writes — CREATE / DROP INDEX
  * CONCURRENTLY, a FOREIGN KEY or CHECK added NOT VALID then VALIDATEd in its own transaction — on
  * one session that holds the migration advisory lock for the whole run.
  */
@@ -16,6 +16,7 @@ import type {
   InvalidIndex,
   LockHazard,
   MigrationSession,
+  NotValidConstraint,
   OnlineSchemaChanges,
   SchemaChanges,
   TableSize,
@@ -112,6 +113,14 @@ export class PgSchemaChanges implements SchemaChanges {
         AND i.relnamespace = current_schema()::regnamespace
         AND x.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index WHERE index_relid IS NOT NULL)
       ORDER BY i.relname`);
+  }
+
+  notValidConstraints(): Promise<NotValidConstraint[]> {
+    return this.db.all<{ constraint: string; table: string }>(sql`
+      SELECT c.conname AS constraint, t.relname AS table
+      FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+      WHERE NOT c.convalidated AND t.relnamespace = current_schema()::regnamespace
+      ORDER BY t.relname, c.conname`);
   }
 }
 
