@@ -23,11 +23,18 @@ export { withTransaction } from "./core/transaction.js";
 export type { Result } from "./core/transaction.js";
 export { checkDatabaseHealth } from "./core/health.js";
 export type { HealthOptions, HealthReport, IntegrityStatus } from "./core/health.js";
-export { migrate, migrationStatus, assertMigrated, readMigrations } from "./core/migrations.js";
-export type { Migration, MigrationStatus, MigrateResult, MigrateOptions, MigrateProgress, PartialMigration } from "./core/migrations.js";
+export { migrate, assertMigrated, readMigrations } from "./core/migrations.js";
+export type { Migration, MigrateResult, MigrateOptions, MigrateProgress, PartialMigration } from "./core/migrations.js";
+export { migrationStatus } from "./core/migration-status.js";
+export type {
+  InvalidIndexStatus,
+  MigrationStatus,
+  NotValidConstraintStatus,
+  PartialMigrationStatus,
+} from "./core/migration-status.js";
 export { checkPendingMigrations, DEFAULT_MAX_BLOCKING_ROWS } from "./core/migration-hazards.js";
 export type { HazardReport, StatementHazard } from "./core/migration-hazards.js";
-export type { LockHazard, InvalidIndex, IndexBuildProgress, StatementKind } from "./db/schema-changes.js";
+export type { LockHazard, InvalidIndex, IndexBuildProgress, NotValidConstraint, StatementKind } from "./db/schema-changes.js";
 export { atomicTokenOperation, applyTokenOperation, getBalance, getHistory, verifyLedger } from "./core/tokens.js";
 export type { TokenOperationOptions, TokenOperationResult, VerifyReport, Drift, LedgerEntry, TokenOperation } from "./core/tokens.js";
 export {

@@ -27,6 +27,7 @@ import {
   runTokenOperations,
 } from "../harness/busy-ledger.mjs";
 import { cli, freshDatabase, spawnCli } from "./support/databases.js";
+import { killWhileValidateWaits, startHoldsMigrationHeldAtBuild, waitFor } from "./support/held-migration.js";
 
 const ROWS = Number(process.env.BRIEFDB_TEST_LEDGER_ROWS ?? 500_000);
 const TAG = "0001_ledger_history_order";
@@ -71,15 +72,6 @@ async function indexState(name: string) {
     SELECT x.indisvalid AS valid, pg_get_indexdef(x.indexrelid) AS definition
     FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relname = ${name}`;
   return rows[0];
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 1200; i++) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 /** Starts `migrate` while a writer's open transaction holds the concurrent build in its first wait. */
@@ -209,30 +201,6 @@ async function migrateHoldsWhileBusy(args: readonly string[]) {
   return { run, ...(await writes.stop()) };
 }
 
-/** Starts `migrate` of 0002 and waits until its index build waits for a transaction holding an old snapshot. */
-async function startHoldsMigrationHeldAtBuild() {
-  const reader = postgres(url, { max: 1, onnotice: () => {} });
-  await reader.unsafe("BEGIN ISOLATION LEVEL REPEATABLE READ");
-  await reader.unsafe("SELECT 1");
-  const child = spawnCli(["migrate", "--db", url, "--json"]);
-  let stdout = "";
-  child.stdout.on("data", (chunk) => (stdout += chunk));
-  const exited = new Promise<{ code: number | null; json: () => Record<string, any> }>((resolve) =>
-    child.on("close", (code) => resolve({ code, json: () => JSON.parse(stdout) })),
-  );
-  const { pid } = await waitFor("the build to wait for the old snapshot", async () => {
-    const [row] = await admin<{ pid: number; phase: string }[]>`
-      SELECT p.pid, p.phase FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid)
-      WHERE a.datname = current_database()`;
-    return row?.phase === "waiting for old snapshots" ? row : undefined;
-  });
-  const release = async () => {
-    await reader.unsafe("COMMIT");
-    await reader.end();
-  };
-  return { child, exited, pid, release };
-}
-
 describe("postgresql: the holds migration's foreign key on a busy ledger", () => {
   it("migrate --check: online nothing blocks writes for longer than a moment; as written, the foreign key's check holds the ADD COLUMNs' locks", async () => {
     await forgetHoldsMigration(url);
@@ -275,33 +243,7 @@ describe("postgresql: the holds migration's foreign key on a busy ledger", () =>
 
   it("a migrate killed while its VALIDATE waits leaves the constraint NOT VALID, and the next migrate validates it and records the migration", async () => {
     await forgetHoldsMigration(url);
-    const held = await startHoldsMigrationHeldAtBuild();
-    // queued behind the build's own lock: granted when the build ends, before the VALIDATE asks
-    const blocker = postgres(url, { max: 1, onnotice: () => {} });
-    const [me] = await blocker<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-    const blockerPid = me?.pid ?? 0;
-    await blocker.unsafe("BEGIN");
-    // postgres.js sends a query when it is awaited: then() sends it now, without waiting for it
-    const locked = blocker.unsafe("LOCK TABLE token_transactions IN SHARE UPDATE EXCLUSIVE MODE").then(() => true);
-    await waitFor("the blocker to queue behind the build", async () => {
-      const rows = await admin`SELECT 1 FROM pg_locks WHERE pid = ${blockerPid} AND NOT granted`;
-      return rows.length > 0 ? true : undefined;
-    });
-    await held.release();
-    await locked;
-    await waitFor("the VALIDATE to wait for the blocker", async () => {
-      const rows = await admin`
-        SELECT 1 FROM pg_stat_activity WHERE pid = ${held.pid} AND wait_event_type = 'Lock' AND query LIKE '%VALIDATE CONSTRAINT%'`;
-      return rows.length > 0 ? true : undefined;
-    });
-    held.child.kill("SIGTERM");
-    await held.exited;
-    await waitFor("the killed migrate's session to end", async () => {
-      const rows = await admin`SELECT 1 FROM pg_stat_activity WHERE pid = ${held.pid}`;
-      return rows.length === 0 ? true : undefined;
-    });
-    await blocker.unsafe("COMMIT");
-    await blocker.end();
+    await killWhileValidateWaits(url, admin, await startHoldsMigrationHeldAtBuild(url, admin));
 
     expect(await holdForeignKey()).toEqual({ valid: false });
     const status = await cli(["migrate", "--status", "--db", url, "--json"]);
@@ -316,7 +258,7 @@ describe("postgresql: the holds migration's foreign key on a busy ledger", () =>
 
   it("a ledger row that breaks the foreign key fails its validation: the migration stays pending with the constraint NOT VALID, and a rerun after the row is fixed completes", async () => {
     await forgetHoldsMigration(url);
-    const held = await startHoldsMigrationHeldAtBuild();
+    const held = await startHoldsMigrationHeldAtBuild(url, admin);
     // a row older than the check: written with triggers off (a bulk load), naming a hold that never was
     const rogue = postgres(url, { max: 1, onnotice: () => {} });
     try {

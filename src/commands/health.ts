@@ -59,6 +59,7 @@ function healthOutcome(report: HealthReport): Outcome {
       samples: report.samples,
       migrations: report.migrations,
       invalidIndexes: report.invalidIndexes,
+      notValidConstraints: report.notValidConstraints,
       integrity: {
         checked: report.integrity.checked,
         ok: report.integrity.ok,
@@ -66,6 +67,7 @@ function healthOutcome(report: HealthReport): Outcome {
         detail: report.integrity.detail,
       },
       problems: report.problems,
+      warnings: report.warnings,
     },
     human: (ui) => {
       const state = report.healthy ? ui.colors.green("healthy") : ui.colors.red("unhealthy");
@@ -82,9 +84,17 @@ function healthOutcome(report: HealthReport): Outcome {
         ["migrations", migrations],
         ["integrity", integrityLine(ui, report)],
         ...((report.invalidIndexes?.length ?? 0) > 0 ? [["indexes", ui.colors.red(`INVALID: ${report.invalidIndexes?.join(", ")}`)] as const] : []),
+        ...notValidRow(ui, report),
+        ...report.warnings.map((warning) => ["warning", ui.colors.yellow(warning)] as const),
       ]);
     },
   };
+}
+
+function notValidRow(ui: Ui, report: HealthReport): Array<readonly [string, string]> {
+  const constraints = report.notValidConstraints ?? [];
+  if (constraints.length === 0) return [];
+  return [["constraints", ui.colors.yellow(`NOT VALID: ${constraints.map((c) => `${c.constraint} on ${c.table}`).join(", ")}`)]];
 }
 
 function integrityLine(ui: Ui, report: HealthReport): string {

@@ -4,8 +4,9 @@
  * against the live database (--check).
  */
 import { Command } from "commander";
-import type { MigrateProgress, MigrateResult, MigrationStatus } from "../core/migrations.js";
+import type { MigrateProgress, MigrateResult } from "../core/migrations.js";
 import { invalidIndexAdvice } from "../core/migration-plan.js";
+import { migrationNotes, stepsDone, type MigrationStatus } from "../core/migration-status.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
@@ -23,7 +24,7 @@ interface MigrateOptions {
 export function migrateCommand(): Command {
   return new Command("migrate")
     .description("apply the pending migrations of the target's dialect (safe when two run at once)")
-    .option("--status", "list applied and pending migrations; exit 1 while any is pending")
+    .option("--status", "list applied and pending migrations, INVALID indexes and NOT VALID constraints; exit 1 while any is pending")
     .option("--dry-run", "print the SQL that would run, change nothing")
     .option("--check", "each pending statement's lock, what it blocks and its table's size; exit 1 on a hazard")
     .option(
@@ -54,7 +55,10 @@ Examples:
         const readOnly = options.status || options.dryRun || options.check;
         // Read-only runs never create a SQLite file: a missing one reads as empty (all pending).
         const db = await ctx.open({ create: !readOnly, missingIsEmpty: readOnly });
-        if (options.status) return statusOutcome(await core.migrationStatus(db), db.target.display);
+        if (options.status) {
+          const { migrationStatus } = await import("../core/migration-status.js");
+          return statusOutcome(await migrationStatus(db), db.target.display);
+        }
         if (options.check) {
           const { checkPendingMigrations } = await import("../core/migration-hazards.js");
           const report = await checkPendingMigrations(db, {
@@ -117,6 +121,7 @@ function statusOutcome(status: MigrationStatus, target: string): Outcome {
       pending,
       partial: status.partial,
       invalidIndexes: status.invalidIndexes,
+      notValidConstraints: status.notValidConstraints,
     },
     human: (ui) => {
       const rows = [
@@ -127,19 +132,27 @@ function statusOutcome(status: MigrationStatus, target: string): Outcome {
         ]),
         ...pending.map((tag) => [tag, ui.colors.yellow(partialState(status, tag)), ""]),
         ...status.invalidIndexes.map((i) => [`index ${i.index} on ${i.table}`, ui.colors.red(i.briefdb ? "INVALID" : "INVALID, not briefdb's"), ""]),
+        ...status.notValidConstraints.map((c) => [`constraint ${c.constraint} on ${c.table}`, ui.colors.yellow("NOT VALID"), ""]),
       ];
-      return `${table(ui, ["migration", "state", "applied at"], rows)}\n${target}: ${status.applied.length} applied, ${pending.length} pending${invalidLine(ui, invalid)}`;
+      const summary = `${target}: ${status.applied.length} applied, ${pending.length} pending${invalidLine(ui, invalid)}${notValidLine(ui, status)}`;
+      const notes = migrationNotes(status);
+      return [table(ui, ["migration", "state", "applied at"], rows), summary, ...[...notes.pending, ...notes.notValid].map((n) => ui.colors.yellow(n))].join("\n");
     },
   };
 }
 
 function partialState(status: MigrationStatus, tag: string): string {
   const partial = status.partial.find((p) => p.tag === tag);
-  return partial === undefined ? "pending" : `pending, ${partial.finished.length} step(s) done`;
+  return partial === undefined ? "pending" : `pending, ${stepsDone(partial)}`;
 }
 
 function invalidLine(ui: Ui, invalid: readonly string[]): string {
   return invalid.length === 0 ? "" : `, ${ui.colors.red(`${invalid.length} INVALID index(es)`)}`;
+}
+
+function notValidLine(ui: Ui, status: MigrationStatus): string {
+  const count = status.notValidConstraints.length;
+  return count === 0 ? "" : `, ${ui.colors.yellow(`${count} NOT VALID constraint(s)`)}`;
 }
 
 function migrateOutcome(result: MigrateResult, target: string): Outcome {

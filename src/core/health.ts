@@ -1,6 +1,7 @@
 /**
  * checkDatabaseHealth: connectivity, round-trip latency over a number of samples, server version,
- * migration state and indexes left INVALID by an interrupted build, and with `deep` the stored
+ * migration state, indexes left INVALID by an interrupted build, constraints left NOT VALID (a
+ * warning unless a pending migration validates them: then that migration is the problem), and with `deep` the stored
  * data's integrity as far as the dialect can tell cheaply. A health report is a value:
  * unreachable, behind or damaged is `healthy: false` with the reasons, never a throw. A report
  * never claims an integrity it did not check.
@@ -11,7 +12,7 @@ import type { DialectName } from "../db/target.js";
 import type { BriefdbError } from "../errors.js";
 import { toBriefdbError } from "./failures.js";
 import { invalidIndexAdvice } from "./migration-plan.js";
-import { migrationStatus } from "./migrations.js";
+import { migrationNotes, migrationStatus, type NotValidConstraintStatus } from "./migration-status.js";
 import { elapsedMs, summarizeLatency, type LatencySummary } from "./stats.js";
 
 export interface HealthReport {
@@ -24,9 +25,16 @@ export interface HealthReport {
   readonly migrations: { readonly applied: number; readonly pending: number } | null;
   /** Indexes left INVALID by an interrupted or failed build (`migrate` rebuilds them). */
   readonly invalidIndexes: readonly string[] | null;
+  /**
+   * Constraints NOT VALID in the catalog: existing rows never checked against them. Unhealthy only
+   * through the pending migration that validates one; otherwise a warning.
+   */
+  readonly notValidConstraints: readonly NotValidConstraintStatus[] | null;
   readonly integrity: IntegrityStatus;
   /** Why the database is unhealthy; empty when healthy. */
   readonly problems: readonly string[];
+  /** Worth a look, but no reason to call it unhealthy: a constraint NOT VALID that no pending migration validates. */
+  readonly warnings: readonly string[];
   /** The failure that made it unreachable or erroring, when there was one. */
   readonly error: BriefdbError | null;
 }
@@ -75,14 +83,27 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: HealthOpti
     const migrations = { applied: status.applied.length, pending: status.pending.length };
     const changed = status.applied.filter((m) => m.changed).map((m) => m.tag);
     if (options.deep === true) integrity = integrityStatus(await db.checkIntegrity());
+    const notes = migrationNotes(status);
     const problems = [
       ...integrity.problems.map((problem) => `the stored data is damaged: ${problem}`),
-      ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending`] : []),
+      ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending`, ...notes.pending] : []),
       ...(changed.length > 0 ? [`applied migration(s) ${changed.join(", ")} differ from their files`] : []),
       ...status.invalidIndexes.map((i) => `index ${i.index} on ${i.table} is INVALID (an interrupted build): ${invalidIndexAdvice(i.briefdb)}`),
     ];
     const invalidIndexes = status.invalidIndexes.map((i) => i.index);
-    return { ...base, healthy: problems.length === 0, serverVersion, latencyMs, migrations, invalidIndexes, integrity, problems, error: null };
+    return {
+      ...base,
+      healthy: problems.length === 0,
+      serverVersion,
+      latencyMs,
+      migrations,
+      invalidIndexes,
+      notValidConstraints: status.notValidConstraints,
+      integrity,
+      problems,
+      warnings: notes.notValid,
+      error: null,
+    };
   } catch (caught) {
     return failedHealthReport(base, toBriefdbError(caught, db), integrity);
   }
@@ -104,8 +125,10 @@ export function failedHealthReport(
     latencyMs: null,
     migrations: null,
     invalidIndexes: null,
+    notValidConstraints: null,
     integrity,
     problems: [error.message],
+    warnings: [],
     error,
   };
 }

@@ -7,8 +7,8 @@
  */
 import type { BriefDatabase } from "../db/database.js";
 import type { LockHazard, StatementKind, StatementShape, TableSize } from "../db/schema-changes.js";
-import { planMigrations } from "./migration-plan.js";
-import { finishedStepNumbers, pendingMigrations } from "./migrations.js";
+import { planPendingMigrations } from "./migration-plan.js";
+import { finishedStepNumbers, pendingMigrations, pendingValidation } from "./migrations.js";
 
 /** About 0.1 s of blocked writes for an index build here; smaller tables are not worth a stop. */
 export const DEFAULT_MAX_BLOCKING_ROWS = 100_000;
@@ -45,10 +45,7 @@ export async function checkPendingMigrations(
   const offline = options.offline === true;
   const online = offline ? null : db.schemaChanges.online;
   const pending = await pendingMigrations(db);
-  const withShapes = await Promise.all(
-    pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })),
-  );
-  const plans = planMigrations(withShapes, online);
+  const plans = await planPendingMigrations(db.schemaChanges, pending, online);
   // online, the steps an interrupted run finished do not run again: nothing of theirs to judge
   const finished = online === null ? new Map<string, Set<number>>() : await finishedStepNumbers(db, pending);
   const sizes = new Map<string, TableSize | null>();
@@ -87,7 +84,12 @@ export async function checkPendingMigrations(
       const transaction = online === null ? "all" : step?.kind === "transaction" ? `${tag}#${plan.stepOf[i]}` : null;
       await measure(tag, shape, plan.online[i] === true, transaction);
     }
-    const validations = plan.steps.flatMap((step, i) => (step.kind === "validate-constraint" && !done.has(i) ? [step.statement] : []));
+    // as the rerun runs them: a constraint dropped by hand since is added again before its validation
+    const validations: string[] = [];
+    for (const [i, step] of plan.steps.entries()) {
+      if (step.kind !== "validate-constraint" || done.has(i) || online === null) continue;
+      validations.push(...(await pendingValidation(db, online, step, done)).map((v) => v.statement));
+    }
     for (const shape of await db.schemaChanges.describe(validations)) await measure(tag, shape, true, null);
   }
   // online, a brief lock waits at most the runner's lock timeout, and is retried: not a hazard

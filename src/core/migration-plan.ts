@@ -17,7 +17,7 @@
  *   NOT VALID constraint commits, so only rows older than it are left to validate.
  * - Anything on a table created in this run needs nothing of that: it runs in the transaction.
  */
-import type { OnlineSchemaChanges, StatementShape } from "../db/schema-changes.js";
+import type { ConstraintState, OnlineSchemaChanges, SchemaChanges, StatementShape } from "../db/schema-changes.js";
 import type { Migration } from "./migrations.js";
 
 export type MigrationStep =
@@ -32,6 +32,8 @@ export type MigrationStep =
       readonly statement: string;
       /** Adds it NOT VALID again: for a rerun that finds it gone (dropped by hand after it failed). */
       readonly add: string;
+      /** The transaction step that adds it NOT VALID. */
+      readonly addedBy: number;
     };
 
 export interface PlannedMigration {
@@ -45,6 +47,16 @@ export interface PlannedMigration {
 }
 
 const TEMPORARY_SUFFIX = "_briefdb_new";
+
+/** Reads the pending migrations' statements with the dialect's parser, then plans them (see planMigrations). */
+export async function planPendingMigrations(
+  schemaChanges: SchemaChanges,
+  pending: readonly Migration[],
+  online: OnlineSchemaChanges | null,
+): Promise<PlannedMigration[]> {
+  const withShapes = await Promise.all(pending.map(async (migration) => ({ migration, shapes: await schemaChanges.describe(migration.statements) })));
+  return planMigrations(withShapes, online);
+}
 
 /** Plans the pending migrations in order; `online` null (or --offline) keeps every statement as written. */
 export function planMigrations(
@@ -90,7 +102,14 @@ function planOne(
       const add = online.notValidStatement(shape);
       batch.push(add);
       stepOf.push(steps.length);
-      validations.push({ kind: "validate-constraint", constraint, table, statement: online.validateStatement(table, constraint), add });
+      validations.push({
+        kind: "validate-constraint",
+        constraint,
+        table,
+        statement: online.validateStatement(table, constraint),
+        add,
+        addedBy: steps.length,
+      });
       return;
     }
     const index = shape.index as string;
@@ -126,6 +145,27 @@ function planOne(
   flush();
   steps.push(...validations);
   return { migration, shapes, online: onlineFlags, stepOf, steps };
+}
+
+/** A statement of a validation step, and whether its lock must be brief (waited for a bounded time) or may be waited for. */
+export interface ValidationStatement {
+  readonly statement: string;
+  readonly lock: "brief" | "wait";
+}
+
+/**
+ * What a validate-constraint step runs, decided from the state its constraint is in when the step
+ * starts: one that is gone (dropped by hand after its validation failed) is added NOT VALID again,
+ * as the migration's transaction added it — a brief lock —, then validated (a lock that lets
+ * writes go on). VALIDATE of one already valid does nothing. The runner and the dry run both ask
+ * this, so that `--dry-run` and `--check` show what the rerun runs.
+ */
+export function validationStatements(
+  step: Extract<MigrationStep, { kind: "validate-constraint" }>,
+  state: ConstraintState,
+): ValidationStatement[] {
+  const validate: ValidationStatement = { statement: step.statement, lock: "wait" };
+  return state === "missing" ? [{ statement: step.add, lock: "brief" }, validate] : [validate];
 }
 
 /**

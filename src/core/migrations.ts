@@ -10,9 +10,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
-import type { IndexBuildProgress, InvalidIndex } from "../db/schema-changes.js";
+import type { IndexBuildProgress, OnlineSchemaChanges } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
-import { invalidIndexAction } from "./migration-plan.js";
+import { planPendingMigrations, validationStatements, type MigrationStep, type ValidationStatement } from "./migration-plan.js";
 
 export const MIGRATIONS_TABLE = "briefdb_migrations";
 /** The finished steps of migrations applied online: what a resumed run skips. */
@@ -35,19 +35,6 @@ export interface AppliedMigration {
 export interface PartialMigration {
   readonly tag: string;
   readonly finished: readonly string[];
-}
-
-/** An INVALID index, and whether it is briefdb's own (one its migrations make, or their temporaries). */
-export interface InvalidIndexStatus extends InvalidIndex {
-  readonly briefdb: boolean;
-}
-
-export interface MigrationStatus {
-  readonly applied: readonly AppliedMigration[];
-  readonly pending: readonly Migration[];
-  readonly partial: readonly PartialMigration[];
-  /** Indexes left INVALID by an interrupted or failed build: `migrate` rebuilds them. */
-  readonly invalidIndexes: readonly InvalidIndexStatus[];
 }
 
 /** What a migration run is doing, for a progress display. */
@@ -106,7 +93,7 @@ export function readMigrations(folder: string): readonly Migration[] {
 }
 
 /** Applied and pending only: what every command checks before it runs, without the index scan. */
-async function appliedAndPending(db: BriefDatabase): Promise<Pick<MigrationStatus, "applied" | "pending">> {
+export async function appliedAndPending(db: BriefDatabase): Promise<{ applied: AppliedMigration[]; pending: readonly Migration[] }> {
   const all = readMigrations(db.migrationsFolder);
   if (!(await db.tableExists(MIGRATIONS_TABLE))) return { applied: [], pending: all };
   return statusFrom(all, await appliedRows(db));
@@ -114,20 +101,6 @@ async function appliedAndPending(db: BriefDatabase): Promise<Pick<MigrationStatu
 
 export async function pendingMigrations(db: BriefDatabase): Promise<readonly Migration[]> {
   return (await appliedAndPending(db)).pending;
-}
-
-export async function migrationStatus(db: BriefDatabase): Promise<MigrationStatus> {
-  const { applied, pending } = await appliedAndPending(db);
-  const partial = await partialMigrations(db, pending);
-  const invalid = await db.schemaChanges.invalidIndexes();
-  const own = invalid.length === 0 ? new Set<string>() : await ownIndexNames(db);
-  const maxNameLength = db.schemaChanges.online?.maxNameLength ?? Number.MAX_SAFE_INTEGER;
-  return {
-    applied,
-    pending,
-    partial,
-    invalidIndexes: invalid.map((i) => ({ ...i, briefdb: invalidIndexAction(i.index, own, maxNameLength) !== "not-briefdb" })),
-  };
 }
 
 /** The indexes the migration files create: the ones `migrate` may rebuild. */
@@ -156,7 +129,7 @@ export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): 
     // splits the migration's transaction; the files' own SQL would not say so
     // as the real run: --offline refuses a migration an online run left part-way
     if (!goesOnline) await refusePartial(db);
-    const plan = goesOnline ? await onlinePlan(db, pending) : pending;
+    const plan = online !== null && goesOnline ? await onlinePlan(db, online, pending) : pending;
     return { applied: [], alreadyApplied: applied.length, dryRun: true, plan, online: goesOnline, repairedIndexes: [] };
   }
   if (online !== null && !options.offline) {
@@ -181,24 +154,44 @@ export async function migrate(db: BriefDatabase, options: MigrateOptions = {}): 
 
 /**
  * The pending migrations as the online runner executes them: each transaction's BEGIN and COMMIT
- * shown, the steps an interrupted run finished left out (the runner resumes after them), and an
- * index that step would build left INVALID by that run dropped first (as the runner does).
+ * shown, the steps an interrupted run finished left out (the runner resumes after them), an index
+ * that step would build left INVALID by that run dropped first, and a constraint that run added
+ * but someone dropped since added again before its validation (as the runner does).
  */
-async function onlinePlan(db: BriefDatabase, pending: readonly Migration[]): Promise<Migration[]> {
-  const { planMigrations } = await import("./migration-plan.js");
-  const online = db.schemaChanges.online;
-  const shapes = await Promise.all(pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })));
+async function onlinePlan(db: BriefDatabase, online: OnlineSchemaChanges, pending: readonly Migration[]): Promise<Migration[]> {
   const finished = await finishedStepNumbers(db, pending);
   const invalid = new Set((await db.schemaChanges.invalidIndexes()).map((i) => i.index));
-  return planMigrations(shapes, online).map(({ migration, steps }) => ({
-    ...migration,
-    statements: steps.flatMap((step, i) => {
-      if (finished.get(migration.tag)?.has(i) === true) return [];
-      if (step.kind === "transaction") return ["BEGIN", ...step.statements, "COMMIT"];
-      if (step.kind === "build-index" && online !== null && invalid.has(step.index)) return [online.dropStatement(step.index), step.statement];
-      return [step.statement];
+  const plans = await planPendingMigrations(db.schemaChanges, pending, online);
+  return Promise.all(
+    plans.map(async ({ migration, steps }) => {
+      const done = finished.get(migration.tag) ?? new Set<number>();
+      const statements = await Promise.all(
+        steps.map(async (step, i): Promise<readonly string[]> => {
+          if (done.has(i)) return [];
+          if (step.kind === "transaction") return ["BEGIN", ...step.statements, "COMMIT"];
+          if (step.kind === "validate-constraint") return (await pendingValidation(db, online, step, done)).map((v) => v.statement);
+          if (step.kind === "build-index" && invalid.has(step.index)) return [online.dropStatement(step.index), step.statement];
+          return [step.statement];
+        }),
+      );
+      return { ...migration, statements: statements.flat() };
     }),
-  }));
+  );
+}
+
+/**
+ * The statements a pending validation step will run, decided as the runner decides
+ * (validationStatements) from the state its constraint will be in when the step starts: NOT VALID
+ * when this run's own transaction adds it, else what the catalog says now.
+ */
+export async function pendingValidation(
+  executor: Executor,
+  online: OnlineSchemaChanges,
+  step: Extract<MigrationStep, { kind: "validate-constraint" }>,
+  finished: ReadonlySet<number>,
+): Promise<ValidationStatement[]> {
+  const state = finished.has(step.addedBy) ? await online.constraintState(executor, step.table, step.constraint) : "not-valid";
+  return validationStatements(step, state);
 }
 
 /**
@@ -228,7 +221,7 @@ export async function createRecordTables(executor: Executor): Promise<void> {
   );
 }
 
-async function partialMigrations(db: BriefDatabase, pending: readonly Migration[]): Promise<PartialMigration[]> {
+export async function partialMigrations(db: BriefDatabase, pending: readonly Migration[]): Promise<PartialMigration[]> {
   if (pending.length === 0 || !(await db.tableExists(STEPS_TABLE))) return [];
   const rows = await db.all<{ tag: string; action: string }>(
     sql`SELECT tag, action FROM ${sql.identifier(STEPS_TABLE)} ORDER BY tag, step`,

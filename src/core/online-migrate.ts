@@ -12,7 +12,14 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
 import type { IndexBuildProgress, MigrationSession, OnlineSchemaChanges } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
-import { describeStep, invalidIndexAction, planMigrations, type MigrationStep, type PlannedMigration } from "./migration-plan.js";
+import {
+  describeStep,
+  invalidIndexAction,
+  planPendingMigrations,
+  validationStatements,
+  type MigrationStep,
+  type PlannedMigration,
+} from "./migration-plan.js";
 import type { MigrateProgress, MigrateResult } from "./migrations.js";
 import {
   appliedRows,
@@ -40,10 +47,7 @@ export async function migrateOnline(
   return online.withSession(async (session) => {
     await createRecordTables(session);
     const { applied, pending } = statusFrom(readMigrations(db.migrationsFolder), await appliedRows(session));
-    const withShapes = await Promise.all(
-      pending.map(async (migration) => ({ migration, shapes: await db.schemaChanges.describe(migration.statements) })),
-    );
-    const plans = planMigrations(withShapes, online);
+    const plans = await planPendingMigrations(db.schemaChanges, pending, online);
     const runner = new StepRunner(db, online, session, options.onProgress ?? (() => {}));
     const repaired = await runner.repairInvalidIndexes(plans);
     for (const plan of plans) await runner.apply(plan);
@@ -163,18 +167,21 @@ class StepRunner {
     }
   }
 
-  /** VALIDATE CONSTRAINT of one already valid does nothing: a rerun after an interruption just runs it again. */
+  /**
+   * Validates the constraint as validationStatements decides from the catalog: a rerun after an
+   * interruption just validates again, and one dropped by hand since is added NOT VALID first.
+   */
   private async validate(step: Extract<MigrationStep, { kind: "validate-constraint" }>): Promise<void> {
     try {
-      await this.session.setLockTimeout(0); // its locks block no reads or writes: wait as long as it takes
-      await this.session.exec(step.statement).catch(async (error: unknown) => {
-        if (!this.online.isMissingConstraint(error)) throw error;
-        // dropped by hand since an earlier run added it (after its validation failed, say): added
-        // NOT VALID again, as the migration's transaction did, then validated
-        await this.withBriefLock(() => this.session.exec(step.add));
-        await this.session.setLockTimeout(0);
-        await this.session.exec(step.statement);
-      });
+      const state = await this.online.constraintState(this.session, step.table, step.constraint);
+      for (const { statement, lock } of validationStatements(step, state)) {
+        if (lock === "brief") {
+          await this.withBriefLock(() => this.session.exec(statement));
+          continue;
+        }
+        await this.session.setLockTimeout(0); // its locks block no reads or writes: wait as long as it takes
+        await this.session.exec(statement);
+      }
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (this.online.isConstraintViolation(error)) {
@@ -189,7 +196,7 @@ class StepRunner {
       throw new BriefdbError(
         "DB_ERROR",
         `validating constraint ${step.constraint} on ${step.table} failed: ${reason}`,
-        "the constraint stays in place NOT VALID; run `briefdb migrate` again to validate it",
+        "run `briefdb migrate` again to validate it (a constraint found gone is added NOT VALID again first)",
         { cause: error },
       );
     }

@@ -1,7 +1,7 @@
 /**
  * What a dialect says about applying schema changes to a live database: what each migration
  * statement is, which lock it takes and what that lock blocks, how big the tables are, which
- * indexes are left INVALID, and — where the server can change the schema without blocking writes —
+ * indexes are left INVALID and which constraints NOT VALID, and — where the server can change the schema without blocking writes —
  * the means to do so (PostgreSQL's CONCURRENTLY, and constraints added NOT VALID then validated
  * apart). Core code (the hazard check, the online runner)
  * reads these answers and never the dialect's name.
@@ -42,6 +42,18 @@ export interface InvalidIndex {
   readonly table: string;
 }
 
+/**
+ * A constraint added NOT VALID and not validated since: new and updated rows are checked, the rows
+ * older than it never were.
+ */
+export interface NotValidConstraint {
+  readonly constraint: string;
+  readonly table: string;
+}
+
+/** What the catalog says of a constraint: checked against every row, added NOT VALID, or not there. */
+export type ConstraintState = "valid" | "not-valid" | "missing";
+
 /** A build's progress as the server reports it (pg_stat_progress_create_index). */
 export interface IndexBuildProgress {
   readonly index: string;
@@ -71,6 +83,7 @@ export interface OnlineSchemaChanges {
   /** Rebuilds an index left INVALID without blocking writes. */
   rebuildStatement(index: string): string;
   indexState(executor: Executor, index: string): Promise<"valid" | "invalid" | "missing">;
+  constraintState(executor: Executor, table: string, constraint: string): Promise<ConstraintState>;
   /** The progress of the index build running on server process `pid`, if one is. */
   buildProgress(pid: number): Promise<IndexBuildProgress | null>;
   /** The ADD CONSTRAINT of `shape` made without checking existing rows (new rows are checked). */
@@ -81,8 +94,6 @@ export interface OnlineSchemaChanges {
   isLockTimeout(error: unknown): boolean;
   /** Whether a failure was existing rows breaking a constraint being validated. */
   isConstraintViolation(error: unknown): boolean;
-  /** The error says the named constraint does not exist. */
-  isMissingConstraint(error: unknown): boolean;
   /** Longest name an index may have. */
   readonly maxNameLength: number;
 }
@@ -98,6 +109,8 @@ export interface SchemaChanges {
   tableSize(table: string): Promise<TableSize | null>;
   /** Indexes left INVALID by an interrupted or failed build (not ones being built right now). */
   invalidIndexes(): Promise<InvalidIndex[]>;
+  /** Constraints left NOT VALID on the schema's tables (by an online migration or by hand); none where the dialect has no NOT VALID. */
+  notValidConstraints(): Promise<NotValidConstraint[]>;
   /** Non-blocking schema changes; null where the dialect has none (SQLite). */
   readonly online: OnlineSchemaChanges | null;
 }

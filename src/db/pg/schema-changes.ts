@@ -1,7 +1,7 @@
 /**
  * PostgreSQL's answers for schema changes on a live database: the lock each statement takes (the
  * server's lock table, as the documentation lists it), table sizes from pg_class statistics,
- * INVALID indexes from pg_index, and schema changes that never block writes — CREATE / DROP INDEX
+ * INVALID indexes from pg_index, NOT VALID constraints from pg_constraint, and schema changes that never block writes — CREATE / DROP INDEX
  * CONCURRENTLY, a FOREIGN KEY or CHECK added NOT VALID then VALIDATEd in its own transaction — on
  * one session that holds the migration advisory lock for the whole run.
  */
@@ -11,10 +11,12 @@ import type postgres from "postgres";
 import type { Executor, Row } from "../database.js";
 import { errorCode } from "../driver-errors.js";
 import type {
+  ConstraintState,
   IndexBuildProgress,
   InvalidIndex,
   LockHazard,
   MigrationSession,
+  NotValidConstraint,
   OnlineSchemaChanges,
   SchemaChanges,
   TableSize,
@@ -112,6 +114,14 @@ export class PgSchemaChanges implements SchemaChanges {
         AND x.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index WHERE index_relid IS NOT NULL)
       ORDER BY i.relname`);
   }
+
+  notValidConstraints(): Promise<NotValidConstraint[]> {
+    return this.db.all<{ constraint: string; table: string }>(sql`
+      SELECT c.conname AS constraint, t.relname AS table
+      FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+      WHERE NOT c.convalidated AND t.relnamespace = current_schema()::regnamespace
+      ORDER BY t.relname, c.conname`);
+  }
 }
 
 class PgOnlineSchemaChanges implements OnlineSchemaChanges {
@@ -171,6 +181,13 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
     return row.valid ? "valid" : "invalid";
   }
 
+  async constraintState(executor: Executor, table: string, constraint: string): Promise<ConstraintState> {
+    const [row] = await executor.all<{ valid: boolean }>(sql`
+      SELECT convalidated AS valid FROM pg_constraint WHERE conname = ${constraint} AND conrelid = to_regclass(${quoteIdentifier(table)})`);
+    if (row === undefined) return "missing";
+    return row.valid ? "valid" : "not-valid";
+  }
+
   async buildProgress(pid: number): Promise<IndexBuildProgress | null> {
     const [row] = await this.db.all<{ index: string; phase: string; done: number | string; total: number | string }>(sql`
       SELECT i.relname AS index, p.phase,
@@ -197,10 +214,6 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
   isConstraintViolation(error: unknown): boolean {
     // foreign_key_violation, check_violation
     return errorCode(error) === "23503" || errorCode(error) === "23514";
-  }
-
-  isMissingConstraint(error: unknown): boolean {
-    return errorCode(error) === "42704"; // undefined_object
   }
 }
 

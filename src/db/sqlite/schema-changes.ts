@@ -2,11 +2,11 @@
  * SQLite's answers for schema changes: one writer at a time on the whole file, so every migration
  * statement holds the write lock (readers carry on, in WAL mode) for as long as it runs — an index
  * build for as long as it reads the table. Row counts are exact (count(*)). There are no online
- * index builds and no INVALID indexes.
+ * index builds, no INVALID indexes and no NOT VALID constraints.
  */
 import { sql } from "drizzle-orm";
 import type { Executor } from "../database.js";
-import type { InvalidIndex, LockHazard, SchemaChanges, TableSize } from "../schema-changes.js";
+import type { InvalidIndex, LockHazard, NotValidConstraint, SchemaChanges, TableSize } from "../schema-changes.js";
 import { describeStatements, type StatementKind, type StatementShape } from "../statement-shape.js";
 
 /** ALTER TABLE in any form: SQLite may rewrite or check the whole table under the write lock. */
@@ -42,6 +42,11 @@ export class SqliteSchemaChanges implements SchemaChanges {
   }
 
   async invalidIndexes(): Promise<InvalidIndex[]> {
+    return [];
+  }
+
+  /** SQLite checks a constraint against every row when it is made: there is no NOT VALID. */
+  async notValidConstraints(): Promise<NotValidConstraint[]> {
     return [];
   }
 }
