@@ -196,4 +196,30 @@ describe.each(DIALECTS)("%s: NOT VALID constraints", (dialect) => {
       await admin.end();
     }
   });
+  it("a NOT VALID constraint whose name has quotes, capitals and a newline: the text output escapes it (no forged line), --json keeps it whole and its validateStatement validates it", async () => {
+    const url = await freshDatabase(dialect);
+    expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const name = 'Odd "q"\n0003_forged: applied';
+      await admin.unsafe(`ALTER TABLE reviews ADD CONSTRAINT "${name.replace(/"/g, '""')}" CHECK (rating > 0) NOT VALID`);
+      const status = await cli(["migrate", "--status", "--db", url, "--json"]);
+      expect(status.code).toBe(0);
+      expect(status.json?.notValidConstraints).toEqual([
+        { constraint: name, table: "reviews", migration: null, validateStatement: `ALTER TABLE "reviews" VALIDATE CONSTRAINT "Odd ""q""\n0003_forged: applied"` },
+      ]);
+      const statusText = await cli(["migrate", "--status", "--db", url]);
+      expect(statusText.code).toBe(0);
+      expect(statusText.stdout).not.toMatch(/^0003_forged/m);
+      expect(statusText.stdout).toContain('constraint Odd "q"\\n0003_forged: applied on reviews is NOT VALID');
+      const healthText = await cli(["health", "--db", url]);
+      expect(healthText.code).toBe(0);
+      expect(healthText.stdout).not.toMatch(/^0003_forged/m);
+
+      await admin.unsafe(status.json?.notValidConstraints[0].validateStatement);
+      expect((await cli(["health", "--db", url, "--json"])).json).toMatchObject({ healthy: true, notValidConstraints: [], warnings: [] });
+    } finally {
+      await admin.end();
+    }
+  });
 });

@@ -8,7 +8,7 @@ import type { MigrateProgress, MigrateResult } from "../core/migrations.js";
 import { invalidIndexAdvice } from "../core/migration-plan.js";
 import { migrationNotes, stepsDone, type MigrationStatus } from "../core/migration-status.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, startSpinner, table, type Outcome, type Ui } from "../render.js";
+import { escapeControls, keyValues, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
 import { checkOutcome } from "./migrate-check.js";
 import { wholeNumber } from "./parse.js";
@@ -136,7 +136,9 @@ function statusOutcome(status: MigrationStatus, target: string): Outcome {
       ];
       const summary = `${target}: ${status.applied.length} applied, ${pending.length} pending${invalidLine(ui, invalid)}${notValidLine(ui, status)}`;
       const notes = migrationNotes(status);
-      return [table(ui, ["migration", "state", "applied at"], rows), summary, ...[...notes.pending, ...notes.notValid].map((n) => ui.colors.yellow(n))].join("\n");
+      // a note names constraints and tables from the catalog: a newline in a name must not start a line of its own
+      const lines = [...notes.pending, ...notes.notValid].map((n) => ui.colors.yellow(escapeControls(n)));
+      return [table(ui, ["migration", "state", "applied at"], rows), summary, ...lines].join("\n");
     },
   };
 }
