@@ -222,4 +222,28 @@ describe.each(DIALECTS)("%s: NOT VALID constraints", (dialect) => {
       await admin.end();
     }
   });
+  it("a search_path whose first schema needs quoting: status and health still read the catalog, naming a NOT VALID constraint on the tables the path reaches and none in a schema off it", async () => {
+    const url = await freshDatabase(dialect);
+    expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const database = new URL(url).pathname.slice(1);
+      await admin.unsafe(`
+        CREATE SCHEMA "Side App";
+        CREATE SCHEMA elsewhere;
+        CREATE TABLE elsewhere.notes (n int);
+        ALTER TABLE elsewhere.notes ADD CONSTRAINT notes_positive CHECK (n > 0) NOT VALID;
+        ALTER TABLE reviews ADD CONSTRAINT reviews_rating_positive CHECK (rating > 0) NOT VALID;
+        ALTER DATABASE "${database}" SET search_path = "Side App", public`);
+      const named = [{ constraint: "reviews_rating_positive", table: "reviews", migration: null }];
+      const status = await cli(["migrate", "--status", "--db", url, "--json"]);
+      expect(status.code).toBe(0);
+      expect(status.json).toMatchObject({ ok: true, pending: [], invalidIndexes: [], notValidConstraints: named });
+      const health = await cli(["health", "--db", url, "--json"]);
+      expect(health.code).toBe(0);
+      expect(health.json).toMatchObject({ healthy: true, notValidConstraints: named, problems: [] });
+    } finally {
+      await admin.end();
+    }
+  });
 });

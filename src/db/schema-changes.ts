@@ -109,7 +109,7 @@ export interface SchemaChanges {
   tableSize(table: string): Promise<TableSize | null>;
   /** Indexes left INVALID by an interrupted or failed build (not ones being built right now). */
   invalidIndexes(): Promise<InvalidIndex[]>;
-  /** Constraints left NOT VALID on the schema's tables (by an online migration or by hand); none where the dialect has no NOT VALID. */
+  /** Constraints left NOT VALID on the tables the search_path reaches (by an online migration or by hand); none where the dialect has no NOT VALID. */
   notValidConstraints(): Promise<NotValidConstraint[]>;
   /** Non-blocking schema changes; null where the dialect has none (SQLite). */
   readonly online: OnlineSchemaChanges | null;

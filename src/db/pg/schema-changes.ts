@@ -88,7 +88,7 @@ export class PgSchemaChanges implements SchemaChanges {
   async tableOfIndex(index: string): Promise<string | null> {
     const [row] = await this.db.all<{ table: string }>(sql`
       SELECT t.relname AS table FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
-      WHERE i.relname = ${index} AND i.relnamespace = current_schema()::regnamespace`);
+      WHERE i.relname = ${index} AND pg_table_is_visible(i.oid)`);
     return row?.table ?? null;
   }
 
@@ -110,16 +110,21 @@ export class PgSchemaChanges implements SchemaChanges {
       JOIN pg_class i ON i.oid = x.indexrelid
       JOIN pg_class t ON t.oid = x.indrelid
       WHERE NOT x.indisvalid
-        AND i.relnamespace = current_schema()::regnamespace
+        AND pg_table_is_visible(i.oid)
         AND x.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index WHERE index_relid IS NOT NULL)
       ORDER BY i.relname`);
   }
 
+  /**
+   * On the tables an unqualified name reaches (pg_table_is_visible: the search_path, as the
+   * VALIDATE statements briefdb writes resolve them), not `current_schema()::regnamespace`, which
+   * reads the schema's name as SQL and fails on one that needs quoting ("Side App").
+   */
   notValidConstraints(): Promise<NotValidConstraint[]> {
     return this.db.all<{ constraint: string; table: string }>(sql`
       SELECT c.conname AS constraint, t.relname AS table
       FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-      WHERE NOT c.convalidated AND t.relnamespace = current_schema()::regnamespace
+      WHERE NOT c.convalidated AND pg_table_is_visible(t.oid)
       ORDER BY t.relname, c.conname`);
   }
 }
@@ -176,7 +181,7 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
   async indexState(executor: Executor, index: string): Promise<"valid" | "invalid" | "missing"> {
     const [row] = await executor.all<{ valid: boolean }>(sql`
       SELECT x.indisvalid AS valid FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-      WHERE i.relname = ${index} AND i.relnamespace = current_schema()::regnamespace`);
+      WHERE i.relname = ${index} AND pg_table_is_visible(i.oid)`);
     if (row === undefined) return "missing";
     return row.valid ? "valid" : "invalid";
   }
