@@ -10,7 +10,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
-import type { IndexBuildProgress, MigrationSession, OnlineSchemaChanges } from "../db/schema-changes.js";
+import type { ConstraintState, IndexBuildProgress, MigrationSession, OnlineSchemaChanges } from "../db/schema-changes.js";
 import { BriefdbError } from "../errors.js";
 import {
   describeStep,
@@ -169,19 +169,19 @@ class StepRunner {
 
   /**
    * Validates the constraint as validationStatements decides from the catalog: a rerun after an
-   * interruption just validates again, and one dropped by hand since is added NOT VALID first.
+   * interruption just validates again, and one dropped by hand since is added NOT VALID first —
+   * also when it is dropped while this run waits for its VALIDATE's lock.
    */
   private async validate(step: Extract<MigrationStep, { kind: "validate-constraint" }>): Promise<void> {
     try {
       const state = await this.online.constraintState(this.session, step.table, step.constraint);
-      for (const { statement, lock } of validationStatements(step, state)) {
-        if (lock === "brief") {
-          await this.withBriefLock(() => this.session.exec(statement));
-          continue;
-        }
-        await this.session.setLockTimeout(0); // its locks block no reads or writes: wait as long as it takes
-        await this.session.exec(statement);
-      }
+      await this.runValidation(step, state).catch(async (error: unknown) => {
+        // another session dropped (or added) it between the catalog read and the statement — the
+        // VALIDATE may wait long for its lock: decided again once from what the catalog says now
+        const now = await this.online.constraintState(this.session, step.table, step.constraint).catch(() => state);
+        if (now === state) throw error;
+        await this.runValidation(step, now);
+      });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (this.online.isConstraintViolation(error)) {
@@ -199,6 +199,17 @@ class StepRunner {
         "run `briefdb migrate` again to validate it (a constraint found gone is added NOT VALID again first)",
         { cause: error },
       );
+    }
+  }
+
+  private async runValidation(step: Extract<MigrationStep, { kind: "validate-constraint" }>, state: ConstraintState): Promise<void> {
+    for (const { statement, lock } of validationStatements(step, state)) {
+      if (lock === "brief") {
+        await this.withBriefLock(() => this.session.exec(statement));
+        continue;
+      }
+      await this.session.setLockTimeout(0); // its locks block no reads or writes: wait as long as it takes
+      await this.session.exec(statement);
     }
   }
 
