@@ -80,6 +80,11 @@ describe.each(DIALECTS)("%s: NOT VALID constraints", (dialect) => {
     expect(health.code).toBe(0);
     expect(health.json).toMatchObject({ ok: true, healthy: true, notValidConstraints: [], problems: [], warnings: [] });
     expect((await cli(["health", "--db", url])).stdout).not.toMatch(/constraints|warning/);
+    // nothing pending: the rerun changes nothing and does not say that indexes changed
+    const rerun = await cli(["migrate", "--db", url]);
+    expect(rerun.code).toBe(0);
+    expect(rerun.stdout).toMatch(/migrate +nothing pending\n/);
+    expect(rerun.stdout).not.toContain("changed");
   });
 
   if (dialect !== "postgresql") return;

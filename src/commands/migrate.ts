@@ -182,7 +182,10 @@ function migrateOutcome(result: MigrateResult, target: string): Outcome {
       return keyValues(ui, [
         ["target", target],
         ["migrate", ui.colors.green(applied)],
-        ["indexes", result.online ? "changed online (writes never blocked)" : "changed in the migration transaction"],
+        // said only of a run that applied something: with nothing pending nothing changed
+        ...(result.applied.length > 0
+          ? [["indexes", result.online ? "changed online (writes never blocked)" : "changed in the migration transaction"] as const]
+          : []),
         ...(result.repairedIndexes.length > 0 ? [["repaired", `rebuilt INVALID ${result.repairedIndexes.join(", ")}`] as const] : []),
         ...(foreign.length > 0 ? [["left alone", ui.colors.yellow(`INVALID ${foreign.join(", ")}: ${invalidIndexAdvice(false)}`)] as const] : []),
         ["total", `${result.alreadyApplied + result.applied.length} applied`],
