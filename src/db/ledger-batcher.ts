@@ -10,7 +10,8 @@
  * key, nor before an earlier queued change of its user or key: one user's changes are applied in
  * the order submitted, and two batches in flight never share a user (so they never wait for each
  * other's row locks) or a key. At low load a change finds a free slot and goes at once, alone;
- * under load the queue fills and batches grow.
+ * under load the queue fills and batches grow. Generic over the change: deducts and credits (key:
+ * the idempotency key), and on PostgreSQL holds and captures (key: the hold a capture names).
  */
 import type { BalanceChange, BatchOutcome, LedgerStatements } from "./database.js";
 
