@@ -204,4 +204,72 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
     expect(answers.filter((r) => !r.success)).toEqual([]);
     expect(await getAvailableBalance(db, user)).toEqual({ userId: user, balance: 800, held: 50, available: 750 });
   });
+  /** Two users, each with two holds placed by `on` (so their captures batch), and a transaction of `db` holding the first user's row until released. */
+  const blockedSetUp = async (on: BriefDatabase) => {
+    const [a, b] = [await newUser(100), await newUser(100)];
+    const holdIds: Record<string, string[]> = { [a]: [], [b]: [] };
+    for (const user of [a, b, a, b]) {
+      const placed = await holdTokens(on, user, 10, "before");
+      if (!placed.success) throw placed.error;
+      holdIds[user]?.push(placed.data.holdId);
+    }
+    let release!: () => void;
+    let locked!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const blocking = db.transaction(async (tx) => {
+      await tx.run(sql`UPDATE users SET name = name WHERE id = ${a}`);
+      locked();
+      await released;
+    });
+    await isLocked;
+    // holds and captures of both users at once: one batch of both kinds
+    const calls = () => [
+      captureHold(on, holdIds[a]?.[0] ?? "", 3),
+      holdTokens(on, a, 5, "during"),
+      captureHold(on, holdIds[b]?.[0] ?? "", 3),
+      holdTokens(on, b, 5, "during"),
+      holdTokens(on, b, 5, "during"),
+      captureHold(on, holdIds[b]?.[1] ?? "", 3),
+      captureHold(on, holdIds[a]?.[1] ?? "", 3),
+      holdTokens(on, a, 5, "during"),
+    ];
+    return { a, b, calls, unblock: async () => (release(), await blocking) };
+  };
+  const codes = (results: ReadonlyArray<{ success: boolean; error?: { code: string } }>) => results.map((r) => (r.success ? "ok" : r.error?.code));
+
+  it.skipIf(dialect === "sqlite")("a batch that waits too long for one user's row: that user's holds and captures give up (LOCK_TIMEOUT), the other's apply", async () => {
+    const other = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
+    try {
+      const { a, b, calls, unblock } = await blockedSetUp(other);
+      const results = await Promise.all(calls());
+      await unblock();
+      const T = "LOCK_TIMEOUT";
+      expect(codes(results)).toEqual([T, T, "ok", "ok", "ok", "ok", T, T]);
+      expect(await getAvailableBalance(db, a)).toEqual({ userId: a, balance: 100, held: 20, available: 80 });
+      expect(await getAvailableBalance(db, b)).toEqual({ userId: b, balance: 94, held: 10, available: 84 });
+      expect(await verifyLedger(db)).toMatchObject({ ok: true });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it.skipIf(dialect === "sqlite")("a batch whose connection is lost: every hold and capture in it is OUTCOME_UNKNOWN", async () => {
+    const other = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 0 });
+    try {
+      const { a, b, calls, unblock } = await blockedSetUp(other);
+      const pending = Promise.all(calls());
+      const waiting = sql`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%unnest%'`;
+      while ((await db.all(waiting)).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      await db.all(sql`SELECT pg_terminate_backend(pid) FROM (${waiting}) w`);
+      const results = await pending;
+      await unblock();
+      expect(codes(results)).toEqual(Array(8).fill("OUTCOME_UNKNOWN"));
+      // it had not committed: nothing changed
+      expect(await getAvailableBalance(db, a)).toEqual({ userId: a, balance: 100, held: 20, available: 80 });
+      expect(await getAvailableBalance(db, b)).toEqual({ userId: b, balance: 100, held: 20, available: 80 });
+    } finally {
+      await other.close();
+    }
+  });
 });
