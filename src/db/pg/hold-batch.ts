@@ -184,8 +184,9 @@ export function pgApplyHoldBatch(client: postgres.Sql, prepare: boolean, singles
     const outcomes: HoldOutcome[] = changes.map(() => ({ kind: "failed", error: new Error("briefdb: a hold change was not run") }));
     const byUser = new Map<string, number[]>();
     changes.forEach((change, i) => {
-      const userId = userOf(change);
-      byUser.set(userId, [...(byUser.get(userId) ?? []), i]);
+      const list = byUser.get(userOf(change));
+      if (list === undefined) byUser.set(userOf(change), [i]);
+      else list.push(i);
     });
     await Promise.all(
       [...byUser.values()].map(async (list) => {
