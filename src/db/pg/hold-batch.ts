@@ -92,7 +92,11 @@ const ARRAY_PLACE = `WITH RECURSIVE ops AS (
  * batch is tried (a later one finds it settled, as one by one). `held` locks the holds in id order;
  * the UPDATE decides on each hold row (active, unexpired, amount within it); the one-time filter
  * of the final SELECT locks every user in id order once the holds are locked, before any user row
- * is changed. Each capture's balance_after is the user's balance after it: the final balance plus
+ * is changed. The user UPDATE waits for that lock through an uncorrelated sub-select (an
+ * InitPlan, run once before it reads a user row), never a join on \`locked\`: a user row another
+ * transaction changed meanwhile is re-checked (EvalPlanQual) on its newest version, and a join on
+ * the locking CTE there dropped the row (its holds captured, nothing charged, no ledger row).
+ * Each capture's balance_after is the user's balance after it: the final balance plus
  * what the user's later captures of the batch charged. Answers one row per capture applied.
  */
 const ARRAY_CAPTURE = `WITH ops AS (
@@ -112,7 +116,7 @@ const ARRAY_CAPTURE = `WITH ops AS (
     SELECT id FROM users WHERE id IN (SELECT user_id FROM sums UNION ALL SELECT unnest($4::text[])) ORDER BY id FOR NO KEY UPDATE
   ), u AS (
     UPDATE users SET token_balance = token_balance - sums.charged, held_tokens = held_tokens - sums.unheld, updated_at = statement_timestamp()
-    FROM sums WHERE users.id = sums.user_id AND users.id IN (SELECT id FROM locked)
+    FROM sums WHERE users.id = sums.user_id AND (SELECT count(*) FROM locked) >= 0
     RETURNING users.id, users.token_balance
   ), rows AS (
     SELECT h.*, u.token_balance + COALESCE(sum(h.captured_amount) OVER (PARTITION BY h.user_id ORDER BY h.ord DESC
