@@ -284,6 +284,43 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
     }
   });
 
+  it.skipIf(dialect === "sqlite")("a batch that waits too long for a hold row locked elsewhere: only the capture of that hold gives up, the user's other calls apply", async () => {
+    const other = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
+    try {
+      const user = await newUser(100);
+      const ids: string[] = [];
+      for (let n = 0; n < 2; n++) {
+        const placed = await holdTokens(other, user, 10, "before");
+        if (!placed.success) throw placed.error;
+        ids.push(placed.data.holdId);
+      }
+      let release!: () => void;
+      let locked!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const blocking = db.transaction(async (tx) => {
+        await tx.all(sql`SELECT id FROM token_holds WHERE id = ${ids[0] ?? ""} FOR UPDATE`);
+        locked();
+        await released;
+      });
+      await isLocked;
+      const results = await Promise.all([
+        captureHold(other, ids[0] ?? "", 1),
+        holdTokens(other, user, 5, "during"),
+        captureHold(other, ids[1] ?? "", 1),
+        holdTokens(other, user, 5, "during"),
+      ]);
+      release();
+      await blocking;
+      // as one by one: the user's row was free all along
+      expect(codes(results)).toEqual(["LOCK_TIMEOUT", "ok", "ok", "ok"]);
+      expect(await getAvailableBalance(db, user)).toEqual({ userId: user, balance: 99, held: 20, available: 79 });
+      expect(await verifyLedger(db)).toMatchObject({ ok: true });
+    } finally {
+      await other.close();
+    }
+  });
+
   it.skipIf(dialect === "sqlite")("a batch whose connection is lost: every hold and capture in it is OUTCOME_UNKNOWN", async () => {
     const other = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 0 });
     try {

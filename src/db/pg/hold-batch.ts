@@ -196,9 +196,11 @@ export function pgApplyHoldBatch(client: postgres.Sql, prepare: boolean, singles
       [...byUser.values()].map(async (list) => {
         for (const [n, i] of list.entries()) {
           const outcome = (outcomes[i] = await runAlone(changes[i] as HoldChange));
-          if (outcome.kind === "failed" && classify(outcome.error) === "lock_timeout") {
+          if (outcome.kind === "failed" && classify(outcome.error) === "lock_timeout" && locksOnlyItsUser(changes[i] as HoldChange)) {
             // the user's row is locked elsewhere: its later changes would each wait the whole
-            // lock timeout in turn; they were not applied, and give up with it, in order
+            // lock timeout in turn; they were not applied, and give up with it, in order (a
+            // capture also locks its hold row, a hold with a brief that brief's row: the lock
+            // waited for may be one the user's later changes do not need, so they are each tried)
             for (const later of list.slice(n + 1)) outcomes[later] = outcome;
             return;
           }
@@ -314,6 +316,11 @@ function captureParams(captures: readonly NewCapture[], lockAlso: readonly strin
     arrayLiteral(captures.map((capture) => capture.ledgerId)),
     arrayLiteral(lockAlso),
   ];
+}
+
+/** Whether the only row the change's statement locks is its user's: a hold without a brief. */
+function locksOnlyItsUser(change: HoldChange): boolean {
+  return change.kind === "place" && change.hold.briefId === null;
 }
 
 function userOf(change: HoldChange): string {
