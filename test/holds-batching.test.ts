@@ -5,6 +5,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  atomicTokenOperation,
   captureHold,
   createUser,
   getAvailableBalance,
@@ -190,6 +191,49 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
     expect(captured.map((r) => (r.success ? [r.data.holdId, r.data.captured, r.data.replayed] : r.error.code))).toEqual(ids.map((id) => [id, 5, false]));
     expect(await getAvailableBalance(db, user)).toEqual({ userId: user, balance: 80, held: 0, available: 80 });
     expect(await verifyLedger(db)).toMatchObject({ ok: true });
+  });
+
+  it("two database objects holding and capturing on the same users beside deducts and credits: balances, held tokens and ledger reconcile", async () => {
+    const second = await openDatabase(url, { poolSize: 4 });
+    const first = await openDatabase(url, { poolSize: 4 });
+    try {
+      const users = [await newUser(5000), await newUser(5000), await newUser(5000)];
+      const random = new Random(7);
+      const captured: Array<{ holdId: string; charged: number }> = [];
+      const wave = async (on: BriefDatabase, round: number) => {
+        const calls: Array<Promise<unknown>> = [];
+        for (let n = 0; n < 40; n++) {
+          const user = users[(n + round) % users.length] as string;
+          const roll = random.next();
+          if (roll < 0.6) {
+            const charge = random.int(1, 10);
+            calls.push(
+              holdTokens(on, user, 10, "wave").then(async (placed) => {
+                if (!placed.success) return;
+                const done = await captureHold(on, placed.data.holdId, charge);
+                if (done.success) captured.push({ holdId: placed.data.holdId, charged: charge });
+              }),
+            );
+          } else if (roll < 0.8) calls.push(atomicTokenOperation(on, user, "deduct", random.int(1, 20), "wave"));
+          else calls.push(atomicTokenOperation(on, user, "credit", random.int(1, 20), "wave"));
+        }
+        await Promise.all(calls);
+      };
+      for (let round = 0; round < 6; round++) await Promise.all([wave(first, round), wave(second, round + 1)]);
+      // every capture told captured was charged once, by one ledger row
+      const rows = await db.all<{ id: string; status: string; captured_amount: number | string | null; charged: number | string | null }>(
+        sql`SELECT h.id, h.status, h.captured_amount, -t.amount AS charged FROM token_holds h LEFT JOIN token_transactions t ON t.hold_id = h.id WHERE h.user_id IN (${users[0]}, ${users[1]}, ${users[2]}) AND h.status = 'captured'`,
+      );
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      for (const { holdId, charged } of captured) {
+        expect([holdId, byId.get(holdId)?.status, Number(byId.get(holdId)?.captured_amount), Number(byId.get(holdId)?.charged)]).toEqual([holdId, "captured", charged, charged]);
+      }
+      expect(rows.length).toBe(captured.length);
+      expect(await verifyLedger(db)).toMatchObject({ ok: true, drifting: [], holdViolations: [] });
+    } finally {
+      await first.close();
+      await second.close();
+    }
   });
 
   it.skipIf(dialect === "sqlite")("close() waits for the batched holds and captures already called", async () => {
