@@ -120,7 +120,7 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
   let db: BriefDatabase;
   let userCount = 0;
   const newUser = async (openingBalance: number) => {
-    const id = `burst-${++userCount}`;
+    const id = `burst-${String(++userCount).padStart(4, "0")}`; // ids in creation order (a test locks the later one)
     await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance });
     return id;
   };
