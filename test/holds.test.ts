@@ -17,6 +17,7 @@ import {
   type BriefDatabase,
 } from "../src/index.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
+import { codeOf, untilExpired as untilExpiredOn } from "./support/holds.js";
 
 const WELL_FORMED_UNKNOWN = "hold_01a21367-ad82-709f-b965-c2bf16d38469";
 
@@ -34,11 +35,7 @@ describe.each(DIALECTS)("%s: token holds", (dialect) => {
     if (!result.success) throw result.error;
     return result.data;
   };
-  const codeOf = (result: { success: boolean; error?: { code: string } }) => (result.success ? "ok" : result.error?.code);
-  /** Waits until the database's own clock has passed a hold's expiry (no timing is asserted). */
-  const untilExpired = async (userId: string) => {
-    while ((await getAvailableBalance(db, userId)).held > 0) await new Promise((resolve) => setTimeout(resolve, 100));
-  };
+  const untilExpired = (userId: string) => untilExpiredOn(db, userId);
   const ledgerRowsOf = async (holdId: string) =>
     db.all<{ amount: number | string }>(sql`SELECT amount FROM token_transactions WHERE hold_id = ${holdId}`);
 

@@ -10,7 +10,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../db/database.js";
-import type { HoldRecord, HoldRow, HoldStatus, TransactionHolds } from "../db/holds.js";
+import type { CapturedHold, CaptureOutcome, HoldRecord, HoldRow, HoldStatus, PlacedHold, TransactionHolds } from "../db/holds.js";
 import { holdFromRow } from "../db/holds.js";
 import { rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
@@ -134,7 +134,27 @@ export async function applyHold(
   }
   const hold = { id: `${HOLD_ID_PREFIX}${newId()}`, userId, amount, reason, briefId: options.briefId ?? null, idempotencyKey: key, ttlSeconds };
   const signal = options.signal;
-  for (let attempt = 1; ; attempt++) {
+  let first = 1;
+  const submit = db.holds.submitPlace;
+  if (key === null && signal === undefined && submit !== undefined) {
+    // batched with the holds and captures called beside it (PostgreSQL)
+    const outcome = await submit(hold);
+    if (outcome.kind === "placed") return placedResult(outcome.placed);
+    // final: the dialect already ran the batch again where that was safe
+    if (outcome.kind === "failed") throw placeFailure(db, outcome.error, userId, key, options.briefId);
+    if (outcome.balance === null) throw userNotFound(userId);
+    if (outcome.balance - outcome.heldTokens < amount) {
+      // refused at its place in the call order (unless expired holds took the room: swept, then tried again below)
+      const refused = await whyNoRoomInBatch(db, userId, "hold", amount, {
+        balance: outcome.balance,
+        heldTokens: outcome.heldTokens,
+        ...(outcome.decidedAtMs === undefined ? {} : { decidedAtMs: outcome.decidedAtMs }),
+      });
+      if (refused !== undefined) throw refused;
+    }
+    first = 2;
+  }
+  for (let attempt = first; ; attempt++) {
     if (signal?.aborted) throw interrupted("hold");
     let placed;
     try {
@@ -146,31 +166,38 @@ export async function applyHold(
         const prior = await findHoldByKey(db, key);
         if (prior) return replayHold(db, prior, userId, amount);
       }
-      if (kind === "foreign_key_violation" && options.briefId !== undefined) {
-        throw new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${options.briefId}"; nothing changed`);
-      }
-      if (kind === "connection_lost") {
-        throw outcomeUnknown(
-          db,
-          "hold",
-          error,
-          key === null
-            ? `look at \`briefdb tokens holds ${userId}\` before placing it again; with --key a repeat is always safe`
-            : `repeat it with the same --key ${key}: it replays if it was placed, and places it once if not`,
-        );
-      }
-      throw toBriefdbError(error, db);
+      throw placeFailure(db, error, userId, key, options.briefId);
     }
-    if (placed !== undefined) {
-      const { hold: record, balance, held } = placed;
-      return { ...holdFields(record), balance, held, available: balance - held, replayed: false };
-    }
+    if (placed !== undefined) return placedResult(placed);
     const refused = await whyNoRoom(db, userId, "hold", amount);
     if (refused !== undefined) throw refused;
     if (attempt >= PLACE_ATTEMPTS) {
       throw new BriefdbError("DB_ERROR", `user ${userId} kept changing while the hold was tried ${PLACE_ATTEMPTS} times; nothing changed`);
     }
   }
+}
+
+function placedResult({ hold: record, balance, held }: PlacedHold): HoldResult {
+  return { ...holdFields(record), balance, held, available: balance - held, replayed: false };
+}
+
+/** A failed hold: its brief missing, its outcome unknown, or the failure as it is. */
+function placeFailure(db: BriefDatabase, error: unknown, userId: string, key: string | null, briefId: string | undefined): BriefdbError {
+  const kind = db.classify(error);
+  if (kind === "foreign_key_violation" && briefId !== undefined) {
+    return new BriefdbError("BRIEF_NOT_FOUND", `no brief with id "${briefId}"; nothing changed`);
+  }
+  if (kind === "connection_lost") {
+    return outcomeUnknown(
+      db,
+      "hold",
+      error,
+      key === null
+        ? `look at \`briefdb tokens holds ${userId}\` before placing it again; with --key a repeat is always safe`
+        : `repeat it with the same --key ${key}: it replays if it was placed, and places it once if not`,
+    );
+  }
+  return toBriefdbError(error, db);
 }
 
 /** As captureHold, but throws the BriefdbError. */
@@ -181,9 +208,11 @@ export async function applyCapture(db: BriefDatabase, holdId: string, amount?: n
   for (let attempt = 0; ; attempt++) {
     if (signal?.aborted) throw interrupted("capture");
     // the capture decides on the hold row itself; only a refusal reads the hold to say why
-    const captured = await settleRetried(db, "capture", signal, () =>
-      db.holds.capture(holdId, amount ?? null, newId(), signal === undefined ? {} : { signal }),
-    );
+    const batched = attempt === 0 && signal === undefined ? db.holds.submitCapture?.(holdId, amount ?? null, newId()) : undefined;
+    const captured =
+      batched !== undefined
+        ? await batchedCapture(db, batched)
+        : await settleRetried(db, "capture", signal, () => db.holds.capture(holdId, amount ?? null, newId(), signal === undefined ? {} : { signal }));
     if (captured !== undefined) return settlement(captured.hold, captured.entry.id, captured.entry.balanceAfter, false);
     const hold = await findHold(db, holdId);
     if (hold === undefined) throw holdNotFound(holdId);
@@ -213,6 +242,14 @@ export async function applyCapture(db: BriefDatabase, holdId: string, amount?: n
     // active, unexpired and within the hold, yet refused: the clocks of the two reads straddled a change; once more
     if (attempt >= 1) throw new BriefdbError("DB_ERROR", `hold ${holdId} could not be captured; nothing changed`);
   }
+}
+
+/** A batched capture's outcome: captured, undefined when not capturable; a failure is final (the dialect ran the batch again where that was safe). */
+async function batchedCapture(db: BriefDatabase, outcome: Promise<CaptureOutcome>): Promise<CapturedHold | undefined> {
+  const settled = await outcome;
+  if (settled.kind === "captured") return settled.captured;
+  if (settled.kind === "failed") throw settleFailure(db, settled.error, "capture", undefined);
+  return undefined;
 }
 
 /** As releaseHold, but throws the BriefdbError. */
@@ -302,7 +339,7 @@ export async function whyNoRoom(
 }
 
 /**
- * Why a batched deduct found no room, from what its guard saw in the batch (`seen`): exact unless
+ * Why a batched deduct or hold found no room, from what its guard saw in the batch (`seen`): exact unless
  * expired holds were among the held tokens, which are then swept (undefined: try it again). The
  * balance is not read afresh: later operations of the same user may have been applied since, and
  * judging this one on their result would apply it out of the order it was called in.
@@ -310,6 +347,7 @@ export async function whyNoRoom(
 export async function whyNoRoomInBatch(
   db: BriefDatabase,
   userId: string,
+  what: "deduct" | "hold",
   amount: number,
   seen: { readonly balance: number; readonly heldTokens: number; readonly decidedAtMs?: number },
 ): Promise<BriefdbError | undefined> {
@@ -327,10 +365,8 @@ export async function whyNoRoomInBatch(
     return undefined;
   }
   const available = seen.balance - seen.heldTokens;
-  return new BriefdbError(
-    "INSUFFICIENT_BALANCE",
-    `user ${userId} has ${seen.balance} tokens, ${seen.heldTokens} of them held, ${available} available; cannot deduct ${amount}; nothing changed`,
-  );
+  const state = seen.heldTokens === 0 ? `has ${seen.balance} tokens,` : `has ${seen.balance} tokens, ${seen.heldTokens} of them held, ${available} available;`;
+  return new BriefdbError("INSUFFICIENT_BALANCE", `user ${userId} ${state} cannot ${what} ${amount}; nothing changed`);
 }
 
 /** Whether a hold of the user that had expired by `atMs` was still unswept then (swept after it). */

@@ -135,7 +135,7 @@ async function applyOnce(
       if (operation === "deduct" && outcome.balance !== null && outcome.balance - outcome.heldTokens < amount) {
         // held tokens took the room the guard looked for: refused at its place in the call order
         // (unless expired holds were among them: swept, then tried again below)
-        const held = await whyNoRoomInBatch(db, userId, amount, {
+        const held = await whyNoRoomInBatch(db, userId, "deduct", amount, {
           balance: outcome.balance,
           heldTokens: outcome.heldTokens,
           ...(outcome.decidedAtMs === undefined ? {} : { decidedAtMs: outcome.decidedAtMs }),

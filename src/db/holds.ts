@@ -11,6 +11,7 @@
 import type { SQL } from "drizzle-orm";
 import type { ApplyOptions, LedgerEntry } from "./database.js";
 import { dateFromEpochMs } from "./inspection.js";
+import type { FailedChange } from "./ledger-batcher.js";
 
 export type HoldStatus = "active" | "captured" | "released" | "expired";
 
@@ -52,6 +53,32 @@ export interface CapturedHold {
   readonly entry: LedgerEntry;
 }
 
+/** A capture as the batcher carries it: the hold, its user (for the batcher's lanes), what to charge, the new ledger row's id. */
+export interface NewCapture {
+  readonly holdId: string;
+  readonly userId: string;
+  /** null: all of the hold. */
+  readonly amount: number | null;
+  readonly ledgerId: string;
+}
+
+/** A change the hold batcher carries (PostgreSQL, issue 11). */
+export type HoldChange = { readonly kind: "place"; readonly hold: NewHold } | { readonly kind: "capture"; readonly capture: NewCapture };
+
+/**
+ * What became of a batched hold: placed; refused by its guard, with what the guard saw (balance
+ * null: no such user); or failed (a missing brief fails that hold alone, as the server's 23503).
+ */
+export type PlaceOutcome =
+  | { readonly kind: "placed"; readonly placed: PlacedHold }
+  | { readonly kind: "refused"; readonly balance: number | null; readonly heldTokens: number; readonly decidedAtMs?: number }
+  | FailedChange;
+
+/** What became of a batched capture: captured, or not capturable (core reads the hold to say why), or failed. */
+export type CaptureOutcome = { readonly kind: "captured"; readonly captured: CapturedHold } | { readonly kind: "not_captured" } | FailedChange;
+
+export type HoldOutcome = PlaceOutcome | CaptureOutcome;
+
 export interface HoldStatements {
   /** The database's clock as a value of the schema's timestamp columns (holds expire by it). */
   readonly clock: SQL;
@@ -71,6 +98,17 @@ export interface HoldStatements {
   release(holdId: string, options?: ApplyOptions): Promise<HoldRecord | undefined>;
   /** Settles the user's active holds that are past their expiry as expired; resolves to how many. */
   sweepExpired(userId: string): Promise<number>;
+  /**
+   * Present when the database batches holds (PostgreSQL, `OpenOptions.batch`): queues a hold
+   * without an idempotency key with those placed and captured beside it (see PlaceOutcome).
+   * Never for a call with a signal.
+   */
+  submitPlace?(hold: NewHold): Promise<PlaceOutcome>;
+  /**
+   * As submitPlace, for a capture of a hold this database object placed; undefined when it does
+   * not know the hold's user (placed by another process, or long ago): capture it on its own.
+   */
+  submitCapture?(holdId: string, amount: number | null, ledgerId: string): Promise<CaptureOutcome> | undefined;
 }
 
 /** What a caller's transaction can do about holds: settle the user's expired ones, inside it. */

@@ -10,22 +10,43 @@
  * key, nor before an earlier queued change of its user or key: one user's changes are applied in
  * the order submitted, and two batches in flight never share a user (so they never wait for each
  * other's row locks) or a key. At low load a change finds a free slot and goes at once, alone;
- * under load the queue fills and batches grow.
+ * under load the queue fills and batches grow. Generic over the change: deducts and credits (key:
+ * the idempotency key), and on PostgreSQL holds and captures (key: the hold a capture names).
  */
 import type { BalanceChange, BatchOutcome, LedgerStatements } from "./database.js";
 
-export type ApplyBatch = (changes: readonly BalanceChange[]) => Promise<BatchOutcome[]>;
+/** What every batched change may come to: its batch failed as a whole (or answered no outcome for it). */
+export interface FailedChange {
+  readonly kind: "failed";
+  readonly error: unknown;
+}
+
+/** Applies a batch: one outcome per change, in order. */
+export type ApplyChanges<C, O> = (changes: readonly C[]) => Promise<Array<O | FailedChange>>;
+
+export type ApplyBatch = ApplyChanges<BalanceChange, BatchOutcome>;
+
+/**
+ * Where a change queues: its user (one user's changes keep their order, and two batches in flight
+ * never share a user) and its key, if any (never two in flight with one key).
+ */
+export interface Lanes {
+  readonly userId: string;
+  readonly key: string | null;
+}
 
 /** How many changes go in one batch at most. */
 export const BATCH_LIMIT = 500;
 
-interface Queued {
-  readonly change: BalanceChange;
-  readonly resolve: (outcome: BatchOutcome) => void;
+interface Queued<C, O> {
+  readonly change: C;
+  readonly lanes: Lanes;
+  readonly resolve: (outcome: O | FailedChange) => void;
 }
 
-export class LedgerBatcher {
-  private queue: Queued[] = [];
+/** The batcher over changes of type C (deducts and credits; holds and captures), answering O. */
+export class LedgerBatcher<C, O> {
+  private queue: Array<Queued<C, O>> = [];
   private inFlight = 0;
   private scheduled = false;
   /** Users and keys of the batches in flight, with how many of their changes. */
@@ -34,16 +55,17 @@ export class LedgerBatcher {
   private readonly slots: number;
 
   constructor(
-    private readonly applyBatch: ApplyBatch,
+    private readonly applyBatch: ApplyChanges<C, O>,
+    private readonly lanesOf: (change: C) => Lanes,
     slots = 1,
     private readonly limit = BATCH_LIMIT,
   ) {
     this.slots = Math.max(1, slots);
   }
 
-  submit(change: BalanceChange): Promise<BatchOutcome> {
+  submit(change: C): Promise<O | FailedChange> {
     return new Promise((resolve) => {
-      this.queue.push({ change, resolve });
+      this.queue.push({ change, lanes: this.lanesOf(change), resolve });
       this.schedule();
     });
   }
@@ -70,14 +92,14 @@ export class LedgerBatcher {
    * The next batch: queued changes in order, skipping those whose user or key a batch in flight
    * holds, and every later one of a user or key skipped (they stay queued, in order).
    */
-  private take(): Queued[] {
+  private take(): Array<Queued<C, O>> {
     if (this.inFlight === 0) return this.queue.splice(0, this.limit);
-    const batch: Queued[] = [];
-    const rest: Queued[] = [];
+    const batch: Array<Queued<C, O>> = [];
+    const rest: Array<Queued<C, O>> = [];
     const blockedUsers = new Set<string>();
     const blockedKeys = new Set<string>();
     for (const queued of this.queue) {
-      const { userId, idempotencyKey: key } = queued.change;
+      const { userId, key } = queued.lanes;
       const blocked =
         batch.length >= this.limit ||
         this.busyUsers.has(userId) ||
@@ -95,23 +117,23 @@ export class LedgerBatcher {
     return batch;
   }
 
-  private async send(batch: Queued[]): Promise<void> {
+  private async send(batch: Array<Queued<C, O>>): Promise<void> {
     this.inFlight++;
-    for (const { change } of batch) {
-      this.busyUsers.set(change.userId, (this.busyUsers.get(change.userId) ?? 0) + 1);
-      if (change.idempotencyKey !== null) this.busyKeys.add(change.idempotencyKey);
+    for (const { lanes } of batch) {
+      this.busyUsers.set(lanes.userId, (this.busyUsers.get(lanes.userId) ?? 0) + 1);
+      if (lanes.key !== null) this.busyKeys.add(lanes.key);
     }
-    let outcomes: BatchOutcome[];
+    let outcomes: Array<O | FailedChange>;
     try {
       outcomes = await this.applyBatch(batch.map((queued) => queued.change));
     } catch (error) {
       outcomes = batch.map(() => ({ kind: "failed", error }));
     }
-    for (const { change } of batch) {
-      const left = (this.busyUsers.get(change.userId) ?? 1) - 1;
-      if (left === 0) this.busyUsers.delete(change.userId);
-      else this.busyUsers.set(change.userId, left);
-      if (change.idempotencyKey !== null) this.busyKeys.delete(change.idempotencyKey);
+    for (const { lanes } of batch) {
+      const left = (this.busyUsers.get(lanes.userId) ?? 1) - 1;
+      if (left === 0) this.busyUsers.delete(lanes.userId);
+      else this.busyUsers.set(lanes.userId, left);
+      if (lanes.key !== null) this.busyKeys.delete(lanes.key);
     }
     this.inFlight--;
     batch.forEach((queued, i) => queued.resolve(outcomes[i] ?? { kind: "failed", error: new Error("briefdb: a batch answered too few outcomes") }));
@@ -135,7 +157,7 @@ export function withBatching(
     readonly track?: (outcome: Promise<BatchOutcome>) => void;
   } = {},
 ): LedgerStatements {
-  const batcher = new LedgerBatcher(applyBatch, options.slots ?? 1);
+  const batcher = new LedgerBatcher(applyBatch, ledgerLanes, options.slots ?? 1);
   const { alone, track } = options;
   return {
     ...statements,
@@ -149,4 +171,9 @@ export function withBatching(
       return outcome;
     },
   };
+}
+
+/** A deduct's or credit's lanes: its user and its idempotency key. */
+function ledgerLanes(change: BalanceChange): Lanes {
+  return { userId: change.userId, key: change.idempotencyKey };
 }

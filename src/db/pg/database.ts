@@ -26,7 +26,9 @@ import { migrationsFolderOf } from "../../package-root.js";
 import type { PgTarget, SslMode } from "../target.js";
 import { withBatching } from "../ledger-batcher.js";
 import type { HoldStatements } from "../holds.js";
+import { withHoldBatching } from "../hold-batching.js";
 import { pgHolds } from "./holds.js";
+import { pgApplyHoldBatch } from "./hold-batch.js";
 import { pgApplyBatch, pgLedger } from "./ledger.js";
 import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
@@ -150,7 +152,7 @@ export class PgDatabase implements PgBriefDatabase {
               (error) => this.classify(error) === "lock_timeout",
             ),
             {
-              slots: Math.max(1, Math.floor(this.client.options.max / 2)),
+              slots: batchSlots(this.client),
               // close() lets changes already called (queued or in flight) finish, as unbatched
               // ones do: postgres.js's end() waits only for the queries it has been given
               track: (outcome) => this.batchedChanges.track(outcome),
@@ -162,7 +164,16 @@ export class PgDatabase implements PgBriefDatabase {
   }
 
   get holds(): HoldStatements {
-    this.holdStatements ??= pgHolds(this.client, this.prepare);
+    if (this.holdStatements === undefined) {
+      const statements = pgHolds(this.client, this.prepare);
+      this.holdStatements = this.batching
+        ? withHoldBatching(statements, pgApplyHoldBatch(this.client, this.prepare, statements, (error) => this.classify(error)), {
+            slots: batchSlots(this.client),
+            // close() waits for them, as for batched deducts
+            track: (outcome) => this.batchedChanges.track(outcome),
+          })
+        : statements;
+    }
     return this.holdStatements;
   }
 
@@ -363,6 +374,11 @@ function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "v
   if (mode === "disable") return false;
   if (mode === "verify-ca") return "verify-full";
   return mode;
+}
+
+/** Batches in flight at once, per batcher (deducts; holds): half the pool, so that other work finds connections. */
+function batchSlots(client: postgres.Sql): number {
+  return Math.max(1, Math.floor(client.options.max / 2));
 }
 
 function sleep(ms: number): Promise<void> {

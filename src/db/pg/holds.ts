@@ -20,7 +20,7 @@
 import { sql } from "drizzle-orm";
 import type postgres from "postgres";
 import { dateFromEpochMs } from "../inspection.js";
-import { holdFromRow, type HoldRow, type HoldStatements } from "../holds.js";
+import { holdFromRow, type CapturedHold, type HoldRow, type HoldStatements } from "../holds.js";
 import { cancellable } from "./ledger.js";
 
 const ms = (column: string, as: string) => `(extract(epoch from ${column}) * 1000)::float8 AS ${as}`;
@@ -94,6 +94,24 @@ const SWEEP = `WITH due AS (
 
 type Num = number | string;
 
+/** A captured hold and its ledger row, from a row of the hold's columns, balance_after and ledger_created_at_ms. */
+export function capturedFromRow(row: HoldRow & { balance_after: Num; ledger_created_at_ms: Num }, ledgerId: string): CapturedHold {
+  const hold = holdFromRow(row);
+  const entry = {
+    id: ledgerId,
+    userId: hold.userId,
+    amount: -(hold.capturedAmount ?? hold.amount),
+    type: "deduct" as const,
+    reason: hold.reason,
+    briefId: hold.briefId,
+    balanceAfter: Number(row.balance_after),
+    idempotencyKey: null,
+    holdId: hold.id,
+    createdAt: dateFromEpochMs(row.ledger_created_at_ms),
+  };
+  return { hold, entry };
+}
+
 export function pgHolds(client: postgres.Sql, prepare: boolean): HoldStatements {
   const options = { prepare };
   return {
@@ -118,21 +136,7 @@ export function pgHolds(client: postgres.Sql, prepare: boolean): HoldStatements 
         options,
       );
       const [row] = await cancellable(query, signal);
-      if (row === undefined) return undefined;
-      const hold = holdFromRow(row);
-      const entry = {
-        id: ledgerId,
-        userId: hold.userId,
-        amount: -(hold.capturedAmount ?? hold.amount),
-        type: "deduct" as const,
-        reason: hold.reason,
-        briefId: hold.briefId,
-        balanceAfter: Number(row.balance_after),
-        idempotencyKey: null,
-        holdId: hold.id,
-        createdAt: dateFromEpochMs(row.ledger_created_at_ms),
-      };
-      return { hold, entry };
+      return row === undefined ? undefined : capturedFromRow(row, ledgerId);
     },
 
     async release(holdId, { signal } = {}) {
