@@ -11,7 +11,7 @@ import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { forgetHoldsMigration, HOLDS_TAG } from "../harness/busy-ledger.mjs";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
-import { killWhileValidateWaits, startHoldsMigrationHeldAtBuild, waitFor } from "./support/held-migration.js";
+import { killWhileValidateWaits, startHoldsMigrationHeldAtBuild, validateWaitingOn } from "./support/held-migration.js";
 
 const HOLD_FK = "token_transactions_hold_id_token_holds_id_fk";
 const VALIDATE_HOLD_FK = `ALTER TABLE "token_transactions" VALIDATE CONSTRAINT "${HOLD_FK}"`;
@@ -256,21 +256,7 @@ describe.each(DIALECTS)("%s: NOT VALID constraints", (dialect) => {
     const blocker = postgres(url, { max: 1, onnotice: () => {} });
     try {
       const held = await startHoldsMigrationHeldAtBuild(url, admin);
-      const [me] = await blocker<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-      await blocker.unsafe("BEGIN");
-      // queued behind the build's own lock, it takes the table when the build ends: the VALIDATE waits for it
-      const locked = blocker.unsafe("LOCK TABLE token_transactions IN SHARE UPDATE EXCLUSIVE MODE").then(() => true);
-      await waitFor("the blocker to queue behind the build", async () => {
-        const rows = await admin`SELECT 1 FROM pg_locks WHERE pid = ${me?.pid ?? 0} AND NOT granted`;
-        return rows.length > 0 ? true : undefined;
-      });
-      await held.release();
-      await locked;
-      await waitFor("the VALIDATE to wait for the blocker", async () => {
-        const rows = await admin`
-          SELECT 1 FROM pg_stat_activity WHERE pid = ${held.pid} AND wait_event_type = 'Lock' AND query LIKE '%VALIDATE CONSTRAINT%'`;
-        return rows.length > 0 ? true : undefined;
-      });
+      await validateWaitingOn(blocker, admin, held);
       await blocker.unsafe(`ALTER TABLE token_transactions DROP CONSTRAINT ${HOLD_FK}`);
       await blocker.unsafe("COMMIT");
       const done = await held.exited;

@@ -53,12 +53,11 @@ export async function startHoldsMigrationHeldAtBuild(url: string, admin: postgre
 }
 
 /**
- * Lets a held migrate go on to its VALIDATE, makes that wait for a lock (a transaction queued
- * behind the build's own lock takes it when the build ends), then kills migrate (SIGTERM) there
- * and waits until its session is gone: the constraint is left NOT VALID, the migration pending.
+ * Lets a held migrate go on to its VALIDATE and makes that wait for a lock: `blocker` (a session of
+ * its own, max 1) opens a transaction queued behind the build's own lock, which takes the table
+ * when the build ends. Returns with the VALIDATE waiting and the blocker's transaction open.
  */
-export async function killWhileValidateWaits(url: string, admin: postgres.Sql, held: HeldMigration): Promise<void> {
-  const blocker = postgres(url, { max: 1, onnotice: () => {} });
+export async function validateWaitingOn(blocker: postgres.Sql, admin: postgres.Sql, held: HeldMigration): Promise<void> {
   const [me] = await blocker<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
   const blockerPid = me?.pid ?? 0;
   await blocker.unsafe("BEGIN");
@@ -75,6 +74,16 @@ export async function killWhileValidateWaits(url: string, admin: postgres.Sql, h
       SELECT 1 FROM pg_stat_activity WHERE pid = ${held.pid} AND wait_event_type = 'Lock' AND query LIKE '%VALIDATE CONSTRAINT%'`;
     return rows.length > 0 ? true : undefined;
   });
+}
+
+/**
+ * Lets a held migrate go on to its VALIDATE, makes that wait for a lock (validateWaitingOn), then
+ * kills migrate (SIGTERM) there and waits until its session is gone: the constraint is left NOT
+ * VALID, the migration pending.
+ */
+export async function killWhileValidateWaits(url: string, admin: postgres.Sql, held: HeldMigration): Promise<void> {
+  const blocker = postgres(url, { max: 1, onnotice: () => {} });
+  await validateWaitingOn(blocker, admin, held);
   held.child.kill("SIGTERM");
   await held.exited;
   await waitFor("the killed migrate's session to end", async () => {
