@@ -114,6 +114,8 @@ const ARRAY_CAPTURE = `WITH ops AS (
     SELECT user_id, sum(captured_amount) AS charged, sum(amount) AS unheld FROM h GROUP BY user_id
   ), locked AS MATERIALIZED (
     SELECT id FROM users WHERE id IN (SELECT user_id FROM sums UNION ALL SELECT unnest($4::text[])) ORDER BY id FOR NO KEY UPDATE
+  ), stamp AS MATERIALIZED (
+    SELECT clock_timestamp() AS at FROM (SELECT count(*) FROM locked) l
   ), u AS (
     UPDATE users SET token_balance = token_balance - sums.charged, held_tokens = held_tokens - sums.unheld, updated_at = statement_timestamp()
     FROM sums WHERE users.id = sums.user_id AND (SELECT count(*) FROM locked) >= 0
@@ -124,12 +126,12 @@ const ARRAY_CAPTURE = `WITH ops AS (
     FROM h JOIN u ON u.id = h.user_id
   ), t AS (
     INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, hold_id, created_at)
-    SELECT ledger_id, user_id, -captured_amount, 'deduct', reason, brief_id, balance_after, NULL, id, statement_timestamp() FROM rows
+    SELECT ledger_id, user_id, -captured_amount, 'deduct', reason, brief_id, balance_after, NULL, id, (SELECT at FROM stamp) FROM rows
     RETURNING id
   )
   SELECT ord, id, user_id, amount, status, captured_amount, reason, brief_id, idempotency_key,
     ${ms("expires_at")} AS expires_at_ms, ${ms("created_at")} AS created_at_ms, ${ms("settled_at")} AS settled_at_ms,
-    balance_after, ${ms("settled_at")} AS ledger_created_at_ms
+    balance_after, ${ms("(SELECT at FROM stamp)")} AS ledger_created_at_ms
   FROM rows
   WHERE (SELECT count(*) FROM locked) >= 0`;
 

@@ -15,7 +15,8 @@
  * transaction that sweeps holds there may wait for a hold row while it holds the user row; a
  * capture or release that deadlocks with it is rolled back and run again (core/holds.ts).
  *
- * Time is statement_timestamp(): the server's clock when the statement began.
+ * Time is statement_timestamp(): the server's clock when the statement began — except a capture's
+ * ledger row, stamped with clock_timestamp() once the statement holds its locks (see ./ledger.ts).
  */
 import { sql } from "drizzle-orm";
 import type postgres from "postgres";
@@ -58,7 +59,7 @@ export const PG_CAPTURE_STATEMENT = `WITH h AS (
     RETURNING users.token_balance
   ), t AS (
     INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, hold_id, created_at)
-    SELECT $3, h.user_id, -h.captured_amount, 'deduct', h.reason, h.brief_id, u.token_balance, NULL, h.id, statement_timestamp() FROM h, u
+    SELECT $3, h.user_id, -h.captured_amount, 'deduct', h.reason, h.brief_id, u.token_balance, NULL, h.id, clock_timestamp() FROM h, u
     RETURNING balance_after, created_at
   )
   SELECT ${HOLD_COLUMNS}, t.balance_after, ${ms("t.created_at", "ledger_created_at_ms")} FROM h, t`;

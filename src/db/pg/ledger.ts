@@ -5,6 +5,11 @@
  * idempotency key), the UPDATE rolls back with it. An abort while the statement is in flight sends
  * the protocol's cancel request and waits for the statement's own answer: cancelled (57014,
  * nothing changed) or committed first (the entry).
+ *
+ * Every ledger row is stamped (created_at) with clock_timestamp() once its statement holds the
+ * user's row lock — not now(), the start of a statement or transaction that may then wait for that
+ * lock while another change of the user commits. So a user's history in (created_at, id) order is
+ * the order the rows were applied, and each balance_after is the running balance in that order.
  */
 import type postgres from "postgres";
 import type { ApplyOptions, BalanceChange, BatchOutcome, LedgerEntry, LedgerStatements } from "../database.js";
@@ -21,7 +26,7 @@ function applyStatement(newBalance: string, guard: string, sign: "" | "-", type:
     RETURNING token_balance
   )
   INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
-  SELECT $1, $2, ${sign}$3::bigint, '${type}', $4, $5, changed.token_balance, $6, now() FROM changed
+  SELECT $1, $2, ${sign}$3::bigint, '${type}', $4, $5, changed.token_balance, $6, clock_timestamp() FROM changed
   RETURNING balance_after, ${CREATED_AT_MS}`;
 }
 
@@ -58,7 +63,7 @@ function batchStatement(newBalance: string, guard: string, sign: "" | "-", type:
     RETURNING token_balance
   ), inserted AS (
     INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
-    SELECT $1, $2, ${sign}$3::bigint, '${type}', $4, $5, changed.token_balance, $6, now() FROM changed
+    SELECT $1, $2, ${sign}$3::bigint, '${type}', $4, $5, changed.token_balance, $6, clock_timestamp() FROM changed
     RETURNING ${RETURNED}
   )
   SELECT 'applied' AS outcome, * FROM inserted
@@ -105,6 +110,8 @@ const ARRAY_BATCH = `WITH RECURSIVE ops AS (
     SELECT ${RETURNED} FROM token_transactions WHERE idempotency_key = ANY($7::text[])
   ), locked AS (
     SELECT id, token_balance, held_tokens FROM users WHERE id = ANY($2::text[]) ORDER BY id FOR NO KEY UPDATE
+  ), stamp AS MATERIALIZED (
+    SELECT clock_timestamp() AS at FROM (SELECT count(*) FROM locked) l
   ), todo AS (
     SELECT ops.user_id, row_number() OVER (PARTITION BY ops.user_id ORDER BY ops.ord) AS n, ops.ord, ops.amount, ops.is_credit,
       (ops.brief_id IS NULL OR EXISTS (SELECT 1 FROM briefs b WHERE b.id = ops.brief_id)) AS brief_ok
@@ -134,12 +141,12 @@ const ARRAY_BATCH = `WITH RECURSIVE ops AS (
   ), inserted AS (
     INSERT INTO token_transactions (id, user_id, amount, type, reason, brief_id, balance_after, idempotency_key, created_at)
     SELECT ops.id, ops.user_id, CASE WHEN ops.is_credit THEN ops.amount ELSE -ops.amount END,
-      CASE WHEN ops.is_credit THEN 'credit' ELSE 'deduct' END, ops.reason, ops.brief_id, walk.balance, ops.key, now()
+      CASE WHEN ops.is_credit THEN 'credit' ELSE 'deduct' END, ops.reason, ops.brief_id, walk.balance, ops.key, (SELECT at FROM stamp)
     FROM walk JOIN ops ON ops.ord = walk.ord WHERE walk.applied
     RETURNING id
   )
   SELECT walk.ord, CASE WHEN walk.applied THEN 'applied' WHEN walk.ok THEN 'no_brief' ELSE 'refused' END AS outcome,
-    walk.balance AS balance_after, walk.held, (extract(epoch from now()) * 1000)::float8 AS created_at_ms,
+    walk.balance AS balance_after, walk.held, (extract(epoch from (SELECT at FROM stamp)) * 1000)::float8 AS created_at_ms,
     NULL AS id, NULL AS user_id, NULL::bigint AS amount, NULL AS type, NULL AS reason, NULL AS brief_id, NULL AS idempotency_key, NULL AS hold_id
   FROM walk WHERE walk.n > 0
   UNION ALL
