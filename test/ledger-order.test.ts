@@ -9,7 +9,8 @@
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { atomicTokenOperation, captureHold, createUser, holdTokens, migrate, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
+import { newId } from "../src/core/ids.js";
+import { atomicTokenOperation, captureHold, createUser, holdTokens, migrate, openDatabase, verifyLedger, withTransaction, type BriefDatabase } from "../src/index.js";
 import { DIALECTS, freshDatabase } from "./support/databases.js";
 
 describe.each(DIALECTS)("%s: ledger order", (dialect) => {
@@ -66,6 +67,79 @@ describe.each(DIALECTS)("%s: ledger order", (dialect) => {
       }
     },
   );
+
+  // every other ledger-writing path, made to wait for the user's row while another change of the
+  // user commits: its rows must sort after that change (in history order, balance_after runs)
+  it.skipIf(dialect === "sqlite").each([
+    ["a deduct", false],
+    ["a credit", false],
+    ["a keyed deduct", false],
+    ["a deduct in withTransaction", false],
+    ["a deduct in a read committed withTransaction", false],
+    ["a batch over arrays", true],
+    ["a pipelined batch (a key repeated inside it)", true],
+    ["a capture", false],
+    ["a batched capture", true],
+  ] as const)("%s that waited for the user's row while another change committed sorts after it", async (what, batch) => {
+    const userId = `order-${++users}`;
+    await createUser(db, { id: userId, email: `${userId}@example.test`, name: userId, openingBalance: 100 });
+    const by = await openDatabase(url, { batch });
+    const locker = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const holds: string[] = [];
+      if (what.includes("capture")) {
+        for (let i = 0; i < 2; i++) {
+          const held = await holdTokens(by, userId, 10, "brief generation");
+          if (!held.success) throw held.error;
+          holds.push(held.data.holdId);
+        }
+      }
+      await locker.unsafe("BEGIN");
+      await locker`SELECT 1 FROM users WHERE id = ${userId} FOR NO KEY UPDATE`;
+      const ok = async (result: Promise<{ success: boolean; error?: unknown }>) => {
+        const settled = await result;
+        if (!settled.success) throw settled.error;
+      };
+      const deduct = (amount: number, options = {}) => ok(atomicTokenOperation(by, userId, "deduct", amount, what, options));
+      const work: Record<typeof what, () => Promise<unknown>> = {
+        "a deduct": () => deduct(3),
+        "a credit": () => ok(atomicTokenOperation(by, userId, "credit", 3, what)),
+        "a keyed deduct": () => deduct(3, { idempotencyKey: `${userId}-k` }),
+        "a deduct in withTransaction": () => ok(withTransaction(by, async (tx) => ok(atomicTokenOperation(by, userId, "deduct", 3, what, { transaction: tx })))),
+        // serializable (the default) fails the waiting statement and runs the transaction again
+        "a deduct in a read committed withTransaction": () =>
+          ok(withTransaction(by, async (tx) => ok(atomicTokenOperation(by, userId, "deduct", 3, what, { transaction: tx })), { isolation: "read committed" })),
+        "a batch over arrays": () => Promise.all([1, 2, 3, 4, 5].map((n) => deduct(n))),
+        "a pipelined batch (a key repeated inside it)": () =>
+          Promise.all([deduct(1, { idempotencyKey: `${userId}-k` }), deduct(1, { idempotencyKey: `${userId}-k` }), deduct(2), deduct(3)]),
+        "a capture": () => ok(captureHold(by, holds[0] as string, 4)),
+        "a batched capture": () => Promise.all(holds.map((id) => ok(captureHold(by, id, 4)))),
+      };
+      const running = work[what]();
+      const waiting = sql`SELECT query FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND backend_type = 'client backend'`;
+      let waited: Array<{ query: string }>;
+      while ((waited = await db.all(waiting)).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      // the path named is the one waiting
+      const marker = { "a batch over arrays": "WITH ORDINALITY", "a pipelined batch (a key repeated inside it)": "WITH prior AS", "a batched capture": "held AS MATERIALIZED" }[
+        what as string
+      ];
+      if (marker !== undefined) expect(waited.map((row) => row.query).join("\n")).toContain(marker);
+      // its statement has started and waits; this change commits before it can go on
+      // (stamped now: its transaction began before the waiting statement did)
+      await locker`UPDATE users SET token_balance = token_balance - 5 WHERE id = ${userId}`;
+      await locker`INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, created_at)
+        SELECT ${newId()}, id, -5, 'deduct', 'meanwhile', token_balance, clock_timestamp() FROM users WHERE id = ${userId}`;
+      await locker.unsafe("COMMIT");
+      await running;
+      const rows = await history(userId);
+      expect(rows.findIndex((row) => row.amount === -5)).toBe(1);
+      for (const row of rows) expect(row.balanceAfter).toBe(row.running);
+      expect(await verifyLedger(db)).toMatchObject({ ok: true });
+    } finally {
+      await locker.end();
+      await by.close();
+    }
+  });
 
   // SQLite stamps in milliseconds and two connections can apply rows in one millisecond, where the
   // tie is broken by id (the call's order, not the apply's): left, see docs/architecture.md
