@@ -20,6 +20,7 @@ import type postgres from "postgres";
 import type { FailureKind } from "../database.js";
 import { dateFromEpochMs } from "../inspection.js";
 import type { FailedChange } from "../ledger-batcher.js";
+import { ALONE_ATTEMPTS, ALONE_UP_TO, arrayLiteral, backOff, refusalSeen, RERUNS } from "./ledger.js";
 import {
   type CaptureOutcome,
   type HoldChange,
@@ -30,7 +31,6 @@ import {
   type NewHold,
   type PlaceOutcome,
 } from "../holds.js";
-import { arrayLiteral } from "./ledger.js";
 import { capturedFromRow } from "./holds.js";
 
 const ms = (value: string) => `(extract(epoch from ${value}) * 1000)::float8`;
@@ -135,19 +135,9 @@ const ARRAY_CAPTURE = `WITH ops AS (
   FROM rows
   WHERE (SELECT count(*) FROM locked) >= 0`;
 
-// what a refused hold's guard saw, read right after it (decided_at_ms: no earlier than the guard)
-const SEEN = `SELECT token_balance, held_tokens, ${ms("statement_timestamp()")} AS decided_at_ms FROM users WHERE id = $1`;
-
 type Num = number | string;
 type PlaceRow = { ord: Num; outcome: "placed" | "refused" | "no_brief"; balance: Num; held: Num; expired_held: Num; now_ms: Num; expires_at_ms: Num };
 type CaptureRow = HoldRow & { ord: Num; balance_after: Num; ledger_created_at_ms: Num };
-
-/** Up to how many independent changes run as single statements of their own, sent at once (as ./ledger.ts ALONE_UP_TO). */
-const ALONE_UP_TO = 3;
-/** Tries of a single statement rolled back by a deadlock or serialization failure. */
-const ALONE_ATTEMPTS = 10;
-/** How often a batch rolled back by a deadlock or serialization failure is run again. */
-const RERUNS = 5;
 
 /**
  * Applies a batch of holds and captures; `singles` are today's one-statement writes (./holds.ts),
@@ -159,10 +149,7 @@ export function pgApplyHoldBatch(client: postgres.Sql, prepare: boolean, singles
   const placeAlone = async (hold: NewHold): Promise<PlaceOutcome> => {
     const placed = await singles.place(hold);
     if (placed !== undefined) return { kind: "placed", placed };
-    const [seen] = await client.unsafe<Array<{ token_balance: Num; held_tokens: Num; decided_at_ms: Num }>>(SEEN, [hold.userId], options);
-    return seen === undefined
-      ? { kind: "refused", balance: null, heldTokens: 0 }
-      : { kind: "refused", balance: Number(seen.token_balance), heldTokens: Number(seen.held_tokens), decidedAtMs: Number(seen.decided_at_ms) };
+    return refusalSeen(client, hold.userId, prepare);
   };
 
   const captureAlone = async ({ holdId, amount, ledgerId }: NewCapture): Promise<CaptureOutcome> => {
@@ -332,8 +319,4 @@ function userOf(change: HoldChange): string {
 /** No two changes on one user: their order cannot matter (a capture's key, its hold, is its user's too). */
 function independent(changes: readonly HoldChange[]): boolean {
   return new Set(changes.map(userOf)).size === changes.length;
-}
-
-function backOff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random())));
 }

@@ -280,10 +280,7 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
       options,
     );
     if (row !== undefined) return { kind: "applied", entry: ledgerEntryOf(change, Number(row.balance_after), dateFromEpochMs(row.created_at_ms)) };
-    const [seen] = await client.unsafe<Array<{ token_balance: string; held_tokens: string; decided_at_ms: number }>>(SEEN, [change.userId], options);
-    return seen === undefined
-      ? { kind: "refused", balance: null, heldTokens: 0 }
-      : { kind: "refused", balance: Number(seen.token_balance), heldTokens: Number(seen.held_tokens), decidedAtMs: Number(seen.decided_at_ms) };
+    return refusalSeen(client, change.userId, prepare);
   };
 
   /** One change as its own statement; rolled back by a deadlock or serialization failure, tried again in place. */
@@ -451,7 +448,20 @@ function keyRepeated(changes: readonly BalanceChange[]): boolean {
   return false;
 }
 
-function backOff(attempt: number): Promise<void> {
+/**
+ * A refusal as its guard saw it, read right after the statement that refused (a hold's too,
+ * ./hold-batch.ts): the user's balance and held tokens, and when (no earlier than the guard);
+ * balance null when there is no such user.
+ */
+export async function refusalSeen(client: postgres.Sql, userId: string, prepare: boolean) {
+  const [seen] = await client.unsafe<Array<{ token_balance: string; held_tokens: string; decided_at_ms: number }>>(SEEN, [userId], { prepare });
+  return seen === undefined
+    ? { kind: "refused" as const, balance: null, heldTokens: 0 }
+    : { kind: "refused" as const, balance: Number(seen.token_balance), heldTokens: Number(seen.held_tokens), decidedAtMs: Number(seen.decided_at_ms) };
+}
+
+/** Waits before a batch or a change rolled back by a deadlock or serialization failure runs again (./hold-batch.ts too). */
+export function backOff(attempt: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random())));
 }
 
@@ -459,13 +469,13 @@ function backOff(attempt: number): Promise<void> {
  * Up to how many changes of a batch run as statements of their own when they are independent: a
  * transaction costs BEGIN and COMMIT round trips that only pay off over more changes.
  */
-const ALONE_UP_TO = 3;
+export const ALONE_UP_TO = 3;
 
 /** Tries of one change run as its own statement, rolled back by a deadlock or serialization failure: as core's unbatched. */
-const ALONE_ATTEMPTS = 10;
+export const ALONE_ATTEMPTS = 10;
 
 /** How often a batch rolled back by a deadlock or serialization failure is run again before its changes fail. */
-const RERUNS = 5;
+export const RERUNS = 5;
 
 /** No two changes on one user or with one idempotency key: their order cannot matter. */
 function independent(changes: readonly BalanceChange[]): boolean {
