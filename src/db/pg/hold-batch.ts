@@ -20,7 +20,7 @@ import type postgres from "postgres";
 import type { FailureKind } from "../database.js";
 import { dateFromEpochMs } from "../inspection.js";
 import type { FailedChange } from "../ledger-batcher.js";
-import { ALONE_ATTEMPTS, ALONE_UP_TO, arrayLiteral, backOff, refusalSeen, RERUNS } from "./ledger.js";
+import { ALONE_ATTEMPTS, ALONE_UP_TO, arrayLiteral, backOff, eachUserInOrder, refusalSeen, RERUNS } from "./ledger.js";
 import {
   type CaptureOutcome,
   type HoldChange,
@@ -175,26 +175,15 @@ export function pgApplyHoldBatch(client: postgres.Sql, prepare: boolean, singles
   /** Each user's changes in order, one statement each; users side by side. */
   const oneByOne = async (changes: readonly HoldChange[]): Promise<HoldOutcome[]> => {
     const outcomes: HoldOutcome[] = changes.map(() => ({ kind: "failed", error: new Error("briefdb: a hold change was not run") }));
-    const byUser = new Map<string, number[]>();
-    changes.forEach((change, i) => {
-      const list = byUser.get(userOf(change));
-      if (list === undefined) byUser.set(userOf(change), [i]);
-      else list.push(i);
-    });
-    await Promise.all(
-      [...byUser.values()].map(async (list) => {
-        for (const [n, i] of list.entries()) {
-          const outcome = (outcomes[i] = await runAlone(changes[i] as HoldChange));
-          if (outcome.kind === "failed" && classify(outcome.error) === "lock_timeout" && locksOnlyItsUser(changes[i] as HoldChange)) {
-            // the user's row is locked elsewhere: its later changes would each wait the whole
-            // lock timeout in turn; they were not applied, and give up with it, in order (a
-            // capture also locks its hold row, a hold with a brief that brief's row: the lock
-            // waited for may be one the user's later changes do not need, so they are each tried)
-            for (const later of list.slice(n + 1)) outcomes[later] = outcome;
-            return;
-          }
-        }
-      }),
+    await eachUserInOrder(
+      changes.map((_, i) => i),
+      (i) => userOf(changes[i] as HoldChange),
+      (i) => runAlone(changes[i] as HoldChange),
+      // the user's row is locked elsewhere: only a hold without a brief can be sure of it (a capture
+      // also locks its hold row, a hold with a brief that brief's row: the lock waited for may be
+      // one the user's later changes do not need, so they are each tried)
+      (i, outcome) => outcome.kind === "failed" && classify(outcome.error) === "lock_timeout" && locksOnlyItsUser(changes[i] as HoldChange),
+      outcomes,
     );
     return outcomes;
   };

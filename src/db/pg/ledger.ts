@@ -299,29 +299,15 @@ export function pgApplyBatch(client: postgres.Sql, prepare: boolean, shared: Sha
   };
 
   /** Each user's changes in order, one statement each (a rolled-back one tried again in place); users side by side. */
-  const oneByOne = async (changes: readonly BalanceChange[], indices: readonly number[], outcomes: Array<BatchOutcome | undefined>) => {
-    const byUser = new Map<string, number[]>();
-    for (const i of indices) {
-      const userId = (changes[i] as BalanceChange).userId;
-      const list = byUser.get(userId);
-      if (list === undefined) byUser.set(userId, [i]);
-      else list.push(i);
-    }
-    await Promise.all(
-      [...byUser.values()].map(async (list) => {
-        for (const [n, i] of list.entries()) {
-          const failed = (outcomes[i] = await runAlone(changes[i] as BalanceChange));
-          if (failed?.kind === "failed" && lockTimeout(failed.error)) {
-            // the user's row is locked elsewhere: its later changes would each wait the whole
-            // lock timeout in turn (and the batch, its other users' next changes, with them);
-            // they were not applied, and give up with it, in order
-            for (const later of list.slice(n + 1)) outcomes[later] = { kind: "failed", error: failed.error };
-            return;
-          }
-        }
-      }),
+  const oneByOne = (changes: readonly BalanceChange[], indices: readonly number[], outcomes: Array<BatchOutcome | undefined>) =>
+    eachUserInOrder(
+      indices,
+      (i) => (changes[i] as BalanceChange).userId,
+      (i) => runAlone(changes[i] as BalanceChange),
+      // the user's row is locked elsewhere (and the batch, its other users' next changes, would wait with it)
+      (_, outcome) => outcome.kind === "failed" && lockTimeout(outcome.error),
+      outcomes,
     );
-  };
 
   /** The pipelined path over `indices` (see above); a failure of the whole that may be one change's goes to oneByOne. */
   const pipelined = async (changes: readonly BalanceChange[], indices: number[], outcomes: Array<BatchOutcome | undefined>) => {
@@ -446,6 +432,38 @@ function keyRepeated(changes: readonly BalanceChange[]): boolean {
     keys.add(change.idempotencyKey);
   }
   return false;
+}
+
+/**
+ * Runs the changes at `indices` one at a time per user, in order, users side by side, writing each
+ * outcome into `outcomes`. When `givesUpUser` says a change's failure would hold up the user's later
+ * changes too (a lock timeout on the user's row: each would wait the whole timeout in turn), those
+ * were not applied and get the same outcome, in order.
+ */
+export async function eachUserInOrder<O>(
+  indices: readonly number[],
+  userOf: (i: number) => string,
+  run: (i: number) => Promise<O>,
+  givesUpUser: (i: number, outcome: O) => boolean,
+  outcomes: Array<O | undefined>,
+): Promise<void> {
+  const byUser = new Map<string, number[]>();
+  for (const i of indices) {
+    const list = byUser.get(userOf(i));
+    if (list === undefined) byUser.set(userOf(i), [i]);
+    else list.push(i);
+  }
+  await Promise.all(
+    [...byUser.values()].map(async (list) => {
+      for (const [n, i] of list.entries()) {
+        const outcome = (outcomes[i] = await run(i));
+        if (givesUpUser(i, outcome)) {
+          for (const later of list.slice(n + 1)) outcomes[later] = outcome;
+          return;
+        }
+      }
+    }),
+  );
 }
 
 /**
