@@ -42,16 +42,26 @@ async function prepareFile(dir, name) {
 }
 
 /**
- * The baseline: what a careful hand-written better-sqlite3 program does.
+ * The file opened by hand as briefdb opens it (WAL, foreign keys, a busy timeout).
  * @param {string} path
  * @param {"FULL" | "NORMAL"} synchronous
  */
-function rawLoop(path, synchronous) {
+function openRaw(path, synchronous) {
   const db = new Database(path, { timeout: 15000 });
   db.pragma("journal_mode = WAL");
   db.pragma(`synchronous = ${synchronous}`);
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 15000");
+  return db;
+}
+
+/**
+ * The baseline: what a careful hand-written better-sqlite3 program does.
+ * @param {string} path
+ * @param {"FULL" | "NORMAL"} synchronous
+ */
+function rawLoop(path, synchronous) {
+  const db = openRaw(path, synchronous);
   /** @type {import("better-sqlite3").Statement<[number, number, string, number], { token_balance: number }>} */
   const update = db.prepare(
     "UPDATE users SET token_balance = token_balance - ?, updated_at = ? WHERE id = ? AND token_balance >= ? RETURNING token_balance",
@@ -83,11 +93,7 @@ function rawLoop(path, synchronous) {
  * @param {"FULL" | "NORMAL"} synchronous
  */
 function rawPairLoop(path, synchronous) {
-  const db = new Database(path, { timeout: 15000 });
-  db.pragma("journal_mode = WAL");
-  db.pragma(`synchronous = ${synchronous}`);
-  db.pragma("foreign_keys = ON");
-  db.pragma("busy_timeout = 15000");
+  const db = openRaw(path, synchronous);
   /** @type {import("better-sqlite3").Statement<[number, number, string, number], { token_balance: number }>} */
   const reserve = db.prepare(
     "UPDATE users SET held_tokens = held_tokens + ?, updated_at = ? WHERE id = ? AND token_balance - held_tokens >= ? RETURNING token_balance",
