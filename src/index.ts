@@ -1,6 +1,6 @@
 /** briefdb's public face: the library the CLI is a thin layer over. */
-import { clearTestData } from "./core/clear.js";
-import { seedTestData } from "./core/seed.js";
+import { clearTestData } from "./core/local/clear.js";
+import { seedTestData } from "./core/local/seed.js";
 
 export { openDatabase, openTarget } from "./db/open.js";
 export type {
@@ -19,24 +19,26 @@ export { parseTarget, redactUrl, isLocalTarget, assertLocalTarget, DEFAULT_URL }
 export type { Target, SqliteTarget, PgTarget, DialectName } from "./db/target.js";
 export { BriefdbError, EXIT_CODES, isBriefdbError } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
-export { withTransaction } from "./core/transaction.js";
-export type { Result } from "./core/transaction.js";
-export { checkDatabaseHealth } from "./core/health.js";
-export type { HealthOptions, HealthReport, IntegrityStatus } from "./core/health.js";
-export { migrate, assertMigrated, readMigrations } from "./core/migrations.js";
-export type { Migration, MigrateResult, MigrateOptions, MigrateProgress, PartialMigration } from "./core/migrations.js";
-export { migrationStatus } from "./core/migration-status.js";
+export { withTransaction } from "./core/ledger/transaction.js";
+export type { Result } from "./core/ledger/transaction.js";
+export { checkDatabaseHealth } from "./core/health/health.js";
+export type { HealthOptions, HealthReport, IntegrityStatus } from "./core/health/health.js";
+export { migrate } from "./core/migrate/migrate.js";
+export { assertMigrated, readMigrations } from "./core/migrate/records.js";
+export type { MigrateResult, MigrateOptions, MigrateProgress } from "./core/migrate/result.js";
+export type { Migration, PartialMigration } from "./core/migrate/records.js";
+export { migrationStatus } from "./core/migrate/status.js";
 export type {
   InvalidIndexStatus,
   MigrationStatus,
   NotValidConstraintStatus,
   PartialMigrationStatus,
-} from "./core/migration-status.js";
-export { checkPendingMigrations, DEFAULT_MAX_BLOCKING_ROWS } from "./core/migration-hazards.js";
-export type { HazardReport, StatementHazard } from "./core/migration-hazards.js";
+} from "./core/migrate/status.js";
+export { checkPendingMigrations, DEFAULT_MAX_BLOCKING_ROWS } from "./core/migrate/hazards.js";
+export type { HazardReport, StatementHazard } from "./core/migrate/hazards.js";
 export type { LockHazard, InvalidIndex, IndexBuildProgress, NotValidConstraint, StatementKind } from "./db/schema-changes.js";
-export { atomicTokenOperation, applyTokenOperation, getBalance, getHistory, verifyLedger } from "./core/tokens.js";
-export type { TokenOperationOptions, TokenOperationResult, VerifyReport, Drift, LedgerEntry, TokenOperation } from "./core/tokens.js";
+export { atomicTokenOperation, applyTokenOperation, getBalance, getHistory, verifyLedger } from "./core/ledger/tokens.js";
+export type { TokenOperationOptions, TokenOperationResult, VerifyReport, Drift, LedgerEntry, TokenOperation } from "./core/ledger/tokens.js";
 export {
   holdTokens,
   captureHold,
@@ -47,36 +49,36 @@ export {
   applyRelease,
   getActiveHolds,
   getAvailableBalance,
-} from "./core/holds.js";
-export type { HoldOptions, HoldResult, SettlementResult, AvailableBalance, HoldRecord, HoldStatus } from "./core/holds.js";
-export { checkHolds } from "./core/hold-checks.js";
-export type { HoldViolation } from "./core/hold-checks.js";
-export { parseTtl, assertHoldId, DEFAULT_HOLD_TTL_SECONDS, MIN_HOLD_TTL_SECONDS, MAX_HOLD_TTL_SECONDS } from "./core/hold-input.js";
-export { parseAmount, MAX_AMOUNT } from "./core/amount.js";
-export { createUser, removeUser } from "./core/users.js";
-export type { NewUser } from "./core/users.js";
-export { runRaceTest } from "./core/race.js";
-export { runHttpRace } from "./core/race-http.js";
-export type { HttpRaceOptions, HttpRaceReport, StatusClass, ClassLatency } from "./core/race-http.js";
-export { parseRequestTemplate, DEFAULT_BODY } from "./core/http-template.js";
-export type { RequestTemplate, RequestTemplateInput } from "./core/http-template.js";
-export { healthHandler, livenessHandler, metricsHandler, toNodeListener } from "./core/endpoints.js";
-export type { RequestHandler, HealthHandlerOptions } from "./core/endpoints.js";
-export { createMetricsCollector, QUERY_BUCKETS, type MetricsOptions } from "./core/metrics.js";
-export type { MetricsCollector } from "./core/metrics.js";
-export { tokenCounts } from "./core/token-counters.js";
-export type { TokenCount, TokenOutcome } from "./core/token-counters.js";
-export { startSidecar, DEFAULT_SIDECAR_PORT, DEFAULT_SIDECAR_HOST, SIDECAR_ROUTES } from "./core/sidecar.js";
-export type { Sidecar, SidecarOptions } from "./core/sidecar.js";
-export type { RaceOptions, RaceReport, Invariant } from "./core/race.js";
-export type { RaceStrategy } from "./core/race-racer.js";
-export { monitorQuery, flushQueryLog, DEFAULT_WARN_MS, DEFAULT_SLOW_MS } from "./core/monitor.js";
-export type { MonitorOptions, MonitorLogger } from "./core/monitor.js";
-export { slowQueryReport } from "./core/slow-queries.js";
-export type { SlowQueryReport, SlowQueryReportOptions, SlowQueryAggregate } from "./core/slow-queries.js";
+} from "./core/ledger/holds.js";
+export type { HoldOptions, HoldResult, SettlementResult, AvailableBalance, HoldRecord, HoldStatus } from "./core/ledger/holds.js";
+export { checkHolds } from "./core/ledger/hold-checks.js";
+export type { HoldViolation } from "./core/ledger/hold-checks.js";
+export { parseTtl, assertHoldId, DEFAULT_HOLD_TTL_SECONDS, MIN_HOLD_TTL_SECONDS, MAX_HOLD_TTL_SECONDS } from "./core/ledger/hold-input.js";
+export { parseAmount, MAX_AMOUNT } from "./core/ledger/amount.js";
+export { createUser, removeUser } from "./core/ledger/users.js";
+export type { NewUser } from "./core/ledger/users.js";
+export { runRaceTest } from "./core/race/race.js";
+export { runHttpRace } from "./core/race/http-race.js";
+export type { HttpRaceOptions, HttpRaceReport, StatusClass, ClassLatency } from "./core/race/http-race.js";
+export { parseRequestTemplate, DEFAULT_BODY } from "./core/race/http-template.js";
+export type { RequestTemplate, RequestTemplateInput } from "./core/race/http-template.js";
+export { healthHandler, livenessHandler, metricsHandler, toNodeListener } from "./core/health/endpoints.js";
+export type { RequestHandler, HealthHandlerOptions } from "./core/health/endpoints.js";
+export { createMetricsCollector, QUERY_BUCKETS, type MetricsOptions } from "./core/health/metrics.js";
+export type { MetricsCollector } from "./core/health/metrics.js";
+export { tokenCounts } from "./core/ledger/counters.js";
+export type { TokenCount, TokenOutcome } from "./core/ledger/counters.js";
+export { startSidecar, DEFAULT_SIDECAR_PORT, DEFAULT_SIDECAR_HOST, SIDECAR_ROUTES } from "./core/health/sidecar.js";
+export type { Sidecar, SidecarOptions } from "./core/health/sidecar.js";
+export type { RaceOptions, RaceReport, Invariant } from "./core/race/race.js";
+export type { RaceStrategy } from "./core/race/deduct-racer.js";
+export { monitorQuery, flushQueryLog, DEFAULT_WARN_MS, DEFAULT_SLOW_MS } from "./core/queries/monitor.js";
+export type { MonitorOptions, MonitorLogger } from "./core/queries/monitor.js";
+export { slowQueryReport } from "./core/queries/slow-queries.js";
+export type { SlowQueryReport, SlowQueryReportOptions, SlowQueryAggregate } from "./core/queries/slow-queries.js";
 export type { ServerStatement, ServerStatements, PlanReading, TimeSql, QueryInspector } from "./db/inspection.js";
-export { probeCanonicalQueries } from "./core/probes.js";
-export type { ProbeResult, IndexDefinition } from "./core/probes.js";
+export { probeCanonicalQueries } from "./core/queries/probes.js";
+export type { ProbeResult, IndexDefinition } from "./core/queries/probes.js";
 export {
   publishedBriefsByViews,
   publishedBriefsByDate,
@@ -84,14 +86,14 @@ export {
   briefReviews,
   userTokenHistory,
   briefBySlug,
-} from "./core/listings.js";
-export type { ListingOptions, ListingName, BriefSummary, Brief, Review } from "./core/listings.js";
+} from "./core/queries/listings.js";
+export type { ListingOptions, ListingName, BriefSummary, Brief, Review } from "./core/queries/listings.js";
 export type { BulkColumn, BulkRow, BulkWriter } from "./db/database.js";
-export type { SeedOptions, SeedResult, SeedProgress, SeedCounts } from "./core/seed.js";
-export type { ClearOptions, ClearResult, TableCounts, AppTable } from "./core/clear.js";
-export type { SeedSizes, SeedScale } from "./core/test-data/sizes.js";
-export { seedTables } from "./core/test-data/rows.js";
-export type { SeedTableName, SeedTable } from "./core/test-data/rows.js";
+export type { SeedOptions, SeedResult, SeedProgress, SeedCounts } from "./core/local/seed.js";
+export type { ClearOptions, ClearResult, TableCounts, AppTable } from "./core/local/clear.js";
+export type { SeedSizes, SeedScale } from "./core/local/seed-sizes.js";
+export { seedTables } from "./core/local/seed-rows.js";
+export type { SeedTableName, SeedTable } from "./core/local/seed-rows.js";
 export { PG_DEDUCT_STATEMENT } from "./db/pg/ledger.js";
 export { PG_CAPTURE_STATEMENT, PG_HOLD_STATEMENT } from "./db/pg/holds.js";
 

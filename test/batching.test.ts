@@ -16,7 +16,7 @@ import {
   type BriefDatabase,
   type TokenOperation,
 } from "../src/index.js";
-import { Random } from "../src/core/test-data/prng.js";
+import { Random } from "../src/core/prng.js";
 import { DIALECTS, freshDatabase } from "./support/databases.js";
 
 const MAX = Number.MAX_SAFE_INTEGER;

@@ -13,7 +13,7 @@ import {
   startSidecar,
   type BriefDatabase,
 } from "../src/index.js";
-import { MAX_QUERY_NAMES, OTHER_QUERY_NAME } from "../src/core/metrics.js";
+import { MAX_QUERY_NAMES, OTHER_QUERY_NAME } from "../src/core/health/metrics.js";
 import { sql } from "drizzle-orm";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 

@@ -16,7 +16,7 @@ import {
   verifyLedger,
   type BriefDatabase,
 } from "../src/index.js";
-import { Random } from "../src/core/test-data/prng.js";
+import { Random } from "../src/core/prng.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 import { untilExpired } from "./support/holds.js";
 

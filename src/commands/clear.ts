@@ -1,6 +1,6 @@
 /** `briefdb clear --local`: remove the seeded rows (or, with --all, every app row) from a local database. */
 import { Command } from "commander";
-import type { ClearProgress, ClearResult } from "../core/clear.js";
+import type { ClearProgress, ClearResult } from "../core/local/clear.js";
 import { BriefdbError } from "../errors.js";
 import { canPrompt, confirmOnTty, formatCount, keyValues, startSpinner, table, type Outcome } from "../render.js";
 import { action, type Context } from "./context.js";
@@ -35,7 +35,7 @@ Examples:
         requireLocalTarget(ctx, "clear", options.local);
         const all = options.all === true;
         if (options.yes !== true) await confirm(ctx, all);
-        const { clearTestData } = await import("../core/clear.js");
+        const { clearTestData } = await import("../core/local/clear.js");
         const db = await ctx.openMigrated();
         const spinner = await startSpinner(
           ctx.ui,

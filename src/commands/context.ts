@@ -85,7 +85,7 @@ export class Context {
   /** Opens the target and refuses (NOT_MIGRATED, exit 1) unless every migration is applied. */
   async openMigrated(): Promise<BriefDatabase> {
     const db = await this.open();
-    const { assertMigrated } = await import("../core/migrations.js");
+    const { assertMigrated } = await import("../core/migrate/records.js");
     await assertMigrated(db);
     return db;
   }

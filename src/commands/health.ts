@@ -3,7 +3,7 @@
  * stored data's integrity; exit 1 when unhealthy.
  */
 import { Command } from "commander";
-import type { HealthReport } from "../core/health.js";
+import type { HealthReport } from "../core/health/health.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, progressLine, startSpinner, type Outcome, type Ui } from "../render.js";
 import { action, type Context } from "./context.js";
@@ -30,7 +30,7 @@ Examples:
       action(async (ctx, options: { samples: number; deep?: boolean; wait?: number }) => {
         const deep = options.deep === true;
         if (options.wait !== undefined) return waitedOutcome(ctx, options.samples, options.wait, deep);
-        const { checkDatabaseHealth, failedHealthReport } = await import("../core/health.js");
+        const { checkDatabaseHealth, failedHealthReport } = await import("../core/health/health.js");
         let db;
         try {
           db = await ctx.open();
@@ -118,7 +118,7 @@ function unhealthyError(report: HealthReport): BriefdbError {
 
 /** health --wait: one line per change of state in logs, a spinner on a terminal; then the last report. */
 async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number, deep: boolean): Promise<Outcome> {
-  const { waitForHealth } = await import("../core/health-wait.js");
+  const { waitForHealth } = await import("../core/health/wait.js");
   const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
   const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
   // runCli owns SIGINT/SIGTERM: answered here, a CI job cancelled while waiting still ends as CANCELLED

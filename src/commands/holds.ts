@@ -3,9 +3,9 @@
  * afterwards, then charge the actual cost or give the reservation back.
  */
 import { Command } from "commander";
-import { parseAmount } from "../core/amount.js";
-import { assertHoldId, parseTtl } from "../core/hold-input.js";
-import type { HoldRecord, HoldResult, SettlementResult } from "../core/holds.js";
+import { parseAmount } from "../core/ledger/amount.js";
+import { assertHoldId, parseTtl } from "../core/ledger/hold-input.js";
+import type { HoldRecord, HoldResult, SettlementResult } from "../core/ledger/holds.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { briefIdOption, idempotencyKey, userIdArgument } from "./parse.js";
@@ -40,7 +40,7 @@ Examples:
     .action(
       action(async (ctx, userId: string, amount: number, options: HoldCommandOptions) => {
         const db = await ctx.openMigrated();
-        const { applyHold } = await import("../core/holds.js");
+        const { applyHold } = await import("../core/ledger/holds.js");
         // as a deduct: a signal is answered truly, cancelled (nothing changed) or too late (placed)
         const signal = ctx.answerSignals();
         const result = await applyHold(db, userId, amount, options.reason ?? "hold", {
@@ -69,7 +69,7 @@ Examples:
     .action(
       action(async (ctx, holdId: string, amount: number | undefined) => {
         const db = await ctx.openMigrated();
-        const { applyCapture } = await import("../core/holds.js");
+        const { applyCapture } = await import("../core/ledger/holds.js");
         const signal = ctx.answerSignals();
         return settlementOutcome(await applyCapture(db, holdId, amount, { signal }), ctx.interruptedBy);
       }),
@@ -84,7 +84,7 @@ function releaseCommand(): Command {
     .action(
       action(async (ctx, holdId: string) => {
         const db = await ctx.openMigrated();
-        const { applyRelease } = await import("../core/holds.js");
+        const { applyRelease } = await import("../core/ledger/holds.js");
         const signal = ctx.answerSignals();
         return settlementOutcome(await applyRelease(db, holdId, { signal }), ctx.interruptedBy);
       }),
@@ -99,7 +99,7 @@ function listCommand(): Command {
     .action(
       action(async (ctx, userId: string) => {
         const db = await ctx.openMigrated();
-        const { getActiveHolds, getAvailableBalance } = await import("../core/holds.js");
+        const { getActiveHolds, getAvailableBalance } = await import("../core/ledger/holds.js");
         const holds = await getActiveHolds(db, userId);
         const account = await getAvailableBalance(db, userId);
         return listOutcome(userId, holds, account.balance, account.available);

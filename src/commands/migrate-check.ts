@@ -2,7 +2,7 @@
 import { BriefdbError } from "../errors.js";
 import { formatCount, table, type Outcome } from "../render.js";
 
-type Report = Awaited<ReturnType<typeof import("../core/migration-hazards.js").checkPendingMigrations>>;
+type Report = Awaited<ReturnType<typeof import("../core/migrate/hazards.js").checkPendingMigrations>>;
 
 export function checkOutcome(report: Report, target: string): Outcome {
   const error =

@@ -4,9 +4,9 @@
  * against the live database (--check).
  */
 import { Command } from "commander";
-import type { MigrateProgress, MigrateResult } from "../core/migrations.js";
-import { invalidIndexAdvice } from "../core/migration-plan.js";
-import { migrationNotes, stepsDone, type MigrationStatus } from "../core/migration-status.js";
+import type { MigrateProgress, MigrateResult } from "../core/migrate/result.js";
+import { invalidIndexAdvice } from "../core/migrate/plan.js";
+import { migrationNotes, stepsDone, type MigrationStatus } from "../core/migrate/status.js";
 import { BriefdbError } from "../errors.js";
 import { escapeControls, keyValues, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
@@ -51,16 +51,16 @@ Examples:
         if (options.maxBlockingRows !== undefined && !options.check) {
           throw new BriefdbError("USAGE", "--max-blocking-rows goes with --check");
         }
-        const core = await import("../core/migrations.js");
+        const core = await import("../core/migrate/migrate.js");
         const readOnly = options.status || options.dryRun || options.check;
         // Read-only runs never create a SQLite file: a missing one reads as empty (all pending).
         const db = await ctx.open({ create: !readOnly, missingIsEmpty: readOnly });
         if (options.status) {
-          const { migrationStatus } = await import("../core/migration-status.js");
+          const { migrationStatus } = await import("../core/migrate/status.js");
           return statusOutcome(await migrationStatus(db), db.target.display);
         }
         if (options.check) {
-          const { checkPendingMigrations } = await import("../core/migration-hazards.js");
+          const { checkPendingMigrations } = await import("../core/migrate/hazards.js");
           const report = await checkPendingMigrations(db, {
             offline: options.offline === true,
             ...(options.maxBlockingRows === undefined ? {} : { maxBlockingRows: options.maxBlockingRows }),

@@ -2,7 +2,7 @@
  * Option parsers for commander: each checks a value once, on entry, and throws a BriefdbError
  * with its code (docs/architecture.md, "Exit codes"), so bad input never reaches a database.
  */
-import { MAX_KEY_LENGTH } from "../core/text-input.js";
+import { MAX_KEY_LENGTH } from "../core/ledger/text-input.js";
 import { BriefdbError } from "../errors.js";
 
 /** A whole number in digits within [min, max], for counts, sizes, samples and timeouts. */

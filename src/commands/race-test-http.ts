@@ -3,7 +3,7 @@
  * checked before any request and any connection; Ctrl-C stops sending and reports what was sent
  * (exit 130).
  */
-import type { HttpRaceReport } from "../core/race-http.js";
+import type { HttpRaceReport } from "../core/race/http-race.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, table, type Outcome } from "../render.js";
@@ -24,7 +24,7 @@ export interface HttpRaceCommandOptions {
 
 export async function raceHttpEndpoint(ctx: Context, options: HttpRaceCommandOptions): Promise<Outcome> {
   if (options.user === undefined) throw new BriefdbError("USAGE", "race-test --url needs --user <id>: the user the requests act as");
-  const { checkHttpRaceOptions, runHttpRace } = await import("../core/race-http.js");
+  const { checkHttpRaceOptions, runHttpRace } = await import("../core/race/http-race.js");
   const template = { url: options.url, method: options.method, headers: options.header, body: options.body, allowRemote: options.allowRemote === true };
   checkHttpRaceOptions(template); // before any request
   if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test"); // before any connection

@@ -1,13 +1,13 @@
 /** `briefdb race-test`: parallel deductions at a throw-away user, then the ledger invariants. */
 import { Command } from "commander";
-import type { RaceReport } from "../core/race.js";
-import { raceOpeningBalance, RACE_MODES, RACE_STRATEGIES, type RaceMode, type RaceStrategy } from "../core/race-options.js";
+import type { RaceReport } from "../core/race/race.js";
+import { raceOpeningBalance, RACE_MODES, RACE_STRATEGIES, type RaceMode, type RaceStrategy } from "../core/race/options.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, startSpinner, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { oneOf, wholeNumber } from "./parse.js";
-import { parseAmount } from "../core/amount.js";
+import { parseAmount } from "../core/ledger/amount.js";
 
 interface RaceCommandOptions {
   readonly n: number;
@@ -70,7 +70,7 @@ With --url, each request's time limit is the global --timeout (ms).`,
         raceOpeningBalance(options.n, options.amount, options.balance); // before any connection
         if (!options.allowRemote) assertLocalTarget(ctx.target, "race-test");
         const db = await ctx.openMigrated();
-        const { runRaceTest } = await import("../core/race.js");
+        const { runRaceTest } = await import("../core/race/race.js");
         const spinner = await startSpinner(
           ctx.ui,
           `racing ${options.n} ${options.mode === "holds" ? "hold operations" : "deductions"} (${options.strategy})`,

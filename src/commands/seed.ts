@@ -1,6 +1,6 @@
 /** `briefdb seed --local`: fill a local database with realistic, deterministic test data. */
 import { Command, Option } from "commander";
-import type { SeedProgress, SeedResult } from "../core/seed.js";
+import type { SeedProgress, SeedResult } from "../core/local/seed.js";
 import {
   DEFAULT_SEED,
   DEFAULT_SIZES,
@@ -9,7 +9,7 @@ import {
   SCALES,
   SEED_SCALES,
   type SeedScale,
-} from "../core/test-data/sizes.js";
+} from "../core/local/seed-sizes.js";
 import { formatCount, keyValues, startProgress, table, type Outcome, type Progress } from "../render.js";
 import { action } from "./context.js";
 import { requireLocalTarget } from "./local-rule.js";
@@ -56,7 +56,7 @@ Examples:
       action(async (ctx, options: SeedCommandOptions) => {
         requireLocalTarget(ctx, "seed", options.local);
         const sizes = resolveSeedSizes(options);
-        const { seedTestData } = await import("../core/seed.js");
+        const { seedTestData } = await import("../core/local/seed.js");
         const db = await ctx.open({ create: true });
         const progress = await startProgress(ctx.ui, "seed interrupted: its transaction was rolled back");
         try {

@@ -30,7 +30,7 @@ A port in use is exit 2. /readyz is 200 when the database is reachable and migra
         // runCli owns SIGINT/SIGTERM: answered here, the first one stops the server cleanly (exit 0)
         const stop = ctx.answerSignals();
         const db = await ctx.open();
-        const { startSidecar, SIDECAR_ROUTES } = await import("../core/sidecar.js");
+        const { startSidecar, SIDECAR_ROUTES } = await import("../core/health/sidecar.js");
         const sidecar = await startSidecar(db, { port: options.port, host: options.host });
         const routes = SIDECAR_ROUTES.map((route) => `${sidecar.url}${route}`);
         if (!isLoopbackHost(options.host)) {

@@ -1,12 +1,12 @@
 /** `briefdb slow-queries`: the query log aggregated per name, server statement statistics, and --probe. */
 import { Command } from "commander";
-import type { ProbeResult } from "../core/probes.js";
-import type { SlowQueryReport } from "../core/slow-queries.js";
+import type { ProbeResult } from "../core/queries/probes.js";
+import type { SlowQueryReport } from "../core/queries/slow-queries.js";
 import { BriefdbError } from "../errors.js";
 import { oneLine, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { action } from "./context.js";
 import { pastMoment, positiveMs, wholeNumber } from "./parse.js";
-import type { GateFailure, ProbeGates } from "../core/probe-gates.js";
+import type { GateFailure, ProbeGates } from "../core/queries/probe-gates.js";
 
 
 interface SlowQueriesOptions {
@@ -46,19 +46,19 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
         const gated = options.maxP95 !== undefined || gates.requireIndex === true;
         if (options.runs !== undefined && !options.probe) throw new BriefdbError("USAGE", "--runs goes with --probe");
         if (gated && !options.probe) throw new BriefdbError("USAGE", "--max-p95 and --require-index go with --probe");
-        const { slowQueryReport } = await import("../core/slow-queries.js");
+        const { slowQueryReport } = await import("../core/queries/slow-queries.js");
         const db = await ctx.openMigrated();
         const report = await slowQueryReport(db, { since: options.since, limit: options.limit });
         let probes: ProbeResult[] | null = null;
         if (options.probe) {
-          const { probeCanonicalQueries } = await import("../core/probes.js");
+          const { probeCanonicalQueries } = await import("../core/queries/probes.js");
           const spinner = await startSpinner(ctx.ui, "probing the canonical queries", "slow-queries --probe interrupted; nothing was changed");
           probes = await probeCanonicalQueries(db, { runs: options.runs });
           spinner.stop("probed the canonical queries");
         }
         const outcome = slowQueriesOutcome(report, probes, db.target.display, options.limit);
         if (!gated || probes === null) return outcome;
-        const { judgeProbes } = await import("../core/probe-gates.js");
+        const { judgeProbes } = await import("../core/queries/probe-gates.js");
         return gatedOutcome(outcome, gates, judgeProbes(probes, gates));
       }),
     );

@@ -1,8 +1,8 @@
 /** `briefdb tokens credit|deduct|hold|capture|release|holds|balance|history|verify`: the token ledger from the command line. */
 import { Command } from "commander";
-import { parseAmount } from "../core/amount.js";
-import type { AvailableBalance } from "../core/holds.js";
-import type { LedgerEntry, TokenOperationResult, VerifyReport } from "../core/tokens.js";
+import { parseAmount } from "../core/ledger/amount.js";
+import type { AvailableBalance } from "../core/ledger/holds.js";
+import type { LedgerEntry, TokenOperationResult, VerifyReport } from "../core/ledger/tokens.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, table, type Outcome } from "../render.js";
 import { action } from "./context.js";
@@ -38,7 +38,7 @@ Examples:
       .action(
         action(async (ctx, userId: string) => {
           const db = await ctx.openMigrated();
-          const { getAvailableBalance } = await import("../core/holds.js");
+          const { getAvailableBalance } = await import("../core/ledger/holds.js");
           return balanceOutcome(await getAvailableBalance(db, userId));
         }),
       ),
@@ -52,7 +52,7 @@ Examples:
       .action(
         action(async (ctx, userId: string, options: { limit: number }) => {
           const db = await ctx.openMigrated();
-          const { getHistory } = await import("../core/tokens.js");
+          const { getHistory } = await import("../core/ledger/tokens.js");
           return historyOutcome(userId, await getHistory(db, userId, { limit: options.limit }));
         }),
       ),
@@ -64,7 +64,7 @@ Examples:
       .action(
         action(async (ctx) => {
           const db = await ctx.openMigrated();
-          const { verifyLedger } = await import("../core/tokens.js");
+          const { verifyLedger } = await import("../core/ledger/tokens.js");
           return verifyOutcome(await verifyLedger(db));
         }),
       ),
@@ -91,7 +91,7 @@ function changeCommand(operation: "credit" | "deduct"): Command {
     .action(
       action(async (ctx, userId: string, amount: number, options: ChangeOptions) => {
         const db = await ctx.openMigrated();
-        const { applyTokenOperation } = await import("../core/tokens.js");
+        const { applyTokenOperation } = await import("../core/ledger/tokens.js");
         // from here a signal is answered truly: cancelled (exit 130/143, nothing changed), or
         // applied before the cancel could stop it (the result, with a note, exit 0)
         const signal = ctx.answerSignals();

@@ -6,7 +6,7 @@
  *
  * Why the build is here: library tests import src/ (vitest runs TypeScript), but two things run
  * the built output — the CLI tests spawn bin/briefdb (dist/cli.js), and runRaceTest
- * (src/core/race.ts) starts its worker threads from dist/core/race-worker.js even when imported
+ * (src/core/race/) starts its worker threads from dist/core/race/ (raceWorkerFile) even when imported
  * from src/. Building here, before any test file runs, means a bare `npx vitest run` after an
  * edit in src/ never tests stale code.
  */

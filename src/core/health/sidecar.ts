@@ -1,0 +1,85 @@
+/**
+ * The health and metrics sidecar `briefdb serve` runs: node:http on loopback by default, with
+ * /healthz (liveness), /readyz (readiness: the health report) and /metrics (Prometheus). A port
+ * that cannot be had is a BriefdbError (USAGE: choose another --port or --host), never a crash.
+ */
+import { createServer, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { BriefDatabase } from "../../db/database.js";
+import { BriefdbError } from "../../errors.js";
+import { healthHandler, livenessHandler, metricsHandler, toNodeListener, type RequestHandler } from "./endpoints.js";
+
+export const DEFAULT_SIDECAR_PORT = 9464;
+export const DEFAULT_SIDECAR_HOST = "127.0.0.1";
+export const SIDECAR_ROUTES = ["/healthz", "/readyz", "/metrics"] as const;
+
+export interface SidecarOptions {
+  /** 0 picks a free port. Default 9464 (Prometheus exporters' range). */
+  readonly port?: number;
+  readonly host?: string;
+  /** How long close() lets requests in flight finish before it cuts them; default 10 s. */
+  readonly graceMs?: number;
+}
+
+const DEFAULT_GRACE_MS = 10_000;
+
+export interface Sidecar {
+  /** Where it listens, e.g. http://127.0.0.1:9464 */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, lets requests in flight finish (up to graceMs), resolves when the server is closed. */
+  close(): Promise<void>;
+}
+
+export async function startSidecar(db: BriefDatabase, options: SidecarOptions = {}): Promise<Sidecar> {
+  const port = options.port ?? DEFAULT_SIDECAR_PORT;
+  const host = options.host ?? DEFAULT_SIDECAR_HOST;
+  const routes: Record<string, RequestHandler> = {
+    "/healthz": livenessHandler(),
+    "/readyz": healthHandler(db),
+    "/metrics": metricsHandler(db),
+  };
+  const notFound: RequestHandler = async () =>
+    Response.json({ ok: false, error: "not found", routes: SIDECAR_ROUTES }, { status: 404 });
+  const server = createServer(
+    toNodeListener((request) => (routes[new URL(request.url).pathname] ?? notFound)(request)),
+  );
+  let closing = false;
+  // once closing, a connection whose answer went out is closed at once, not at its keep-alive timeout
+  server.on("request", (_request, response: ServerResponse) =>
+    response.on("finish", () => closing && setImmediate(() => server.closeIdleConnections())),
+  );
+  await listen(server, port, host);
+  const bound = (server.address() as AddressInfo).port;
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `http://${shown}:${bound}`,
+    port: bound,
+    // scrapes in flight finish (a scraper must not read half an exposition), for a grace period
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        server.close(() => {
+          clearTimeout(deadline);
+          resolve();
+        });
+        server.closeIdleConnections();
+        const deadline = setTimeout(() => server.closeAllConnections(), options.graceMs ?? DEFAULT_GRACE_MS);
+      }),
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) => reject(listenError(error, port, host)));
+    server.listen(port, host, () => resolve());
+  });
+}
+
+function listenError(error: NodeJS.ErrnoException, port: number, host: string): BriefdbError {
+  if (error.code === "EADDRINUSE") {
+    return new BriefdbError("USAGE", `port ${port} on ${host} is in use`, "choose another --port, or stop what listens there");
+  }
+  if (error.code === "EACCES") return new BriefdbError("USAGE", `port ${port} on ${host} needs privileges`, "use a port above 1023");
+  return new BriefdbError("USAGE", `cannot listen on ${host}:${port}: ${error.code ?? error.message}`, "check --host");
+}
