@@ -97,5 +97,5 @@ export type { SeedTableName, SeedTable } from "./core/local/seed-rows.js";
 export { PG_DEDUCT_STATEMENT } from "./db/pg/ledger.js";
 export { PG_CAPTURE_STATEMENT, PG_HOLD_STATEMENT } from "./db/pg/holds.js";
 
-/** The source document's local-mode utilities: seed and clear test data, on local targets only. */
+/** The local-mode utilities under the app's name for them: seed and clear test data, on local targets only. */
 export const localModeOptimizations = { seedTestData, clearTestData } as const;

@@ -53,7 +53,7 @@ const OPERATIONS: readonly TokenOperation[] = ["credit", "deduct"];
 /** Tries of one operation when a serialization failure or a contradicted refusal sends it round again. */
 const ATTEMPTS = 10;
 
-/** The source document's atomicTokenOperation: never throws, returns { success, data | error }. */
+/** atomicTokenOperation, the app's name for a token change: never throws, returns { success, data | error }. */
 export async function atomicTokenOperation(
   db: BriefDatabase,
   userId: string,

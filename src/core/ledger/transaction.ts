@@ -1,5 +1,5 @@
 /**
- * The source document's transaction wrapper: commit, or roll back and return the failure as a
+ * withTransaction, the app's transaction wrapper: commit, or roll back and return the failure as a
  * value with a code of the contract (docs/architecture.md, "Exit codes") instead of throwing.
  */
 import type { BriefDatabase, Transaction, TransactionOptions } from "../../db/database.js";

@@ -1,5 +1,5 @@
 /**
- * monitorQuery, the source document's query performance monitoring: times a unit of work, warns
+ * monitorQuery, the app's query performance monitoring: times a unit of work, warns
  * in development when it is slow, and records slow samples in the database's query log, which
  * `briefdb slow-queries` reads. Monitoring must never change what the caller sees: the result and
  * the error pass through untouched, and the log is written in the background, so a slow or broken

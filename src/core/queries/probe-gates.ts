@@ -1,5 +1,5 @@
 /**
- * The slow-query report as a CI gate: the source document's "API under 500 ms" checked, not
+ * The slow-query report as a CI gate: the app's "API under 500 ms" checked, not
  * hoped. Compares each canonical query's measured p95 with the user's budget, and whether it
  * reads through an index.
  */

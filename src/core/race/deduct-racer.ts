@@ -1,7 +1,7 @@
 /**
  * What one racer does per deduction, by strategy: `atomic` is briefdb's own operation; `naive` is
- * the source document's "before" code (read the balance, check it, write the new balance and a
- * ledger row as separate statements), kept so that the race test is seen to catch a race.
+ * the read-check-write code a ledger must not have (read the balance, check it, write the new
+ * balance and a ledger row as separate statements), kept so that the race test is seen to catch a race.
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../../db/database.js";

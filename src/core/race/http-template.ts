@@ -2,7 +2,7 @@
  * The request `race-test --url` sends, as a template: method, URL, headers and body with
  * `{{amount}}`, `{{user}}` and `{{i}}` filled in per request. Checked once, before any request:
  * a malformed URL or header, a template without the amount, or a URL that is not loopback
- * (without allowRemote) is refused with its SPEC §5 code.
+ * (without allowRemote) is refused with its code of the contract (docs/architecture.md, "Exit codes").
  */
 import { isLoopbackHost } from "../../db/target.js";
 import { BriefdbError } from "../../errors.js";

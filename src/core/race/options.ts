@@ -6,8 +6,8 @@
 import { BriefdbError } from "../../errors.js";
 
 /**
- * How racers deduct: `atomic` is briefdb's own operation; `naive` is the source document's
- * "before" code (read, check, write), kept so that the race test is seen to catch a race.
+ * How racers deduct: `atomic` is briefdb's own operation; `naive` is the
+ * read-check-write code a ledger must not have, kept so that the race test is seen to catch a race.
  */
 export const RACE_STRATEGIES = ["atomic", "naive"] as const;
 
