@@ -262,7 +262,17 @@ describe("briefdb serve", () => {
     expect(result.stderr).toBe(`error: port ${port} on 127.0.0.1 is in use (hint: choose another --port, or stop what listens there)\n`);
   });
 
-  it.each([["--port", "70000"], ["--port", "http"]])("bad %s %s is exit 2", async (...args) => {
+  it("--host 127.1 is loopback (127.0.0.1 written short): no warning", async () => {
+    const url = await freshDatabase("sqlite");
+    await (await openDatabase(url)).close();
+    const server = await serve(["--db", url, "--host", "127.1"]);
+    expect(server.started.url).toMatch(/^http:\/\/127\.1:\d+$/);
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+    expect(server.output().stderr).toBe("");
+  });
+
+  it.each([["--port", "70000"], ["--port", "http"], ["--host", ""], ["--host", " "], ["--host", "a b"], ["--host", "http://x/"]])("bad %s %j is exit 2", async (...args) => {
     const result = await cli(["serve", ...args, "--json"]);
     expect(result.code).toBe(2);
     expect(result.json?.error.code).toBe("USAGE");

@@ -161,6 +161,15 @@ describe("race-test --url refusals (before any request or connection)", () => {
     expect(result.stdout + result.stderr).not.toContain("hunter2");
   });
 
+  it.each(["http://localhost.:57101/deduct", "http://app.localhost:57101/deduct", "http://127.0.0.1.nip.invalid/deduct"])(
+    "%s is not loopback for certain (a name other than localhost may go to DNS): exit 3 NOT_LOCAL",
+    async (url) => {
+      const result = await refuse("--url", url);
+      expect(result.code, result.stderr).toBe(3);
+      expect(result.json?.error.code).toBe("NOT_LOCAL");
+    },
+  );
+
   it.each([
     [["--url", "not a url"], "INVALID_URL"],
     [["--url", "ftp://127.0.0.1/deduct"], "INVALID_URL"],

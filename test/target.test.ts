@@ -20,6 +20,11 @@ describe("database URLs", () => {
     ["postgres://me:pw@[::ffff:10.0.0.1]/b", false],
     ["postgres://me:pw@db.example.invalid/b", false],
     ["postgres://me:pw@10.0.0.5/b", false],
+    // only the name localhost itself is answered from the hosts file; these may go to DNS
+    ["postgres://me:pw@prod-db.localhost/b", false],
+    ["postgres://me:pw@localhost./b", false],
+    ["postgres://me:pw@127.1/b", true],
+    ["postgres://me:pw@0x7f.0.0.1/b", true],
     ["postgres://me:pw@db.example.invalid/b?host=127.0.0.1", true],
     ["file:./x.db", true],
     ["./x.db", true],

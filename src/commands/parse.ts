@@ -42,6 +42,18 @@ export function briefIdOption(value: string): string {
   return value;
 }
 
+/**
+ * The address `serve --host` listens on: a name or an IP address ([::1] or ::1), never empty —
+ * Node reads "" as every interface, which nobody means by leaving the value out.
+ */
+export function listenHost(value: string): string {
+  const bare = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
+  if (!/^[A-Za-z0-9._:%-]+$/.test(bare)) {
+    throw new BriefdbError("USAGE", `--host takes a host name or an IP address, not "${value}"`, "for every interface say 0.0.0.0 or ::");
+  }
+  return bare;
+}
+
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(flag: string, choices: readonly T[]): (value: string) => T {
   return (value: string) => {

@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { isLoopbackHost } from "../db/target.js";
 import { announce, progressLine, type Outcome } from "../render.js";
 import { action } from "./context.js";
-import { wholeNumber } from "./parse.js";
+import { listenHost, wholeNumber } from "./parse.js";
 
 interface ServeOptions {
   readonly port: number;
@@ -14,7 +14,7 @@ export function serveCommand(): Command {
   return new Command("serve")
     .description("serve /healthz (liveness), /readyz (readiness) and /metrics (Prometheus) over HTTP; stops cleanly on SIGTERM or SIGINT")
     .option("--port <n>", "port to listen on (0: any free port)", wholeNumber("--port", 0, 65535), 9464)
-    .option("--host <address>", "address to listen on; loopback unless you say otherwise", "127.0.0.1")
+    .option("--host <address>", "address to listen on; loopback unless you say otherwise", listenHost, "127.0.0.1")
     .addHelpText(
       "after",
       `

@@ -182,13 +182,33 @@ export function isLocalTarget(target: Target, env: NodeJS.ProcessEnv = process.e
   return isLoopbackHost(target.host);
 }
 
+/**
+ * Whether a host is loopback for certain, without asking DNS: an address in 127.0.0.0/8 or ::1
+ * however it is written (127.1, 0x7f.0.0.1, ::ffff:127.0.0.1 — read as a URL parser reads them),
+ * or the name `localhost` itself, which resolvers answer from the hosts file (RFC 6761 §6.3). Any
+ * other name is not: `db.localhost` or `localhost.` may be sent to DNS and answered with any address.
+ */
 export function isLoopbackHost(host: string): boolean {
-  const name = host.toLowerCase().replace(/\.$/, "");
-  if (name === "localhost" || name.endsWith(".localhost")) return true;
-  if (isIP(name) === 4) return name.startsWith("127.");
-  // IPv4-mapped 127.0.0.0/8, as written or as URL parsers write it (::ffff:7f00:1)
-  if (isIP(name) === 6) return name === "::1" || name === "0:0:0:0:0:0:0:1" || /^::ffff:(127\.|7f[0-9a-f]{2}:)/.test(name);
-  return false;
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (bare.toLowerCase() === "localhost") return true;
+  if (isIP(bare) === 6) {
+    const written = urlHostname(`[${bare}]`);
+    return written === "[::1]" || (written !== undefined && /^\[::ffff:7f[0-9a-f]{2}:/.test(written));
+  }
+  // only digits, hex and dots may spell an IPv4 address; anything else would let the URL parser
+  // read another part of the text as the host (user@127.0.0.1)
+  if (!/^[0-9a-fx.]+$/i.test(bare)) return false;
+  const written = urlHostname(bare);
+  return written !== undefined && isIP(written) === 4 && written.startsWith("127.");
+}
+
+/** The host as the WHATWG URL parser writes it (IPv4 and IPv6 in their canonical form), or undefined. */
+function urlHostname(host: string): string | undefined {
+  try {
+    return new URL(`http://${host}/`).hostname;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether separate connections to the target see one database (not so for SQLite's :memory:). */
