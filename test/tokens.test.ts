@@ -67,6 +67,22 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     expect(await getHistory(db, user)).toHaveLength(1);
   });
 
+  it("an idempotency key or brief id that is not text (JavaScript callers) is USAGE and changes nothing; null means none", async () => {
+    const user = await newUser(10);
+    const codeOf = (result: { success: boolean; error?: { code: string } }) => (result.success ? "ok" : result.error?.code);
+    const notText = [42, { key: "k" }, ["k"]] as unknown as string[];
+    for (const value of notText) {
+      expect(codeOf(await atomicTokenOperation(db, user, "deduct", 1, "ok", { idempotencyKey: value }))).toBe("USAGE");
+      expect(codeOf(await atomicTokenOperation(db, user, "credit", 1, "ok", { briefId: value }))).toBe("USAGE");
+      expect(codeOf(await holdTokens(db, user, 1, "ok", { idempotencyKey: value }))).toBe("USAGE");
+    }
+    expect(await getBalance(db, user)).toBe(10);
+    expect(await getHistory(db, user)).toHaveLength(1);
+    const none = null as unknown as string;
+    expect(codeOf(await atomicTokenOperation(db, user, "deduct", 1, "ok", { idempotencyKey: none, briefId: none }))).toBe("ok");
+    expect(await getBalance(db, user)).toBe(9);
+  });
+
   it("tells an unknown user (USER_NOT_FOUND) from a poor one", async () => {
     const result = await atomicTokenOperation(db, "no-such-user", "deduct", 1, "x");
     expect(!result.success && result.error.code).toBe("USER_NOT_FOUND");
