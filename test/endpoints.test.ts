@@ -1,4 +1,5 @@
-import { createServer } from "node:net";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { connect, createServer, type AddressInfo } from "node:net";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -11,6 +12,7 @@ import {
   monitorQuery,
   openDatabase,
   startSidecar,
+  toNodeListener,
   type BriefDatabase,
 } from "../src/index.js";
 import { MAX_QUERY_NAMES, OTHER_QUERY_NAME } from "../src/core/health/metrics.js";
@@ -276,5 +278,85 @@ describe("briefdb serve", () => {
     const result = await cli(["serve", ...args, "--json"]);
     expect(result.code).toBe(2);
     expect(result.json?.error.code).toBe("USAGE");
+  });
+});
+
+describe("toNodeListener: web-standard handlers in node:http and Express", () => {
+  /** A node:http server on loopback running `listener` after `before` (middleware, as Express runs it). */
+  async function listening(
+    listener: (request: IncomingMessage, response: ServerResponse) => void,
+    before?: (request: IncomingMessage) => Promise<void>,
+  ): Promise<{ url: string; close: () => Promise<void> }> {
+    const server = createHttpServer((request, response) => void (before ? before(request) : Promise.resolve()).then(() => listener(request, response)));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
+  /** What express.json() does: reads the whole stream, then puts the parsed body on request.body. */
+  async function jsonBodyParser(request: IncomingMessage): Promise<void> {
+    let text = "";
+    for await (const chunk of request) text += String(chunk);
+    (request as IncomingMessage & { body?: unknown }).body = JSON.parse(text);
+  }
+
+  /** One raw HTTP/1.1 exchange, so that methods fetch() refuses to send (TRACE) can be sent. */
+  async function rawRequest(url: string, method: string): Promise<string> {
+    const { hostname, port } = new URL(url);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => socket.end(`${method} /healthz HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`));
+      let text = "";
+      socket.on("data", (chunk) => (text += String(chunk)));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+  }
+
+  it("TRACE (which a web Request cannot carry) is 405, not 500", async () => {
+    const server = await listening(toNodeListener(healthHandler(undefined as unknown as BriefDatabase)));
+    try {
+      expect(await rawRequest(server.url, "TRACE")).toMatch(/^HTTP\/1\.1 405 /);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("every Set-Cookie of the response reaches the client, each apart", async () => {
+    const handler = async () => {
+      const headers = new Headers();
+      headers.append("set-cookie", "a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/");
+      headers.append("set-cookie", "b=2; Path=/");
+      return new Response("ok", { headers });
+    };
+    const server = await listening(toNodeListener(handler));
+    try {
+      const response = await fetch(server.url);
+      expect(response.headers.getSetCookie()).toEqual(["a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/", "b=2; Path=/"]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("behind a body parser (express.json()) the handler reads the body the parser read", async () => {
+    const handler = async (request: Request) => Response.json({ got: await request.json() });
+    const server = await listening(toNodeListener(handler), jsonBodyParser);
+    try {
+      const response = await fetch(server.url, { method: "POST", headers: { "content-type": "application/json" }, body: '{"amount":5}' });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ got: { amount: 5 } });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a handler that throws answers 500 'internal error', never the error's own text", async () => {
+    const server = await listening(toNodeListener(async () => { throw new Error("postgres://me:s3cret@db.example.invalid/x failed"); }));
+    try {
+      const response = await fetch(server.url);
+      expect(response.status).toBe(500);
+      expect(await response.text()).toBe("internal error");
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -69,30 +69,58 @@ export function metricsHandler(db: BriefDatabase, options: MetricsOptions = {}):
 /** A web-standard handler as a node:http (or Express) listener. */
 export function toNodeListener(handler: RequestHandler): (request: IncomingMessage, response: ServerResponse) => void {
   return (incoming, outgoing) => {
-    void answer(handler, incoming, outgoing).catch((error: unknown) => {
+    void answer(handler, incoming, outgoing).catch(() => {
+      // what went wrong stays on the server: its text may name internals the client must not read
       if (!outgoing.headersSent) outgoing.writeHead(500, { "content-type": "text/plain" });
-      outgoing.end(`internal error: ${error instanceof Error ? error.message : String(error)}`);
+      outgoing.end("internal error");
     });
   };
 }
 
+/** Methods the web-standard Request cannot carry (the Fetch standard forbids them): answered here. */
+const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(["CONNECT", "TRACE", "TRACK"]);
+
 async function answer(handler: RequestHandler, incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> {
+  const method = (incoming.method ?? "GET").toUpperCase();
+  if (FORBIDDEN_METHODS.has(method)) {
+    outgoing.writeHead(405, { "content-type": "text/plain" });
+    outgoing.end("method not allowed");
+    return;
+  }
   const headers = new Headers();
   for (const [name, value] of Object.entries(incoming.headers)) {
     if (Array.isArray(value)) for (const v of value) headers.append(name, v);
     else if (value !== undefined) headers.set(name, value);
   }
-  const method = incoming.method ?? "GET";
-  const hasBody = method !== "GET" && method !== "HEAD";
   const init: RequestInit & { duplex?: "half" } = { method, headers };
-  if (hasBody) {
-    init.body = Readable.toWeb(incoming) as unknown as ReadableStream;
-    init.duplex = "half";
+  if (method !== "GET" && method !== "HEAD") {
+    const body = requestBody(incoming);
+    if (body !== undefined) {
+      init.body = body;
+      init.duplex = "half";
+    }
   }
   const request = new Request(new URL(incoming.url ?? "/", `http://${incoming.headers.host ?? "localhost"}`), init);
   const response = await handler(request);
-  outgoing.writeHead(response.status, Object.fromEntries(response.headers));
+  const outHeaders: Record<string, string | string[]> = Object.fromEntries(response.headers);
+  // Headers joins repeated headers with ", ", which a Set-Cookie's own dates contain: each one apart
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) outHeaders["set-cookie"] = cookies;
+  outgoing.writeHead(response.status, outHeaders);
   outgoing.end(response.body === null ? undefined : Buffer.from(await response.arrayBuffer()));
+}
+
+/**
+ * The request's body: the stream as it comes, or — when middleware before us (express.json(),
+ * express.text(), express.raw()) already read the stream into `request.body` — that body again.
+ */
+function requestBody(incoming: IncomingMessage): RequestInit["body"] | undefined {
+  const parsed = (incoming as IncomingMessage & { body?: unknown }).body;
+  if (!incoming.readableEnded && incoming.readable) return Readable.toWeb(incoming) as unknown as ReadableStream;
+  if (parsed === undefined) return undefined;
+  if (typeof parsed === "string") return parsed;
+  if (Buffer.isBuffer(parsed)) return new Uint8Array(parsed);
+  return JSON.stringify(parsed);
 }
 
 function onlyReads(request: Request): Response | undefined {
