@@ -161,6 +161,13 @@ describe("race-test --url refusals (before any request or connection)", () => {
     expect(result.stdout + result.stderr).not.toContain("hunter2");
   });
 
+  it("a secret in the URL's query is not printed: each query value shown as ***, placeholders kept", async () => {
+    const result = await refuse("--url", "http://app.example.invalid/api/deduct?tok=s3cr3t-t0ken&user={{user}}");
+    expect(result.code).toBe(3);
+    expect(result.json?.error.message).toContain("http://app.example.invalid/api/deduct?tok=***&user={{user}}");
+    expect(result.stdout + result.stderr).not.toContain("s3cr3t-t0ken");
+  });
+
   it.each(["http://localhost.:57101/deduct", "http://app.localhost:57101/deduct", "http://127.0.0.1.nip.invalid/deduct"])(
     "%s is not loopback for certain (a name other than localhost may go to DNS): exit 3 NOT_LOCAL",
     async (url) => {

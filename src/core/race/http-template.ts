@@ -158,7 +158,21 @@ function checkPlaceholders(text: string): void {
   if (unknown !== undefined) throw new BriefdbError("USAGE", `unknown placeholder {{${unknown}}}: use {{amount}}, {{user}} or {{i}}`);
 }
 
-/** The URL as written, without its password. */
+/**
+ * The URL as written, without its password or its query's values (a token in `?tok=…` is as
+ * secret as a header): each value shown as *** unless it is only placeholders, names kept.
+ */
 function displayUrl(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)[^@/?#]*@/i, "$1***@");
+  const withoutPassword = text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)[^@/?#]*@/i, "$1***@");
+  return withoutPassword.replace(/\?([^#]*)/, (_query, pairs: string) =>
+    `?${pairs
+      .split("&")
+      .map((pair) => {
+        const at = pair.indexOf("=");
+        if (at < 0) return pair;
+        const value = pair.slice(at + 1);
+        return value === "" || /^(?:\{\{\w+\}\})+$/.test(value) ? pair : `${pair.slice(0, at)}=***`;
+      })
+      .join("&")}`,
+  );
 }
