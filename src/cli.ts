@@ -52,8 +52,6 @@ export async function buildProgram(): Promise<Command> {
     .option("--no-prepare", "no named prepared statements (PgBouncer in transaction mode)")
     .option("--no-batch", "apply concurrent token operations one by one, not batched (race-test, serve)")
     .showHelpAfterError(false)
-    .exitOverride()
-    .configureOutput({ outputError: () => {}, writeErr: () => {} })
     .addHelpText(
       "after",
       `
@@ -67,16 +65,27 @@ Examples:
 Exit codes: 0 done · 1 failed or unhealthy · 2 bad usage or input · 3 refused by a rule (nothing changed)
             4 outcome unknown (connection lost after a write was sent) · 130/143/129 interrupted (SIGINT/SIGTERM/SIGHUP)`,
     );
-  for (const command of commands) {
-    program.addCommand(quietErrors(command));
-  }
-  return program;
+  for (const command of commands) program.addCommand(command);
+  return quietErrors(program);
 }
 
-/** Usage errors are reported by runCli as one line; commander must not print its own. */
+/** A commander error with the command whose parse raised it (for its help and its name in hints). */
+type CommandError = CommanderError & { command?: Command };
+
+/**
+ * Usage errors are reported by runCli as one line; commander must not print its own. Each error
+ * carries the command it came from, so that a hint names that command's help. Every command's help
+ * shows the global options (--db, --json), which a subcommand takes too.
+ */
 function quietErrors(command: Command): Command {
   // writeErr too: a missing subcommand would otherwise dump the whole help on stderr
-  command.exitOverride().configureOutput({ outputError: () => {}, writeErr: () => {} });
+  command
+    .exitOverride((error: CommandError) => {
+      error.command ??= command;
+      throw error;
+    })
+    .configureOutput({ outputError: () => {}, writeErr: () => {} })
+    .configureHelp({ showGlobalOptions: true });
   for (const sub of command.commands) quietErrors(sub);
   return command;
 }
@@ -160,6 +169,11 @@ export async function runCli(args: readonly string[]): Promise<number> {
       await program.parseAsync([...args], { from: "user" });
     } catch (caught) {
       if (isCommanderError(caught) && caught.exitCode === 0) return 0; // --help, --version
+      if (isCommanderError(caught) && caught.code === "commander.help" && !args.includes("--json")) {
+        // `briefdb` or `briefdb tokens` alone: the help of what was named, as gh and Prisma do
+        process.stdout.write(((caught as CommandError).command ?? program).helpInformation());
+        return 0;
+      }
       failure = isCommanderError(caught) ? usageError(caught) : await normalise(caught, run.context?.database);
     }
     if (failure !== undefined) {
@@ -215,16 +229,27 @@ function isCommanderError(value: unknown): value is CommanderError {
   );
 }
 
-function usageError(caught: CommanderError): BriefdbError {
+function usageError(caught: CommandError): BriefdbError {
+  const help = `see \`${commandPath(caught.command)} --help\``;
   if (caught.code === "commander.help") {
-    // no (sub)command given where one is needed: commander's help is silenced, say it in one line
-    return new BriefdbError("USAGE", "a command is missing here", "see `briefdb --help`, or `briefdb <command> --help`");
+    // no (sub)command given where one is needed (with --json: the help is not the one JSON object)
+    return new BriefdbError("USAGE", "a command is missing here", help);
   }
-  const message = caught.message.replace(/^error:\s*/, "");
+  // commander's message may end in a second line: "(Did you mean migrate?)"
+  const [first = "", ...rest] = caught.message.replace(/^error:\s*/, "").split("\n");
+  const suggestion = /\(Did you mean (.+)\?\)/.exec(rest.join(" "))?.[1];
   // commander reads "-5" as an unknown option; for an amount it is a negative number
-  const negative = /^unknown option '(-\d[^']*)'/.exec(message);
+  const negative = /^unknown option '(-\d[^']*)'/.exec(first);
   if (negative && caught.code === "commander.unknownOption") {
     return new BriefdbError("INVALID_AMOUNT", `invalid amount "${negative[1]}": an amount is a positive whole number in digits`);
   }
-  return new BriefdbError("USAGE", message, "see `briefdb --help`");
+  const hint = suggestion === undefined ? help : `did you mean ${suggestion}? ${help}`;
+  return new BriefdbError("USAGE", first, hint);
+}
+
+/** "briefdb tokens deduct" for the command an error came from; "briefdb" when it is not known. */
+function commandPath(command: Command | undefined): string {
+  const names: string[] = [];
+  for (let at = command; at !== undefined && at !== null; at = at.parent ?? undefined) names.unshift(at.name());
+  return names.length === 0 ? "briefdb" : names.join(" ");
 }

@@ -49,14 +49,25 @@ export interface UiOptions {
 
 export function createUi(options: UiOptions): Ui {
   const stdoutTty = process.stdout.isTTY === true;
-  const colorWanted = options.color && !("NO_COLOR" in process.env) && !options.json;
   return {
     json: options.json,
-    colors: createColors(colorWanted && stdoutTty),
+    colors: createColors(options.color && !options.json && colorsOn(stdoutTty)),
     interactive: stdoutTty && !options.json,
     stdinTty: process.stdin.isTTY === true,
     interruptions: options.interruptions ?? noInterruptions,
   };
+}
+
+/**
+ * Whether a stream gets colour, as no-color.org and FORCE_COLOR say: a NO_COLOR that is set and
+ * not empty turns it off; a FORCE_COLOR other than "0" or "false" turns it on even when piped (a
+ * CI log that renders colour); otherwise a terminal gets colour and a pipe does not.
+ */
+export function colorsOn(isTty: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+  if ((env.NO_COLOR ?? "") !== "") return false;
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return force !== "0" && force.toLowerCase() !== "false";
+  return isTty;
 }
 
 /** A line of progress for logs (stderr, so stdout keeps its one result). */
@@ -90,7 +101,7 @@ export function emitError(ui: Ui, error: BriefdbError, debug: boolean): void {
 }
 
 function writeErrorLine(ui: Ui, error: BriefdbError): void {
-  const stderrColors = createColors(ui.colors.isColorSupported && process.stderr.isTTY === true);
+  const stderrColors = createColors(!ui.json && ui.colors.isColorSupported && colorsOn(process.stderr.isTTY === true));
   const hint = error.hint ? stderrColors.dim(` (hint: ${oneLine(escapeControls(error.hint))})`) : "";
   process.stderr.write(`${stderrColors.red("error:")} ${oneLine(escapeControls(error.message))}${hint}\n`);
 }

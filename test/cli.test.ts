@@ -35,6 +35,31 @@ describe("cli conventions", () => {
     expect(lines[0]).toMatch(/^error: /);
   });
 
+  it("an unknown command or option: one line whose hint offers the near name and names that command's help", async () => {
+    const command = await cli(["migrat"]);
+    expect(command.code).toBe(2);
+    expect(command.stderr).toBe("error: unknown command 'migrat' (hint: did you mean migrate? see `briefdb --help`)\n");
+    const option = await cli(["tokens", "deduct", "u", "5", "--kye", "k"]);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toBe("error: unknown option '--kye' (hint: did you mean --key? see `briefdb tokens deduct --help`)\n");
+  });
+
+  it.each([[[]], [["tokens"]]])("%j alone prints its help (exit 0), as gh and Prisma do", async (args) => {
+    const result = await cli(args);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^Usage: ${["briefdb", ...args].join(" ")} \\[options\\] \\[command\\]`));
+    expect(result.stdout).toContain("Commands:");
+    expect(result.stderr).toBe("");
+  });
+
+  it("a subcommand's help shows the global options it takes (--db, --json)", async () => {
+    const result = await cli(["tokens", "deduct", "--help"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("Global Options:");
+    expect(result.stdout).toMatch(/--db <url>/);
+    expect(result.stdout).toMatch(/--json/);
+  });
+
   it.each([
     ["mysql://root:topsecret@localhost/briefs"],
     ["http://example.invalid/db"],

@@ -25,6 +25,16 @@ describe("terminal output", () => {
     expect(await onTty(["health", "--db", db], { NO_COLOR: "1" })).not.toContain(ESC);
   });
 
+  it("an empty NO_COLOR leaves colour on (no-color.org); FORCE_COLOR colours a pipe, FORCE_COLOR=0 does not; --no-color wins", async () => {
+    const db = await freshDatabase("sqlite");
+    await cli(["migrate", "--db", db]);
+    expect(await onTty(["health", "--db", db], { NO_COLOR: "" })).toContain(ESC);
+    expect((await cli(["health", "--db", db], { env: { NO_COLOR: undefined, FORCE_COLOR: "1" } })).stdout).toContain(ESC);
+    expect((await cli(["health", "--db", db], { env: { NO_COLOR: undefined, FORCE_COLOR: "0" } })).stdout).not.toContain(ESC);
+    expect((await cli(["health", "--db", db, "--no-color"], { env: { NO_COLOR: undefined, FORCE_COLOR: "1" } })).stdout).not.toContain(ESC);
+    expect((await cli(["health", "--db", db, "--json"], { env: { NO_COLOR: undefined, FORCE_COLOR: "1" } })).stdout).not.toContain(ESC);
+  });
+
   it("--json on a TTY is exactly one uncoloured JSON object", async () => {
     const db = await freshDatabase("sqlite");
     await cli(["migrate", "--db", db]);

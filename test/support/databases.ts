@@ -74,6 +74,7 @@ function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.Proces
   delete env.DATABASE_URL;
   delete env.NODE_ENV;
   delete env.BRIEFDB_DEBUG;
+  delete env.FORCE_COLOR; // a developer's shell may force colour; the tests that want it say so
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) delete env[key];
     else env[key] = value;
