@@ -38,7 +38,7 @@ export async function buildProgram(): Promise<Command> {
   const program = new Command("briefdb")
     .description("keeps the briefs app's database fast and correct on SQLite and PostgreSQL")
     .version(version, "-V, --version")
-    .option("--db <url>", "database URL (default: $DATABASE_URL, else file:./briefdb.db)")
+    .option("--db <url>", "database URL (default: $DATABASE_URL, then DATABASE_URL in ./.env, else file:./briefdb.db)")
     .option("--json", "print exactly one JSON object on stdout", false)
     .option("--no-color", "no colour (also NO_COLOR)")
     .option("--timeout <ms>", "PostgreSQL connect timeout in ms; with race-test --url, each request's time limit", wholeNumber("--timeout", 1, 600_000), 5000)
@@ -181,7 +181,9 @@ export async function runCli(args: readonly string[]): Promise<number> {
       return failure.code === "CANCELLED" ? interruptedStatus() : failure.exitCode;
     }
     if (run.outcome === undefined) return 0;
-    render.emitOutcome(ui(), run.outcome);
+    // a URL read from ./.env is named in the JSON too (the `target` field is redacted, as always)
+    const fromDotEnv = run.context?.urlSource === ".env";
+    render.emitOutcome(ui(), fromDotEnv ? { ...run.outcome, data: { ...run.outcome.data, targetFrom: ".env" } } : run.outcome);
     if (run.outcome.ok) return 0;
     return run.outcome.error?.code === "CANCELLED" ? interruptedStatus() : (run.outcome.error?.exitCode ?? 1);
   } finally {

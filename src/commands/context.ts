@@ -4,9 +4,38 @@
  * prints it and turns it, or a failure, into the exit code.
  */
 import type { Command } from "commander";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseEnv } from "node:util";
 import type { BriefDatabase, OpenOptions } from "../db/database.js";
-import { chooseUrl, parseTarget, type Target } from "../db/target.js";
-import { createUi, type Interruptions, type Outcome, type Ui } from "../render.js";
+import { DEFAULT_URL, parseTarget, type Target } from "../db/target.js";
+import { createUi, progressLine, type Interruptions, type Outcome, type Ui } from "../render.js";
+
+/** Where the database URL came from. */
+export type UrlSource = "--db" | "DATABASE_URL" | ".env" | "default";
+
+/**
+ * The URL a command works on: --db, else the environment's DATABASE_URL, else DATABASE_URL in
+ * ./.env (where a Next.js app keeps it; read, never loaded into the environment), else the local
+ * default file. An unreadable .env counts as none.
+ */
+export function databaseUrl(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): { url: string; source: UrlSource } {
+  if (explicit !== undefined) return { url: explicit, source: "--db" };
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL !== "") return { url: env.DATABASE_URL, source: "DATABASE_URL" };
+  const fromFile = dotEnvUrl(cwd);
+  if (fromFile !== undefined && fromFile !== "") return { url: fromFile, source: ".env" };
+  return { url: DEFAULT_URL, source: "default" };
+}
+
+function dotEnvUrl(cwd: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(cwd, ".env"), "utf8");
+  } catch {
+    return undefined;
+  }
+  return parseEnv(text).DATABASE_URL;
+}
 
 export interface GlobalOptions {
   readonly db?: string;
@@ -26,6 +55,8 @@ export class Context {
   /** Kept after close: runCli reads a failure with the driver of the database it came from. */
   private lastOpened: BriefDatabase | undefined;
   private parsedTarget: Target | undefined;
+  /** Where the target's URL came from, once the target was read. */
+  urlSource: UrlSource | undefined;
 
   constructor(
     readonly globals: GlobalOptions,
@@ -54,7 +85,13 @@ export class Context {
 
   /** The target of --db / DATABASE_URL / the default, parsed but not connected. */
   get target(): Target {
-    this.parsedTarget ??= parseTarget(chooseUrl(this.globals.db));
+    if (this.parsedTarget === undefined) {
+      const { url, source } = databaseUrl(this.globals.db);
+      this.urlSource = source;
+      // said once, on stderr, as Prisma says it: a URL nobody typed must not be a surprise
+      if (source === ".env" && !this.ui.json) progressLine("database URL: DATABASE_URL from ./.env");
+      this.parsedTarget = parseTarget(url);
+    }
     return this.parsedTarget;
   }
 

@@ -40,6 +40,8 @@ export interface CliOptions {
   readonly env?: Record<string, string | undefined>;
   readonly input?: string;
   readonly timeoutMs?: number;
+  /** The working directory (default: this process's), e.g. one holding a .env file. */
+  readonly cwd?: string;
 }
 
 /** Runs the built `briefdb` binary with args; never throws on a non-zero exit. */
@@ -50,6 +52,7 @@ export function cli(args: readonly string[], options: CliOptions = {}): Promise<
       [BIN, ...args],
       {
         env: cleanEnv(options.env),
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
         timeout: options.timeoutMs ?? 60_000,
         maxBuffer: 64 * 1024 * 1024,
       },
