@@ -1,0 +1,90 @@
+/**
+ * briefdb as an app installs it: the packed tarball (npm pack, the files a registry would serve)
+ * unpacked into an empty project's node_modules, its dependencies linked from this checkout's (no
+ * network), then an ES module, a CommonJS file and a strict TypeScript app (module nodenext) use it.
+ */
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "..");
+
+let app: string;
+
+beforeAll(async () => {
+  app = mkdtempSync(join(tmpdir(), "briefdb-app-"));
+  const packed = join(app, "packed");
+  mkdirSync(packed);
+  const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", packed], { cwd: ROOT });
+  const [{ filename }] = JSON.parse(stdout) as Array<{ filename: string }>;
+  const modules = join(app, "node_modules");
+  mkdirSync(join(modules, "briefdb"), { recursive: true });
+  await run("tar", ["-xzf", join(packed, filename), "-C", join(modules, "briefdb"), "--strip-components=1"]);
+  // what npm would install beside it, taken from this checkout instead of the registry
+  for (const name of readdirSync(join(ROOT, "node_modules"))) {
+    if (name === "briefdb" || name.startsWith(".")) continue;
+    symlinkSync(join(ROOT, "node_modules", name), join(modules, name));
+  }
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "an-app", private: true }));
+}, 120_000);
+
+const CONSUMER = (load: string) => `${load}
+(async () => {
+  const db = await openDatabase("file:" + require("node:path").join(__dirname, "app.db"));
+  await migrate(db);
+  await createUser(db, { id: "u1", email: "u1@app.invalid", name: "u1", openingBalance: 10 });
+  const result = await atomicTokenOperation(db, "u1", "deduct", 3, "installed");
+  await db.close();
+  console.log(JSON.stringify({ ok: result.success, balance: result.success ? result.data.balance : null }));
+})();
+`;
+
+describe("the installed package", () => {
+  it("require('briefdb') works from a CommonJS file, with the schema entry points", async () => {
+    const file = join(app, "consumer.cjs");
+    writeFileSync(
+      file,
+      CONSUMER('const { openDatabase, migrate, createUser, atomicTokenOperation } = require("briefdb");\nconst pg = require("briefdb/schema/pg");\nif (typeof pg.users !== "object") throw new Error("briefdb/schema/pg has no users table");'),
+    );
+    const { stdout } = await run(process.execPath, [file], { cwd: app });
+    expect(JSON.parse(stdout)).toEqual({ ok: true, balance: 7 });
+  });
+
+  it("import from an ES module works", async () => {
+    const dir = join(app, "esm");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, "consumer.mjs");
+    writeFileSync(
+      file,
+      CONSUMER('import { openDatabase, migrate, createUser, atomicTokenOperation } from "briefdb";\nimport { createRequire } from "node:module";\nimport { fileURLToPath } from "node:url";\nconst require = createRequire(import.meta.url);\nconst __dirname = fileURLToPath(new URL(".", import.meta.url));'),
+    );
+    const { stdout } = await run(process.execPath, [file], { cwd: app });
+    expect(JSON.parse(stdout)).toEqual({ ok: true, balance: 7 });
+  });
+
+  it("a strict TypeScript app (module nodenext, CommonJS and ESM files) type-checks against the package's declarations", async () => {
+    const dir = join(app, "ts");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({ compilerOptions: { strict: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", noEmit: true, skipLibCheck: true, types: ["node"], typeRoots: [join(ROOT, "node_modules/@types")] }, include: ["*.ts", "*.mts", "*.cts"] }),
+    );
+    const body = `
+export async function charge(userId: string): Promise<number | null> {
+  const db = await openDatabase(process.env.DATABASE_URL);
+  const result = await atomicTokenOperation(db, userId, "deduct", 1, "typed");
+  await db.close();
+  return result.success ? result.data.balance : null;
+}
+`;
+    writeFileSync(join(dir, "app.mts"), `import { atomicTokenOperation, openDatabase } from "briefdb";\n${body}`);
+    writeFileSync(join(dir, "app.cts"), `import briefdb = require("briefdb");\nconst { atomicTokenOperation, openDatabase } = briefdb;\n${body}`);
+    const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
+    const checked = await run(process.execPath, [tsc, "-p", dir], { cwd: app }).catch((error: { stdout: string }) => error);
+    expect(checked.stdout).toBe("");
+  });
+});
