@@ -4,13 +4,16 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   atomicTokenOperation,
+  captureHold,
   createUser,
   flushQueryLog,
   healthHandler,
+  holdTokens,
   metricsHandler,
   migrate,
   monitorQuery,
   openDatabase,
+  releaseHold,
   startSidecar,
   toNodeListener,
   type BriefDatabase,
@@ -156,6 +159,22 @@ describe.each(DIALECTS)("%s: health and metrics handlers", (dialect) => {
     expect(delta('briefdb_token_operations_total{operation="deduct",outcome="refused"}')).toBe(2);
     expect(delta('briefdb_token_refusals_total{operation="deduct",code="INSUFFICIENT_BALANCE"}')).toBe(1);
     expect(delta('briefdb_token_refusals_total{operation="deduct",code="USER_NOT_FOUND"}')).toBe(1);
+    // holds, captures and releases are counted as credits and deducts are
+    const held = await holdTokens(db, "metrics-user", 1, "metrics");
+    const released = await holdTokens(db, "metrics-user", 1, "metrics");
+    expect(held.success && released.success).toBe(true);
+    if (held.success) await captureHold(db, held.data.holdId, 1);
+    if (released.success) await releaseHold(db, released.data.holdId);
+    await captureHold(db, "hold_00000000-0000-7000-8000-000000000000", 1);
+    const third = await scrape();
+    const since = (key: string) => (third.get(key) ?? 0) - (second.get(key) ?? 0);
+    expect(since('briefdb_token_operations_total{operation="hold",outcome="applied"}')).toBe(2);
+    expect(since('briefdb_token_operations_total{operation="capture",outcome="applied"}')).toBe(1);
+    expect(since('briefdb_token_operations_total{operation="release",outcome="applied"}')).toBe(1);
+    expect(since('briefdb_token_refusals_total{operation="capture",code="HOLD_NOT_FOUND"}')).toBe(1);
+    // Node's default process metrics ride along
+    expect(third.get("process_cpu_user_seconds_total")).toBeGreaterThan(0);
+    expect([...third.keys()].some((k) => k.startsWith("nodejs_heap_size_used_bytes"))).toBe(true);
     // a third scrape counts each recorded sample once, not again
     expect((await scrape()).get('briefdb_query_duration_seconds_count{name="metrics.probe"}')).toBe(3);
     if (dialect === "postgresql") {

@@ -4,7 +4,7 @@
  * network), then an ES module, a CommonJS file and a strict TypeScript app (module nodenext) use it.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -20,7 +20,7 @@ beforeAll(async () => {
   const packed = join(app, "packed");
   mkdirSync(packed);
   const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", packed], { cwd: ROOT });
-  const [{ filename }] = JSON.parse(stdout) as Array<{ filename: string }>;
+  const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
   const modules = join(app, "node_modules");
   mkdirSync(join(modules, "briefdb"), { recursive: true });
   await run("tar", ["-xzf", join(packed, filename), "-C", join(modules, "briefdb"), "--strip-components=1"]);

@@ -2,11 +2,12 @@
  * briefdb's Prometheus metrics, through prom-client: the database's health (up, healthy, round-trip
  * latency, migrations), the samples monitorQuery recorded in the query log (per name, a histogram
  * whose 0.5 s and 1 s buckets are the warn and slow thresholds), this process's token operations
- * and refusals by kind, and on PostgreSQL the pool's use. Each collector has its own registry, so
- * several can live in one process beside the app's own.
+ * (credits, deducts, holds, captures, releases) and refusals by kind, on PostgreSQL the pool's use,
+ * and Node's default process metrics (process_*, nodejs_*: CPU, memory, event-loop lag). Each
+ * collector has its own registry, so several can live in one process beside the app's own.
  */
 import { sql } from "drizzle-orm";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { BriefDatabase } from "../../db/database.js";
 import { withDeadline } from "./deadline.js";
 import { checkDatabaseHealth } from "./health.js";
@@ -42,6 +43,7 @@ const DEFAULT_SCRAPE_TIMEOUT_MS = 5000;
 export function createMetricsCollector(db: BriefDatabase, options: MetricsOptions = {}): MetricsCollector {
   const timeoutMs = options.timeoutMs ?? DEFAULT_SCRAPE_TIMEOUT_MS;
   const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
   const m = {
     up: new Gauge({ name: "briefdb_up", help: "1 when the database answered the last scrape's health check", registers: [registry] }),
     healthy: new Gauge({ name: "briefdb_healthy", help: "1 when the database is reachable and every migration is applied", registers: [registry] }),
@@ -58,7 +60,7 @@ export function createMetricsCollector(db: BriefDatabase, options: MetricsOption
     queryFailures: new Counter({ name: "briefdb_query_failures_total", help: "recorded samples whose query failed, by query name", labelNames: ["name"], registers: [registry] }),
     tokens: new Counter({
       name: "briefdb_token_operations_total",
-      help: "token operations in this process by operation and outcome (applied, replayed, refused, failed)",
+      help: "token operations in this process by operation (credit, deduct, hold, capture, release) and outcome (applied, replayed, refused, failed)",
       labelNames: ["operation", "outcome"],
       registers: [registry],
     }),

@@ -1,5 +1,6 @@
 /**
- * What this process's token operations came to — applied, replayed, refused by kind, failed —
+ * What this process's token operations (credits, deducts, holds, captures, releases) came to —
+ * applied, replayed, refused by kind, failed —
  * counted in memory for the metrics endpoint. A Map increment per operation: nothing on the hot
  * path waits for it, and nothing loads prom-client until metrics are scraped.
  */
@@ -8,8 +9,11 @@ import { isBriefdbError } from "../../errors.js";
 
 export type TokenOutcome = "applied" | "replayed" | "refused" | "failed";
 
+/** What is counted: the ledger's two changes, and the three of holds. */
+export type CountedOperation = TokenOperation | "hold" | "capture" | "release";
+
 export interface TokenCount {
-  readonly operation: TokenOperation;
+  readonly operation: CountedOperation;
   readonly outcome: TokenOutcome;
   /** The error code of a refusal or failure; "" otherwise. */
   readonly code: string;
@@ -18,13 +22,17 @@ export interface TokenCount {
 
 const counts = new Map<string, TokenCount>();
 
-export function countTokenResult(operation: TokenOperation, replayed: boolean): void {
-  bump(operation, replayed ? "replayed" : "applied", "");
-}
-
-export function countTokenFailure(operation: TokenOperation, error: unknown): void {
-  if (isBriefdbError(error) && error.exitCode === 3) bump(operation, "refused", error.code);
-  else bump(operation, "failed", isBriefdbError(error) ? error.code : "INTERNAL");
+/** Runs `work` and counts what it came to: applied or replayed when it resolves, refused or failed when it throws. */
+export async function counted<T extends { readonly replayed: boolean }>(operation: CountedOperation, work: () => Promise<T>): Promise<T> {
+  try {
+    const result = await work();
+    bump(operation, result.replayed ? "replayed" : "applied", "");
+    return result;
+  } catch (error) {
+    if (isBriefdbError(error) && error.exitCode === 3) bump(operation, "refused", error.code);
+    else bump(operation, "failed", isBriefdbError(error) ? error.code : "INTERNAL");
+    throw error;
+  }
 }
 
 /** Every count since the process started (or since resetTokenCounts). */
@@ -36,7 +44,7 @@ export function resetTokenCounts(): void {
   counts.clear();
 }
 
-function bump(operation: TokenOperation, outcome: TokenOutcome, code: string): void {
+function bump(operation: CountedOperation, outcome: TokenOutcome, code: string): void {
   const key = `${operation}/${outcome}/${code}`;
   const prior = counts.get(key);
   counts.set(key, { operation, outcome, code, count: (prior?.count ?? 0) + 1 });

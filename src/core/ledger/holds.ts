@@ -16,6 +16,7 @@ import { rootMessage } from "../../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "../failures.js";
+import { counted } from "./counters.js";
 import { checkStoredText } from "./text-input.js";
 import { assertHoldId, assertTtlSeconds, DEFAULT_HOLD_TTL_SECONDS, HOLD_ID_PREFIX } from "./hold-input.js";
 import { newId } from "../ids.js";
@@ -118,7 +119,21 @@ export function listHolds(db: BriefDatabase, userId: string): Promise<Result<Hol
 }
 
 /** As holdTokens, but throws the BriefdbError. */
-export async function applyHold(
+export function applyHold(db: BriefDatabase, userId: string, amount: number, reason: string, options: HoldOptions = {}): Promise<HoldResult> {
+  return counted("hold", () => placeHold(db, userId, amount, reason, options));
+}
+
+/** As captureHold, but throws the BriefdbError. */
+export function applyCapture(db: BriefDatabase, holdId: string, amount?: number, options: SettleOptions = {}): Promise<SettlementResult> {
+  return counted("capture", () => captureOnce(db, holdId, amount, options));
+}
+
+/** As releaseHold, but throws the BriefdbError. */
+export function applyRelease(db: BriefDatabase, holdId: string, options: SettleOptions = {}): Promise<SettlementResult> {
+  return counted("release", () => releaseOnce(db, holdId, options));
+}
+
+async function placeHold(
   db: BriefDatabase,
   userId: string,
   amount: number,
@@ -200,8 +215,7 @@ function placeFailure(db: BriefDatabase, error: unknown, userId: string, key: st
   return toBriefdbError(error, db);
 }
 
-/** As captureHold, but throws the BriefdbError. */
-export async function applyCapture(db: BriefDatabase, holdId: string, amount?: number, options: SettleOptions = {}): Promise<SettlementResult> {
+async function captureOnce(db: BriefDatabase, holdId: string, amount?: number, options: SettleOptions = {}): Promise<SettlementResult> {
   holdId = assertHoldId(holdId);
   if (amount !== undefined) assertAmount(amount);
   const signal = options.signal;
@@ -252,8 +266,7 @@ async function batchedCapture(db: BriefDatabase, outcome: Promise<CaptureOutcome
   return undefined;
 }
 
-/** As releaseHold, but throws the BriefdbError. */
-export async function applyRelease(db: BriefDatabase, holdId: string, options: SettleOptions = {}): Promise<SettlementResult> {
+async function releaseOnce(db: BriefDatabase, holdId: string, options: SettleOptions = {}): Promise<SettlementResult> {
   holdId = assertHoldId(holdId);
   const signal = options.signal;
   if (signal?.aborted) throw interrupted("release");

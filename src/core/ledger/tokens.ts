@@ -13,7 +13,7 @@ import { checkHolds, type HoldViolation } from "./hold-checks.js";
 import { whyNoRoom, whyNoRoomInBatch } from "./holds.js";
 import { newId } from "../ids.js";
 import { checkStoredText } from "./text-input.js";
-import { countTokenFailure, countTokenResult } from "./counters.js";
+import { counted } from "./counters.js";
 import { userTokenHistory } from "../queries/listings.js";
 import { asResult, type Result } from "./transaction.js";
 
@@ -74,14 +74,7 @@ export async function applyTokenOperation(
   reason: string,
   options: TokenOperationOptions = {},
 ): Promise<TokenOperationResult> {
-  try {
-    const result = await applyOnce(db, userId, operation, amount, reason, options);
-    countTokenResult(operation, result.replayed);
-    return result;
-  } catch (error) {
-    countTokenFailure(operation, error);
-    throw error;
-  }
+  return counted(operation, () => applyOnce(db, userId, operation, amount, reason, options));
 }
 
 async function applyOnce(
