@@ -4,6 +4,7 @@
  */
 import { MAX_KEY_LENGTH } from "../core/ledger/text-input.js";
 import { BriefdbError } from "../errors.js";
+import { durationMs, formatDuration } from "../core/duration.js";
 
 /** A whole number in digits within [min, max], for counts, sizes, samples and timeouts. */
 export function wholeNumber(flag: string, min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
@@ -62,11 +63,11 @@ export function oneOf<T extends string>(flag: string, choices: readonly T[]): (v
   };
 }
 
-const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
 /**
- * A moment in the past: a span back from now (`90s`, `15m`, `24h`, `7d`, `2w`) or an ISO 8601
+ * A moment in the past: a span back from now in the one duration grammar (`500ms`, `90s`, `15m`,
+ * `24h`, `7d`, `2w`; a bare number is seconds) or an ISO 8601
  * date (`2025-06-01`, UTC) or date-time (`2025-06-01T12:00`, local time unless it says `Z` or an
  * offset). Between 1970 and now: a later moment could only ever select nothing.
  */
@@ -84,10 +85,8 @@ export function pastMoment(flag: string, now: () => number = Date.now): (value: 
 }
 
 function spanBack(text: string, now: number): Date | undefined {
-  const match = /^(\d{1,9})([smhdw])$/.exec(text);
-  if (!match) return undefined;
-  const span = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
-  return span > 0 ? new Date(now - span) : undefined;
+  const span = durationMs(text);
+  return span !== undefined && span > 0 ? new Date(now - span) : undefined;
 }
 
 function isoDate(text: string): Date | undefined {
@@ -111,14 +110,13 @@ export function positiveMs(flag: string): (value: string) => number {
   };
 }
 
-const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-
-/** A duration up to `maxMs`: 500ms, 30s, 2m, 1h (a bare number is seconds). */
+/** A duration in the one grammar (500ms, 30s, 2m, 1h, 1d; a bare number is seconds), above 0 and up to `maxMs`. */
 export function duration(flag: string, maxMs = 3_600_000): (value: string) => number {
   return (value: string) => {
-    const match = /^(\d{1,9})(ms|s|m|h)?$/.exec(value.trim());
-    const ms = match ? Number(match[1]) * DURATION_MS[(match[2] ?? "s") as keyof typeof DURATION_MS] : Number.NaN;
-    if (!(ms > 0) || ms > maxMs) throw new BriefdbError("USAGE", `${flag} takes a duration such as 30s, 2m or 500ms (at most 1h), not "${value}"`);
+    const ms = durationMs(value);
+    if (ms === undefined || ms <= 0 || ms > maxMs) {
+      throw new BriefdbError("USAGE", `${flag} takes a duration such as 30s, 2m or 500ms (at most ${formatDuration(maxMs)}), not "${value}"`);
+    }
     return ms;
   };
 }

@@ -3,6 +3,7 @@
  * the time to live. No database code here, so that parsing options never loads a driver.
  */
 import { BriefdbError } from "../../errors.js";
+import { durationMs } from "../duration.js";
 
 export const HOLD_ID_PREFIX = "hold_";
 const HOLD_ID = /^hold_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -13,7 +14,6 @@ export const MIN_HOLD_TTL_SECONDS = 1;
 /** A day: a hold outlives the work it reserves for, not the user's session. */
 export const MAX_HOLD_TTL_SECONDS = 24 * 60 * 60;
 
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
 
 /**
  * A hold id as briefdb makes them: `hold_` and a UUID, returned as briefdb stores it (lowercase: a
@@ -29,12 +29,11 @@ export function assertHoldId(holdId: string): string {
   );
 }
 
-/** A time to live typed by a person: `90s`, `15m`, `2h`, or bare seconds; 1s to 24h. */
+/** A time to live typed by a person, in the one duration grammar (90s, 15m, 2h, bare seconds): 1s to 24h, whole seconds. */
 export function parseTtl(text: string): number {
-  const match = /^(\d{1,6})([smh]?)$/.exec(text);
-  const seconds = match ? Number(match[1]) * UNIT_SECONDS[(match[2] || "s") as keyof typeof UNIT_SECONDS] : Number.NaN;
-  if (!Number.isSafeInteger(seconds)) throw ttlError(`"${text}"`);
-  return assertTtlSeconds(seconds);
+  const ms = durationMs(text);
+  if (ms === undefined || ms % 1000 !== 0) throw ttlError(`"${text}"`);
+  return assertTtlSeconds(ms / 1000);
 }
 
 /** Checks a time to live handed to the library, in whole seconds. */
@@ -46,5 +45,5 @@ export function assertTtlSeconds(seconds: number): number {
 }
 
 function ttlError(shown: string): BriefdbError {
-  return new BriefdbError("USAGE", `a hold's --ttl is 1s to 24h (90s, 15m, 2h, or whole seconds), not ${shown}`);
+  return new BriefdbError("USAGE", `a hold's --ttl is 1s to 24h in whole seconds (90s, 15m, 2h, 1d, or bare seconds), not ${shown}`);
 }
