@@ -58,7 +58,7 @@ export async function buildProgram(): Promise<Command> {
 Examples:
   $ briefdb migrate && briefdb health
   $ briefdb seed --local && briefdb race-test --n 1000
-  $ briefdb tokens deduct user-42 5 --key req-7f3a --json
+  $ briefdb tokens deduct seed-user-1 5 --key req-7f3a --json
   $ briefdb slow-queries --probe
   $ briefdb --db postgres://me@localhost:5432/briefs migrate --status
 

@@ -34,8 +34,8 @@ function holdCommand(): Command {
       "after",
       `
 Examples:
-  $ briefdb tokens hold user-42 500 --reason "brief generation" --brief brief-7 --key gen-7f3a --json
-  $ briefdb tokens hold user-42 500 --ttl 5m`,
+  $ briefdb tokens hold seed-user-1 40 --reason "brief generation" --brief seed-brief-1 --key gen-7f3a --json
+  $ briefdb tokens hold seed-user-1 40 --ttl 5m`,
     )
     .action(
       action(async (ctx, userId: string, amount: number, options: HoldCommandOptions) => {
@@ -63,8 +63,9 @@ function captureCommand(): Command {
       "after",
       `
 Examples:
-  $ briefdb tokens capture hold_0190… 312      # charge 312, release the rest
-  $ briefdb tokens capture hold_0190… --json   # charge it all; a repeat is a replay, not a second charge`,
+  $ HOLD=$(briefdb tokens hold seed-user-1 40 --json | jq -r .holdId)
+  $ briefdb tokens capture "$HOLD" 31       # charge 31, release the rest
+  $ briefdb tokens capture "$HOLD" 31 --json   # a repeat is a replay, not a second charge (without an amount: the whole hold)`,
     )
     .action(
       action(async (ctx, holdId: string, amount: number | undefined) => {
@@ -80,7 +81,7 @@ function releaseCommand(): Command {
   return new Command("release")
     .description("release a hold: nothing is charged and its tokens are available again")
     .argument("<hold>", "hold id, as `tokens hold` printed it", assertHoldId)
-    .addHelpText("after", "\nExamples:\n  $ briefdb tokens release hold_0190…          # the generation failed\n  $ briefdb tokens release hold_0190… --json")
+    .addHelpText("after", '\nExamples:\n  $ HOLD=$(briefdb tokens hold seed-user-1 5 --json | jq -r .holdId)\n  $ briefdb tokens release "$HOLD"              # the generation failed\n  $ briefdb tokens release "$HOLD" --json')
     .action(
       action(async (ctx, holdId: string) => {
         const db = await ctx.openMigrated();
@@ -95,7 +96,7 @@ function listCommand(): Command {
   return new Command("holds")
     .description("list a user's active holds, soonest expiry first")
     .argument("<user>", "user id", userIdArgument)
-    .addHelpText("after", "\nExamples:\n  $ briefdb tokens holds user-42\n  $ briefdb tokens holds user-42 --json | jq '.holds[].holdId'")
+    .addHelpText("after", "\nExamples:\n  $ briefdb tokens holds seed-user-1\n  $ briefdb tokens holds seed-user-1 --json | jq '.holds[].holdId'")
     .action(
       action(async (ctx, userId: string) => {
         const db = await ctx.openMigrated();

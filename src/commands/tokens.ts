@@ -20,11 +20,11 @@ export function tokensCommand(): Command {
     "after",
     `
 Examples:
-  $ briefdb tokens deduct user-42 5 --reason "brief generation" --key req-7f3a
-  $ briefdb tokens credit user-42 100 --reason "monthly top-up"
-  $ briefdb tokens hold user-42 500 --brief brief-7 --json   # then: tokens capture <hold> 312, or tokens release <hold>
-  $ briefdb tokens balance user-42 --json
-  $ briefdb tokens history user-42 --limit 10
+  $ briefdb tokens deduct seed-user-1 5 --reason "brief generation" --key req-7f3a
+  $ briefdb tokens credit seed-user-1 100 --reason "monthly top-up"
+  $ briefdb tokens hold seed-user-1 40 --brief seed-brief-1 --json   # then: tokens capture <hold> 31, or tokens release <hold>
+  $ briefdb tokens balance seed-user-1 --json
+  $ briefdb tokens history seed-user-1 --limit 10
   $ briefdb tokens verify            # exit 1 when any balance drifts from its ledger`,
   );
   tokens.addCommand(changeCommand("credit"));
@@ -34,7 +34,7 @@ Examples:
     new Command("balance")
       .description("print a user's balance, what active holds hold of it, and what is available")
       .argument("<user>", "user id", userIdArgument)
-      .addHelpText("after", "\nExamples:\n  $ briefdb tokens balance user-42\n  $ briefdb tokens balance user-42 --json")
+      .addHelpText("after", "\nExamples:\n  $ briefdb tokens balance seed-user-1\n  $ briefdb tokens balance seed-user-1 --json")
       .action(
         action(async (ctx, userId: string) => {
           const db = await ctx.openMigrated();
@@ -48,7 +48,7 @@ Examples:
       .description("print a user's ledger, newest first")
       .argument("<user>", "user id", userIdArgument)
       .option("--limit <n>", "rows to show", wholeNumber("--limit", 1, 1000), 20)
-      .addHelpText("after", "\nExamples:\n  $ briefdb tokens history user-42\n  $ briefdb tokens history user-42 --limit 100 --json")
+      .addHelpText("after", "\nExamples:\n  $ briefdb tokens history seed-user-1\n  $ briefdb tokens history seed-user-1 --limit 100 --json")
       .action(
         action(async (ctx, userId: string, options: { limit: number }) => {
           const db = await ctx.openMigrated();
@@ -86,7 +86,7 @@ function changeCommand(operation: "credit" | "deduct"): Command {
     .option("--key <idempotency-key>", "apply at most once: a repeat returns the first result", idempotencyKey)
     .addHelpText(
       "after",
-      `\nExamples:\n  $ briefdb tokens ${operation} user-42 5 --reason "${operation === "deduct" ? "brief generation" : "monthly top-up"}"\n  $ briefdb tokens ${operation} user-42 5 --key req-7f3a --json     # a repeat is a replay, not a second ${operation}`,
+      `\nExamples:\n  $ briefdb tokens ${operation} seed-user-1 5 --reason "${operation === "deduct" ? "brief generation" : "monthly top-up"}"\n  $ briefdb tokens ${operation} seed-user-1 5 --key ${operation}-7f3a --json     # a repeat is a replay, not a second ${operation}`,
     )
     .action(
       action(async (ctx, userId: string, amount: number, options: ChangeOptions) => {
