@@ -187,6 +187,8 @@ describe("race-test --url refusals (before any request or connection)", () => {
     [["--url", "http://127.0.0.1/deduct", "--body", '{"amount":{{amount}},"user":{{user}}}'], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--header", "no colon here"], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--header", "Bad Name: x"], "USAGE"],
+    // "…" is no byte: fetch would fail every request as a transport error
+    [["--url", "http://127.0.0.1/deduct", "--header", "Cookie: session=…"], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--body", '{"tokens":5}'], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--body", '{"amount":{{amout}}}'], "USAGE"],
     [["--url", "http://127.0.0.1/deduct", "--method", "GET"], "USAGE"],

@@ -144,7 +144,17 @@ function parseHeader(line: string): [string, string] {
   const name = colon < 0 ? "" : line.slice(0, colon).trim();
   const value = colon < 0 ? "" : line.slice(colon + 1).trim();
   if (!HEADER_NAME.test(name) || /[\r\n]/.test(value)) {
-    throw new BriefdbError("USAGE", `--header takes "Name: value", not "${line.slice(0, 60)}"`, "for example --header 'Cookie: session=…'");
+    throw new BriefdbError("USAGE", `--header takes "Name: value", not "${line.slice(0, 60)}"`, "for example --header 'Cookie: session=abc123'");
+  }
+  // HTTP sends header values as bytes (Latin-1 at most): a "…" or an emoji could never be sent, and
+  // every request would fail as a transport error — said once, here, before the first request
+  const unsendable = [...value].find((char) => char.codePointAt(0)! > 0xff || char === "\0");
+  if (unsendable !== undefined) {
+    throw new BriefdbError(
+      "USAGE",
+      `--header ${name}: its value holds "${unsendable}" (U+${unsendable.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}), which HTTP cannot send in a header`,
+      "copy the real value (a session cookie is plain ASCII), or percent-encode it",
+    );
   }
   return [name, value];
 }
