@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createUser, getBalance, migrate, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
+import { createUser, getBalance, holdTokens, migrate, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
 import { startDeductApp, type DeductApp } from "./support/deduct-app.js";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
 
@@ -52,6 +52,17 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
     expect(result.json!.latencyByClass["4xx"].count).toBe(20);
     expect(await getBalance(db, user)).toBe(0);
     expect((await verifyLedger(db)).drifting.map((d) => d.userId)).not.toContain(user); // the naive race's user drifts, this one not
+  });
+
+  it("a user with an active hold is refused before any request (exit 2): a hold expiring mid-race would move the opening balance", async () => {
+    const user = await newUser(30);
+    expect((await holdTokens(db, user, 10, "in flight")).success).toBe(true);
+    const sentBefore = app.received.get("/atomic/deduct") ?? 0;
+    const result = await race("/atomic/deduct", user, "--balance", "20", "--n", "5");
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.json?.error.message).toMatch(/has 10 tokens held by active holds.*nothing changed/);
+    expect(app.received.get("/atomic/deduct") ?? 0).toBe(sentBefore);
+    expect(await getBalance(db, user)).toBe(30);
   });
 
   it("the read-check-write endpoint is caught: exit 1, INVARIANT_VIOLATED, the table says which", async () => {

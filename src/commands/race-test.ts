@@ -50,7 +50,7 @@ Examples:
   $ briefdb race-test --mode holds --n 1000          # holds, captures, releases, expiries and deducts at once
   $ briefdb race-test --mode holds --strategy naive  # check available, then write: must fail
   $ briefdb race-test --db postgres://me@localhost/briefs --n 1000 --concurrency 10 --json
-  $ briefdb race-test --url http://127.0.0.1:3000/api/tokens/deduct --user seed-user-1 --balance 50 --n 100 \\
+  $ briefdb race-test --url http://127.0.0.1:3000/api/tokens/deduct --user seed-user-2 --balance 50 --n 100 \\
       --header 'x-user: {{user}}' --body '{"amount":{{amount}},"request":"r-{{i}}"}'
 
 With --url, each request's time limit is the global --timeout (ms).`,

@@ -11,6 +11,7 @@ import { BriefdbError } from "../../errors.js";
 import { checkFilledBody, fillTemplate, parseRequestTemplate, type RequestTemplateInput } from "./http-template.js";
 import type { Invariant } from "./racers.js";
 import { elapsedMs, roundMs, summarizePercentiles, type PercentileSummary } from "../stats.js";
+import { getAvailableBalance } from "../ledger/holds.js";
 import { applyTokenOperation, getBalance } from "../ledger/tokens.js";
 
 export interface HttpRaceOptions extends RequestTemplateInput {
@@ -133,6 +134,16 @@ export async function runHttpRace(db: BriefDatabase, options: HttpRaceOptions): 
 
 /** The user's balance made `balance` through one ledger row, so `tokens verify` still holds. */
 async function setOpeningBalance(db: BriefDatabase, userId: string, balance: number | undefined): Promise<number> {
+  // held tokens are not the race's to take, and a hold expiring mid-race would free some: the
+  // invariants need an opening that stays what it was
+  const { held } = await getAvailableBalance(db, userId);
+  if (held > 0) {
+    throw new BriefdbError(
+      "USAGE",
+      `user ${userId} has ${held} tokens held by active holds: the race's opening balance would not stay fixed; nothing changed`,
+      "race a user without active holds (release them, or let them expire), or another user",
+    );
+  }
   const current = await getBalance(db, userId);
   if (balance === undefined || balance === current) return current;
   const operation = balance > current ? "credit" : "deduct";
