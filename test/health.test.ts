@@ -195,3 +195,13 @@ describe("postgresql: unreachable servers", () => {
     expect(result.stdout + result.stderr).not.toContain("not-the-password");
   });
 });
+
+describe("health of an in-memory database", () => {
+  it("pending migrations on :memory: do not advise `briefdb migrate`, which could never reach it", async () => {
+    const result = await cli(["health", "--db", ":memory:", "--json"]);
+    expect(result.code).toBe(1);
+    expect(result.json?.error).toMatchObject({ code: "NOT_MIGRATED" });
+    expect(result.json?.error.hint).toMatch(/in-memory database starts empty in every process/);
+    expect(result.json?.error.hint).not.toMatch(/briefdb migrate/);
+  });
+});

@@ -4,6 +4,8 @@
  */
 import { Command } from "commander";
 import type { HealthReport } from "../core/health/health.js";
+import { migrateHint } from "../core/migrate/hint.js";
+import { isSharedTarget, type Target } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
 import { keyValues, progressLine, startSpinner, type Outcome, type Ui } from "../render.js";
 import { action, type Context } from "./context.js";
@@ -38,15 +40,15 @@ Examples:
           // a file that cannot be opened is reported as any unreachable database is: the whole report
           if (!(error instanceof BriefdbError) || error.exitCode !== 1) throw error;
           const base = { dialect: ctx.target.dialect, target: ctx.target.display, samples: options.samples };
-          return healthOutcome(failedHealthReport(base, error));
+          return healthOutcome(failedHealthReport(base, error), ctx.target);
         }
-        return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples, deep }));
+        return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples, deep }), ctx.target);
       }),
     );
 }
 
-function healthOutcome(report: HealthReport): Outcome {
-  const error = report.error ?? (report.healthy ? undefined : unhealthyError(report));
+function healthOutcome(report: HealthReport, target: Target): Outcome {
+  const error = report.error ?? (report.healthy ? undefined : unhealthyError(report, target));
   return {
     ok: report.healthy,
     ...(error ? { error } : {}),
@@ -105,12 +107,12 @@ function integrityLine(ui: Ui, report: HealthReport): string {
 }
 
 /** Reachable but unhealthy: the data is damaged, or the schema is behind its migrations or differs from them. */
-function unhealthyError(report: HealthReport): BriefdbError {
+function unhealthyError(report: HealthReport, target: Target): BriefdbError {
   const message = report.problems.join("; ");
   if (report.integrity.ok === false) {
     return new BriefdbError("DB_ERROR", message, report.integrity.hint ?? "restore the database from a backup");
   }
-  if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, "run `briefdb migrate`");
+  if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, isSharedTarget(target) ? "run `briefdb migrate`" : migrateHint(target));
   return (report.invalidIndexes?.length ?? 0) > 0
     ? new BriefdbError("UNHEALTHY", message, "briefdb's own INVALID indexes: run `briefdb migrate` to rebuild them")
     : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
@@ -129,6 +131,6 @@ async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number, d
   });
   spinner.stop(waited.report?.healthy ? "healthy" : "gave up waiting");
   if (waited.report === undefined) throw waited.openError ?? new BriefdbError("DB_UNREACHABLE", "the database never answered");
-  const outcome = healthOutcome(waited.report);
+  const outcome = healthOutcome(waited.report, ctx.target);
   return { ...outcome, data: { ...outcome.data, waitedMs: waited.waitedMs, attempts: waited.attempts } };
 }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../../db/database.js";
 import { BriefdbError } from "../../errors.js";
+import { migrateHint } from "./hint.js";
 
 export const MIGRATIONS_TABLE = "briefdb_migrations";
 /** The finished steps of migrations applied online: what a resumed run skips. */
@@ -80,7 +81,7 @@ export async function assertMigrated(db: BriefDatabase): Promise<void> {
   throw new BriefdbError(
     "NOT_MIGRATED",
     `${db.target.display} has ${pending.length} pending migration${pending.length === 1 ? "" : "s"}`,
-    `run \`briefdb migrate --db ${db.target.display}\` first`,
+    migrateHint(db.target),
   );
 }
 
