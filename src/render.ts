@@ -3,6 +3,7 @@
  * spinners and prompts only on a TTY. Commands build an Outcome; this module prints it.
  */
 import { createRequire } from "node:module";
+import { stripVTControlCharacters } from "node:util";
 import { createColors } from "picocolors";
 import type { BriefdbError } from "./errors.js";
 
@@ -160,12 +161,37 @@ let Table: TableConstructor | undefined;
 export function table(ui: Ui, head: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
   Table ??= createRequire(import.meta.url)("cli-table3") as TableConstructor;
   const plain = !ui.colors.isColorSupported;
+  const cells = rows.map((row) => row.map((cell) => shownSafely(ui, String(cell), false)));
+  const fitted = ui.interactive ? fittedWidths([head, ...cells], process.stdout.columns) : undefined;
   const t = new Table({
     head: head.map((h) => ui.colors.bold(h)),
     style: { head: [], border: plain ? [] : ["grey"], compact: true },
+    ...(fitted === undefined ? {} : { colWidths: fitted, wordWrap: true, wrapOnWordBoundary: true }),
   });
-  t.push(...rows.map((row) => row.map((cell) => shownSafely(ui, String(cell), false))));
+  t.push(...cells);
   return t.toString();
+}
+
+/**
+ * Column widths (padding included) that fit a table into a terminal `columns` wide, or undefined
+ * when it fits as it is (or the width is unknown, as in a pipe: logs keep whole lines). The widest
+ * columns give way first, down to a floor, and wrap their text.
+ */
+export function fittedWidths(rows: ReadonlyArray<ReadonlyArray<string>>, columns: number | undefined): number[] | undefined {
+  if (columns === undefined || columns <= 0 || rows.length === 0) return undefined;
+  const count = Math.max(...rows.map((row) => row.length));
+  const natural = Array.from({ length: count }, (_, i) => Math.max(...rows.map((row) => longestLine(row[i] ?? ""))) + 2);
+  const budget = columns - (count + 1); // one border between and around the columns
+  if (natural.reduce((a, b) => a + b, 0) <= budget) return undefined;
+  const floor = 8;
+  // the highest cap under which the capped widths still fit: every column wider than it is cut to it
+  let cap = Math.max(...natural);
+  while (cap > floor && natural.reduce((sum, width) => sum + Math.min(width, cap), 0) > budget) cap--;
+  return natural.map((width) => Math.min(width, cap));
+}
+
+function longestLine(text: string): number {
+  return Math.max(...stripVTControlCharacters(text).split("\n").map((line) => line.length));
 }
 
 /** Lines of `label  value`, the labels padded to one width. */

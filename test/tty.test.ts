@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from "node:util";
 import { describe, expect, it } from "vitest";
 import { cli, freshDatabase } from "./support/databases.js";
 import { runOnTty } from "./support/tty.js";
@@ -33,6 +34,18 @@ describe("terminal output", () => {
     expect((await cli(["health", "--db", db], { env: { NO_COLOR: undefined, FORCE_COLOR: "0" } })).stdout).not.toContain(ESC);
     expect((await cli(["health", "--db", db, "--no-color"], { env: { NO_COLOR: undefined, FORCE_COLOR: "1" } })).stdout).not.toContain(ESC);
     expect((await cli(["health", "--db", db, "--json"], { env: { NO_COLOR: undefined, FORCE_COLOR: "1" } })).stdout).not.toContain(ESC);
+  });
+
+  it("a table fits the terminal's width, wrapping its widest columns (migrate --check on 80 columns); a pipe keeps whole lines", async () => {
+    const db = await freshDatabase("sqlite");
+    const piped = await cli(["migrate", "--check", "--db", db]);
+    // the table's lines (prose the terminal wraps itself)
+    const widest = (text: string) =>
+      Math.max(...stripVTControlCharacters(text).split(/\r?\n/).filter((line) => /^[│┌├└]/.test(line)).map((line) => line.length));
+    expect(widest(piped.stdout)).toBeGreaterThan(80);
+    const onNarrow = await runOnTty(["migrate", "--check", "--db", db], [], { NO_COLOR: "1" }, 80);
+    expect(widest(onNarrow.output)).toBeLessThanOrEqual(80);
+    expect(stripVTControlCharacters(onNarrow.output)).toContain("CREATE INDEX");
   });
 
   it("--json on a TTY is exactly one uncoloured JSON object", async () => {

@@ -22,8 +22,9 @@ export function runOnTty(
   args: readonly string[],
   steps: readonly TtyStep[],
   env: Record<string, string | undefined> = {},
+  columns = 120,
 ): Promise<TtyResult> {
-  const command = ["stty cols 120 rows 40 2>/dev/null;", "exec", shellQuote(process.execPath), shellQuote(BIN), ...args.map(shellQuote)].join(" ");
+  const command = [`stty cols ${columns} rows 40 2>/dev/null;`, "exec", shellQuote(process.execPath), shellQuote(BIN), ...args.map(shellQuote)].join(" ");
   const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", ...env };
   delete childEnv.DATABASE_URL;
   delete childEnv.NODE_ENV;
