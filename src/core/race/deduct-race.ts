@@ -5,20 +5,15 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase, OpenOptions } from "../../db/database.js";
-import { newId } from "../ids.js";
 import { getBalance } from "../ledger/tokens.js";
-import { createUser, removeUser } from "../ledger/users.js";
+import { removeUser } from "../ledger/users.js";
 import { elapsedMs, summarizePercentiles } from "../stats.js";
 import type { RacerReport, RacerTask } from "./deduct-racer.js";
-import { raceOpeningBalance, type RaceStrategy } from "./options.js";
-import { raceShares, raceWorkerFile, runRacers, type Invariant, type RaceOptions, type RaceReport } from "./racers.js";
+import type { RaceStrategy } from "./options.js";
+import { raceShares, raceWorkerFile, runRacers, startRace, type Invariant, type RaceOptions, type RaceReport } from "./racers.js";
 
 export async function runDeductRace(db: BriefDatabase, options: RaceOptions): Promise<RaceReport> {
-  const { n, amount = 1, strategy = "atomic" } = options;
-  const initialBalance = raceOpeningBalance(n, amount, options.balance);
-  const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, n));
-  const userId = `race-${newId()}`;
-  await createUser(db, { id: userId, email: `${userId}@race.briefdb.invalid`, name: "race-test user", openingBalance: initialBalance });
+  const { n, amount, strategy, initialBalance, concurrency, userId } = await startRace(db, options);
   try {
     const { reports, startedAt } = await race(db, { userId, n, amount, strategy, concurrency, openOptions: options.openOptions ?? {} });
     const durationMs = elapsedMs(startedAt);

@@ -10,24 +10,17 @@ import type { BriefDatabase } from "../../db/database.js";
 import { isBriefdbError } from "../../errors.js";
 import { checkHolds } from "../ledger/hold-checks.js";
 import { applyHold, getAvailableBalance } from "../ledger/holds.js";
-import { newId } from "../ids.js";
-import { raceShares, raceWorkerFile, runRacers, type Invariant, type RaceOptions, type RaceReport } from "./racers.js";
-import { EXPIRING_TTL_SECONDS, emptyHoldsReport, type HoldsRacerReport, type HoldsRacerTask } from "./holds-racer.js";
-import { EXPECTED_REFUSALS } from "./holds-racer.js";
-import { raceOpeningBalance } from "./options.js";
+import { raceShares, raceWorkerFile, runRacers, startRace, type Invariant, type RaceOptions, type RaceReport } from "./racers.js";
+import { EXPECTED_REFUSALS, EXPIRING_TTL_SECONDS, emptyHoldsReport, type HoldsRacerReport, type HoldsRacerTask } from "./holds-racer.js";
 import { elapsedMs, summarizePercentiles } from "../stats.js";
 import { getBalance } from "../ledger/tokens.js";
-import { createUser, removeUser } from "../ledger/users.js";
+import { removeUser } from "../ledger/users.js";
 
 /** Fire the start this long before the pre-placed holds expire. */
 const START_BEFORE_EXPIRY_MS = 100;
 
 export async function runHoldsRace(db: BriefDatabase, options: RaceOptions): Promise<RaceReport> {
-  const { n, amount = 1, strategy = "atomic" } = options;
-  const initialBalance = raceOpeningBalance(n, amount, options.balance);
-  const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, n));
-  const userId = `race-${newId()}`;
-  await createUser(db, { id: userId, email: `${userId}@race.briefdb.invalid`, name: "race-test user", openingBalance: initialBalance });
+  const { n, amount, strategy, initialBalance, concurrency, userId } = await startRace(db, options);
   try {
     const expiring = await placeExpiringHolds(db, userId, amount, concurrency);
     const startLine = new SharedArrayBuffer(8);

@@ -4,10 +4,12 @@
  */
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import type { OpenOptions } from "../../db/database.js";
+import type { BriefDatabase, OpenOptions } from "../../db/database.js";
+import { newId } from "../ids.js";
+import { createUser } from "../ledger/users.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
 import type { PercentileSummary } from "../stats.js";
-import type { RaceMode, RaceStrategy } from "./options.js";
+import { raceOpeningBalance, type RaceMode, type RaceStrategy } from "./options.js";
 
 /** The racers' programs, each a file beside this one (test/race-workers.test.ts checks both exist, in src/ and built). */
 export const RACE_WORKERS = ["deduct-worker", "holds-worker"] as const;
@@ -112,3 +114,12 @@ export async function runRacers<R>(
   return { reports: await settled, startedAt };
 }
 
+/** What a race works with, its options read once: the throw-away user it races is made here, with the opening balance. */
+export async function startRace(db: BriefDatabase, options: RaceOptions) {
+  const { n, amount = 1, strategy = "atomic" } = options;
+  const initialBalance = raceOpeningBalance(n, amount, options.balance);
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? 8, n));
+  const userId = `race-${newId()}`;
+  await createUser(db, { id: userId, email: `${userId}@race.briefdb.invalid`, name: "race-test user", openingBalance: initialBalance });
+  return { n, amount, strategy, initialBalance, concurrency, userId };
+}
