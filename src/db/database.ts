@@ -5,22 +5,15 @@
  * new folder beside sqlite/ and pg/ that implements it.
  */
 import type { SQL } from "drizzle-orm";
+import type { Executor } from "./executor.js";
 import type { HoldStatements, TransactionHolds } from "./holds.js";
 import type { QueryInspector, TimeSql } from "./inspection.js";
 import type { SchemaChanges } from "./schema-changes.js";
 import type { DialectName, Target } from "./target.js";
+import type { ApplyOptions, BalanceChange, BatchOutcome, LedgerEntry } from "./ledger-values.js";
 
-export type Row = Record<string, unknown>;
-
-/** Runs queries: the database itself, or a transaction opened on it. */
-export interface Executor {
-  /** The rows of a query, with column names as the database returns them. */
-  all<T extends Row = Row>(query: SQL): Promise<T[]>;
-  /** Runs a statement; resolves to the number of rows it changed. */
-  run(query: SQL): Promise<number>;
-  /** Runs a script of statements separated by `;` with no parameters (DDL, migrations). */
-  exec(script: string): Promise<void>;
-}
+export type { Executor, Row } from "./executor.js";
+export type { ApplyOptions, BalanceChange, BatchOutcome, FailedChange, LedgerEntry, TokenOperation } from "./ledger-values.js";
 
 /** What a driver error means, whatever the dialect said it in. */
 export type FailureKind =
@@ -41,36 +34,6 @@ export type FailureKind =
   | "retryable"
   | "other";
 
-export type TokenOperation = "credit" | "deduct";
-
-/** A balance change to apply with its ledger row, as one atomic unit. */
-export interface BalanceChange {
-  readonly id: string;
-  readonly userId: string;
-  readonly operation: TokenOperation;
-  /** Positive: how much to add (credit) or take (deduct). */
-  readonly amount: number;
-  readonly reason: string;
-  readonly briefId: string | null;
-  readonly idempotencyKey: string | null;
-}
-
-/** One row of the token ledger. */
-export interface LedgerEntry {
-  readonly id: string;
-  readonly userId: string;
-  /** Signed: + credit, − deduct. */
-  readonly amount: number;
-  readonly type: TokenOperation;
-  readonly reason: string;
-  readonly briefId: string | null;
-  readonly balanceAfter: number;
-  readonly idempotencyKey: string | null;
-  /** The hold this row captured; null for plain credits and deducts. */
-  readonly holdId: string | null;
-  readonly createdAt: Date;
-}
-
 /**
  * The token hot path, with statements prepared once per connection. `apply` is the one
  * conditional UPDATE (deduct: `token_balance − held_tokens >= n`, so a deduct never takes held
@@ -88,35 +51,6 @@ export interface LedgerStatements {
    * (see BatchOutcome). Never inside a transaction.
    */
   submit?(change: BalanceChange): Promise<BatchOutcome>;
-}
-
-/**
- * What became of one change in a batch, each decided on its own, in the order the changes were
- * submitted: applied (its ledger row); its idempotency key already had a row (that row: the
- * caller decides replay or conflict); refused by its guard, with the balance and held tokens the
- * guard saw (balance null: no such user); or failed with the driver's error, which no other change of the batch shares
- * unless the whole batch failed (lost connection, deadlock, a failed commit).
- */
-export type BatchOutcome =
-  | { readonly kind: "applied"; readonly entry: LedgerEntry }
-  | { readonly kind: "replayed"; readonly entry: LedgerEntry }
-  | {
-      readonly kind: "refused";
-      readonly balance: number | null;
-      readonly heldTokens: number;
-      /** When the guard refused, by the database's clock (ms since the epoch); absent when unknown. */
-      readonly decidedAtMs?: number;
-    }
-  | { readonly kind: "failed"; readonly error: unknown };
-
-export interface ApplyOptions {
-  /**
-   * Aborting it stops the change if it can still be stopped: PostgreSQL sends the protocol's
-   * cancel request for the statement in flight (it then rejects with a "cancelled" failure, or
-   * resolves when it had committed first); SQLite stops waiting for the write lock (rejects with
-   * the signal's reason). Once the change is applied, aborting changes nothing.
-   */
-  readonly signal?: AbortSignal;
 }
 
 /** A column of a bulk insert and how its values are written. */

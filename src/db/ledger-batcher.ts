@@ -13,13 +13,10 @@
  * under load the queue fills and batches grow. Generic over the change: deducts and credits (key:
  * the idempotency key), and on PostgreSQL holds and captures (key: the hold a capture names).
  */
-import type { BalanceChange, BatchOutcome, LedgerStatements } from "./database.js";
+import type { LedgerStatements } from "./database.js";
+import type { BalanceChange, BatchOutcome, FailedChange } from "./ledger-values.js";
 
-/** What every batched change may come to: its batch failed as a whole (or answered no outcome for it). */
-export interface FailedChange {
-  readonly kind: "failed";
-  readonly error: unknown;
-}
+export type { FailedChange } from "./ledger-values.js";
 
 /** Applies a batch: one outcome per change, in order. */
 export type ApplyChanges<C, O> = (changes: readonly C[]) => Promise<Array<O | FailedChange>>;

@@ -19,7 +19,7 @@
 import type postgres from "postgres";
 import type { FailureKind } from "../database.js";
 import { dateFromEpochMs } from "../inspection.js";
-import type { FailedChange } from "../ledger-batcher.js";
+import type { FailedChange } from "../ledger-values.js";
 import { ALONE_ATTEMPTS, ALONE_UP_TO, arrayLiteral, backOff, eachUserInOrder, refusalSeen, RERUNS } from "./ledger.js";
 import {
   type CaptureOutcome,
