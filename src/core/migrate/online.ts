@@ -12,6 +12,7 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../../db/database.js";
 import type { ConstraintState, IndexBuildProgress, MigrationSession, OnlineSchemaChanges } from "../../db/schema-changes.js";
 import { BriefdbError } from "../../errors.js";
+import { sleep } from "../../retry.js";
 import {
   describeStep,
   invalidIndexAction,
@@ -227,7 +228,7 @@ class StepRunner {
           return await operation();
         } catch (error) {
           if (attempt >= BRIEF_LOCK_ATTEMPTS || !this.online.isLockTimeout(error)) throw error;
-          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+          await sleep(200 * attempt);
         }
       }
     } finally {
