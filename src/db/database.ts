@@ -155,7 +155,7 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
    * transaction-scoped advisory lock; SQLite: nothing, its write transactions already exclude
    * each other).
    */
-  holdTestDataLock(tx: Executor): Promise<void>;
+  lockTestData(tx: Executor): Promise<void>;
   /**
    * Runs `operation` in one write transaction whose writer bulk-inserts the way the dialect does
    * it best (SQLite: one prepared statement in a loop; PostgreSQL: multi-row INSERTs), streaming

@@ -25,7 +25,7 @@ import { errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import { backOff, ROLLED_BACK_TRANSACTION, sleep } from "../../retry.js";
 import type { PgTarget, SslMode } from "../target.js";
-import { withBatching } from "../ledger-batcher.js";
+import { withBatching } from "../change-batcher.js";
 import type { HoldStatements } from "../holds.js";
 import { withHoldBatching } from "../hold-batching.js";
 import { pgHolds } from "./holds.js";
@@ -231,7 +231,7 @@ export class PgDatabase implements PgBriefDatabase {
     }
   }
 
-  async holdTestDataLock(tx: Executor): Promise<void> {
+  async lockTestData(tx: Executor): Promise<void> {
     // Without it, two seeds both found no earlier seed, both inserted, and the loser failed on a
     // foreign key. READ COMMITTED: once the lock is ours, each statement sees the holder before's rows.
     await tx.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");

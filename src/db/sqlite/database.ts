@@ -22,7 +22,7 @@ import type {
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
-import { withBatching } from "../ledger-batcher.js";
+import { withBatching } from "../change-batcher.js";
 import type { HoldStatements } from "../holds.js";
 import { sqliteHolds } from "./holds.js";
 import { sqliteLedger } from "./ledger.js";
@@ -136,7 +136,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   /** Every write transaction here begins IMMEDIATE: it holds the file's one write lock already. */
-  async holdTestDataLock(): Promise<void> {}
+  async lockTestData(): Promise<void> {}
 
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
     return this.transaction((tx) => operation(bulkWriterOver(tx, this.client)));

@@ -1,5 +1,5 @@
 /**
- * Natural batching of token operations (issue 12): no timer. A change submitted while a batch may
+ * Natural batching of token operations: no timer. A change submitted while a batch may
  * still start goes at once (after the current microtask, so that changes submitted in the same
  * turn go together); changes submitted while every slot is busy queue, and everything queued goes
  * as the next batch when a slot frees, at most `limit` at a time, in submission order. The
@@ -42,7 +42,7 @@ interface Queued<C, O> {
 }
 
 /** The batcher over changes of type C (deducts and credits; holds and captures), answering O. */
-export class LedgerBatcher<C, O> {
+export class ChangeBatcher<C, O> {
   private queue: Array<Queued<C, O>> = [];
   private inFlight = 0;
   private scheduled = false;
@@ -154,7 +154,7 @@ export function withBatching(
     readonly track?: (outcome: Promise<BatchOutcome>) => void;
   } = {},
 ): LedgerStatements {
-  const batcher = new LedgerBatcher(applyBatch, ledgerLanes, options.slots ?? 1);
+  const batcher = new ChangeBatcher(applyBatch, ledgerLanes, options.slots ?? 1);
   const { alone, track } = options;
   return {
     ...statements,
