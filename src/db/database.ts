@@ -1,8 +1,9 @@
 /**
- * What every dialect provides. Core code talks only to this interface: it writes its queries with
- * drizzle's dialect-neutral `sql` tag and asks the database for what differs between dialects
- * (transactions and their locking, the migration lock, version, plans). Adding a dialect means one
- * new folder beside sqlite/ and pg/ that implements it.
+ * The dialect contract: what a dialect implements, in five small roles (connection and queries,
+ * ledger, holds, schema changes, abilities), and `BriefDatabase`, the object library users hold,
+ * made of exactly those roles. Core code writes its queries with drizzle's dialect-neutral `sql`
+ * tag and asks these roles for what differs between dialects, never the dialect's name. Adding a
+ * dialect means one new folder beside sqlite/ and pg/ that implements them.
  */
 import type { SQL } from "drizzle-orm";
 import type { Executor } from "./executor.js";
@@ -35,12 +36,11 @@ export type FailureKind =
   | "other";
 
 /**
- * The token hot path, with statements prepared once per connection. `apply` is the one
- * conditional UPDATE (deduct: `token_balance − held_tokens >= n`, so a deduct never takes held
- * tokens; credit: no overflow past 2^53−1) and its
- * ledger INSERT in one transaction; it resolves to undefined when the condition refused (no such
- * user, too little balance, overflow) and rejects with a unique violation when the idempotency key
- * is taken.
+ * The token hot path, with statements prepared once per connection. `apply` runs the conditional
+ * UPDATE and its ledger INSERT in one transaction: a deduct needs `token_balance − held_tokens >= n`
+ * (it never takes held tokens), a credit must not pass 2^53−1. It resolves to undefined when the
+ * condition refused (no such user, too little balance, overflow) and rejects with a unique
+ * violation when the idempotency key is taken.
  */
 export interface LedgerStatements {
   apply(change: BalanceChange, options?: ApplyOptions): Promise<LedgerEntry | undefined>;
@@ -120,16 +120,10 @@ export interface IntegrityCheck {
   readonly hint?: string;
 }
 
-/**
- * A database briefdb talks to. `Orm` is the Drizzle instance over its connection and `TxOrm` the
- * Drizzle handle inside one of its transactions: typed when the dialect is known (the app handed
- * its own client, or used `drizzleOf` from briefdb/schema/pg or briefdb/schema/sqlite).
- */
-export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor {
+/** Role 1, connection and queries: the connection(s), raw SQL, transactions, and closing. */
+export interface DialectConnection<Orm = unknown, TxOrm = unknown> extends Executor {
   readonly dialect: DialectName;
   readonly target: Target;
-  /** Folder of this dialect's generated migrations (drizzle/sqlite or drizzle/pg). */
-  readonly migrationsFolder: string;
   /**
    * Runs `operation` in one transaction: commit when it resolves, roll back when it throws. On
    * SQLite transactions on one connection are queued, never interleaved; on PostgreSQL they are
@@ -143,11 +137,37 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   readonly ownsConnection: boolean;
   /** How the connection pool is used, where there is one (PostgreSQL). */
   poolUse?(): Promise<PoolUse>;
+  tableExists(name: string): Promise<boolean>;
+  serverVersion(): Promise<string>;
+  /** Waits for the background writes still pending (src/db/background-writes.ts), then closes the connection(s). */
+  close(): Promise<void>;
+}
+
+/** Role 2, the ledger: the token hot path, prepared on first use. */
+export interface DialectLedger {
+  readonly ledger: LedgerStatements;
+}
+
+/** Role 3, holds: the atomic writes of token holds, prepared on first use. */
+export interface DialectHolds {
+  readonly holds: HoldStatements;
+}
+
+/** Role 4, schema changes: the dialect's migrations and what applying them does to a live database. */
+export interface DialectSchema {
+  /** Folder of this dialect's generated migrations (drizzle/sqlite or drizzle/pg). */
+  readonly migrationsFolder: string;
   /**
    * Runs `operation` in a transaction that holds the migration lock, so that two migrators on one
    * database take turns (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE).
    */
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
+  /** What migration statements lock, table sizes, INVALID indexes, and online index changes. */
+  readonly schemaChanges: SchemaChanges;
+}
+
+/** Role 5, abilities: what core asks the dialect for where the two databases differ. */
+export interface DialectAbilities {
   /**
    * As the first statement of the transaction `tx`: waits for, then holds until `tx` ends, the
    * lock that seeds and clears take turns on, so that two of them at once run one after the other
@@ -162,8 +182,6 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
    * batches so memory stays flat however many rows are loaded.
    */
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T>;
-  tableExists(name: string): Promise<boolean>;
-  serverVersion(): Promise<string>;
   /**
    * Checks that the stored data is intact, as far as the database can tell cheaply (SQLite
    * `pragma quick_check`; PostgreSQL the data-checksum failures it has counted, when checksums are
@@ -172,26 +190,26 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   checkIntegrity(): Promise<IntegrityCheck>;
   /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */
   explain(query: SQL): Promise<string[]>;
-  /** The token hot path, prepared on first use. */
-  readonly ledger: LedgerStatements;
-  /** The atomic writes of token holds, prepared on first use. */
-  readonly holds: HoldStatements;
   /** How this dialect writes time values in SQL. */
   readonly time: TimeSql;
   /** Reads plans, indexes and statement statistics for the slow-query report. */
   readonly inspector: QueryInspector;
-  /** What migration statements lock, table sizes, INVALID indexes, and online index changes. */
-  readonly schemaChanges: SchemaChanges;
   /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
   classify(error: unknown): FailureKind;
-  /**
-   * Keeps a write that runs after its caller moved on (monitorQuery's query-log samples), so that
-   * close() can wait for it.
-   */
-  trackBackgroundWrite(write: Promise<unknown>): void;
-  /** Waits for the background writes still pending, then closes the connection(s). */
-  close(): Promise<void>;
 }
+
+/**
+ * A database briefdb talks to: the five roles, nothing more. `Orm` is the Drizzle instance over its
+ * connection and `TxOrm` the Drizzle handle inside one of its transactions: typed when the dialect
+ * is known (the app handed its own client, or used `drizzleOf` from briefdb/schema/pg or
+ * briefdb/schema/sqlite).
+ */
+export interface BriefDatabase<Orm = unknown, TxOrm = unknown>
+  extends DialectConnection<Orm, TxOrm>,
+    DialectLedger,
+    DialectHolds,
+    DialectSchema,
+    DialectAbilities {}
 
 export interface OpenOptions {
   /** Connect timeout in milliseconds (PostgreSQL). Default 5000. */

@@ -20,7 +20,7 @@ import type {
   Transaction,
   TransactionOptions,
 } from "../database.js";
-import { BackgroundWrites } from "../background-writes.js";
+import { BackgroundWrites, backgroundWritesOf } from "../background-writes.js";
 import { errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import { backOff, ROLLED_BACK_TRANSACTION, sleep } from "../../retry.js";
@@ -102,7 +102,7 @@ export class PgDatabase implements PgBriefDatabase {
   private holdStatements: HoldStatements | undefined;
   private readonly prepare: boolean;
   private readonly batching: boolean;
-  private readonly backgroundWrites = new BackgroundWrites();
+  private readonly backgroundWrites = backgroundWritesOf(this);
   /** Batched token changes called and not yet answered (queued in the batcher, or in flight). */
   private readonly batchedChanges = new BackgroundWrites();
 
@@ -294,10 +294,6 @@ export class PgDatabase implements PgBriefDatabase {
     if (code === "42P01" || code === "42703") return "undefined_table";
     if (code === "40001" || code === "40P01") return "retryable";
     return "other";
-  }
-
-  trackBackgroundWrite(write: Promise<unknown>): void {
-    this.backgroundWrites.track(write);
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
-import { BackgroundWrites } from "../background-writes.js";
+import { backgroundWritesOf } from "../background-writes.js";
 import type {
   BriefDatabase,
   BulkWriter,
@@ -50,7 +50,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   readonly orm: SqliteOrm;
   readonly ownsConnection: boolean;
   private readonly connection: SqliteConnection;
-  private readonly backgroundWrites = new BackgroundWrites();
+  private readonly backgroundWrites = backgroundWritesOf(this);
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   private holdStatements: ReturnType<typeof sqliteHolds> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
@@ -183,10 +183,6 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     if (code.startsWith("SQLITE_BUSY")) return "lock_timeout";
     if (/^no such (table|column)/.test(message)) return "undefined_table";
     return "other";
-  }
-
-  trackBackgroundWrite(write: Promise<unknown>): void {
-    this.backgroundWrites.track(write);
   }
 
   async close(): Promise<void> {
