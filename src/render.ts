@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 import { stripVTControlCharacters } from "node:util";
 import { createColors } from "picocolors";
 import type { BriefdbError } from "./errors.js";
+import { sleep } from "./retry.js";
 
 export type Colors = ReturnType<typeof createColors>;
 
@@ -233,7 +234,7 @@ export async function startSpinner(ui: Ui, text: string, interrupted: string): P
     message: (t) => s.message(t),
     show: async (t) => {
       s.message(t);
-      await new Promise((resolve) => setTimeout(resolve, SPINNER_FRAME_MS));
+      await sleep(SPINNER_FRAME_MS);
     },
     stop: (t) => {
       release();

@@ -167,7 +167,7 @@ describe.each(DIALECTS)("%s: batching keeps each user's order and its failures a
   });
 });
 
-/** The batcher's lane of a user (src/db/ledger-batcher.ts). */
+/** The batcher's lane of a user (src/db/change-batcher.ts). */
 function laneOf(userId: string, lanes: number): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < userId.length; i++) hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);

@@ -21,3 +21,18 @@ export class BackgroundWrites {
     while (this.pending.size > 0) await Promise.all(this.pending);
   }
 }
+
+const BY_DATABASE = new WeakMap<object, BackgroundWrites>();
+
+/**
+ * The background writes of database `db`, kept beside it rather than on its public type: monitorQuery
+ * tracks its samples here, and the dialect's close() settles them.
+ */
+export function backgroundWritesOf(db: object): BackgroundWrites {
+  let writes = BY_DATABASE.get(db);
+  if (writes === undefined) {
+    writes = new BackgroundWrites();
+    BY_DATABASE.set(db, writes);
+  }
+  return writes;
+}

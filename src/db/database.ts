@@ -1,26 +1,20 @@
 /**
- * What every dialect provides. Core code talks only to this interface: it writes its queries with
- * drizzle's dialect-neutral `sql` tag and asks the database for what differs between dialects
- * (transactions and their locking, the migration lock, version, plans). Adding a dialect means one
- * new folder beside sqlite/ and pg/ that implements it.
+ * The dialect contract: what a dialect implements, in five small roles (connection and queries,
+ * ledger, holds, schema changes, abilities), and `BriefDatabase`, the object library users hold,
+ * made of exactly those roles. Core code writes its queries with drizzle's dialect-neutral `sql`
+ * tag and asks these roles for what differs between dialects, never the dialect's name. Adding a
+ * dialect means one new folder beside sqlite/ and pg/ that implements them.
  */
 import type { SQL } from "drizzle-orm";
+import type { Executor } from "./executor.js";
 import type { HoldStatements, TransactionHolds } from "./holds.js";
 import type { QueryInspector, TimeSql } from "./inspection.js";
 import type { SchemaChanges } from "./schema-changes.js";
 import type { DialectName, Target } from "./target.js";
+import type { ApplyOptions, BalanceChange, BatchOutcome, LedgerEntry } from "./ledger-values.js";
 
-export type Row = Record<string, unknown>;
-
-/** Runs queries: the database itself, or a transaction opened on it. */
-export interface Executor {
-  /** The rows of a query, with column names as the database returns them. */
-  all<T extends Row = Row>(query: SQL): Promise<T[]>;
-  /** Runs a statement; resolves to the number of rows it changed. */
-  run(query: SQL): Promise<number>;
-  /** Runs a script of statements separated by `;` with no parameters (DDL, migrations). */
-  exec(script: string): Promise<void>;
-}
+export type { Executor, Row } from "./executor.js";
+export type { ApplyOptions, BalanceChange, BatchOutcome, FailedChange, LedgerEntry, TokenOperation } from "./ledger-values.js";
 
 /** What a driver error means, whatever the dialect said it in. */
 export type FailureKind =
@@ -41,43 +35,12 @@ export type FailureKind =
   | "retryable"
   | "other";
 
-export type TokenOperation = "credit" | "deduct";
-
-/** A balance change to apply with its ledger row, as one atomic unit. */
-export interface BalanceChange {
-  readonly id: string;
-  readonly userId: string;
-  readonly operation: TokenOperation;
-  /** Positive: how much to add (credit) or take (deduct). */
-  readonly amount: number;
-  readonly reason: string;
-  readonly briefId: string | null;
-  readonly idempotencyKey: string | null;
-}
-
-/** One row of the token ledger. */
-export interface LedgerEntry {
-  readonly id: string;
-  readonly userId: string;
-  /** Signed: + credit, − deduct. */
-  readonly amount: number;
-  readonly type: TokenOperation;
-  readonly reason: string;
-  readonly briefId: string | null;
-  readonly balanceAfter: number;
-  readonly idempotencyKey: string | null;
-  /** The hold this row captured; null for plain credits and deducts. */
-  readonly holdId: string | null;
-  readonly createdAt: Date;
-}
-
 /**
- * The token hot path, with statements prepared once per connection. `apply` is the one
- * conditional UPDATE (deduct: `token_balance − held_tokens >= n`, so a deduct never takes held
- * tokens; credit: no overflow past 2^53−1) and its
- * ledger INSERT in one transaction; it resolves to undefined when the condition refused (no such
- * user, too little balance, overflow) and rejects with a unique violation when the idempotency key
- * is taken.
+ * The token hot path, with statements prepared once per connection. `apply` runs the conditional
+ * UPDATE and its ledger INSERT in one transaction: a deduct needs `token_balance − held_tokens >= n`
+ * (it never takes held tokens), a credit must not pass 2^53−1. It resolves to undefined when the
+ * condition refused (no such user, too little balance, overflow) and rejects with a unique
+ * violation when the idempotency key is taken.
  */
 export interface LedgerStatements {
   apply(change: BalanceChange, options?: ApplyOptions): Promise<LedgerEntry | undefined>;
@@ -88,35 +51,6 @@ export interface LedgerStatements {
    * (see BatchOutcome). Never inside a transaction.
    */
   submit?(change: BalanceChange): Promise<BatchOutcome>;
-}
-
-/**
- * What became of one change in a batch, each decided on its own, in the order the changes were
- * submitted: applied (its ledger row); its idempotency key already had a row (that row: the
- * caller decides replay or conflict); refused by its guard, with the balance and held tokens the
- * guard saw (balance null: no such user); or failed with the driver's error, which no other change of the batch shares
- * unless the whole batch failed (lost connection, deadlock, a failed commit).
- */
-export type BatchOutcome =
-  | { readonly kind: "applied"; readonly entry: LedgerEntry }
-  | { readonly kind: "replayed"; readonly entry: LedgerEntry }
-  | {
-      readonly kind: "refused";
-      readonly balance: number | null;
-      readonly heldTokens: number;
-      /** When the guard refused, by the database's clock (ms since the epoch); absent when unknown. */
-      readonly decidedAtMs?: number;
-    }
-  | { readonly kind: "failed"; readonly error: unknown };
-
-export interface ApplyOptions {
-  /**
-   * Aborting it stops the change if it can still be stopped: PostgreSQL sends the protocol's
-   * cancel request for the statement in flight (it then rejects with a "cancelled" failure, or
-   * resolves when it had committed first); SQLite stops waiting for the write lock (rejects with
-   * the signal's reason). Once the change is applied, aborting changes nothing.
-   */
-  readonly signal?: AbortSignal;
 }
 
 /** A column of a bulk insert and how its values are written. */
@@ -186,16 +120,10 @@ export interface IntegrityCheck {
   readonly hint?: string;
 }
 
-/**
- * A database briefdb talks to. `Orm` is the Drizzle instance over its connection and `TxOrm` the
- * Drizzle handle inside one of its transactions: typed when the dialect is known (the app handed
- * its own client, or used `drizzleOf` from briefdb/schema/pg or briefdb/schema/sqlite).
- */
-export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor {
+/** Role 1, connection and queries: the connection(s), raw SQL, transactions, and closing. */
+export interface DialectConnection<Orm = unknown, TxOrm = unknown> extends Executor {
   readonly dialect: DialectName;
   readonly target: Target;
-  /** Folder of this dialect's generated migrations (drizzle/sqlite or drizzle/pg). */
-  readonly migrationsFolder: string;
   /**
    * Runs `operation` in one transaction: commit when it resolves, roll back when it throws. On
    * SQLite transactions on one connection are queued, never interleaved; on PostgreSQL they are
@@ -209,11 +137,37 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   readonly ownsConnection: boolean;
   /** How the connection pool is used, where there is one (PostgreSQL). */
   poolUse?(): Promise<PoolUse>;
+  tableExists(name: string): Promise<boolean>;
+  serverVersion(): Promise<string>;
+  /** Waits for the background writes still pending (src/db/background-writes.ts), then closes the connection(s). */
+  close(): Promise<void>;
+}
+
+/** Role 2, the ledger: the token hot path, prepared on first use. */
+export interface DialectLedger {
+  readonly ledger: LedgerStatements;
+}
+
+/** Role 3, holds: the atomic writes of token holds, prepared on first use. */
+export interface DialectHolds {
+  readonly holds: HoldStatements;
+}
+
+/** Role 4, schema changes: the dialect's migrations and what applying them does to a live database. */
+export interface DialectSchema {
+  /** Folder of this dialect's generated migrations (drizzle/sqlite or drizzle/pg). */
+  readonly migrationsFolder: string;
   /**
    * Runs `operation` in a transaction that holds the migration lock, so that two migrators on one
    * database take turns (PostgreSQL advisory lock; SQLite BEGIN IMMEDIATE).
    */
   withMigrationLock<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
+  /** What migration statements lock, table sizes, INVALID indexes, and online index changes. */
+  readonly schemaChanges: SchemaChanges;
+}
+
+/** Role 5, abilities: what core asks the dialect for where the two databases differ. */
+export interface DialectAbilities {
   /**
    * As the first statement of the transaction `tx`: waits for, then holds until `tx` ends, the
    * lock that seeds and clears take turns on, so that two of them at once run one after the other
@@ -221,15 +175,13 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
    * transaction-scoped advisory lock; SQLite: nothing, its write transactions already exclude
    * each other).
    */
-  holdTestDataLock(tx: Executor): Promise<void>;
+  lockTestData(tx: Executor): Promise<void>;
   /**
    * Runs `operation` in one write transaction whose writer bulk-inserts the way the dialect does
    * it best (SQLite: one prepared statement in a loop; PostgreSQL: multi-row INSERTs), streaming
    * batches so memory stays flat however many rows are loaded.
    */
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T>;
-  tableExists(name: string): Promise<boolean>;
-  serverVersion(): Promise<string>;
   /**
    * Checks that the stored data is intact, as far as the database can tell cheaply (SQLite
    * `pragma quick_check`; PostgreSQL the data-checksum failures it has counted, when checksums are
@@ -238,26 +190,26 @@ export interface BriefDatabase<Orm = unknown, TxOrm = unknown> extends Executor 
   checkIntegrity(): Promise<IntegrityCheck>;
   /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */
   explain(query: SQL): Promise<string[]>;
-  /** The token hot path, prepared on first use. */
-  readonly ledger: LedgerStatements;
-  /** The atomic writes of token holds, prepared on first use. */
-  readonly holds: HoldStatements;
   /** How this dialect writes time values in SQL. */
   readonly time: TimeSql;
   /** Reads plans, indexes and statement statistics for the slow-query report. */
   readonly inspector: QueryInspector;
-  /** What migration statements lock, table sizes, INVALID indexes, and online index changes. */
-  readonly schemaChanges: SchemaChanges;
   /** Reads a driver error (unwrapping drizzle's wrapper) as one of the kinds core code handles. */
   classify(error: unknown): FailureKind;
-  /**
-   * Keeps a write that runs after its caller moved on (monitorQuery's query-log samples), so that
-   * close() can wait for it.
-   */
-  trackBackgroundWrite(write: Promise<unknown>): void;
-  /** Waits for the background writes still pending, then closes the connection(s). */
-  close(): Promise<void>;
 }
+
+/**
+ * A database briefdb talks to: the five roles, nothing more. `Orm` is the Drizzle instance over its
+ * connection and `TxOrm` the Drizzle handle inside one of its transactions: typed when the dialect
+ * is known (the app handed its own client, or used `drizzleOf` from briefdb/schema/pg or
+ * briefdb/schema/sqlite).
+ */
+export interface BriefDatabase<Orm = unknown, TxOrm = unknown>
+  extends DialectConnection<Orm, TxOrm>,
+    DialectLedger,
+    DialectHolds,
+    DialectSchema,
+    DialectAbilities {}
 
 export interface OpenOptions {
   /** Connect timeout in milliseconds (PostgreSQL). Default 5000. */

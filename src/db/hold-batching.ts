@@ -1,11 +1,11 @@
 /**
- * Batching of holds and captures (issue 11), over the same batcher as deducts: a hold's lane is
+ * Batching of holds and captures, over the same batcher as deducts: a hold's lane is
  * its user; a capture's is the user of its hold and the hold id as its key (never two captures of
  * one hold in flight). A capture names a hold, not a user, so the user comes from a bounded map of
  * the holds this database object placed (batched or not); a capture of a hold not in it (placed by
  * another process, or pushed out of the map) is left to the caller's single statement.
  */
-import { LedgerBatcher, type ApplyChanges, type Lanes } from "./ledger-batcher.js";
+import { ChangeBatcher, type ApplyChanges, type Lanes } from "./change-batcher.js";
 import type { CaptureOutcome, HoldChange, HoldOutcome, HoldStatements, PlaceOutcome } from "./holds.js";
 
 /** How many hold ids the map keeps (the oldest go first): ~100 bytes each. */
@@ -49,7 +49,7 @@ export function withHoldBatching(
     readonly users?: HoldUsers;
   } = {},
 ): HoldStatements {
-  const batcher = new LedgerBatcher(applyBatch, holdLanes, options.slots ?? 1);
+  const batcher = new ChangeBatcher(applyBatch, holdLanes, options.slots ?? 1);
   const users = options.users ?? new HoldUsers();
   const submit = (change: HoldChange) => {
     const outcome = batcher.submit(change);

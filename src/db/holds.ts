@@ -9,75 +9,30 @@
  * abort stops the write if it can still be stopped, never after it was applied.
  */
 import type { SQL } from "drizzle-orm";
-import type { ApplyOptions, LedgerEntry } from "./database.js";
 import { dateFromEpochMs } from "./inspection.js";
-import type { FailedChange } from "./ledger-batcher.js";
+import type {
+  ApplyOptions,
+  CapturedHold,
+  CaptureOutcome,
+  HoldRecord,
+  HoldStatus,
+  NewHold,
+  PlacedHold,
+  PlaceOutcome,
+} from "./ledger-values.js";
 
-export type HoldStatus = "active" | "captured" | "released" | "expired";
-
-/** One row of token_holds. */
-export interface HoldRecord {
-  readonly id: string;
-  readonly userId: string;
-  readonly amount: number;
-  readonly status: HoldStatus;
-  /** What the capture charged; null unless captured. */
-  readonly capturedAmount: number | null;
-  readonly reason: string;
-  readonly briefId: string | null;
-  readonly idempotencyKey: string | null;
-  readonly expiresAt: Date;
-  readonly createdAt: Date;
-  readonly settledAt: Date | null;
-}
-
-export interface NewHold {
-  readonly id: string;
-  readonly userId: string;
-  readonly amount: number;
-  readonly reason: string;
-  readonly briefId: string | null;
-  readonly idempotencyKey: string | null;
-  readonly ttlSeconds: number;
-}
-
-export interface PlacedHold {
-  readonly hold: HoldRecord;
-  readonly balance: number;
-  /** Active, unexpired holds right after this one was placed (this one included). */
-  readonly held: number;
-}
-
-export interface CapturedHold {
-  readonly hold: HoldRecord;
-  readonly entry: LedgerEntry;
-}
-
-/** A capture as the batcher carries it: the hold, its user (for the batcher's lanes), what to charge, the new ledger row's id. */
-export interface NewCapture {
-  readonly holdId: string;
-  readonly userId: string;
-  /** null: all of the hold. */
-  readonly amount: number | null;
-  readonly ledgerId: string;
-}
-
-/** A change the hold batcher carries (PostgreSQL, issue 11). */
-export type HoldChange = { readonly kind: "place"; readonly hold: NewHold } | { readonly kind: "capture"; readonly capture: NewCapture };
-
-/**
- * What became of a batched hold: placed; refused by its guard, with what the guard saw (balance
- * null: no such user); or failed (a missing brief fails that hold alone, as the server's 23503).
- */
-export type PlaceOutcome =
-  | { readonly kind: "placed"; readonly placed: PlacedHold }
-  | { readonly kind: "refused"; readonly balance: number | null; readonly heldTokens: number; readonly decidedAtMs?: number }
-  | FailedChange;
-
-/** What became of a batched capture: captured, or not capturable (core reads the hold to say why), or failed. */
-export type CaptureOutcome = { readonly kind: "captured"; readonly captured: CapturedHold } | { readonly kind: "not_captured" } | FailedChange;
-
-export type HoldOutcome = PlaceOutcome | CaptureOutcome;
+export type {
+  CapturedHold,
+  CaptureOutcome,
+  HoldChange,
+  HoldOutcome,
+  HoldRecord,
+  HoldStatus,
+  NewCapture,
+  NewHold,
+  PlacedHold,
+  PlaceOutcome,
+} from "./ledger-values.js";
 
 export interface HoldStatements {
   /** The database's clock as a value of the schema's timestamp columns (holds expire by it). */

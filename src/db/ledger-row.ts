@@ -1,5 +1,5 @@
 /** Ledger rows as the drivers return them (snake_case, bigints as strings on PostgreSQL) → LedgerEntry. */
-import type { BalanceChange, LedgerEntry, TokenOperation } from "./database.js";
+import type { BalanceChange, LedgerEntry, TokenOperation } from "./ledger-values.js";
 import { dateFromEpochMs } from "./inspection.js";
 
 export interface LedgerRow {

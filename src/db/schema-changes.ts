@@ -6,7 +6,7 @@
  * apart). Core code (the hazard check, the online runner)
  * reads these answers and never the dialect's name.
  */
-import type { Executor } from "./database.js";
+import type { Executor } from "./executor.js";
 import type { StatementShape } from "./statement-shape.js";
 
 export type { StatementKind, StatementShape } from "./statement-shape.js";

@@ -5,6 +5,7 @@
  */
 import type { BriefDatabase } from "../../db/database.js";
 import { BriefdbError, isBriefdbError } from "../../errors.js";
+import { sleep } from "../../retry.js";
 import { checkDatabaseHealth, type HealthReport } from "./health.js";
 
 export interface WaitOptions {
@@ -55,7 +56,7 @@ export async function waitForHealth(open: () => Promise<BriefDatabase>, options:
     last = state;
     const done = report?.healthy === true || Date.now() + (options.intervalMs ?? 500) > deadline;
     if (done) return { report, openError, attempts, waitedMs: Date.now() - started };
-    await unlessAborted(options.signal, last, () => new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500)));
+    await unlessAborted(options.signal, last, () => sleep(options.intervalMs ?? 500));
   }
 }
 

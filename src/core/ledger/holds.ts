@@ -21,6 +21,7 @@ import { checkStoredText } from "./text-input.js";
 import { assertHoldId, assertTtlSeconds, DEFAULT_HOLD_TTL_SECONDS, HOLD_ID_PREFIX } from "./hold-input.js";
 import { newId } from "../ids.js";
 import { asResult, type Result } from "./transaction.js";
+import { backOff } from "../../retry.js";
 
 export type { HoldRecord, HoldStatus } from "../../db/holds.js";
 
@@ -476,7 +477,7 @@ async function settleRetried<T>(db: BriefDatabase, what: "capture" | "release", 
       return await run();
     } catch (error) {
       if (db.classify(error) !== "retryable" || signal?.aborted || attempt >= SETTLE_ATTEMPTS) throw settleFailure(db, error, what, signal);
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+      await backOff(attempt);
     }
   }
 }

@@ -16,6 +16,7 @@ import { checkStoredText } from "./text-input.js";
 import { counted } from "./counters.js";
 import { userTokenHistory } from "../queries/listings.js";
 import { asResult, type Result } from "./transaction.js";
+import { backOff } from "../../retry.js";
 
 export type { LedgerEntry, TokenOperation } from "../../db/database.js";
 
@@ -319,11 +320,6 @@ function outcomeUnknown(
       : `repeat it with the same --key ${key}: it replays if it was applied, and applies once if not`,
     { cause },
   );
-}
-
-function backOff(attempt: number): Promise<void> {
-  const ms = Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random());
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function currentBalance(db: Executor, userId: string): Promise<number | undefined> {

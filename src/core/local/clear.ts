@@ -54,7 +54,7 @@ export async function clearTestData(db: BriefDatabase, options: ClearOptions = {
   const report = options.onProgress ?? (() => {});
   return db.transaction(
     async (tx) => {
-      await db.holdTestDataLock(tx);
+      await db.lockTestData(tx);
       return all ? removeAllRows(tx, report) : removeSeededRows(tx, report);
     },
     // the lock comes first and what follows must see what a seed before it committed

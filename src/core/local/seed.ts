@@ -62,7 +62,7 @@ export async function seedTestData(db: BriefDatabase, options: SeedOptions = {})
   let written: { replaced: ClearResult; counts: SeedCounts; rows: number };
   try {
     written = await db.bulkWrite(async (writer) => {
-      await db.holdTestDataLock(writer);
+      await db.lockTestData(writer);
       return replaceSeed(writer, tables, options.onProgress ?? (() => {}));
     });
   } catch (error) {

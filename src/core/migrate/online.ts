@@ -3,8 +3,8 @@
  * on one session that holds the migration lock, recording each finished step in
  * briefdb_migration_steps so that a run interrupted between steps resumes where it stopped. An
  * index left INVALID by an interrupted build is dropped and rebuilt before anything else runs.
- * Brief locks — every transaction step, whatever its statements (ADD COLUMN, a constraint added NOT
- * VALID) — wait at most BRIEF_LOCK_TIMEOUT_MS and are retried a bounded number of times, so that a
+ * Short lock waits — every transaction step, whatever its statements (ADD COLUMN, a constraint added
+ * NOT VALID), waits for a lock at most SHORT_LOCK_WAIT_MS and is retried a bounded number of times, so that a
  * migration never queues in front of the app's queries for long. Index builds and constraint
  * validations take locks that let writes go on: they wait as long as it takes.
  */
@@ -12,6 +12,7 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../../db/database.js";
 import type { ConstraintState, IndexBuildProgress, MigrationSession, OnlineSchemaChanges } from "../../db/schema-changes.js";
 import { BriefdbError } from "../../errors.js";
+import { sleep } from "../../retry.js";
 import {
   describeStep,
   invalidIndexAction,
@@ -31,8 +32,8 @@ import {
   statusFrom,
 } from "./records.js";
 
-const BRIEF_LOCK_TIMEOUT_MS = 3000;
-const BRIEF_LOCK_ATTEMPTS = 5;
+const SHORT_LOCK_WAIT_MS = 3000;
+const SHORT_LOCK_WAIT_ATTEMPTS = 5;
 const PROGRESS_EVERY_MS = 500;
 
 export interface OnlineMigrateOptions {
@@ -97,7 +98,7 @@ class StepRunner {
       }
       const leftover = action === "drop-leftover";
       this.onProgress({ tag: "", action: leftover ? `drop leftover index ${index}` : `rebuild INVALID index ${index}` });
-      await this.withBriefLock(() => this.session.exec(leftover ? this.online.dropStatement(index) : this.online.rebuildStatement(index)));
+      await this.withShortLockWait(() => this.session.exec(leftover ? this.online.dropStatement(index) : this.online.rebuildStatement(index)));
       repaired.push(index);
     }
     return repaired;
@@ -111,7 +112,7 @@ class StepRunner {
       if (done.has(i)) continue;
       this.onProgress({ tag, action: describeStep(step) });
       if (step.kind === "transaction") {
-        await this.withBriefLock(() =>
+        await this.withShortLockWait(() =>
           this.session.transaction(async (tx) => {
             for (const statement of step.statements) await tx.exec(statement);
             await this.record(tx, tag, hash, i, step);
@@ -137,18 +138,18 @@ class StepRunner {
   private async runOnline(step: Exclude<MigrationStep, { kind: "transaction" }>, tag: string): Promise<void> {
     if (step.kind === "build-index") return this.build(step, tag);
     if (step.kind === "validate-constraint") return this.validate(step);
-    if (step.kind === "drop-index") return this.withBriefLock(() => this.session.exec(step.statement));
+    if (step.kind === "drop-index") return this.withShortLockWait(() => this.session.exec(step.statement));
     // rename: done already when an earlier run stopped after it but before its record
     const state = await this.online.indexState(this.session, step.from);
     if (state === "missing" && (await this.online.indexState(this.session, step.to)) === "valid") return;
-    await this.withBriefLock(() => this.session.exec(step.statement));
+    await this.withShortLockWait(() => this.session.exec(step.statement));
   }
 
   private async build(step: Extract<MigrationStep, { kind: "build-index" }>, tag: string): Promise<void> {
     const state = await this.online.indexState(this.session, step.index);
     if (state === "valid") return; // built by a run that stopped before recording it
     if (state === "invalid") {
-      await this.withBriefLock(() => this.session.exec(this.online.dropStatement(step.index)));
+      await this.withShortLockWait(() => this.session.exec(this.online.dropStatement(step.index)));
       this.repaired.push(step.index);
     }
     const timer = setInterval(() => void this.reportBuild(tag, step), PROGRESS_EVERY_MS);
@@ -205,7 +206,7 @@ class StepRunner {
   private async runValidation(step: Extract<MigrationStep, { kind: "validate-constraint" }>, state: ConstraintState): Promise<void> {
     for (const { statement, lock } of validationStatements(step, state)) {
       if (lock === "brief") {
-        await this.withBriefLock(() => this.session.exec(statement));
+        await this.withShortLockWait(() => this.session.exec(statement));
         continue;
       }
       await this.session.setLockTimeout(0); // its locks block no reads or writes: wait as long as it takes
@@ -218,16 +219,16 @@ class StepRunner {
     if (progress) this.onProgress({ tag, action: describeStep(step), build: progress });
   }
 
-  /** Runs a step whose locks must be brief: each wait is bounded, and a timed-out wait is retried. */
-  private async withBriefLock(operation: () => Promise<void>): Promise<void> {
-    await this.session.setLockTimeout(BRIEF_LOCK_TIMEOUT_MS);
+  /** Runs a step whose lock waits must be short: each wait is bounded, and a timed-out wait is retried. */
+  private async withShortLockWait(operation: () => Promise<void>): Promise<void> {
+    await this.session.setLockTimeout(SHORT_LOCK_WAIT_MS);
     try {
       for (let attempt = 1; ; attempt++) {
         try {
           return await operation();
         } catch (error) {
-          if (attempt >= BRIEF_LOCK_ATTEMPTS || !this.online.isLockTimeout(error)) throw error;
-          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+          if (attempt >= SHORT_LOCK_WAIT_ATTEMPTS || !this.online.isLockTimeout(error)) throw error;
+          await sleep(200 * attempt);
         }
       }
     } finally {

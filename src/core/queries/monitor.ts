@@ -7,6 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../../db/database.js";
+import { backgroundWritesOf } from "../../db/background-writes.js";
 import { rootMessage } from "../../db/driver-errors.js";
 import { isProductionEnvironment } from "../../db/target.js";
 import { BriefdbError, firstLine } from "../../errors.js";
@@ -104,7 +105,7 @@ function record(db: BriefDatabase, sample: Sample, logger: MonitorLogger): void 
   pendingWrites.add(write);
   void write.finally(() => pendingWrites.delete(write));
   // close() waits for it, so that closing right after a monitored call does not lose the sample
-  db.trackBackgroundWrite(write);
+  backgroundWritesOf(db).track(write);
 }
 
 /** A logger that throws must not turn a monitored success into a failure. */

@@ -20,16 +20,19 @@ import type {
   Transaction,
   TransactionOptions,
 } from "../database.js";
-import { BackgroundWrites } from "../background-writes.js";
+import { BackgroundWrites, backgroundWritesOf } from "../background-writes.js";
 import { errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
+import { backOff, ROLLED_BACK_TRANSACTION, sleep } from "../../retry.js";
 import type { PgTarget, SslMode } from "../target.js";
-import { withBatching } from "../ledger-batcher.js";
+import { withBatching } from "../change-batcher.js";
 import type { HoldStatements } from "../holds.js";
 import { withHoldBatching } from "../hold-batching.js";
 import { pgHolds } from "./holds.js";
 import { pgApplyHoldBatch } from "./hold-batch.js";
-import { pgApplyBatch, pgLedger } from "./ledger.js";
+import { pgLedger } from "./ledger.js";
+import { pgApplyLedgerBatch } from "./ledger-batch.js";
+import type { PgBatchConnection } from "./batch-rules.js";
 import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
@@ -85,8 +88,6 @@ const CLOSE_TIMEOUT_SECONDS = 5;
  * contenders commits; the rest are retried after a jittered pause that spreads them out).
  */
 const DEFAULT_RETRIES = 30;
-const BACKOFF_BASE_MS = 4;
-const BACKOFF_CAP_MS = 250;
 
 export class PgDatabase implements PgBriefDatabase {
   readonly dialect = "postgresql" as const;
@@ -101,7 +102,7 @@ export class PgDatabase implements PgBriefDatabase {
   private holdStatements: HoldStatements | undefined;
   private readonly prepare: boolean;
   private readonly batching: boolean;
-  private readonly backgroundWrites = new BackgroundWrites();
+  private readonly backgroundWrites = backgroundWritesOf(this);
   /** Batched token changes called and not yet answered (queued in the batcher, or in flight). */
   private readonly batchedChanges = new BackgroundWrites();
 
@@ -144,13 +145,7 @@ export class PgDatabase implements PgBriefDatabase {
       this.ledgerStatements = this.batching
         ? withBatching(
             statements,
-            pgApplyBatch(
-              this.client,
-              this.prepare,
-              (error) => isSharedFailure(this.classify(error)),
-              (error) => this.classify(error) === "retryable",
-              (error) => this.classify(error) === "lock_timeout",
-            ),
+            pgApplyLedgerBatch(this.batchConnection()),
             {
               slots: batchSlots(this.client),
               // close() lets changes already called (queued or in flight) finish, as unbatched
@@ -167,7 +162,7 @@ export class PgDatabase implements PgBriefDatabase {
     if (this.holdStatements === undefined) {
       const statements = pgHolds(this.client, this.prepare);
       this.holdStatements = this.batching
-        ? withHoldBatching(statements, pgApplyHoldBatch(this.client, this.prepare, statements, (error) => this.classify(error)), {
+        ? withHoldBatching(statements, pgApplyHoldBatch(this.batchConnection()), {
             slots: batchSlots(this.client),
             // close() waits for them, as for batched deducts
             track: (outcome) => this.batchedChanges.track(outcome),
@@ -175,6 +170,11 @@ export class PgDatabase implements PgBriefDatabase {
         : statements;
     }
     return this.holdStatements;
+  }
+
+  /** What both batchers are built from. */
+  private batchConnection(): PgBatchConnection {
+    return { client: this.client, prepare: this.prepare, classify: (error) => this.classify(error) };
   }
 
   async all<T extends Row = Row>(query: SQL): Promise<T[]> {
@@ -197,8 +197,7 @@ export class PgDatabase implements PgBriefDatabase {
         return await this.orm.transaction((tx) => operation(transactionOver(tx)), config);
       } catch (error) {
         if (attempt >= retries || this.classify(error) !== "retryable") throw error;
-        // full jitter: contenders that failed together come back at different moments
-        await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
+        await backOff(attempt, ROLLED_BACK_TRANSACTION);
       }
     }
   }
@@ -232,7 +231,7 @@ export class PgDatabase implements PgBriefDatabase {
     }
   }
 
-  async holdTestDataLock(tx: Executor): Promise<void> {
+  async lockTestData(tx: Executor): Promise<void> {
     // Without it, two seeds both found no earlier seed, both inserted, and the loser failed on a
     // foreign key. READ COMMITTED: once the lock is ours, each statement sees the holder before's rows.
     await tx.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
@@ -295,10 +294,6 @@ export class PgDatabase implements PgBriefDatabase {
     if (code === "42P01" || code === "42703") return "undefined_table";
     if (code === "40001" || code === "40P01") return "retryable";
     return "other";
-  }
-
-  trackBackgroundWrite(write: Promise<unknown>): void {
-    this.backgroundWrites.track(write);
   }
 
   async close(): Promise<void> {
@@ -379,15 +374,4 @@ function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "v
 /** Batches in flight at once, per batcher (deducts; holds): half the pool, so that other work finds connections. */
 function batchSlots(client: postgres.Sql): number {
   return Math.max(1, Math.floor(client.options.max / 2));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A failure that is the whole batch's, not one change's: the connection, the transaction as a whole, a lock. */
-function isSharedFailure(kind: FailureKind): boolean {
-  // a lock timeout may be a table's that every change would wait for in turn: the batch gives up
-  // at once, and each change is tried again on its own (core/tokens.ts)
-  return kind === "connection_lost" || kind === "unreachable" || kind === "retryable" || kind === "auth_failed" || kind === "lock_timeout";
 }

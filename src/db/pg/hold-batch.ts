@@ -1,43 +1,42 @@
 /**
- * A batch of holds and captures on PostgreSQL (issue 11), as deducts are batched (./ledger.ts):
+ * A batch of holds and captures on PostgreSQL, as deducts are batched (./ledger-batch.ts):
  * the holds of a batch as ONE statement over arrays (ARRAY_PLACE), its captures as another
  * (ARRAY_CAPTURE); a batch of one kind is that statement alone, without an explicit transaction,
  * and a batch of both runs the captures, then the holds, in ONE transaction (a capture only ever
  * frees room, so running it first never refuses a hold that one by one would have placed; see
  * docs/architecture.md).
  *
- * Lock order, as everywhere (./holds.ts, ./ledger.ts): hold rows before user rows, each in id
+ * Lock order, as everywhere (./holds.ts, ./ledger-batch.ts): hold rows before user rows, each in id
  * order. ARRAY_CAPTURE locks its holds in id order, then every user of the batch (its captures'
  * and, in a batch of both, its holds') in id order, before it changes any; ARRAY_PLACE locks its
  * users in id order (in a batch of both, already held).
  *
  * A failure of the whole: a lost connection fails every change (it may have committed); a
- * deadlock or serialization failure runs the batch again (RERUNS times); anything else (a lock
+ * deadlock or serialization failure runs the batch again (BATCH_RERUNS times); anything else (a lock
  * waited for too long, a brief deleted meanwhile) runs each change as its own single statement,
  * one user's changes in order, users side by side.
  */
 import type postgres from "postgres";
-import type { FailureKind } from "../database.js";
 import { dateFromEpochMs } from "../inspection.js";
-import type { FailedChange } from "../ledger-batcher.js";
-import { ALONE_ATTEMPTS, ALONE_UP_TO, arrayLiteral, backOff, eachUserInOrder, refusalSeen, RERUNS } from "./ledger.js";
+import type { HoldRow } from "../holds.js";
+import type { CaptureOutcome, FailedChange, HoldChange, HoldOutcome, NewCapture, NewHold, PlaceOutcome } from "../ledger-values.js";
+import { backOff } from "../../retry.js";
 import {
-  type CaptureOutcome,
-  type HoldChange,
-  type HoldOutcome,
-  type HoldRow,
-  type HoldStatements,
-  type NewCapture,
-  type NewHold,
-  type PlaceOutcome,
-} from "../holds.js";
-import { capturedFromRow } from "./holds.js";
+  arrayLiteral,
+  BATCH_RERUNS,
+  eachUserInOrder,
+  readRefusal,
+  SEPARATE_STATEMENTS_UP_TO,
+  SINGLE_CHANGE_ATTEMPTS,
+  type PgBatchConnection,
+} from "./batch-rules.js";
+import { capturedFromRow, pgHolds, type Num } from "./holds.js";
 
 const ms = (value: string) => `(extract(epoch from ${value}) * 1000)::float8`;
 
 /**
  * The holds of a batch: $1 hold ids, $2 user ids, $3 amounts, $4 reasons, $5 brief ids, $6 TTLs
- * in seconds — parallel arrays in submission order. As ARRAY_BATCH (./ledger.ts): the users
+ * in seconds — parallel arrays in submission order. As ARRAY_BATCH (./ledger-batch.ts): the users
  * locked in id order, then `walk` judges each user's holds in order (placed iff balance − held ≥
  * amount on what the earlier ones left; a hold with room whose brief does not exist fails alone,
  * 'no_brief'). Answers one row per hold of an existing user, with what its guard saw (the held
@@ -135,35 +134,35 @@ const ARRAY_CAPTURE = `WITH ops AS (
   FROM rows
   WHERE (SELECT count(*) FROM locked) >= 0`;
 
-type Num = number | string;
 type PlaceRow = { ord: Num; outcome: "placed" | "refused" | "no_brief"; balance: Num; held: Num; expired_held: Num; now_ms: Num; expires_at_ms: Num };
 type CaptureRow = HoldRow & { ord: Num; balance_after: Num; ledger_created_at_ms: Num };
 
 /**
- * Applies a batch of holds and captures; `singles` are today's one-statement writes (./holds.ts),
- * for a change alone and for the fallback one by one.
+ * Applies a batch of holds and captures; the one-statement writes (./holds.ts) serve a change on
+ * its own and the fall-back one by one.
  */
-export function pgApplyHoldBatch(client: postgres.Sql, prepare: boolean, singles: HoldStatements, classify: (error: unknown) => FailureKind) {
+export function pgApplyHoldBatch({ client, prepare, classify }: PgBatchConnection) {
   const options = { prepare };
+  const singles = pgHolds(client, prepare);
 
-  const placeAlone = async (hold: NewHold): Promise<PlaceOutcome> => {
+  const placeSingle = async (hold: NewHold): Promise<PlaceOutcome> => {
     const placed = await singles.place(hold);
     if (placed !== undefined) return { kind: "placed", placed };
-    return refusalSeen(client, hold.userId, prepare);
+    return readRefusal(client, hold.userId, prepare);
   };
 
-  const captureAlone = async ({ holdId, amount, ledgerId }: NewCapture): Promise<CaptureOutcome> => {
+  const captureSingle = async ({ holdId, amount, ledgerId }: NewCapture): Promise<CaptureOutcome> => {
     const captured = await singles.capture(holdId, amount, ledgerId);
     return captured === undefined ? { kind: "not_captured" } : { kind: "captured", captured };
   };
 
   /** One change as its own statement; rolled back by a deadlock or serialization failure, tried again in place. */
-  const runAlone = async (change: HoldChange): Promise<HoldOutcome> => {
+  const runSingle = async (change: HoldChange): Promise<HoldOutcome> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return change.kind === "place" ? await placeAlone(change.hold) : await captureAlone(change.capture);
+        return change.kind === "place" ? await placeSingle(change.hold) : await captureSingle(change.capture);
       } catch (error) {
-        if (classify(error) === "retryable" && attempt < ALONE_ATTEMPTS) {
+        if (classify(error) === "retryable" && attempt < SINGLE_CHANGE_ATTEMPTS) {
           await backOff(attempt);
           continue;
         }
@@ -178,7 +177,7 @@ export function pgApplyHoldBatch(client: postgres.Sql, prepare: boolean, singles
     await eachUserInOrder(
       changes.map((_, i) => i),
       (i) => userOf(changes[i] as HoldChange),
-      (i) => runAlone(changes[i] as HoldChange),
+      (i) => runSingle(changes[i] as HoldChange),
       // the user's row is locked elsewhere: only a hold without a brief can be sure of it (a capture
       // also locks its hold row, a hold with a brief that brief's row: the lock waited for may be
       // one the user's later changes do not need, so they are each tried)
@@ -225,13 +224,13 @@ export function pgApplyHoldBatch(client: postgres.Sql, prepare: boolean, singles
   };
 
   return async (changes: readonly HoldChange[]): Promise<Array<HoldOutcome | FailedChange>> => {
-    if (changes.length <= ALONE_UP_TO && independent(changes)) return Promise.all(changes.map(runAlone));
+    if (changes.length <= SEPARATE_STATEMENTS_UP_TO && independent(changes)) return Promise.all(changes.map(runSingle));
     for (let again = 0; ; again++) {
       try {
         return await together(changes);
       } catch (error) {
         const kind = classify(error);
-        if (kind === "retryable" && again < RERUNS) {
+        if (kind === "retryable" && again < BATCH_RERUNS) {
           // rolled back whole: the batch runs again, in order (left to each change, they would be retried in any order)
           await backOff(again + 1);
           continue;

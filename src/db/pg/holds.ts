@@ -22,7 +22,7 @@ import { sql } from "drizzle-orm";
 import type postgres from "postgres";
 import { dateFromEpochMs } from "../inspection.js";
 import { holdFromRow, type CapturedHold, type HoldRow, type HoldStatements } from "../holds.js";
-import { cancellable } from "./ledger.js";
+import { cancellable } from "./cancel.js";
 
 const ms = (column: string, as: string) => `(extract(epoch from ${column}) * 1000)::float8 AS ${as}`;
 const HOLD_COLUMNS = `h.id, h.user_id, h.amount, h.status, h.captured_amount, h.reason, h.brief_id, h.idempotency_key,
@@ -93,7 +93,8 @@ const SWEEP = `WITH due AS (
   FROM freed WHERE users.id = $1 AND freed.n > 0
   RETURNING freed.n`;
 
-type Num = number | string;
+/** A number as postgres.js returns it: bigint and numeric columns come as strings. */
+export type Num = number | string;
 
 /** A captured hold and its ledger row, from a row of the hold's columns, balance_after and ledger_created_at_ms. */
 export function capturedFromRow(row: HoldRow & { balance_after: Num; ledger_created_at_ms: Num }, ledgerId: string): CapturedHold {

@@ -22,6 +22,7 @@ import type {
   TableSize,
 } from "../schema-changes.js";
 import { quoteIdentifier } from "../sql-text.js";
+import { sleep } from "../../retry.js";
 import { concurrentCreateIndex, describeStatements, notValidConstraint, type StatementShape } from "../statement-shape.js";
 
 /** One connection of its own for a migration session, and how to give it back. */
@@ -258,10 +259,6 @@ function sessionOver(connection: postgres.Sql, pid: number): MigrationSession {
 async function tryLock(connection: postgres.Sql, key: number): Promise<boolean> {
   const [row] = await connection.unsafe<Array<{ locked: boolean }>>(`SELECT pg_try_advisory_lock(${key}) AS locked`);
   return row?.locked === true;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function backendPid(connection: postgres.Sql): Promise<number> {

@@ -5,13 +5,12 @@
  */
 import type Database from "better-sqlite3";
 import type { BulkColumn, BulkRow, BulkWriter } from "../database.js";
-import type { SqliteDatabase } from "./database.js";
+import type { Executor } from "../executor.js";
 import { quoteIdentifier } from "../sql-text.js";
 
-export function sqliteBulkWrite<T>(db: SqliteDatabase, operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
-  return db.transaction((tx) =>
-    operation({ ...tx, insert: (table, columns, batches) => insertBatches(db.client, table, columns, batches) }),
-  );
+/** `tx`, an open transaction on `client`, able to bulk-insert too. */
+export function bulkWriterOver(tx: Executor, client: Database.Database): BulkWriter {
+  return { ...tx, insert: (table, columns, batches) => insertBatches(client, table, columns, batches) };
 }
 
 async function insertBatches(

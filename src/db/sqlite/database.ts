@@ -2,15 +2,13 @@
  * The SQLite dialect: better-sqlite3 under drizzle, one connection per process, WAL mode with a
  * busy timeout so that several processes can share one file, foreign keys on.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
-import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import { drizzle } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
-import { BackgroundWrites } from "../background-writes.js";
-import { ConnectionLock } from "../connection-lock.js";
+import { backgroundWritesOf } from "../background-writes.js";
 import type {
   BriefDatabase,
   BulkWriter,
@@ -24,17 +22,18 @@ import type {
 import { errorCode, rootMessage } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import type { SqliteTarget } from "../target.js";
-import { withBatching } from "../ledger-batcher.js";
+import { withBatching } from "../change-batcher.js";
 import type { HoldStatements } from "../holds.js";
 import { sqliteHolds } from "./holds.js";
 import { sqliteLedger } from "./ledger.js";
 import { SqliteInspector } from "./inspector.js";
-import { sqliteBulkWrite } from "./bulk-insert.js";
+import { bulkWriterOver } from "./bulk-insert.js";
+import { SqliteConnection, type SqliteOrm } from "./connection.js";
 import * as schema from "./schema.js";
 import { sqliteTime } from "./time.js";
 import { SqliteSchemaChanges } from "./schema-changes.js";
 
-export type SqliteOrm = BetterSQLite3Database<typeof schema>;
+export type { SqliteOrm } from "./connection.js";
 /** A SQLite BriefDatabase whose Drizzle handles are typed (inside a transaction: the same connection). */
 export type SqliteBriefDatabase = BriefDatabase<SqliteOrm, SqliteOrm>;
 
@@ -50,22 +49,12 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
   readonly ownsConnection: boolean;
-  private readonly lock = new ConnectionLock();
-  /**
-   * Which async context holds the connection's transaction: a call made from inside it (the
-   * operation's own `db.all`, a token change, a nested withTransaction) runs in that transaction
-   * at once. Queued behind it, it would wait for the very operation that waits for it, forever.
-   */
-  private readonly holder = new AsyncLocalStorage<object>();
-  private heldBy: object | undefined;
-  private savepoints = 0;
-  private readonly backgroundWrites = new BackgroundWrites();
+  private readonly connection: SqliteConnection;
+  private readonly backgroundWrites = backgroundWritesOf(this);
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
   private holdStatements: ReturnType<typeof sqliteHolds> | undefined;
   /** Runs queries inside the transaction that holds the lock, bypassing the queue. */
   private readonly inTransaction: Transaction<SqliteOrm>;
-  /** How long a statement waits for another connection's write lock (the busy timeout). */
-  readonly lockTimeoutMs: number;
   private readonly batching: boolean;
   private batchedStatements: LedgerStatements | undefined;
 
@@ -80,8 +69,8 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     // 0 is no limit, as on PostgreSQL: the longest busy timeout SQLite takes (about 24 days)
     const lockTimeoutMs = (options.lockTimeoutMs ?? options.busyTimeoutMs ?? 15_000) || 2 ** 31 - 1;
     this.client = client === undefined ? openClient(target, lockTimeoutMs, options) : adoptClient(client, lockTimeoutMs);
-    this.lockTimeoutMs = Number(this.client.pragma("busy_timeout", { simple: true }));
     this.orm = drizzle(this.client, { schema });
+    this.connection = new SqliteConnection(this.client, this.orm, Number(this.client.pragma("busy_timeout", { simple: true })));
     const self = this;
     this.inTransaction = {
       all: async <T extends Row>(query: SQL) => this.orm.all<T>(query),
@@ -105,7 +94,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     if (!this.batching) return this.statements;
     // a change from inside the transaction holding the connection joins that transaction, alone
     this.batchedStatements ??= withBatching(this.statements, this.statements.applyBatch, {
-      alone: () => this.insideHeldTransaction(),
+      alone: () => this.connection.insideHeldTransaction(),
       // close() lets changes already called (queued ones too) finish, as unbatched ones do
       track: (outcome) => this.backgroundWrites.track(outcome),
     });
@@ -113,7 +102,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   private get statements(): ReturnType<typeof sqliteLedger> {
-    this.ledgerStatements ??= sqliteLedger(this);
+    this.ledgerStatements ??= sqliteLedger(this.connection);
     return this.ledgerStatements;
   }
 
@@ -122,82 +111,24 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   private get holdsAndSweep(): ReturnType<typeof sqliteHolds> {
-    this.holdStatements ??= sqliteHolds(this);
+    this.holdStatements ??= sqliteHolds(this.connection);
     return this.holdStatements;
   }
 
   all<T extends Row = Row>(query: SQL): Promise<T[]> {
-    return this.whenFree(() => this.orm.all<T>(query));
+    return this.connection.exclusive(() => this.orm.all<T>(query));
   }
 
   run(query: SQL): Promise<number> {
-    return this.whenFree(() => this.orm.run(query).changes);
+    return this.connection.exclusive(() => this.orm.run(query).changes);
   }
 
   exec(script: string): Promise<void> {
-    return this.whenFree(() => void this.client.exec(script));
+    return this.connection.exclusive(() => void this.client.exec(script));
   }
 
   transaction<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
-    if (this.insideHeldTransaction()) return this.savepoint(operation);
-    return this.lock.run(async () => {
-      this.client.exec("BEGIN IMMEDIATE");
-      const token = {};
-      this.heldBy = token;
-      try {
-        const result = await this.holder.run(token, () => operation(this.inTransaction));
-        this.client.exec("COMMIT");
-        return result;
-      } catch (error) {
-        if (this.client.inTransaction) this.client.exec("ROLLBACK");
-        throw error;
-      } finally {
-        this.heldBy = undefined;
-      }
-    });
-  }
-
-  /** A transaction inside the open one: a savepoint, undone alone when its operation fails. */
-  private async savepoint<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
-    const name = `briefdb_nested_${++this.savepoints}`;
-    this.client.exec(`SAVEPOINT ${name}`);
-    try {
-      const result = await operation(this.inTransaction);
-      this.client.exec(`RELEASE ${name}`);
-      return result;
-    } catch (error) {
-      if (this.client.inTransaction) this.client.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
-      throw error;
-    }
-  }
-
-  /** Whether the caller runs inside the operation of the transaction open now (not a later one). */
-  private insideHeldTransaction(): boolean {
-    const token = this.holder.getStore();
-    return token !== undefined && token === this.heldBy;
-  }
-
-  /**
-   * Runs a synchronous unit of work at once when no async transaction holds the connection, else
-   * after it. The token hot path passes a better-sqlite3 transaction built once (`.immediate`: the
-   * write lock is taken first, so writers queue on the busy timeout instead of failing to upgrade).
-   */
-  exclusive<T>(work: () => T): Promise<T> {
-    return this.whenFree(work);
-  }
-
-  /**
-   * Runs synchronous `work` with no busy wait: a write lock held elsewhere fails it at once
-   * (SQLITE_BUSY) instead of blocking the thread, so a caller can wait in between attempts and
-   * still answer signals.
-   */
-  withoutBusyWait<T>(work: () => T): T {
-    this.client.pragma("busy_timeout = 0");
-    try {
-      return work();
-    } finally {
-      this.client.pragma(`busy_timeout = ${this.lockTimeoutMs}`);
-    }
+    return this.connection.transaction(() => operation(this.inTransaction));
   }
 
   withMigrationLock<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
@@ -205,10 +136,10 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   /** Every write transaction here begins IMMEDIATE: it holds the file's one write lock already. */
-  async holdTestDataLock(): Promise<void> {}
+  async lockTestData(): Promise<void> {}
 
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
-    return sqliteBulkWrite(this, operation);
+    return this.transaction((tx) => operation(bulkWriterOver(tx, this.client)));
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -254,26 +185,9 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     return "other";
   }
 
-  trackBackgroundWrite(write: Promise<unknown>): void {
-    this.backgroundWrites.track(write);
-  }
-
   async close(): Promise<void> {
     await this.backgroundWrites.settle();
-    await this.lock.run(() => {
-      if (this.ownsConnection && this.client.open) this.client.close();
-    });
-  }
-
-  private whenFree<T>(work: () => T): Promise<T> {
-    if (!this.lock.isHeld || this.insideHeldTransaction()) {
-      try {
-        return Promise.resolve(work());
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
-    return this.lock.run(work);
+    await this.connection.close(this.ownsConnection);
   }
 }
 

@@ -7,14 +7,13 @@
 import { sql } from "drizzle-orm";
 import type { HoldRow, HoldStatements, NewHold, PlacedHold, CapturedHold, HoldRecord, TransactionHolds } from "../holds.js";
 import { holdFromRow } from "../holds.js";
-import type { SqliteDatabase } from "./database.js";
-import { immediateUnlessAborted } from "./ledger.js";
+import { immediateUnlessAborted, type SqliteConnection } from "./connection.js";
 
 const HOLD_COLUMNS = `id, user_id, amount, status, captured_amount, reason, brief_id, idempotency_key,
   expires_at AS expires_at_ms, created_at AS created_at_ms, settled_at AS settled_at_ms`;
 
-export function sqliteHolds(db: SqliteDatabase): HoldStatements & { readonly inTransaction: TransactionHolds } {
-  const client = db.client;
+export function sqliteHolds(connection: SqliteConnection): HoldStatements & { readonly inTransaction: TransactionHolds } {
+  const client = connection.client;
   const reserve = client.prepare<[number, number, string, number]>(
     `UPDATE users SET held_tokens = held_tokens + ?, updated_at = ?
      WHERE id = ? AND token_balance - held_tokens >= ?
@@ -108,11 +107,11 @@ export function sqliteHolds(db: SqliteDatabase): HoldStatements & { readonly inT
 
   return {
     clock: sql.raw("CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"),
-    place: (hold, { signal } = {}) => immediateUnlessAborted(db, () => placeTx.immediate(hold), signal),
+    place: (hold, { signal } = {}) => immediateUnlessAborted(connection, () => placeTx.immediate(hold), signal),
     capture: (holdId, amount, ledgerId, { signal } = {}) =>
-      immediateUnlessAborted(db, () => captureTx.immediate(holdId, amount, ledgerId), signal),
-    release: (holdId, { signal } = {}) => immediateUnlessAborted(db, () => releaseTx.immediate(holdId), signal),
-    sweepExpired: (userId) => db.exclusive(() => sweepTx.immediate(userId)),
+      immediateUnlessAborted(connection, () => captureTx.immediate(holdId, amount, ledgerId), signal),
+    release: (holdId, { signal } = {}) => immediateUnlessAborted(connection, () => releaseTx.immediate(holdId), signal),
+    sweepExpired: (userId) => connection.exclusive(() => sweepTx.immediate(userId)),
     // inside the open transaction better-sqlite3 runs it as a savepoint
     inTransaction: { sweepExpired: async (userId) => sweepTx(userId) },
   };

@@ -8,36 +8,35 @@
  */
 import { and, eq, gte, lte, sql } from "drizzle-orm";
 import type { ApplyOptions, BalanceChange, BatchOutcome, LedgerEntry, LedgerStatements } from "../database.js";
-import { errorCode } from "../driver-errors.js";
 import { ledgerEntryOf } from "../ledger-row.js";
-import type { SqliteDatabase } from "./database.js";
+import { immediateUnlessAborted, type SqliteConnection } from "./connection.js";
 import { tokenTransactions, users } from "./schema.js";
 
 const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
 
 /** The statements, and the same without the queue, for a transaction that already holds the connection. */
-export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
+export function sqliteLedger(connection: SqliteConnection): LedgerStatements & {
   readonly inTransaction: LedgerStatements;
   applyBatch(changes: readonly BalanceChange[]): Promise<BatchOutcome[]>;
 } {
   const amount = sql.placeholder("amount");
   const userId = sql.placeholder("userId");
   const now = sql.placeholder("now");
-  const deduct = db.orm
+  const deduct = connection.orm
     .update(users)
     .set({ tokenBalance: sql`${users.tokenBalance} - ${amount}`, updatedAt: sql`${now}` })
     // held tokens are not the deduct's to take (see ../holds.ts)
     .where(and(eq(users.id, userId), gte(sql`${users.tokenBalance} - ${users.heldTokens}`, amount)))
     .returning({ balance: users.tokenBalance })
     .prepare();
-  const credit = db.orm
+  const credit = connection.orm
     .update(users)
     .set({ tokenBalance: sql`${users.tokenBalance} + ${amount}`, updatedAt: sql`${now}` })
     .where(and(eq(users.id, userId), lte(users.tokenBalance, sql`${MAX_BALANCE} - ${amount}`)))
     .returning({ balance: users.tokenBalance })
     .prepare();
   // placeholders named after LedgerEntry's fields, so an entry binds as it is
-  const insert = db.orm
+  const insert = connection.orm
     .insert(tokenTransactions)
     .values({
       id: sql.placeholder("id"),
@@ -51,7 +50,7 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
       createdAt: sql.placeholder("createdAt"),
     })
     .prepare();
-  const byKey = db.orm
+  const byKey = connection.orm
     .select()
     .from(tokenTransactions)
     .where(eq(tokenTransactions.idempotencyKey, sql.placeholder("key")))
@@ -66,9 +65,9 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
     insert.run(entry as unknown as Record<string, unknown>);
     return entry;
   };
-  const applyInTransaction = db.client.transaction(applyChange);
+  const applyInTransaction = connection.client.transaction(applyChange);
 
-  const balanceOf = db.orm
+  const balanceOf = connection.orm
     .select({ balance: users.tokenBalance, heldTokens: users.heldTokens })
     .from(users)
     .where(eq(users.id, userId))
@@ -89,10 +88,10 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
   };
   // in its own savepoint (better-sqlite3 nests a transaction function as one), so that its failure
   // undoes only its own writes
-  const applyInBatch = db.client.transaction(judge);
+  const applyInBatch = connection.client.transaction(judge);
   // the usual batch: no change fails (a missing brief, a CHECK), so none needs a savepoint of its
   // own; the first that fails rolls the lot back, and the batch runs again with savepoints
-  const applyBatchOptimistically = db.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
+  const applyBatchOptimistically = connection.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
     changes.map((change) => {
       try {
         return judge(change);
@@ -101,7 +100,7 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
       }
     }),
   );
-  const applyBatchInTransaction = db.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
+  const applyBatchInTransaction = connection.client.transaction((changes: readonly BalanceChange[]): BatchOutcome[] =>
     changes.map((change) => {
       try {
         return applyInBatch(change);
@@ -114,7 +113,7 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
   const findByKey = async (key: string): Promise<LedgerEntry | undefined> => byKey.get({ key });
   /** One BEGIN IMMEDIATE … COMMIT (one fsync) for the lot; each change decided on its own inside. */
   const applyBatch = (changes: readonly BalanceChange[]): Promise<BatchOutcome[]> =>
-    db.exclusive(() => {
+    connection.exclusive(() => {
       const [alone] = changes;
       if (changes.length !== 1 || alone === undefined) {
         try {
@@ -135,45 +134,12 @@ export function sqliteLedger(db: SqliteDatabase): LedgerStatements & {
     });
   return {
     apply: (change: BalanceChange, { signal }: ApplyOptions = {}): Promise<LedgerEntry | undefined> =>
-      immediateUnlessAborted(db, () => applyInTransaction.immediate(change), signal),
+      immediateUnlessAborted(connection, () => applyInTransaction.immediate(change), signal),
     findByKey,
     applyBatch,
     // inside briefdb's open transaction better-sqlite3 runs this one as a savepoint
     inTransaction: { apply: async (change: BalanceChange) => applyInTransaction(change), findByKey },
   };
-}
-
-/**
- * Runs `write` (one synchronous IMMEDIATE transaction) on the connection. With a signal, the wait
- * for the write lock happens between attempts in JavaScript rather than inside SQLite's busy
- * handler, so that an abort is heard while waiting (it rejects with the signal's reason, nothing
- * changed); once BEGIN IMMEDIATE succeeds the transaction runs to COMMIT.
- */
-export async function immediateUnlessAborted<T>(db: SqliteDatabase, write: () => T, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return db.exclusive(write);
-  const deadline = Date.now() + db.lockTimeoutMs;
-  for (let pause = 1; ; pause = Math.min(2 * pause, 50)) {
-    signal.throwIfAborted();
-    try {
-      // a busy BEGIN IMMEDIATE changed nothing
-      return await db.exclusive(() => db.withoutBusyWait(write));
-    } catch (error) {
-      if (!errorCode(error)?.startsWith("SQLITE_BUSY") || Date.now() >= deadline) throw error;
-    }
-    await pauseUnlessAborted(pause, signal);
-  }
-}
-
-function pauseUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** A change of an optimistic batch failed on its own: the batch is rolled back and run with savepoints. */

@@ -1,5 +1,5 @@
 /**
- * Natural batching of token operations (issue 12): no timer. A change submitted while a batch may
+ * Natural batching of token operations: no timer. A change submitted while a batch may
  * still start goes at once (after the current microtask, so that changes submitted in the same
  * turn go together); changes submitted while every slot is busy queue, and everything queued goes
  * as the next batch when a slot frees, at most `limit` at a time, in submission order. The
@@ -13,13 +13,10 @@
  * under load the queue fills and batches grow. Generic over the change: deducts and credits (key:
  * the idempotency key), and on PostgreSQL holds and captures (key: the hold a capture names).
  */
-import type { BalanceChange, BatchOutcome, LedgerStatements } from "./database.js";
+import type { LedgerStatements } from "./database.js";
+import type { BalanceChange, BatchOutcome, FailedChange } from "./ledger-values.js";
 
-/** What every batched change may come to: its batch failed as a whole (or answered no outcome for it). */
-export interface FailedChange {
-  readonly kind: "failed";
-  readonly error: unknown;
-}
+export type { FailedChange } from "./ledger-values.js";
 
 /** Applies a batch: one outcome per change, in order. */
 export type ApplyChanges<C, O> = (changes: readonly C[]) => Promise<Array<O | FailedChange>>;
@@ -45,7 +42,7 @@ interface Queued<C, O> {
 }
 
 /** The batcher over changes of type C (deducts and credits; holds and captures), answering O. */
-export class LedgerBatcher<C, O> {
+export class ChangeBatcher<C, O> {
   private queue: Array<Queued<C, O>> = [];
   private inFlight = 0;
   private scheduled = false;
@@ -157,7 +154,7 @@ export function withBatching(
     readonly track?: (outcome: Promise<BatchOutcome>) => void;
   } = {},
 ): LedgerStatements {
-  const batcher = new LedgerBatcher(applyBatch, ledgerLanes, options.slots ?? 1);
+  const batcher = new ChangeBatcher(applyBatch, ledgerLanes, options.slots ?? 1);
   const { alone, track } = options;
   return {
     ...statements,
