@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { migrate, openDatabase, PG_CAPTURE_STATEMENT, PG_DEDUCT_STATEMENT, PG_HOLD_STATEMENT } from "briefdb";
+import { migrate, openDatabase } from "briefdb";
+import { PG_CAPTURE_STATEMENT, PG_DEDUCT_STATEMENT, PG_HOLD_STATEMENT } from "briefdb/internal/bench";
 import { createDatabase, startBenchPostgres } from "../harness/postgres.mjs";
 
 const USERS = 1000;
