@@ -1,4 +1,4 @@
-// Issue 13: the longest token-operation wait while `briefdb migrate` rebuilds the ledger's history
+// Performance target (docs/performance.md): the longest token-operation wait while `briefdb migrate` rebuilds the ledger's history
 // index (0001_ledger_history_order) on a 1,000,000-row ledger, online and --offline, same run.
 // The app: 4 connections crediting and deducting throughout. As written (--offline, the baseline)
 // they have no lock_timeout, so a blocked operation waits as long as the migration makes it;
@@ -37,7 +37,6 @@ export async function run() {
       const online = await migrateWhileBusy(url, app.url, [], TARGET_MS);
       // the same operations for as long, with no migration: how long one takes on this machine anyway
       const quiet = await busyFor(app.url, Number(online.migrateS) * 1000);
-      if (online.failures.length > 0) process.exitCode = 1;
       return [
         {
           name: `longest token-operation wait during migrate, ${fmt(rows)} ledger rows, ${CONNECTIONS} connections`,
@@ -45,9 +44,9 @@ export async function run() {
           baseline: `--offline ${offline.longestMs.toFixed(0)} ms (${fmt(offline.operations)} operations, ${offline.failures.length} failed; migrate ${offline.migrateS} s)`,
           extra: [
             `no migrate, same operations for as long: longest ${quiet.longestMs.toFixed(0)} ms (${fmt(quiet.operations)} operations) — the machine's own noise`,
-            `target: online, no lock wait past ${TARGET_MS} ms — ${online.failures.length === 0 ? "ok" : "MISSES TARGET"}`,
           ],
           ratio: offline.longestMs / online.longestMs,
+          checks: [{ text: `online: no lock wait past ${TARGET_MS} ms`, met: online.failures.length === 0 }],
         },
       ];
     } finally {

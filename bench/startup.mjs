@@ -1,4 +1,4 @@
-// Performance target (docs/architecture.md): start-up — `briefdb --version` ≤ 2× and `briefdb health` on SQLite ≤ 3× the time of
+// Performance target (docs/performance.md): start-up — `briefdb --version` ≤ 2× and `briefdb health` on SQLite ≤ 3× the time of
 // `node -e 0`, all timed in this one run (median of interleaved runs).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";

@@ -5,7 +5,8 @@
 import { randomUUID } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import postgres from "postgres";
-import { atomicTokenOperation, captureHold, holdTokens, openDatabase, parseTarget, PG_DEDUCT_STATEMENT } from "briefdb";
+import { atomicTokenOperation, captureHold, holdTokens, openDatabase, parseTarget } from "briefdb";
+import { PG_DEDUCT_STATEMENT } from "briefdb/internal/bench";
 
 /** @type {{ url: string, connections: number, seconds: number, users: number, hot: boolean, seed: number, driver: "briefdb" | "raw" | "holds" }} */
 const { url, connections, seconds, users, hot, seed, driver } = workerData;

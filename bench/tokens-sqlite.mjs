@@ -1,8 +1,8 @@
-// Performance target (docs/architecture.md): deduct on SQLite, in-process — briefdb's atomicTokenOperation against a raw
+// Performance target (docs/performance.md): deduct on SQLite, in-process — briefdb's atomicTokenOperation against a raw
 // better-sqlite3 loop doing the same UPDATE … RETURNING + ledger INSERT per IMMEDIATE transaction,
 // with the same pragmas, measured in this one run. Target: ratio ≥ 0.8.
-// Beside it, same run: hold + capture pairs (holdTokens, then captureHold of part of it) against
-// briefdb's own plain deduct. Target: a pair costs at most twice a deduct (ratio ≥ 0.5).
+// Beside it, same run: hold + capture pairs (holdTokens, then captureHold of part of it) against a
+// hand-written better-sqlite3 pair doing the same writes. Target: ratio ≥ 0.8.
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -212,15 +212,16 @@ export async function run() {
         ratio: libBest / rawBest,
         target: 0.8,
       });
+      const pairBest = Math.max(...pairs);
       results.push({
         name: `hold + capture pair, SQLite in-process, synchronous=${synchronous}`,
-        briefdb: `${Math.round(Math.max(...pairs))} pairs/s`,
-        baseline: `${Math.round(libBest)} ops/s (briefdb's plain deduct, above)`,
+        briefdb: `${Math.round(pairBest)} pairs/s`,
+        baseline: `${Math.round(rawPairBest)} pairs/s (the same writes, hand-written on better-sqlite3)`,
         extra: [
-          `raw       ${Math.round(rawPairBest)} pairs/s (the same writes, hand-written): a raw pair costs ${(rawBest / rawPairBest).toFixed(2)} raw deducts; briefdb's pair at ${(Math.max(...pairs) / rawPairBest).toFixed(2)}× the raw pair`,
+          `beside it: a raw pair costs ${(rawBest / rawPairBest).toFixed(2)} raw deducts; briefdb's pair is ${(pairBest / libBest).toFixed(2)}× briefdb's own deduct rate`,
         ],
-        ratio: Math.max(...pairs) / libBest,
-        target: 0.5,
+        ratio: pairBest / rawPairBest,
+        target: 0.8,
       });
     }
   } finally {

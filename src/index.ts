@@ -94,8 +94,6 @@ export type { ClearOptions, ClearResult, TableCounts, AppTable } from "./core/lo
 export type { SeedSizes, SeedScale } from "./core/local/seed-sizes.js";
 export { seedTables } from "./core/local/seed-rows.js";
 export type { SeedTableName, SeedTable } from "./core/local/seed-rows.js";
-export { PG_DEDUCT_STATEMENT } from "./db/pg/ledger.js";
-export { PG_CAPTURE_STATEMENT, PG_HOLD_STATEMENT } from "./db/pg/holds.js";
 
 /** The local-mode utilities under the app's name for them: seed and clear test data, on local targets only. */
 export const localModeOptimizations = { seedTestData, clearTestData } as const;
