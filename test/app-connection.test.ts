@@ -4,10 +4,11 @@ import Database from "better-sqlite3";
 import { eq } from "drizzle-orm";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { applyTokenOperation, atomicTokenOperation, createUser, getBalance, migrate, openDatabase, withTransaction } from "../src/index.js";
+import { applyTokenOperation, atomicTokenOperation, getBalance, migrate, openDatabase, withTransaction } from "../src/index.js";
 import * as pgSchema from "../src/schema/pg.js";
 import * as sqliteSchema from "../src/schema/sqlite.js";
 import { DIALECTS, freshDatabase } from "./support/databases.js";
+import { newUser } from "./support/setup.js";
 
 /** The app's own connection, as an app would open it. */
 async function appClient(dialect: (typeof DIALECTS)[number]) {
@@ -39,7 +40,7 @@ describe.each(DIALECTS)("%s: sharing the app's connection and schema", (dialect)
     const app = await appClient(dialect);
     const db = await openDatabase(app.client as postgres.Sql);
     await migrate(db);
-    await createUser(db, { id: "app-1", email: "app-1@example.test", name: "App", openingBalance: 40 });
+    await newUser(db, { id: "app-1", name: "App", balance: 40 });
     const [row] = await db.drizzle.select().from(schema.users).where(eq(schema.users.id, "app-1"));
     expect(row).toMatchObject({ id: "app-1", tokenBalance: 40 });
     await db.close();
@@ -50,7 +51,7 @@ describe.each(DIALECTS)("%s: sharing the app's connection and schema", (dialect)
     const app = await appClient(dialect);
     const db = await openDatabase(app.client as postgres.Sql);
     await migrate(db);
-    await createUser(db, { id: "author", email: "author@example.test", name: "Author", openingBalance: 10 });
+    await newUser(db, { id: "author", name: "Author", balance: 10 });
     await db.drizzle.insert(schema.models).values({ id: "m1", name: "Model", provider: "acme", slug: "model", createdAt: new Date() });
     const brief = (id: string) => ({
       id, slug: id, title: id, content: "…", userId: "author", modelId: "m1", createdAt: new Date(), updatedAt: new Date(),

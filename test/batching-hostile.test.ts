@@ -6,22 +6,22 @@
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { atomicTokenOperation, createUser, getBalance, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
+import { atomicTokenOperation, getBalance, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
 import { DIALECTS } from "./support/databases.js";
-import { migratedDatabase } from "./support/tables.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 
 describe.each(DIALECTS)("%s: batching under hostile use", (dialect) => {
   let url: string;
   let setup: BriefDatabase;
 
   beforeAll(async () => {
-    ({ url, db: setup } = await migratedDatabase(dialect));
+    ({ url, db: setup } = await initTest(dialect));
   });
-  afterAll(() => setup.close());
+  afterAll(() => destroyTest(setup));
 
   it("close() lets every change called before it finish, queued ones included", async () => {
     const user = `closing-${dialect}`;
-    await createUser(setup, { id: user, email: `${user}@example.test`, name: user, openingBalance: 0 });
+    await newUser(setup, { id: user, balance: 0 });
     // pool of 2 on PostgreSQL: one slot, so more calls than one batch takes leaves some queued
     const db = await openDatabase(url, { poolSize: 2 });
     const calls = Array.from({ length: 1200 }, (_, i) => atomicTokenOperation(db, user, "credit", 1, `c${i}`));
@@ -39,13 +39,13 @@ describe.each(DIALECTS)("%s: a batch with a repeated key and missing briefs", (d
   let setup: BriefDatabase;
 
   beforeAll(async () => {
-    ({ url, db: setup } = await migratedDatabase(dialect));
+    ({ url, db: setup } = await initTest(dialect));
   });
-  afterAll(() => setup.close());
+  afterAll(() => destroyTest(setup));
 
   it("answers each change as called: a missing brief only where the guard held, a refusal before it", async () => {
     const user = `briefless-${dialect}`;
-    await createUser(setup, { id: user, email: `${user}@example.test`, name: user, openingBalance: 3 });
+    await newUser(setup, { id: user, balance: 3 });
     // pool of 2 on PostgreSQL: one batch; the repeated key sends it down the pipelined path
     const db = await openDatabase(url, { poolSize: 2 });
     try {
@@ -83,13 +83,13 @@ describe("postgresql: a user's row locked elsewhere while its batch runs", () =>
   let setup: BriefDatabase;
 
   beforeAll(async () => {
-    ({ url, db: setup } = await migratedDatabase("postgresql"));
+    ({ url, db: setup } = await initTest("postgresql"));
   });
-  afterAll(() => setup.close());
+  afterAll(() => destroyTest(setup));
 
   it("once one of the user's changes gave up on the lock, its later ones in the batch give up with it instead of each waiting in turn", async () => {
     const [locked, free] = ["row-locked", "row-free"];
-    for (const id of [locked, free]) await createUser(setup, { id, email: `${id}@example.test`, name: id, openingBalance: 100 });
+    for (const id of [locked, free]) await newUser(setup, { id, balance: 100 });
     const holder = postgres(url, { max: 1, onnotice: () => {} });
     const reserved = await holder.reserve();
     const watcher = postgres(url, { max: 1, onnotice: () => {} });
@@ -137,7 +137,7 @@ describe("postgresql: a user's row locked elsewhere while its batch runs", () =>
 
   it("close() does not wait for ever on a batch stuck behind a lock that never frees (lockTimeoutMs 0)", async () => {
     const user = "never-freed";
-    await createUser(setup, { id: user, email: `${user}@example.test`, name: user, openingBalance: 100 });
+    await newUser(setup, { id: user, balance: 100 });
     const holder = postgres(url, { max: 1, onnotice: () => {} });
     const reserved = await holder.reserve();
     const watcher = postgres(url, { max: 1, onnotice: () => {} });

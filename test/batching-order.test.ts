@@ -8,38 +8,28 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   applyHold,
   atomicTokenOperation,
-  createUser,
   getBalance,
-  migrate,
   openDatabase,
   verifyLedger,
   withTransaction,
   type BriefDatabase,
 } from "../src/index.js";
-import { DIALECTS, freshDatabase, pgAdminUrl } from "./support/databases.js";
+import { DIALECTS, pgAdminUrl } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 
 describe.each(DIALECTS)("%s: batching keeps each user's order and its failures apart", (dialect) => {
   let url: string;
   let setup: BriefDatabase;
-  let n = 0;
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    setup = await openDatabase(url, { batch: false });
-    await migrate(setup);
+    ({ url, db: setup } = await initTest(dialect, { batch: false }));
   });
-  afterAll(() => setup.close());
-
-  async function user(balance: number): Promise<string> {
-    const id = `u${++n}`;
-    await createUser(setup, { id, email: `${id}@example.test`, name: id, openingBalance: balance });
-    return id;
-  }
+  afterAll(() => destroyTest(setup));
 
   it("a deduct refused while tokens are held is refused in call order, not applied after a later credit", async () => {
     const db = await openDatabase(url);
     try {
-      const id = await user(10);
+      const id = await newUser(setup, { balance: 10 });
       await applyHold(setup, id, 5, "in flight", { ttlSeconds: 3600 });
       // in call order: deduct 8 (available 5: refused), then credit 10
       const [deduct, credit] = await Promise.all([
@@ -58,7 +48,7 @@ describe.each(DIALECTS)("%s: batching keeps each user's order and its failures a
   it("an operation given { transaction } never joins a batch: it rolls back with its transaction", async () => {
     const db = await openDatabase(url);
     try {
-      const id = await user(100);
+      const id = await newUser(setup, { balance: 100 });
       const outside = Array.from({ length: 50 }, (_, i) => atomicTokenOperation(db, id, "deduct", 1, `outside ${i}`));
       const inside = withTransaction(db, async (tx) => {
         const result = await atomicTokenOperation(db, id, "deduct", 7, "inside", { transaction: tx });
@@ -78,7 +68,7 @@ describe.each(DIALECTS)("%s: batching keeps each user's order and its failures a
   it("batch: false applies each operation on its own and keeps every result", async () => {
     const db = await openDatabase(url, { batch: false });
     try {
-      const id = await user(30);
+      const id = await newUser(setup, { balance: 30 });
       const results = await Promise.all(Array.from({ length: 60 }, (_, i) => atomicTokenOperation(db, id, "deduct", 1, `op ${i}`)));
       expect(results.filter((r) => r.success).length).toBe(30);
       expect(results.filter((r) => !r.success).every((r) => !r.success && r.error.code === "INSUFFICIENT_BALANCE")).toBe(true);
@@ -94,7 +84,7 @@ describe.each(DIALECTS)("%s: batching keeps each user's order and its failures a
     const admin = postgres(pgAdminUrl(), { max: 1, onnotice: () => {} });
     const dbName = new URL(url).pathname.slice(1);
     try {
-      const ids = [await user(200), await user(200), await user(200)];
+      const ids = [await newUser(setup, { balance: 200 }), await newUser(setup, { balance: 200 }), await newUser(setup, { balance: 200 })];
       await atomicTokenOperation(db, ids[0] as string, "credit", 1, "warm");
       for (let round = 0; round < 6; round++) {
         const calls = Array.from({ length: 1500 }, (_, i) => ({
@@ -138,10 +128,10 @@ describe.each(DIALECTS)("%s: batching keeps each user's order and its failures a
     const db = await openDatabase(url, { poolSize: 4 });
     try {
       for (let round = 0; round < 8; round++) {
-        const a = await user(10);
-        let b = await user(10);
+        const a = await newUser(setup, { balance: 10 });
+        let b = await newUser(setup, { balance: 10 });
         // two users in different lanes (2 lanes over a pool of 4)
-        while (laneOf(a, 2) === laneOf(b, 2)) b = await user(10);
+        while (laneOf(a, 2) === laneOf(b, 2)) b = await newUser(setup, { balance: 10 });
         const key = (i: number) => `dl-${round}-${i}`;
         const calls: Array<{ id: string; op: "credit" | "deduct"; amount: number; key?: string }> = [];
         // the same keys in opposite orders in the two lanes: their transactions deadlock

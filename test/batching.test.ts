@@ -8,16 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   applyHold,
   atomicTokenOperation,
-  createUser,
   getBalance,
-  migrate,
   openDatabase,
   verifyLedger,
   type BriefDatabase,
   type TokenOperation,
 } from "../src/index.js";
 import { Random } from "../src/core/prng.js";
-import { DIALECTS, freshDatabase } from "./support/databases.js";
+import { DIALECTS } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -64,11 +63,9 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
   let round = 0;
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    setup = await openDatabase(url, { batch: false });
-    await migrate(setup);
+    ({ url, db: setup } = await initTest(dialect, { batch: false }));
   });
-  afterAll(() => setup.close());
+  afterAll(() => destroyTest(setup));
 
   /** Users with opening balances (one near the overflow bound), and `n` mixed calls on them. */
   async function scenario(n: number, seed: number) {
@@ -77,7 +74,7 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
     for (let i = 0; i < 12; i++) opening.set(`${prefix}-u${i}`, i * 7);
     opening.set(`${prefix}-rich`, MAX - 6);
     for (const [id, balance] of opening) {
-      await createUser(setup, { id, email: `${id}@example.test`, name: id, openingBalance: balance });
+      await newUser(setup, { id, balance: balance });
     }
     const ids = [...opening.keys(), `${prefix}-ghost`];
     const generator = new Random(seed); // seeded, so that a failure can be replayed
@@ -164,7 +161,7 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
     const db = await openDatabase(url);
     try {
       const user = `lone-${dialect}`;
-      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 100 });
+      await newUser(db, { id: user, balance: 100 });
       const results = await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
           atomicTokenOperation(db, user, "deduct", 1, `d${i}`, i % 10 === 5 ? { briefId: "no-such-brief" } : {}),
@@ -184,7 +181,7 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
     const db = await openDatabase(url);
     try {
       const user = `held-${dialect}`;
-      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 20 });
+      await newUser(db, { id: user, balance: 20 });
       await applyHold(db, user, 15, "in flight");
       const results = await Promise.all(Array.from({ length: 10 }, (_, i) => atomicTokenOperation(db, user, "deduct", 1, `d${i}`)));
       expect(results.map((r) => (r.success ? r.data.balance : r.error.code))).toEqual([
@@ -206,7 +203,7 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
     const db = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
     const locker = await openDatabase(url, { batch: false });
     const [locked, free] = [`${prefix}locked-${dialect}`, `${prefix}free-${dialect}`];
-    for (const id of [locked, free]) await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 10 });
+    for (const id of [locked, free]) await newUser(db, { id, balance: 10 });
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     let lockTaken: () => void = () => {};
@@ -258,7 +255,7 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
         [`${prefix}-rich`, MAX - 3],
       ]);
       for (const [id, balance] of opening) {
-        await createUser(setup, { id, email: `${id}@example.test`, name: id, openingBalance: balance });
+        await newUser(setup, { id, balance: balance });
       }
       const ids = [...opening.keys(), `${prefix}-ghost`];
       const generator = new Random(7 + round);
@@ -330,7 +327,7 @@ describe.each(DIALECTS)("%s: batched token operations", (dialect) => {
     const db = await openDatabase(url);
     try {
       const user = `keyed-${dialect}`;
-      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 10 });
+      await newUser(db, { id: user, balance: 10 });
       const [first, again, other] = await Promise.all([
         atomicTokenOperation(db, user, "deduct", 3, "a", { idempotencyKey: `k-${dialect}` }),
         atomicTokenOperation(db, user, "deduct", 3, "a", { idempotencyKey: `k-${dialect}` }),

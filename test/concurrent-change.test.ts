@@ -8,10 +8,11 @@
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { atomicTokenOperation, createUser, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
-import { DIALECTS, freshDatabase, spawnCli, type TestDialect } from "./support/databases.js";
+import { atomicTokenOperation, openDatabase, type BriefDatabase } from "../src/index.js";
+import { DIALECTS, spawnCli, type TestDialect } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 import { ended, openHolder, untilWaiting } from "./support/locks.js";
-import { timestampLiteral, migratedDatabase } from "./support/tables.js";
+import { timestampLiteral } from "./support/tables.js";
 
 function literal(dialect: TestDialect): string {
   return (timestampLiteral(dialect) as unknown as { queryChunks: Array<{ value: string[] }> }).queryChunks[0]!.value[0]!;
@@ -22,14 +23,14 @@ describe.each(DIALECTS)("%s: a user deleted and inserted again while a deduct wa
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    ({ url, db } = await migratedDatabase(dialect));
+    ({ url, db } = await initTest(dialect));
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   it("the deduct applies to the new row instead of being refused on it", async () => {
     const user = "reseeded";
     // enough for the deduct's condition on the old row, so that it waits for that row's lock
-    await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 5 });
+    await newUser(db, { id: user, balance: 5 });
     const at = literal(dialect);
     const holder = await openHolder(dialect, url);
     // a re-seed: the user and its ledger removed and written again, with 100 tokens this time
@@ -61,9 +62,8 @@ describe("postgresql: default_transaction_isolation = serializable", () => {
   let url: string;
 
   beforeAll(async () => {
-    url = await freshDatabase("postgresql");
-    const setup = await openDatabase(url);
-    await migrate(setup);
+    let setup: BriefDatabase;
+    ({ url, db: setup } = await initTest("postgresql"));
     const name = new URL(url).pathname.slice(1);
     await setup.exec(`ALTER DATABASE ${name} SET default_transaction_isolation = serializable`);
     await setup.close();
@@ -78,7 +78,7 @@ describe("postgresql: default_transaction_isolation = serializable", () => {
     const user = `serial-${batch}`;
     const db = await openDatabase(url, { poolSize: 6, batch });
     try {
-      await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 100 });
+      await newUser(db, { id: user, balance: 100 });
       const [isolation] = await db.all<{ level: string }>(sql`SELECT current_setting('transaction_isolation') AS level`);
       expect(isolation?.level).toBe("serializable");
       // the deducts queue behind a lock that changes the row, so each of them meets a concurrent update
@@ -116,7 +116,7 @@ describe("postgresql: default_transaction_isolation = serializable", () => {
   it("lone batched deducts of two processes on one user all succeed: a batch's own statement retries 40001 too", async () => {
     const user = "serial-two-apps";
     const setup = await openDatabase(url, { batch: false });
-    await createUser(setup, { id: user, email: `${user}@example.test`, name: user, openingBalance: 1000 });
+    await newUser(setup, { id: user, balance: 1000 });
     await setup.close();
     // two app servers, each calling one deduct at a time: each batch is a change alone, on its own statement
     const apps = [await openDatabase(url), await openDatabase(url)];

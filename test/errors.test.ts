@@ -2,17 +2,17 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli.js";
 import { toBriefdbError } from "../src/core/failures.js";
-import { BriefdbError, migrate, openDatabase, withTransaction, type BriefDatabase } from "../src/index.js";
-import { DIALECTS, freshDatabase } from "./support/databases.js";
+import { BriefdbError, withTransaction, type BriefDatabase } from "../src/index.js";
+import { DIALECTS } from "./support/databases.js";
+import { destroyTest, initTest } from "./support/setup.js";
 
 describe.each(DIALECTS)("%s: one error path", (dialect) => {
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    db = await openDatabase(await freshDatabase(dialect));
-    await migrate(db);
+    ({ db } = await initTest(dialect));
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   it("a driver's error stays the database's: DB_ERROR with the driver's words, its cause kept", async () => {
     const caught = await db.all(sql`SELECT no_such_function_here()`).catch((error: unknown) => error);

@@ -9,9 +9,9 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createUser, holdTokens, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
-import { migratedDatabase } from "./support/tables.js";
-import { DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+import { holdTokens, type BriefDatabase } from "../src/index.js";
+import { DIALECTS, spawnCli } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 import { ended, openHolder, untilNoStatements, untilWaiting } from "./support/locks.js";
 
 describe.each(DIALECTS)("%s: a signal while a hold write waits on a lock", (dialect) => {
@@ -19,9 +19,9 @@ describe.each(DIALECTS)("%s: a signal while a hold write waits on a lock", (dial
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    ({ url, db } = await migratedDatabase(dialect));
+    ({ url, db } = await initTest(dialect));
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   const state = async (user: string) => {
     const [row] = await db.all<{ b: number | string; h: number | string; n: number | string; active: number | string }>(sql`
@@ -38,7 +38,7 @@ describe.each(DIALECTS)("%s: a signal while a hold write waits on a lock", (dial
     ["release", "SIGINT", 130],
   ] as const)("%s, %s: cancelled, exit %i, one line, and nothing applies once the lock is let go", async (write, signal, status) => {
     const user = `waiter-${write}`;
-    await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 10 });
+    await newUser(db, { id: user, balance: 10 });
     let args: string[];
     let lock: string;
     if (write === "hold") {
@@ -81,12 +81,10 @@ describe("postgresql: a hold write whose connection breaks while it waits", () =
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    url = await freshDatabase("postgresql");
-    db = await openDatabase(url);
-    await migrate(db);
-    await createUser(db, { id: "cut", email: "cut@example.test", name: "cut", openingBalance: 10 });
+    ({ url, db } = await initTest("postgresql"));
+    await newUser(db, { id: "cut", balance: 10 });
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   it.each(["hold", "capture"] as const)("%s: OUTCOME_UNKNOWN (exit 4) with how to repeat it safely, never 'cannot reach'", async (write) => {
     const placed = await holdTokens(db, "cut", 2, "to settle");

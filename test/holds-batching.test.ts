@@ -7,17 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   atomicTokenOperation,
   captureHold,
-  createUser,
   getAvailableBalance,
   holdTokens,
-  migrate,
   openDatabase,
   releaseHold,
   verifyLedger,
   type BriefDatabase,
 } from "../src/index.js";
 import { Random } from "../src/core/prng.js";
-import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
+import { cli, DIALECTS } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 import { untilExpired } from "./support/holds.js";
 
 const UNKNOWN_HOLD = "hold_01a21367-ad82-709f-b965-c2bf16d38469";
@@ -92,10 +91,9 @@ async function runMix(db: BriefDatabase, rounds: Call[][], expiredHold: string, 
   return answers;
 }
 
-/** Users, each with a hold that has expired (and been released), on a fresh database; that hold's id. */
+/** Users, each with a hold that has expired (and been released), on a fresh migrated database; that hold's id. */
 async function prepareMix(db: BriefDatabase): Promise<string> {
-  await migrate(db);
-  for (const id of USERS) await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 1000 });
+  for (const id of USERS) await newUser(db, { id, balance: 1000 });
   const expired = await holdTokens(db, "mix-a", 10, "soon gone", { ttlSeconds: 1 });
   if (!expired.success) throw expired.error;
   await untilExpired(db, "mix-a");
@@ -118,26 +116,17 @@ async function stateOf(db: BriefDatabase) {
 describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
   let url: string;
   let db: BriefDatabase;
-  let userCount = 0;
-  const newUser = async (openingBalance: number) => {
-    const id = `burst-${String(++userCount).padStart(4, "0")}`; // ids in creation order (a test locks the later one)
-    await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance });
-    return id;
-  };
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await initTest(dialect));
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   it("a seeded mix of holds and captures made at once answers, and leaves, exactly what the same calls one by one do", async () => {
     const rounds = planMix(11);
-    const batchedUrl = await freshDatabase(dialect);
     // a pool of two: one batch in flight at a time, so the calls of a round queue into big batches of both kinds
-    const batched = await openDatabase(batchedUrl, { poolSize: 2 });
-    const oneByOne = await openDatabase(await freshDatabase(dialect), { batch: false });
+    const { url: batchedUrl, db: batched } = await initTest(dialect, { poolSize: 2 });
+    const { db: oneByOne } = await initTest(dialect, { batch: false });
     try {
       const [expiredA, expiredB] = await Promise.all([prepareMix(batched), prepareMix(oneByOne)]);
       const expected = await runMix(oneByOne, rounds, expiredB, false);
@@ -159,7 +148,7 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
   });
 
   it("200 hold + capture pairs at once on one user: every pair applies once and the balance reconciles", async () => {
-    const user = await newUser(2000);
+    const user = await newUser(db, { balance: 2000 });
     const random = new Random(200);
     const charges = Array.from({ length: 200 }, () => random.int(1, 10));
     const results = await Promise.all(
@@ -182,7 +171,7 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
   });
 
   it("a hold placed by another process is captured, beside captures of holds placed here", async () => {
-    const user = await newUser(100);
+    const user = await newUser(db, { balance: 100 });
     const elsewhere = await cli(["tokens", "hold", user, "30", "--db", url, "--json"]);
     expect(elsewhere.code, elsewhere.stderr).toBe(0);
     const here = await Promise.all([1, 2, 3].map(() => holdTokens(db, user, 10, "here")));
@@ -197,7 +186,7 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
     const second = await openDatabase(url, { poolSize: 4 });
     const first = await openDatabase(url, { poolSize: 4 });
     try {
-      const users = [await newUser(5000), await newUser(5000), await newUser(5000)];
+      const users = [await newUser(db, { balance: 5000 }), await newUser(db, { balance: 5000 }), await newUser(db, { balance: 5000 })];
       const random = new Random(7);
       const captured: Array<{ holdId: string; charged: number }> = [];
       const wave = async (on: BriefDatabase, round: number) => {
@@ -236,9 +225,9 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
     }
   });
 
-  it.skipIf(dialect === "sqlite")("close() waits for the batched holds and captures already called", async () => {
+  it.runIf(dialect === "postgresql")("close() waits for the batched holds and captures already called", async () => {
     const other = await openDatabase(url, { poolSize: 2 });
-    const user = await newUser(1000);
+    const user = await newUser(db, { balance: 1000 });
     const placed = await Promise.all(Array.from({ length: 50 }, () => holdTokens(other, user, 10, "closing")));
     const captures = placed.map((r) => captureHold(other, r.success ? r.data.holdId : UNKNOWN_HOLD, 4));
     const holds = Array.from({ length: 50 }, () => holdTokens(other, user, 1, "closing"));
@@ -250,7 +239,7 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
   });
   /** Two users, each with two holds placed by `on` (so their captures batch), and a transaction of `db` holding the first user's row until released. */
   const blockedSetUp = async (on: BriefDatabase, blockSecond = false) => {
-    const [a, b] = [await newUser(100), await newUser(100)];
+    const [a, b] = [await newUser(db, { balance: 100 }), await newUser(db, { balance: 100 })];
     const holdIds: Record<string, string[]> = { [a]: [], [b]: [] };
     for (const user of [a, b, a, b]) {
       const placed = await holdTokens(on, user, 10, "before");
@@ -283,7 +272,7 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
   };
   const codes = (results: ReadonlyArray<{ success: boolean; error?: { code: string } }>) => results.map((r) => (r.success ? "ok" : r.error?.code));
 
-  it.skipIf(dialect === "sqlite")("a batch that waits too long for one user's row: that user's holds and captures give up (LOCK_TIMEOUT), the other's apply", async () => {
+  it.runIf(dialect === "postgresql")("a batch that waits too long for one user's row: that user's holds and captures give up (LOCK_TIMEOUT), the other's apply", async () => {
     const other = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
     try {
       const { a, b, calls, unblock } = await blockedSetUp(other);
@@ -299,7 +288,7 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
     }
   });
 
-  it.skipIf(dialect === "sqlite")("captures batched over two users, the later one's row changed by another transaction meanwhile: every capture charges its user and writes its ledger row", async () => {
+  it.runIf(dialect === "postgresql")("captures batched over two users, the later one's row changed by another transaction meanwhile: every capture charges its user and writes its ledger row", async () => {
     // the user locked is the later one in id order: the batch has changed the first user's row
     // when it waits for it (the captures' user update once skipped that row: captured holds, no charge)
     const other = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 0 });
@@ -328,10 +317,10 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
     }
   });
 
-  it.skipIf(dialect === "sqlite")("a batch that waits too long for a hold row locked elsewhere: only the capture of that hold gives up, the user's other calls apply", async () => {
+  it.runIf(dialect === "postgresql")("a batch that waits too long for a hold row locked elsewhere: only the capture of that hold gives up, the user's other calls apply", async () => {
     const other = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 300 });
     try {
-      const user = await newUser(100);
+      const user = await newUser(db, { balance: 100 });
       const ids: string[] = [];
       for (let n = 0; n < 2; n++) {
         const placed = await holdTokens(other, user, 10, "before");
@@ -365,7 +354,7 @@ describe.each(DIALECTS)("%s: holds and captures at once", (dialect) => {
     }
   });
 
-  it.skipIf(dialect === "sqlite")("a batch whose connection is lost: every hold and capture in it is OUTCOME_UNKNOWN", async () => {
+  it.runIf(dialect === "postgresql")("a batch whose connection is lost: every hold and capture in it is OUTCOME_UNKNOWN", async () => {
     const other = await openDatabase(url, { poolSize: 2, lockTimeoutMs: 0 });
     try {
       const { a, b, calls, unblock } = await blockedSetUp(other);

@@ -6,9 +6,9 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createUser, type BriefDatabase } from "../src/index.js";
-import { migratedDatabase } from "./support/tables.js";
+import { type BriefDatabase } from "../src/index.js";
 import { DIALECTS, spawnCli } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 import { ended, openHolder, untilNoStatements, untilWaiting } from "./support/locks.js";
 
 describe.each(DIALECTS)("%s: a signal while a deduct waits on a lock", (dialect) => {
@@ -16,9 +16,9 @@ describe.each(DIALECTS)("%s: a signal while a deduct waits on a lock", (dialect)
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    ({ url, db } = await migratedDatabase(dialect));
+    ({ url, db } = await initTest(dialect));
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   const ledgerRows = async (user: string) => {
     const [row] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM token_transactions WHERE user_id = ${user}`);
@@ -37,7 +37,7 @@ describe.each(DIALECTS)("%s: a signal while a deduct waits on a lock", (dialect)
     ["SIGHUP", 129, true],
   ] as const)("%s: cancelled, exit %i, one line, and the deduct never applies", async (signal, status, json) => {
     const user = `waiter-${signal}`;
-    await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 10 });
+    await newUser(db, { id: user, balance: 10 });
     const holder = await openHolder(dialect, url);
     if (dialect === "postgresql") await holder.run(`SELECT 1 FROM users WHERE id = '${user}' FOR UPDATE`);
     const child = spawnCli(["tokens", "deduct", user, "3", "--db", url, ...(json ? ["--json"] : [])]);

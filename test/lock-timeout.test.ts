@@ -5,19 +5,14 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { atomicTokenOperation, createUser, migrate, openDatabase, type BriefDatabase } from "../src/index.js";
-import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
+import { atomicTokenOperation, openDatabase, type BriefDatabase } from "../src/index.js";
+import { cli, DIALECTS } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 import { openHolder } from "./support/locks.js";
 
 describe.each(DIALECTS)("%s: a lock held elsewhere", (dialect) => {
   let url: string;
   let db: BriefDatabase;
-  let users = 0;
-  const newUser = async () => {
-    const id = `locked-${++users}`;
-    await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance: 10 });
-    return id;
-  };
   const state = async (user: string) => {
     const [row] = await db.all<{ b: number | string; n: number | string }>(
       sql`SELECT token_balance AS b, (SELECT count(*) FROM token_transactions WHERE user_id = ${user}) AS n FROM users WHERE id = ${user}`,
@@ -31,14 +26,12 @@ describe.each(DIALECTS)("%s: a lock held elsewhere", (dialect) => {
   };
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await initTest(dialect));
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   it("the CLI gives up after --lock-timeout: LOCK_TIMEOUT, exit 1, a hint, nothing changed", async () => {
-    const user = await newUser();
+    const user = await newUser(db, { balance: 10 });
     const holder = await holdLock(user);
     try {
       const result = await cli(["tokens", "deduct", user, "3", "--lock-timeout", "300", "--db", url, "--json"]);
@@ -52,7 +45,7 @@ describe.each(DIALECTS)("%s: a lock held elsewhere", (dialect) => {
   });
 
   it("the library's lockTimeoutMs does the same", async () => {
-    const user = await newUser();
+    const user = await newUser(db, { balance: 10 });
     const holder = await holdLock(user);
     const short = await openDatabase(url, { lockTimeoutMs: 200 });
     try {

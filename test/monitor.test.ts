@@ -2,7 +2,6 @@ import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   flushQueryLog,
-  migrate,
   monitorQuery,
   openDatabase,
   slowQueryReport,
@@ -10,6 +9,7 @@ import {
   type SlowQueryAggregate,
 } from "../src/index.js";
 import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
+import { destroyTest, initTest } from "./support/setup.js";
 
 /**
  * A unit of work that takes exactly `ms` on the clock monitorQuery reads. That clock
@@ -31,13 +31,11 @@ describe.each(DIALECTS)("%s: monitorQuery", (dialect) => {
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await initTest(dialect));
   });
   afterAll(async () => {
     await flushQueryLog();
-    await db.close();
+    await destroyTest(db);
   });
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ["hrtime"] }); // timers, Date and I/O stay real

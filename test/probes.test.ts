@@ -4,7 +4,6 @@ import {
   briefBySlug,
   briefReviews,
   flushQueryLog,
-  migrate,
   openDatabase,
   publishedBriefsByDate,
   publishedBriefsByViews,
@@ -13,7 +12,8 @@ import {
   type BriefDatabase,
 } from "../src/index.js";
 import { expected, fillListingData } from "../harness/bulk-data.mjs";
-import { cli, DIALECTS, freshDatabase, pgAdminUrl, type TestDialect } from "./support/databases.js";
+import { cli, DIALECTS, pgAdminUrl, type TestDialect } from "./support/databases.js";
+import { destroyTest, initTest } from "./support/setup.js";
 
 const SIZES = { users: 500, briefs: 5000, reviews: 5000, transactions: 5000 };
 const INTENDED = {
@@ -34,9 +34,7 @@ const TABLE = {
 };
 
 async function filledDatabase(dialect: TestDialect, sizes: typeof SIZES): Promise<{ url: string; db: BriefDatabase }> {
-  const url = await freshDatabase(dialect);
-  const db = await openDatabase(url);
-  await migrate(db);
+  const { url, db } = await initTest(dialect);
   await fillListingData(db, sizes);
   await db.exec("ANALYZE"); // what autovacuum would have done by now on a live PostgreSQL
   return { url, db };
@@ -240,10 +238,8 @@ describe.each(DIALECTS)("%s: canonical listings and --probe", (dialect) => {
   }
 
   it("--probe on a migrated, empty database still shows every plan, with no parameters", async () => {
-    const empty = await freshDatabase(dialect);
-    const emptyDb = await openDatabase(empty);
-    await migrate(emptyDb);
-    await emptyDb.close();
+    const { url: empty, db: emptyDb } = await initTest(dialect);
+    await destroyTest(emptyDb);
     const probes = await probe(empty);
     expect(probes.map((p) => [p.name, p.parameter, p.rows])).toEqual(Object.keys(INTENDED).map((name) => [name, null, 0]));
     for (const p of probes) expect(p.plan.length).toBeGreaterThan(0);

@@ -1,35 +1,28 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createUser, getBalance, holdTokens, migrate, openDatabase, verifyLedger, type BriefDatabase } from "../src/index.js";
+import { getBalance, holdTokens, verifyLedger, type BriefDatabase } from "../src/index.js";
 import { startDeductApp, type DeductApp } from "./support/deduct-app.js";
-import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+import { cli, DIALECTS, spawnCli } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 
 describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dialect) => {
   let url: string;
   let db: BriefDatabase;
   let app: DeductApp;
-  let users = 0;
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await initTest(dialect));
     app = await startDeductApp(db); // the app holds its own connection, as a real one would
   });
   afterAll(async () => {
     await app?.close();
-    await db?.close();
+    await destroyTest(db);
   });
 
-  const newUser = async (openingBalance = 0) => {
-    const id = `app-user-${++users}`;
-    await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance });
-    return id;
-  };
   const race = (path: string, user: string, ...extra: string[]) =>
     cli(["race-test", "--url", `${app.url}${path}`, "--user", user, "--header", "x-user: {{user}}", "--db", url, "--json", ...extra]);
 
   it("an endpoint on atomicTokenOperation holds every invariant: exit 0", async () => {
-    const user = await newUser();
+    const user = await newUser(db);
     const result = await race("/atomic/deduct", user, "--balance", "20", "--n", "40", "--concurrency", "8");
     expect(result.code, result.stderr).toBe(0);
     expect(result.json).toMatchObject({
@@ -55,7 +48,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
   });
 
   it("a user with an active hold is refused before any request (exit 2): a hold expiring mid-race would move the opening balance", async () => {
-    const user = await newUser(30);
+    const user = await newUser(db, { balance: 30 });
     expect((await holdTokens(db, user, 10, "in flight")).success).toBe(true);
     const sentBefore = app.received.get("/atomic/deduct") ?? 0;
     const result = await race("/atomic/deduct", user, "--balance", "20", "--n", "5");
@@ -66,7 +59,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
   });
 
   it("the read-check-write endpoint is caught: exit 1, INVARIANT_VIOLATED, the table says which", async () => {
-    const user = await newUser();
+    const user = await newUser(db);
     const result = await race("/naive/deduct", user, "--balance", "20", "--n", "80", "--concurrency", "8");
     expect(result.code, result.stderr).toBe(1);
     expect(result.json).toMatchObject({ ok: false, error: { code: "INVARIANT_VIOLATED" } });
@@ -76,7 +69,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
   });
 
   it("5xx answers break 'no 5xx and no transport errors'", async () => {
-    const user = await newUser(5);
+    const user = await newUser(db, { balance: 5 });
     const result = await race("/broken/deduct", user, "--n", "4");
     expect(result.code).toBe(1);
     expect(result.json).toMatchObject({ errors: 4, successes: 0, initialBalance: 5, finalBalance: 5, statuses: { "500": 4 } });
@@ -86,7 +79,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
   });
 
   it("--balance lowers a balance through a deduct row, and --amount and {{i}} fill the template", async () => {
-    const user = await newUser(100);
+    const user = await newUser(db, { balance: 100 });
     const result = await race("/atomic/deduct?request=r-{{i}}", user, "--balance", "10", "--amount", "3", "--n", "5", "--body", '{"amount":{{amount}},"who":"{{user}}"}');
     expect(result.code, result.stderr).toBe(0);
     expect(result.json).toMatchObject({ initialBalance: 10, successes: 3, rejected: 2, finalBalance: 1 });
@@ -102,8 +95,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
   });
 
   it("a body that is not JSON once the user is filled in is exit 2 before any request or change", async () => {
-    const user = `quote"user-${++users}`;
-    await createUser(db, { id: user, email: `q${users}@example.test`, name: "q", openingBalance: 7 });
+    const user = await newUser(db, { id: 'quote"user', email: "q@example.test", name: "q", balance: 7 });
     const before = app.received.get("/atomic/deduct") ?? 0;
     const result = await race("/atomic/deduct", user, "--balance", "20", "--n", "3", "--body", '{"amount":{{amount}},"who":"{{user}}"}');
     expect(result.code, result.stderr).toBe(2);
@@ -114,7 +106,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
   });
 
   it("a user and password in the URL go as Basic auth (fetch refuses them in the URL), never shown", async () => {
-    const user = await newUser();
+    const user = await newUser(db);
     const withCredentials = app.url.replace("http://", "http://app:s3cret@");
     const result = await cli(["race-test", "--url", `${withCredentials}/auth/deduct`, "--user", user, "--header", "x-user: {{user}}", "--balance", "3", "--n", "5", "--db", url, "--json"]);
     expect(result.code, result.stderr).toBe(0);
@@ -124,7 +116,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
   });
 
   it("an answer with an endless body is judged by its status, not read forever", async () => {
-    const user = await newUser();
+    const user = await newUser(db);
     const result = await race("/endless/deduct", user, "--balance", "2", "--n", "4", "--timeout", "600000");
     expect(result.code, result.stderr).toBe(0);
     expect(result.json).toMatchObject({ successes: 2, rejected: 2, errors: 0, finalBalance: 0 });
@@ -132,7 +124,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
 
   if (dialect === "sqlite") {
     it("SIGTERM stops sending as Ctrl-C does: exit 143 (SIGTERM's), the requests cut short sent but not answered", async () => {
-      const user = await newUser(10);
+      const user = await newUser(db, { balance: 10 });
       const before = app.received.get("/hang") ?? 0;
       const child = spawnCli(["race-test", "--url", `${app.url}/hang`, "--user", user, "--n", "50", "--concurrency", "4", "--db", url, "--json"]);
       let stdout = "";
@@ -146,7 +138,7 @@ describe.each(DIALECTS)("%s: race-test --url races the app's own endpoint", (dia
     });
 
     it("Ctrl-C stops sending: exit 130 with a report of what was sent", async () => {
-      const user = await newUser(10);
+      const user = await newUser(db, { balance: 10 });
       const before = app.received.get("/hang") ?? 0;
       const child = spawnCli(["race-test", "--url", `${app.url}/hang`, "--user", user, "--n", "50", "--concurrency", "4", "--db", url, "--json"]);
       let stdout = "";

@@ -1,24 +1,18 @@
 import { writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { migrate, openDatabase, slowQueryReport, type BriefDatabase } from "../src/index.js";
+import { slowQueryReport } from "../src/index.js";
 import { fillQueryLog } from "../harness/bulk-data.mjs";
 import { pastMoment } from "../src/commands/parse.js";
-import { cli, DIALECTS, freshDatabase, type TestDialect } from "./support/databases.js";
+import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
+import { initTest } from "./support/setup.js";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 
-async function migratedDatabase(dialect: TestDialect): Promise<{ url: string; db: BriefDatabase }> {
-  const url = await freshDatabase(dialect);
-  const db = await openDatabase(url);
-  await migrate(db);
-  return { url, db };
-}
-
 describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
   it("an empty query log says nothing was recorded and exits 0", async () => {
-    const { url, db } = await migratedDatabase(dialect);
+    const { url, db } = await initTest(dialect);
     await db.close();
     const human = await cli(["slow-queries", "--db", url]);
     expect(human.code).toBe(0);
@@ -43,7 +37,7 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
   });
 
   it("aggregates thousands of samples per name with exact nearest-rank percentiles, slowest p95 first", async () => {
-    const { url, db } = await migratedDatabase(dialect);
+    const { url, db } = await initTest(dialect);
     const atMs = Date.UTC(2025, 5, 1);
     try {
       await fillQueryLog(db, { name: "briefs.search", count: 4000, firstMs: 1, atMs, failedEvery: 10 });
@@ -74,7 +68,7 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
   });
 
   it("--since keeps only the samples recorded since then", async () => {
-    const { url, db } = await migratedDatabase(dialect);
+    const { url, db } = await initTest(dialect);
     const now = Date.now();
     try {
       await fillQueryLog(db, { name: "old.listing", count: 3, firstMs: 900, atMs: now - 10 * DAY_MS });
@@ -105,7 +99,7 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
   });
 
   it("refuses a bad --since, --limit or --runs with exit 2 and one error line", async () => {
-    const { url, db } = await migratedDatabase(dialect);
+    const { url, db } = await initTest(dialect);
     await db.close();
     const tomorrow = new Date(Date.now() + DAY_MS).toISOString().slice(0, 10);
     const cases: Array<[string[], RegExp]> = [
@@ -131,7 +125,7 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
 
   if (dialect === "postgresql") {
     it("shows pg_stat_statements when the extension is there, and a one-line hint when it is not", async () => {
-      const { url, db } = await migratedDatabase(dialect);
+      const { url, db } = await initTest(dialect);
       try {
         const without = await cli(["slow-queries", "--db", url, "--json"]);
         expect(without.json?.statements).toEqual({
@@ -163,7 +157,7 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
     });
   } else {
     it("SQLite keeps no statement statistics: no section, no hint", async () => {
-      const { url, db } = await migratedDatabase(dialect);
+      const { url, db } = await initTest(dialect);
       await db.close();
       const result = await cli(["slow-queries", "--db", url, "--json"]);
       expect(result.json?.statements).toBeNull();

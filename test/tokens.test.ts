@@ -2,36 +2,26 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   atomicTokenOperation,
-  createUser,
   getBalance,
   getHistory,
   holdTokens,
-  migrate,
-  openDatabase,
   verifyLedger,
   type BriefDatabase,
 } from "../src/index.js";
-import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+import { cli, DIALECTS, spawnCli } from "./support/databases.js";
+import { destroyTest, initTest, newUser } from "./support/setup.js";
 
 describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   let url: string;
   let db: BriefDatabase;
-  let userCount = 0;
-  const newUser = async (openingBalance: number) => {
-    const id = `user-${++userCount}`;
-    await createUser(db, { id, email: `${id}@example.test`, name: id, openingBalance });
-    return id;
-  };
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await initTest(dialect));
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   it("deducts and credits with a ledger row each, and the balance equals the ledger", async () => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     const deducted = await atomicTokenOperation(db, user, "deduct", 3, "brief generation");
     expect(deducted).toMatchObject({ success: true, data: { userId: user, operation: "deduct", amount: 3, balance: 7, replayed: false } });
     const credited = await atomicTokenOperation(db, user, "credit", 5, "top-up");
@@ -47,7 +37,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("refuses an overdraw with INSUFFICIENT_BALANCE and changes nothing", async () => {
-    const user = await newUser(4);
+    const user = await newUser(db, { balance: 4 });
     const result = await atomicTokenOperation(db, user, "deduct", 5, "too much");
     expect(result.success).toBe(false);
     if (!result.success) expect(result.error.code).toBe("INSUFFICIENT_BALANCE");
@@ -56,7 +46,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("a NUL character in stored text is USAGE and changes nothing, for deducts, credits and holds alike", async () => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     const codeOf = (result: { success: boolean; error?: { code: string } }) => (result.success ? "ok" : result.error?.code);
     expect(codeOf(await atomicTokenOperation(db, user, "deduct", 1, "bad\u0000reason"))).toBe("USAGE");
     expect(codeOf(await atomicTokenOperation(db, user, "credit", 1, "ok", { idempotencyKey: "k\u0000" }))).toBe("USAGE");
@@ -68,7 +58,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("an idempotency key or brief id that is not text (JavaScript callers) is USAGE and changes nothing; null means none", async () => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     const codeOf = (result: { success: boolean; error?: { code: string } }) => (result.success ? "ok" : result.error?.code);
     const notText = [42, { key: "k" }, ["k"]] as unknown as string[];
     for (const value of notText) {
@@ -91,7 +81,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("refuses a credit past 2^53−1 with BALANCE_OVERFLOW", async () => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     const result = await atomicTokenOperation(db, user, "credit", Number.MAX_SAFE_INTEGER - 5, "x");
     expect(!result.success && result.error.code).toBe("BALANCE_OVERFLOW");
     const fits = await atomicTokenOperation(db, user, "credit", Number.MAX_SAFE_INTEGER - 10, "x");
@@ -99,7 +89,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("a repeated idempotency key returns the first result; the same key for anything else is refused", async () => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     const first = await atomicTokenOperation(db, user, "deduct", 2, "x", { idempotencyKey: `k-${dialect}-1` });
     const again = await atomicTokenOperation(db, user, "deduct", 2, "x", { idempotencyKey: `k-${dialect}-1` });
     expect(first.success && again.success).toBe(true);
@@ -114,7 +104,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("refuses invalid amounts in the library", async () => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     for (const amount of [0, -5, 1.5, Number.NaN, Number.MAX_SAFE_INTEGER + 1]) {
       const result = await atomicTokenOperation(db, user, "deduct", amount, "x");
       expect(!result.success && result.error.code).toBe("INVALID_AMOUNT");
@@ -123,7 +113,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("a CHECK violation surfaces as a code, not a crash", async () => {
-    const user = await newUser(1);
+    const user = await newUser(db, { balance: 1 });
     const result = await atomicTokenOperation(db, user, "deduct", 1, "x", { briefId: "no-such-brief" });
     expect(!result.success && result.error.code).toBe("BRIEF_NOT_FOUND");
     await expect(db.run(sql`UPDATE users SET token_balance = -1 WHERE id = ${user}`)).rejects.toThrow();
@@ -131,7 +121,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("tokens verify finds drift and exits 1 with INVARIANT_VIOLATED", async () => {
-    const user = await newUser(5);
+    const user = await newUser(db, { balance: 5 });
     await db.run(sql`UPDATE users SET token_balance = 6 WHERE id = ${user}`); // a write that bypassed the ledger
     const result = await cli(["tokens", "verify", "--db", url, "--json"]);
     expect(result.code).toBe(1);
@@ -141,11 +131,12 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     const fixed = await cli(["tokens", "verify", "--db", url, "--json"]);
     expect(fixed.code).toBe(0);
     expect(fixed.json).toMatchObject({ ok: true, drifting: [] });
-    expect(fixed.json?.checked).toBe(userCount);
+    const [users] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users`);
+    expect(fixed.json?.checked).toBe(Number(users?.n)); // every user, not only the drifting one
   });
 
   it("CLI: deduct, balance and history print the contract's fields", async () => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     const deduct = await cli(["tokens", "deduct", user, "4", "--reason", "cli", "--key", `cli-${dialect}`, "--db", url, "--json"]);
     expect(deduct.code).toBe(0);
     expect(deduct.json).toMatchObject({ ok: true, userId: user, operation: "deduct", amount: 4, balance: 6, replayed: false });
@@ -165,7 +156,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   it.each([["-5"], ["0"], ["1.5"], ["1e3"], ["abc"], [""], ["9007199254740992"], ["99999999999999999999"], [" 7x"], [" 5"], ["5 "], ["+5"], ["0x10"]])(
     "CLI: amount %j is exit 2 INVALID_AMOUNT, one line, nothing changed",
     async (amount) => {
-      const user = await newUser(10);
+      const user = await newUser(db, { balance: 10 });
       const result = await cli(["tokens", "deduct", user, amount, "--db", url, "--json"]);
       expect(result.code).toBe(2);
       expect(result.json?.error.code).toBe("INVALID_AMOUNT");
@@ -176,7 +167,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   );
 
   it("CLI: --no-prepare (PgBouncer in transaction mode) gives the same results", async () => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     const result = await cli(["--no-prepare", "tokens", "deduct", user, "3", "--db", url, "--json"]);
     expect(result.json).toMatchObject({ ok: true, balance: 7 });
     const race = await cli(["--no-prepare", "race-test", "--n", "40", "--db", url, "--json"]);
@@ -184,7 +175,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it.each([[""], ["k".repeat(201)]])("CLI: an idempotency key of %#th kind (empty, over 200 characters) is exit 2 USAGE, nothing changed", async (key) => {
-    const user = await newUser(10);
+    const user = await newUser(db, { balance: 10 });
     const result = await cli(["tokens", "deduct", user, "1", "--key", key, "--db", url, "--json"]);
     expect(result.code).toBe(2);
     expect(result.json?.error.code).toBe("USAGE");
@@ -195,14 +186,14 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
     const unknown = await cli(["tokens", "deduct", "ghost", "1", "--db", url, "--json"]);
     expect(unknown.code).toBe(3);
     expect(unknown.json?.error.code).toBe("USER_NOT_FOUND");
-    const user = await newUser(2);
+    const user = await newUser(db, { balance: 2 });
     const poor = await cli(["tokens", "deduct", user, "3", "--db", url]);
     expect(poor.code).toBe(3);
     expect(poor.stderr).toMatch(/^error: user .* has 2 tokens, cannot deduct 3; nothing changed\n$/);
   });
 
   it("CLI: many processes deducting from one small balance: exactly the affordable number succeed", async () => {
-    const user = await newUser(5);
+    const user = await newUser(db, { balance: 5 });
     const results = await Promise.all(Array.from({ length: 12 }, () => cli(["tokens", "deduct", user, "1", "--db", url, "--json"])));
     const codes = results.map((r) => r.code).sort();
     expect(codes).toEqual([0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 3]);
@@ -213,7 +204,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("CLI: ten processes sending one key at the same moment apply it once", async () => {
-    const user = await newUser(100);
+    const user = await newUser(db, { balance: 100 });
     const key = `burst-${dialect}`;
     const results = await Promise.all(
       Array.from({ length: 10 }, () => cli(["tokens", "deduct", user, "7", "--key", key, "--db", url, "--json"])),
@@ -225,7 +216,7 @@ describe.each(DIALECTS)("%s: token ledger", (dialect) => {
   });
 
   it("a process killed with SIGKILL mid-stream of deductions leaves the ledger consistent", async () => {
-    const user = await newUser(1_000_000);
+    const user = await newUser(db, { balance: 1_000_000 });
     const raced = async () => {
       const [row] = await db.all<{ n: number | string }>(
         sql`SELECT count(*) AS n FROM token_transactions WHERE user_id LIKE 'race-%' AND type = 'deduct'`,

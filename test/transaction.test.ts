@@ -3,14 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   atomicTokenOperation,
   BriefdbError,
-  migrate,
-  openDatabase,
   withTransaction,
   type BriefDatabase,
   type Executor,
   type TransactionOptions,
 } from "../src/index.js";
-import { DIALECTS, freshDatabase } from "./support/databases.js";
+import { DIALECTS } from "./support/databases.js";
+import { destroyTest, initTest } from "./support/setup.js";
 
 const now = Date.now();
 
@@ -19,10 +18,9 @@ describe.each(DIALECTS)("%s: withTransaction", (dialect) => {
   const at = (ms: number) => (dialect === "sqlite" ? ms : new Date(ms).toISOString());
 
   beforeAll(async () => {
-    db = await openDatabase(await freshDatabase(dialect));
-    await migrate(db);
+    ({ db } = await initTest(dialect));
   });
-  afterAll(() => db.close());
+  afterAll(() => destroyTest(db));
 
   const insertUser = (id: string, balance = 0) =>
     sql`INSERT INTO users (id, email, name, token_balance, created_at, updated_at)

@@ -4,8 +4,8 @@
  */
 import { existsSync } from "node:fs";
 import { sql, type SQL } from "drizzle-orm";
-import { localModeOptimizations, migrate, openDatabase, type BriefDatabase, type SeedOptions, type SeedResult } from "../../src/index.js";
-import { freshDatabase, type TestDialect } from "./databases.js";
+import { localModeOptimizations, openDatabase, type BriefDatabase, type SeedOptions, type SeedResult } from "../../src/index.js";
+import type { TestDialect } from "./databases.js";
 
 export const APP_TABLES = ["models", "users", "briefs", "reviews", "token_transactions", "query_log"] as const;
 
@@ -94,12 +94,4 @@ function pgTimestampMs(text: string): number {
 export async function untouched(dialect: TestDialect, url: string): Promise<boolean> {
   if (dialect === "sqlite") return !existsSync(url.replace(/^file:/, ""));
   return withDatabase(url, async (db) => !(await db.tableExists("users")));
-}
-
-/** A fresh database of the dialect with every migration applied, open: its URL and the database. */
-export async function migratedDatabase(dialect: TestDialect): Promise<{ url: string; db: BriefDatabase }> {
-  const url = await freshDatabase(dialect);
-  const db = await openDatabase(url);
-  await migrate(db);
-  return { url, db };
 }

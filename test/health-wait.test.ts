@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrate, openDatabase, type BriefDatabase } from "../src/index.js";
 import { fillListingData } from "../harness/bulk-data.mjs";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+import { destroyTest, initTest } from "./support/setup.js";
 
 /** Runs the CLI, resolving once stderr shows `line`; then `finish` resolves with its exit and output. */
 function runUntilLine(args: readonly string[], line: RegExp) {
@@ -92,13 +93,11 @@ describe.each(DIALECTS)("%s: slow-queries --probe gates", (dialect) => {
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    url = await freshDatabase(dialect);
-    db = await openDatabase(url);
-    await migrate(db);
+    ({ url, db } = await initTest(dialect));
     await fillListingData(db, { users: 500, briefs: 5000, reviews: 5000, transactions: 5000 });
     await db.exec("ANALYZE");
   });
-  afterAll(() => db?.close());
+  afterAll(() => destroyTest(db));
 
   it("a p95 budget nothing can meet fails the gate: exit 1 GATE_FAILED naming every probe", async () => {
     const result = await cli(["slow-queries", "--probe", "--runs", "2", "--max-p95", "0.000001", "--db", url, "--json"]);
