@@ -62,7 +62,7 @@ function httpRaceOutcome(report: HttpRaceReport): Outcome {
       const statuses = Object.entries(report.statuses).map(([status, count]) => `${count} × ${status}`).join(", ") || "none";
       const summary = keyValues(ui, [
         ["endpoint", `${report.method} ${report.url}`],
-        ["requests", `${report.sent} of ${report.n} sent, ${report.amount} tokens each, ${report.concurrency} in flight`],
+        ["requests", `${report.sent} of ${report.n} sent, ${report.amount} token${report.amount === 1 ? "" : "s"} each, ${report.concurrency} in flight`],
         ["outcome", `${report.successes} succeeded (2xx), ${report.rejected} refused (4xx), ${report.errors} errors`],
         ["statuses", statuses],
         ["balance", `${report.initialBalance} → ${report.finalBalance} (user ${report.userId}, ${report.ledgerRowsAdded} ledger rows added)`],
