@@ -6,7 +6,7 @@
 import type { HttpRaceReport } from "../core/race/http-race.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, table, type Outcome } from "../render.js";
+import { keyValues, table, textHistogram, type Outcome } from "../render.js";
 import type { Context } from "./context.js";
 
 export interface HttpRaceCommandOptions {
@@ -69,7 +69,7 @@ function httpRaceOutcome(report: HttpRaceReport): Outcome {
         ["throughput", `${report.throughputPerSec}/s`],
       ]);
       const latency = Object.entries(report.latencyByClass).map(([c, l]) => [c, l.count, l.p50, l.p95, l.p99]);
-      const latencyTable = table(ui, ["status", "count", "p50 ms", "p95 ms", "p99 ms"], latency);
+      const latencyTable = `${table(ui, ["status", "count", "p50 ms", "p95 ms", "p99 ms"], latency)}\n${textHistogram(ui, report.latencyHistogram)}`;
       if (report.interrupted) return `${summary}\n${latencyTable}`;
       const rows = report.invariants.map((i) => [i.ok ? ui.colors.green("ok") : ui.colors.red("FAIL"), i.name, i.detail]);
       return `${summary}\n${latencyTable}\n${table(ui, ["", "invariant", "detail"], rows)}`;
