@@ -5,6 +5,7 @@
 import { createRequire } from "node:module";
 import { stripVTControlCharacters } from "node:util";
 import { createColors } from "picocolors";
+import { LATENCY_BUCKETS_MS } from "./core/stats.js";
 import type { BriefdbError } from "./errors.js";
 import { sleep } from "./retry.js";
 
@@ -199,6 +200,30 @@ function longestLine(text: string): number {
 export function keyValues(ui: Ui, pairs: ReadonlyArray<readonly [string, string]>): string {
   const width = Math.max(...pairs.map(([label]) => label.length));
   return pairs.map(([label, value]) => `${ui.colors.dim(label.padEnd(width))}  ${shownSafely(ui, value, false)}`).join("\n");
+}
+
+/** A bucket of a latency histogram as the library reports it (core/stats.ts). */
+export interface HistogramBucket {
+  readonly leMs: number | null;
+  readonly count: number;
+}
+
+/**
+ * A latency histogram as text, one line a bucket, bars scaled to the fullest (a bucket with any
+ * sample shows at least one block), so the shape behind p50 and p99 reads at a glance:
+ *   ≤ 0.5 ms  ████████████████████ 912
+ *   ≤ 250 ms  ▏ 3
+ */
+export function textHistogram(ui: Ui, buckets: readonly HistogramBucket[], width = 30): string {
+  const most = Math.max(0, ...buckets.map((b) => b.count));
+  if (most === 0) return "";
+  const labels = buckets.map((b) => (b.leMs === null ? `> ${LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.length - 1]} ms` : `≤ ${b.leMs} ms`));
+  const pad = Math.max(...labels.map((l) => l.length));
+  const lines = buckets.map((b, i) => {
+      const blocks = b.count === 0 ? "" : "█".repeat(Math.max(1, Math.round((b.count / most) * width)));
+    return `  ${ui.colors.dim(labels[i]!.padEnd(pad))}  ${ui.colors.cyan(blocks)}${b.count === 0 ? "" : " "}${formatCount(b.count)}`;
+  });
+  return [ui.colors.dim("latency histogram (count per bucket)"), ...lines].join("\n");
 }
 
 /** A row count for people: 1,000,000. */

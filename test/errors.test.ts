@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runCli } from "../src/cli.js";
 import { toBriefdbError } from "../src/core/failures.js";
 import { BriefdbError, withTransaction, type BriefDatabase } from "../src/index.js";
@@ -46,9 +46,20 @@ describe.each(DIALECTS)("%s: one error path", (dialect) => {
 });
 
 describe("runCli", () => {
-  it("resolves to the exit code instead of exiting: usage errors are 2, --help is 0", async () => {
-    expect(await runCli(["tokens", "deduct", "someone", "1.5", "--json"])).toBe(2);
-    expect(await runCli(["no-such-command"])).toBe(2);
-    expect(await runCli(["migrate", "--status", "--dry-run", "--db", ":memory:"])).toBe(2);
+  it("resolves to the exit code instead of exiting: usage errors are 2, each said in one line", async () => {
+    // what runCli writes is caught here, not left in the test run's log
+    const written: string[] = [];
+    const capture = (chunk: string | Uint8Array) => (written.push(String(chunk)), true);
+    const out = vi.spyOn(process.stdout, "write").mockImplementation(capture);
+    const err = vi.spyOn(process.stderr, "write").mockImplementation(capture);
+    try {
+      expect(await runCli(["tokens", "deduct", "someone", "1.5", "--json"])).toBe(2);
+      expect(await runCli(["no-such-command"])).toBe(2);
+      expect(await runCli(["migrate", "--status", "--dry-run", "--db", ":memory:"])).toBe(2);
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    expect(written.filter((line) => line.startsWith("error: "))).toHaveLength(3);
   });
 });

@@ -28,8 +28,24 @@ describe.each(DIALECTS)("%s: race-test", (dialect) => {
     expect(report.throughputPerSec).toBeGreaterThan(0);
     expect(report.latencyMs.p50).toBeLessThanOrEqual(report.latencyMs.p95);
     expect(report.latencyMs.p95).toBeLessThanOrEqual(report.latencyMs.p99);
+    // the histogram counts every deduction once, in ascending buckets, none empty at either end
+    const buckets = report.latencyHistogram as Array<{ leMs: number | null; count: number }>;
+    expect(buckets.reduce((sum, b) => sum + b.count, 0)).toBe(n);
+    expect(buckets[0]!.count).toBeGreaterThan(0);
+    expect(buckets[buckets.length - 1]!.count).toBeGreaterThan(0);
+    const bounds = buckets.map((b) => b.leMs ?? Number.POSITIVE_INFINITY);
+    expect([...bounds].sort((a, b) => a - b)).toEqual(bounds);
     const verify = await cli(["tokens", "verify", "--db", url, "--json"]);
     expect(verify.json).toMatchObject({ ok: true, checked: 0 }); // the throw-away user is gone
+  });
+
+  it("the human report draws the latency histogram: one line a bucket, the counts adding up to n", async () => {
+    const url = await migrated();
+    const result = await cli(["race-test", "--n", "200", "--db", url]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("latency histogram (count per bucket)");
+    const counts = [...result.stdout.matchAll(/^ {2}[≤>] [\d.]+ ms +█* ?(\d+)$/gm)].map((m) => Number(m[1]));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(200);
   });
 
   it("the naive read-check-write strategy is caught: exit 1, INVARIANT_VIOLATED", async () => {

@@ -6,7 +6,7 @@
 import type { HttpRaceReport } from "../core/race/http-race.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, table, type Outcome } from "../render.js";
+import { keyValues, table, textHistogram, type Outcome } from "../render.js";
 import type { Context } from "./context.js";
 
 export interface HttpRaceCommandOptions {
@@ -62,14 +62,14 @@ function httpRaceOutcome(report: HttpRaceReport): Outcome {
       const statuses = Object.entries(report.statuses).map(([status, count]) => `${count} × ${status}`).join(", ") || "none";
       const summary = keyValues(ui, [
         ["endpoint", `${report.method} ${report.url}`],
-        ["requests", `${report.sent} of ${report.n} sent, ${report.amount} tokens each, ${report.concurrency} in flight`],
+        ["requests", `${report.sent} of ${report.n} sent, ${report.amount} token${report.amount === 1 ? "" : "s"} each, ${report.concurrency} in flight`],
         ["outcome", `${report.successes} succeeded (2xx), ${report.rejected} refused (4xx), ${report.errors} errors`],
         ["statuses", statuses],
         ["balance", `${report.initialBalance} → ${report.finalBalance} (user ${report.userId}, ${report.ledgerRowsAdded} ledger rows added)`],
         ["throughput", `${report.throughputPerSec}/s`],
       ]);
       const latency = Object.entries(report.latencyByClass).map(([c, l]) => [c, l.count, l.p50, l.p95, l.p99]);
-      const latencyTable = table(ui, ["status", "count", "p50 ms", "p95 ms", "p99 ms"], latency);
+      const latencyTable = `${table(ui, ["status", "count", "p50 ms", "p95 ms", "p99 ms"], latency)}\n${textHistogram(ui, report.latencyHistogram)}`;
       if (report.interrupted) return `${summary}\n${latencyTable}`;
       const rows = report.invariants.map((i) => [i.ok ? ui.colors.green("ok") : ui.colors.red("FAIL"), i.name, i.detail]);
       return `${summary}\n${latencyTable}\n${table(ui, ["", "invariant", "detail"], rows)}`;

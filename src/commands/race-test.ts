@@ -4,7 +4,7 @@ import type { RaceReport } from "../core/race/race.js";
 import { raceOpeningBalance, RACE_MODES, RACE_STRATEGIES, type RaceMode, type RaceStrategy } from "../core/race/options.js";
 import { assertLocalTarget } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, startSpinner, table, type Outcome } from "../render.js";
+import { keyValues, startSpinner, table, textHistogram, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { oneOf, wholeNumber } from "./parse.js";
 import { parseAmount } from "../core/ledger/amount.js";
@@ -121,7 +121,7 @@ function raceOutcome(report: RaceReport): Outcome {
         ["latency", `p50 ${report.latencyMs.p50} ms · p95 ${report.latencyMs.p95} ms · p99 ${report.latencyMs.p99} ms`],
         ["user", `${report.userId}${report.kept ? " (kept)" : " (removed)"}`],
       ]);
-      return `${summary}\n${table(ui, ["", "invariant", "detail"], rows)}`;
+      return `${summary}\n${textHistogram(ui, report.latencyHistogram)}\n${table(ui, ["", "invariant", "detail"], rows)}`;
     },
   };
 }

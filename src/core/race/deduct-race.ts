@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase, OpenOptions } from "../../db/database.js";
 import { getBalance } from "../ledger/tokens.js";
 import { removeUser } from "../ledger/users.js";
-import { elapsedMs, summarizePercentiles } from "../stats.js";
+import { elapsedMs, latencyHistogram, summarizePercentiles } from "../stats.js";
 import type { RacerReport, RacerTask } from "./deduct-racer.js";
 import type { RaceStrategy } from "./options.js";
 import { raceShares, raceWorkerFile, runRacers, startRace, type Invariant, type RaceOptions, type RaceReport } from "./racers.js";
@@ -42,6 +42,7 @@ export async function runDeductRace(db: BriefDatabase, options: RaceOptions): Pr
       durationMs: Math.round(durationMs * 1000) / 1000,
       throughputPerSec: Math.round((n / durationMs) * 1000 * 10) / 10,
       latencyMs: summarizePercentiles(reports.flatMap((r) => r.latenciesMs)),
+      latencyHistogram: latencyHistogram(reports.flatMap((r) => r.latenciesMs)),
     };
   } finally {
     if (!options.keep) await removeUser(db, userId);

@@ -12,7 +12,7 @@ import { checkHolds } from "../ledger/hold-checks.js";
 import { applyHold, getAvailableBalance } from "../ledger/holds.js";
 import { raceShares, raceWorkerFile, runRacers, startRace, type Invariant, type RaceOptions, type RaceReport } from "./racers.js";
 import { EXPECTED_REFUSALS, EXPIRING_TTL_SECONDS, emptyHoldsReport, type HoldsRacerReport, type HoldsRacerTask } from "./holds-racer.js";
-import { elapsedMs, summarizePercentiles } from "../stats.js";
+import { elapsedMs, latencyHistogram, summarizePercentiles } from "../stats.js";
 import { getBalance } from "../ledger/tokens.js";
 import { removeUser } from "../ledger/users.js";
 
@@ -55,6 +55,7 @@ export async function runHoldsRace(db: BriefDatabase, options: RaceOptions): Pro
       durationMs: Math.round(durationMs * 1000) / 1000,
       throughputPerSec: Math.round((n / durationMs) * 1000 * 10) / 10,
       latencyMs: summarizePercentiles(reports.flatMap((r) => r.latenciesMs)),
+      latencyHistogram: latencyHistogram(reports.flatMap((r) => r.latenciesMs)),
       operations: tallies,
     };
   } finally {

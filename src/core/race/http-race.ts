@@ -10,7 +10,7 @@ import { assertLocalTarget } from "../../db/target.js";
 import { BriefdbError } from "../../errors.js";
 import { checkFilledBody, fillTemplate, parseRequestTemplate, type RequestTemplateInput } from "./http-template.js";
 import type { Invariant } from "./racers.js";
-import { elapsedMs, roundMs, summarizePercentiles, type PercentileSummary } from "../stats.js";
+import { elapsedMs, latencyHistogram, roundMs, summarizePercentiles, type LatencyBucket, type PercentileSummary } from "../stats.js";
 import { getAvailableBalance } from "../ledger/holds.js";
 import { applyTokenOperation, getBalance } from "../ledger/tokens.js";
 
@@ -66,6 +66,8 @@ export interface HttpRaceReport {
   readonly durationMs: number;
   readonly throughputPerSec: number;
   readonly latencyMs: PercentileSummary;
+  /** How the requests' latencies spread (the empty buckets at either end left out). */
+  readonly latencyHistogram: readonly LatencyBucket[];
   readonly latencyByClass: Readonly<Partial<Record<StatusClass, ClassLatency>>>;
 }
 
@@ -128,6 +130,7 @@ export async function runHttpRace(db: BriefDatabase, options: HttpRaceOptions): 
     durationMs: roundMs(durationMs),
     throughputPerSec: Math.round((answers.length / durationMs) * 1000 * 10) / 10,
     latencyMs: summarizePercentiles(answers.map((a) => a.ms)),
+    latencyHistogram: latencyHistogram(answers.map((a) => a.ms)),
     latencyByClass: latencyByClass(answers),
   };
 }

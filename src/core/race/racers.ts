@@ -8,7 +8,7 @@ import type { BriefDatabase, OpenOptions } from "../../db/database.js";
 import { newId } from "../ids.js";
 import { createUser } from "../ledger/users.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
-import type { PercentileSummary } from "../stats.js";
+import type { LatencyBucket, PercentileSummary } from "../stats.js";
 import { raceOpeningBalance, type RaceMode, type RaceStrategy } from "./options.js";
 
 /** The racers' programs, each a file beside this one (test/race-workers.test.ts checks both exist, in src/ and built). */
@@ -69,6 +69,8 @@ export interface RaceReport {
   readonly durationMs: number;
   readonly throughputPerSec: number;
   readonly latencyMs: PercentileSummary;
+  /** How the operations' latencies spread (the empty buckets at either end left out). */
+  readonly latencyHistogram: readonly LatencyBucket[];
   /** deducts mode: whether the racers' databases batched token operations (false with --no-batch). */
   readonly batched?: boolean;
   /** holds mode: what each kind of operation did (ok, replayed, refused by code). */
