@@ -4,9 +4,9 @@
  * network), then an ES module, a CommonJS file and a strict TypeScript app (module nodenext) use it.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 
@@ -24,13 +24,35 @@ beforeAll(async () => {
   const modules = join(app, "node_modules");
   mkdirSync(join(modules, "briefdb"), { recursive: true });
   await run("tar", ["-xzf", join(packed, filename), "-C", join(modules, "briefdb"), "--strip-components=1"]);
-  // what npm would install beside it, taken from this checkout instead of the registry
-  for (const name of readdirSync(join(ROOT, "node_modules"))) {
-    if (name === "briefdb" || name.startsWith(".")) continue;
-    symlinkSync(join(ROOT, "node_modules", name), join(modules, name));
+  // what npm would install beside it — the closure of package.json's dependencies, not our
+  // devDependencies — taken from this checkout instead of the registry; and the app's own
+  // @types/node
+  for (const path of [...dependencyClosure(ROOT), join(ROOT, "node_modules/@types/node"), join(ROOT, "node_modules/undici-types")]) {
+    const name = path.slice(path.lastIndexOf("/node_modules/") + "/node_modules/".length);
+    if (existsSync(join(modules, name))) continue;
+    mkdirSync(dirname(join(modules, name)), { recursive: true });
+    symlinkSync(path, join(modules, name));
   }
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "an-app", private: true }));
 }, 120_000);
+
+/** The folders of a package's dependencies and theirs, found as Node finds them (nearest node_modules up). */
+function dependencyClosure(root: string): string[] {
+  const found = new Set<string>();
+  const visit = (dir: string) => {
+    const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    for (const name of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) {
+      let from = dir;
+      while (!existsSync(join(from, "node_modules", name)) && from !== root) from = dirname(from);
+      const path = join(from, "node_modules", name);
+      if (!existsSync(path) || found.has(path)) continue;
+      found.add(path);
+      visit(realpathSync(path));
+    }
+  };
+  visit(root);
+  return [...found];
+}
 
 const CONSUMER = (load: string) => `${load}
 (async () => {
@@ -71,18 +93,21 @@ describe("the installed package", () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(
       join(dir, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { strict: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", noEmit: true, skipLibCheck: true, types: ["node"], typeRoots: [join(ROOT, "node_modules/@types")] }, include: ["*.ts", "*.mts", "*.cts"] }),
+      JSON.stringify({ compilerOptions: { strict: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", noEmit: true, skipLibCheck: true, types: ["node"] }, include: ["*.ts", "*.mts", "*.cts"] }),
     );
     const body = `
 export async function charge(userId: string): Promise<number | null> {
   const db = await openDatabase(process.env.DATABASE_URL);
+  // @ts-expect-error a URL's dialect is known at run time only: never typed as SQLite (nor PostgreSQL)
+  const sqliteOnly: SqliteBriefDatabase = db;
+  void sqliteOnly;
   const result = await atomicTokenOperation(db, userId, "deduct", 1, "typed");
   await db.close();
   return result.success ? result.data.balance : null;
 }
 `;
-    writeFileSync(join(dir, "app.mts"), `import { atomicTokenOperation, openDatabase } from "briefdb";\n${body}`);
-    writeFileSync(join(dir, "app.cts"), `import briefdb = require("briefdb");\nconst { atomicTokenOperation, openDatabase } = briefdb;\n${body}`);
+    writeFileSync(join(dir, "app.mts"), `import { atomicTokenOperation, openDatabase, type SqliteBriefDatabase } from "briefdb";\n${body}`);
+    writeFileSync(join(dir, "app.cts"), `import briefdb = require("briefdb");\nconst { atomicTokenOperation, openDatabase } = briefdb;\ntype SqliteBriefDatabase = briefdb.SqliteBriefDatabase;\n${body}`);
     const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
     const checked = await run(process.execPath, [tsc, "-p", dir], { cwd: app }).catch((error: { stdout: string }) => error);
     expect(checked.stdout).toBe("");
