@@ -105,3 +105,21 @@ describe("postgresql: the server stopped while a deduct is in flight", () => {
     expect(code).toBe(4);
   });
 });
+
+describe("postgresql: sslmode=require against a server without TLS", () => {
+  it("says the server does not accept TLS, and how to connect, instead of 'is it running'", async () => {
+    const url = await freshDatabase("postgresql");
+    const required = `${url}${url.includes("?") ? "&" : "?"}sslmode=require`;
+    const result = await cli(["health", "--db", required, "--json"]);
+    expect(result.code).toBe(1);
+    expect(result.json).toMatchObject({ ok: false, error: { code: "DB_UNREACHABLE" } });
+    const error = (result.json as { error: { message: string; hint: string } }).error;
+    expect(error.message).toMatch(/does not accept TLS/);
+    expect(error.hint).toMatch(/sslmode=prefer|sslmode=disable/);
+    expect(error.hint).not.toMatch(/server is running/);
+    // nothing was sent: a token change says so, it is not an unknown outcome
+    const deduct = await cli(["tokens", "deduct", "seed-user-1", "1", "--db", required, "--json"]);
+    expect(deduct.code).toBe(1);
+    expect(deduct.json).toMatchObject({ ok: false, error: { code: "DB_UNREACHABLE" } });
+  });
+});

@@ -4,7 +4,7 @@
  * vocabulary on both dialects. The original failure is kept as `cause` (BRIEFDB_DEBUG=1 prints it).
  */
 import type { FailureKind } from "../db/database.js";
-import { errorCode, rootMessage } from "../db/driver-errors.js";
+import { errorCode, isTlsRefused, rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
 
 /** What the normaliser needs of a database: how its driver's errors read, and its redacted name. */
@@ -32,6 +32,14 @@ export function toBriefdbError(error: unknown, source?: FailureSource): BriefdbE
         { cause: error },
       );
     case "unreachable":
+      if (isTlsRefused(error)) {
+        return new BriefdbError(
+          "DB_UNREACHABLE",
+          `cannot reach ${source?.target.display} over TLS: the server does not accept TLS connections (${message})`,
+          "turn TLS on at the server, or connect with sslmode=prefer (TLS when the server offers it) or sslmode=disable (a trusted network)",
+          { cause: error },
+        );
+      }
       return new BriefdbError(
         "DB_UNREACHABLE",
         `cannot reach ${source?.target.display}: ${message}`,

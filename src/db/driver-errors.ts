@@ -46,3 +46,12 @@ export function isClosedConnectionWrite(error: unknown): boolean {
   const stack = error.stack ?? "";
   return /\bnextWrite\b/.test(stack) && /[\\/]postgres[\\/](?:cjs[\\/])?src[\\/]connection\.js\b/.test(stack);
 }
+
+/**
+ * The TLS handshake never finished: with sslmode=require or verify-*, a server that does not take
+ * TLS answers the request with "no" and postgres.js goes on to a handshake the server never joins
+ * (Node's own words). Nothing was sent: the connection never started.
+ */
+export function isTlsRefused(error: unknown): boolean {
+  return errorCode(error) === "ECONNRESET" && /before secure TLS connection was established/.test(rootMessage(error));
+}

@@ -21,7 +21,7 @@ import type {
   TransactionOptions,
 } from "../database.js";
 import { BackgroundWrites, backgroundWritesOf } from "../background-writes.js";
-import { errorCode } from "../driver-errors.js";
+import { errorCode, isTlsRefused } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import { backOff, ROLLED_BACK_TRANSACTION, sleep } from "../../retry.js";
 import type { PgTarget, SslMode } from "../target.js";
@@ -283,7 +283,7 @@ export class PgDatabase implements PgBriefDatabase {
   classify(error: unknown): FailureKind {
     const code = errorCode(error) ?? "";
     if (code === "3D000") return "database_missing";
-    if (UNREACHABLE_CODES.has(code)) return "unreachable";
+    if (UNREACHABLE_CODES.has(code) || isTlsRefused(error)) return "unreachable";
     if (CONNECTION_LOST_CODES.has(code)) return "connection_lost";
     if (AUTH_CODES.has(code)) return "auth_failed";
     if (code === "55P03") return "lock_timeout";
