@@ -1,12 +1,14 @@
 /** briefdb's public face: the library the CLI is a thin layer over. */
 import { clearTestData } from "./core/local/clear.js";
 import { seedTestData } from "./core/local/seed.js";
+import { compactDatabase } from "./core/local/compact.js";
 
 export { openDatabase, openTarget } from "./db/open.js";
 export type {
   BriefDatabase,
   Executor,
   IntegrityCheck,
+  StorageSize,
   IsolationLevel,
   Transaction,
   PoolUse,
@@ -96,4 +98,5 @@ export { seedTables } from "./core/local/seed-rows.js";
 export type { SeedTableName, SeedTable } from "./core/local/seed-rows.js";
 
 /** The local-mode utilities under the app's name for them: seed and clear test data, on local targets only. */
-export const localModeOptimizations = { seedTestData, clearTestData } as const;
+export const localModeOptimizations = { seedTestData, clearTestData, compactDatabase } as const;
+export type { CompactResult } from "./core/local/compact.js";

@@ -226,6 +226,19 @@ export function textHistogram(ui: Ui, buckets: readonly HistogramBucket[], width
   return [ui.colors.dim("latency histogram (count per bucket)"), ...lines].join("\n");
 }
 
+/** Bytes as a person reads them: 0 B, 812 kB, 280.4 MB (powers of 1000, as disk tools print). */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ["kB", "MB", "GB", "TB"];
+  let value = n / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
 /** A row count for people: 1,000,000. */
 export function formatCount(n: number): string {
   return n.toLocaleString("en-US");

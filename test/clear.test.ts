@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { statSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { cli, DIALECTS, freshDatabase, type TestDialect } from "./support/databases.js";
 import { driftingUsers, dumpRows, execute, seedWith, tableCounts, timestampLiteral, withDatabase } from "./support/tables.js";
@@ -49,6 +50,8 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
       all: false,
       counts: { models: 12, users: 5, briefs: 11, reviews: 11, token_transactions: 21, token_holds: 0, query_log: 0 },
       detachedLedgerRows: 1,
+      compacted: null,
+      ...(dialect === "sqlite" ? { freeBytes: expect.any(Number) } : {}),
     });
     const rows = await dumpRows(db);
     expect(rows.users?.map((r) => r.id)).toEqual(["app-user-1"]);
@@ -74,6 +77,28 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
     expect(result.json?.counts).toEqual({ models: 13, users: 6, briefs: 12, reviews: 12, token_transactions: 23, token_holds: 0, query_log: 1 });
     expect(await tableCounts(db)).toEqual({ models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 });
     expect((await cli(["migrate", "--status", "--db", db])).code).toBe(0);
+  });
+
+  it("--compact gives the freed space back and says how much; without it, the outcome says what is free", async () => {
+    const db = await freshDatabase(dialect);
+    const sizes = ["--users", "200", "--briefs", "3000", "--reviews", "3000", "--transactions", "3000"];
+    expect((await cli(["seed", "--local", ...sizes, "--db", db])).code).toBe(0);
+    const plain = await cli(["clear", "--local", "--all", "--yes", "--db", db, "--json"]);
+    expect(plain.code).toBe(0);
+    expect(plain.json).toMatchObject({ compacted: null });
+    if (dialect === "sqlite") expect((plain.json as { freeBytes: number }).freeBytes).toBeGreaterThan(1_000_000);
+    else expect(plain.json).not.toHaveProperty("freeBytes"); // PostgreSQL does not say cheaply
+    expect((await cli(["seed", "--local", ...sizes, "--db", db])).code).toBe(0);
+    const compacted = await cli(["clear", "--local", "--all", "--yes", "--compact", "--db", db, "--json"]);
+    expect(compacted.code).toBe(0);
+    const { beforeBytes, afterBytes, freedBytes } = (compacted.json as { compacted: { beforeBytes: number; afterBytes: number; freedBytes: number } }).compacted;
+    expect(freedBytes).toBe(beforeBytes - afterBytes);
+    expect(freedBytes).toBeGreaterThan(1_000_000);
+    expect(afterBytes).toBeLessThan(beforeBytes / 2);
+    if (dialect === "sqlite") expect(statSync(new URL(db).pathname).size).toBeLessThan(beforeBytes / 2);
+    expect(await tableCounts(db)).toEqual({ models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 });
+    const human = await cli(["clear", "--local", "--all", "--yes", "--compact", "--db", db]);
+    expect(human.stdout).toMatch(/compacted\s+\S+ (B|kB|MB) → \S+ (B|kB|MB) \(\S+ (B|kB|MB) freed\)/);
   });
 
   it.each([[[]], [["--all"]]])("off a TTY without --yes (%j): exit 3 CONFIRMATION_REQUIRED, nothing changed", async (extra) => {
@@ -110,6 +135,26 @@ describe.each(DIALECTS)("%s: clear --local", (dialect) => {
     expect(run.code).toBe(0);
     expect(run.output).toMatch(/total\s+│ 67/);
     expect(await tableCounts(db)).toEqual({ models: 0, users: 0, briefs: 0, reviews: 0, token_transactions: 0, query_log: 0 });
+  });
+
+  it.runIf(dialect === "sqlite")("on a TTY, clear --all offers to compact what it freed: yes compacts, no leaves it and says so", async () => {
+    const db = await freshDatabase(dialect);
+    const sizes = ["--users", "200", "--briefs", "3000", "--reviews", "3000", "--transactions", "3000"];
+    expect((await cli(["seed", "--local", ...sizes, "--db", db])).code).toBe(0);
+    const yes = await runOnTty(["clear", "--local", "--all", "--db", db], [
+      { waitFor: "Remove every row of every app table", send: "y\r" },
+      { waitFor: "now (VACUUM gives about", send: "y\r" },
+    ]);
+    expect(yes.code).toBe(0);
+    expect(yes.output).toMatch(/compacted\s+\S+ MB → \S+ kB/);
+    expect((await cli(["seed", "--local", ...sizes, "--db", db])).code).toBe(0);
+    const no = await runOnTty(["clear", "--local", "--all", "--db", db], [
+      { waitFor: "Remove every row of every app table", send: "y\r" },
+      { waitFor: "now (VACUUM gives about", send: "n\r" },
+    ]);
+    expect(no.code).toBe(0);
+    expect(no.output).toMatch(/free space\s+\S+ MB inside the file/);
+    expect(statSync(new URL(db).pathname).size).toBeGreaterThan(1_000_000);
   });
 
   it("on a TTY, a spinner says what clear is removing while it works, step by step", async () => {

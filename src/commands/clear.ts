@@ -1,8 +1,10 @@
 /** `briefdb clear --local`: remove the seeded rows (or, with --all, every app row) from a local database. */
 import { Command } from "commander";
 import type { ClearProgress, ClearResult } from "../core/local/clear.js";
+import { COMPACT_WORTH_BYTES, compactDatabase, worthCompacting, type CompactResult } from "../core/local/compact.js";
+import type { BriefDatabase } from "../db/database.js";
 import { BriefdbError } from "../errors.js";
-import { canPrompt, confirmOnTty, formatCount, keyValues, startSpinner, table, type Outcome } from "../render.js";
+import { canPrompt, confirmOnTty, formatBytes, formatCount, keyValues, startSpinner, table, type Outcome } from "../render.js";
 import { action, type Context } from "./context.js";
 import { requireLocalTarget } from "./local-rule.js";
 
@@ -10,6 +12,7 @@ interface ClearCommandOptions {
   readonly local?: boolean;
   readonly all?: boolean;
   readonly yes?: boolean;
+  readonly compact?: boolean;
 }
 
 export function clearCommand(): Command {
@@ -18,6 +21,7 @@ export function clearCommand(): Command {
     .option("--local", "required: clear works on local databases only")
     .option("--all", "empty every app table (users, models, briefs, reviews, token_transactions, token_holds, query_log)")
     .option("--yes", "do not ask for confirmation (needed with --json and when not on a terminal)")
+    .option("--compact", "then give the freed space back to the disk (SQLite: VACUUM; PostgreSQL: VACUUM of the app tables); on a terminal, clear offers it when there is enough to free")
     .addHelpText(
       "after",
       `
@@ -28,7 +32,8 @@ remaining balance still equals its ledger. The migrations table is never touched
 Examples:
   $ briefdb clear --local                             # asks first
   $ briefdb clear --local --yes --json                # scripts and CI
-  $ briefdb clear --local --all --yes`,
+  $ briefdb clear --local --all --yes
+  $ briefdb clear --local --all --yes --compact       # and shrink the file, saying how much it freed`,
     )
     .action(
       action(async (ctx, options: ClearCommandOptions) => {
@@ -45,7 +50,7 @@ Examples:
         try {
           const result = await clearTestData(db, { all, onProgress: (step) => spinner.show(describeStep(step)) });
           spinner.stop(`removed ${formatCount(totalOf(result))} rows`);
-          return clearOutcome(result, db.target.display);
+          return clearOutcome(result, db.target.display, await compactAfter(ctx, db, options));
         } catch (error) {
           spinner.fail("clear failed; nothing changed");
           throw error;
@@ -73,6 +78,36 @@ async function confirm(ctx: Context, all: boolean): Promise<void> {
   throw new BriefdbError("CONFIRMATION_REQUIRED", "clear not confirmed; nothing changed");
 }
 
+interface Compaction {
+  readonly compacted: CompactResult | null;
+  /** Free space left inside the database when it was not compacted (undefined: not known). */
+  readonly freeBytes: number | undefined;
+}
+
+/**
+ * With --compact, compacts; on a terminal without --yes, offers to when the clear left enough free
+ * space; otherwise leaves it and the outcome says how much is free. The clear is committed by now:
+ * declining (or Ctrl-C, or the input ending) only skips the compaction.
+ */
+async function compactAfter(ctx: Context, db: BriefDatabase, options: ClearCommandOptions): Promise<Compaction> {
+  const storage = await db.storage();
+  let compact = options.compact === true;
+  if (!compact && options.yes !== true && canPrompt(ctx.ui) && worthCompacting(storage)) {
+    const freed = formatBytes(storage.freeBytes ?? 0);
+    compact = (await confirmOnTty(`Compact ${ctx.target.display} now (VACUUM gives about ${freed} back to the disk)?`)) === "yes";
+  }
+  if (!compact) return { compacted: null, freeBytes: storage.freeBytes };
+  const spinner = await startSpinner(ctx.ui, "compacting", "compaction interrupted: the clear was already committed; the database is as it was before compacting");
+  try {
+    const compacted = await compactDatabase(db, storage);
+    spinner.stop(`compacted: ${formatBytes(compacted.freedBytes)} freed`);
+    return { compacted, freeBytes: undefined };
+  } catch (error) {
+    spinner.fail("compaction failed; the clear was already committed");
+    throw error;
+  }
+}
+
 function describeStep(step: ClearProgress): string {
   const detached = step.table === "token_holds" ? "app holds" : "app ledger rows";
   const what = step.action === "detach" ? `detaching ${detached} from removed briefs` : `removing ${step.table}`;
@@ -83,11 +118,19 @@ function totalOf(result: ClearResult): number {
   return Object.values(result.counts).reduce((sum, n) => sum + n, 0);
 }
 
-function clearOutcome(result: ClearResult, target: string): Outcome {
+function clearOutcome(result: ClearResult, target: string, compaction: Compaction): Outcome {
   const total = totalOf(result);
+  const { compacted, freeBytes } = compaction;
   return {
     ok: true,
-    data: { target, all: result.all, counts: result.counts, detachedLedgerRows: result.detachedLedgerRows },
+    data: {
+      target,
+      all: result.all,
+      counts: result.counts,
+      detachedLedgerRows: result.detachedLedgerRows,
+      compacted,
+      ...(compacted === null && freeBytes !== undefined ? { freeBytes } : {}),
+    },
     human: (ui) => {
       const rows = Object.entries(result.counts).map(([name, count]) => [name, formatCount(count)]);
       const pairs: Array<[string, string]> = [
@@ -96,6 +139,11 @@ function clearOutcome(result: ClearResult, target: string): Outcome {
       ];
       if (result.detachedLedgerRows > 0) {
         pairs.push(["detached", `${formatCount(result.detachedLedgerRows)} app ledger rows from removed briefs (balances unchanged)`]);
+      }
+      if (compacted !== null) {
+        pairs.push(["compacted", `${formatBytes(compacted.beforeBytes)} → ${formatBytes(compacted.afterBytes)} (${formatBytes(compacted.freedBytes)} freed)`]);
+      } else if (freeBytes !== undefined && freeBytes >= COMPACT_WORTH_BYTES) {
+        pairs.push(["free space", `${formatBytes(freeBytes)} inside the file: clear again with --compact (or VACUUM) to give it back to the disk`]);
       }
       return [
         keyValues(ui, pairs),

@@ -109,6 +109,14 @@ export interface TransactionOptions {
 }
 
 /** What the dialect's cheap integrity check found (`health --deep`). */
+/** The space a database takes on disk, as `compact` can change it. */
+export interface StorageSize {
+  /** SQLite: the file (pages × page size); PostgreSQL: briefdb's tables with their indexes and TOAST. */
+  readonly bytes: number;
+  /** Free pages kept inside that space, which `compact` gives back (SQLite's freelist); undefined when not known cheaply. */
+  readonly freeBytes: number | undefined;
+}
+
 export interface IntegrityCheck {
   /** The check that ran, in words; null when the database offers none that is cheap. */
   readonly method: string | null;
@@ -188,6 +196,14 @@ export interface DialectAbilities {
    * on). Damage is reported in `problems`, not thrown.
    */
   checkIntegrity(): Promise<IntegrityCheck>;
+  /** How much space the database takes, and how much of it is free (see StorageSize). */
+  storage(): Promise<StorageSize>;
+  /**
+   * Gives free space back to the disk, outside any transaction: SQLite `VACUUM` (then a WAL
+   * checkpoint, so the file itself shrinks); PostgreSQL `VACUUM` of briefdb's tables, which
+   * truncates their empty pages at the end.
+   */
+  compact(): Promise<void>;
   /** The query plan, one line per step (SQLite EXPLAIN QUERY PLAN, PostgreSQL EXPLAIN). */
   explain(query: SQL): Promise<string[]>;
   /** How this dialect writes time values in SQL. */

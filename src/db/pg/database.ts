@@ -13,6 +13,7 @@ import type {
   Executor,
   FailureKind,
   IntegrityCheck,
+  StorageSize,
   LedgerStatements,
   OpenOptions,
   PoolUse,
@@ -45,6 +46,8 @@ export type PgTx = Parameters<Parameters<PgOrm["transaction"]>[0]>[0];
 /** A PostgreSQL BriefDatabase whose Drizzle handles are typed. */
 export type PgBriefDatabase = BriefDatabase<PgOrm, PgTx>;
 
+/** briefdb's tables, whose space `storage` counts and `compact` gives back. */
+const APP_TABLES = ["users", "models", "briefs", "reviews", "token_transactions", "token_holds", "query_log"] as const;
 /** Key of the advisory lock that migrators take turns on ("briefdb" in ASCII). */
 const MIGRATION_LOCK_KEY = 0x62726965666462;
 /** How often a migrator waiting for another one tries the migration lock again. */
@@ -273,6 +276,20 @@ export class PgDatabase implements PgBriefDatabase {
       problems: [`${failures} data checksum failure(s) in database ${this.target.database}${last}`],
       hint: "a page on disk is damaged: the server log names it; restore from a backup (or a replica)",
     };
+  }
+
+  async storage(): Promise<StorageSize> {
+    const [row] = await this.all<{ bytes: string | null }>(
+      sql`SELECT sum(pg_total_relation_size(c.oid))::text AS bytes FROM pg_class c WHERE c.oid = ANY (${sql.raw(`ARRAY[${APP_TABLES.map((name) => `to_regclass('${name}')`).join(", ")}]`)}::oid[])`,
+    );
+    return { bytes: Number(row?.bytes ?? 0), freeBytes: undefined };
+  }
+
+  async compact(): Promise<void> {
+    // each table apart: VACUUM refuses a transaction, and a missing table is not a failure here
+    for (const name of APP_TABLES) {
+      if (await this.tableExists(name)) await this.exec(`VACUUM ${name}`);
+    }
   }
 
   async explain(query: SQL): Promise<string[]> {

@@ -14,6 +14,7 @@ import type {
   BulkWriter,
   FailureKind,
   IntegrityCheck,
+  StorageSize,
   LedgerStatements,
   OpenOptions,
   Row,
@@ -166,6 +167,18 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     }
     const problems = findings.length === 1 && findings[0] === "ok" ? [] : findings;
     return { method, problems, ...(problems.length > 0 ? { hint } : {}) };
+  }
+
+  async storage(): Promise<StorageSize> {
+    const [row] = await this.all<{ pages: number; free: number; size: number }>(
+      sql`SELECT (SELECT page_count FROM pragma_page_count()) AS pages, (SELECT freelist_count FROM pragma_freelist_count()) AS free, (SELECT page_size FROM pragma_page_size()) AS size`,
+    );
+    return { bytes: (row?.pages ?? 0) * (row?.size ?? 0), freeBytes: (row?.free ?? 0) * (row?.size ?? 0) };
+  }
+
+  async compact(): Promise<void> {
+    await this.exec("VACUUM");
+    await this.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
   async explain(query: SQL): Promise<string[]> {
