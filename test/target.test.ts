@@ -74,8 +74,13 @@ describe("database URLs", () => {
     ["postgres://u:pw@h/db?port=x", /bad port/],
     ["postgres://u:p%ZZw@h/db", /malformed percent-escape/],
     ["postgres://u:pw@h/d%2", /malformed percent-escape/],
-    ["postgres://u:pw@a.example.invalid,b.example.invalid/db", /several hosts/],
-    ["postgres://u:pw@/db?host=/tmp/a,/tmp/b", /several hosts/],
+    ["postgres://u:pw@a.example.invalid,a.example.invalid/db", /a\.example\.invalid:5432 is listed twice/],
+    ["postgres://u:pw@a.example.invalid:5433,A.example.invalid:5433/db", /listed twice/],
+    ["postgres://u:pw@a.example.invalid,b.example.invalid/db?target_session_attrs=master", /unknown target_session_attrs "master"/],
+    ["postgres://u:pw@a.example.invalid,b.example.invalid/db?port=1,2,3", /3 ports for 2 hosts/],
+    ["postgres://u:pw@a.example.invalid,,b.example.invalid/db", /an empty host/],
+    ["postgres://u:pw@a.example.invalid:x,b.example.invalid/db", /bad port "x"/],
+    ["postgres://u:pw@/db?host=/tmp/a,/tmp/b", /a Unix socket in the host list/],
     ["postgres://u:pw@h/a/b", /bad database name/],
   ])("%s is INVALID_URL, the password redacted", (url, message) => {
     let caught: unknown;
@@ -87,6 +92,41 @@ describe("database URLs", () => {
     expect(caught).toMatchObject({ code: "INVALID_URL" });
     expect((caught as Error).message).toMatch(message);
     expect((caught as Error).message).not.toMatch(/pw|p%ZZw/);
+  });
+
+  it.each([
+    ["postgres://u:pw@h1:5432,h2:5433/briefs?target_session_attrs=read-write", [["h1", 5432], ["h2", 5433]], "read-write"],
+    ["postgres://u:pw@h1,h2/briefs", [["h1", 5432], ["h2", 5432]], "any"],
+    ["postgres://u:pw@[::1]:5432,127.0.0.1:5433/briefs?target_session_attrs=primary", [["::1", 5432], ["127.0.0.1", 5433]], "primary"],
+    // as libpq, ?host= wins over the authority's hosts; ?port= gives one port for all, or one each
+    ["postgres://u:pw@ignored/briefs?host=h1,h2&port=6000", [["h1", 6000], ["h2", 6000]], "any"],
+    ["postgres://u:pw@ignored/briefs?host=h1,h2&port=6000,6001&target_session_attrs=prefer-standby", [["h1", 6000], ["h2", 6001]], "prefer-standby"],
+  ])("a host list: %s", (url, hosts, attrs) => {
+    const target = parseTarget(url);
+    expect(target).toMatchObject({ dialect: "postgresql", host: hosts[0]![0], port: hosts[0]![1], targetSessionAttrs: attrs, user: "u", password: "pw", database: "briefs" });
+    expect((target as { hosts: unknown }).hosts).toEqual(hosts.map(([host, port]) => ({ host, port })));
+    expect(target.display).not.toContain("pw");
+  });
+
+  it("target_session_attrs from PGTARGETSESSIONATTRS when the URL has none; the URL's wins", () => {
+    const saved = process.env.PGTARGETSESSIONATTRS;
+    process.env.PGTARGETSESSIONATTRS = "read-write";
+    try {
+      expect(parseTarget("postgres://h1,h2/db")).toMatchObject({ targetSessionAttrs: "read-write" });
+      expect(parseTarget("postgres://h1,h2/db?target_session_attrs=any")).toMatchObject({ targetSessionAttrs: "any" });
+      process.env.PGTARGETSESSIONATTRS = "sometimes";
+      expect(() => parseTarget("postgres://h1,h2/db")).toThrow(/unknown target_session_attrs "sometimes"/);
+    } finally {
+      if (saved === undefined) delete process.env.PGTARGETSESSIONATTRS;
+      else process.env.PGTARGETSESSIONATTRS = saved;
+    }
+  });
+
+  it("a host list is local only when every host is", () => {
+    expect(isLocalTarget(parseTarget("postgres://u:pw@127.0.0.1:5432,[::1]:5433/db"), {})).toBe(true);
+    expect(isLocalTarget(parseTarget("postgres://u:pw@127.0.0.1:5432,db.example.invalid:5433/db"), {})).toBe(false);
+    expect(isLocalTarget(parseTarget("postgres://u:pw@db.example.invalid,localhost/db"), {})).toBe(false);
+    expect(isLocalTarget(parseTarget("postgres://u:pw@localhost/db?host=127.0.0.1,db.example.invalid"), {})).toBe(false);
   });
 
   it("ssl parameters are read, not acted on: no certificate file is opened and no warning printed", () => {

@@ -61,12 +61,14 @@ async function adoptPostgres(client: postgres.Sql, options: OpenOptions): Promis
     dialect: "postgresql",
     host,
     port,
+    hosts: o.host.map((name, i) => ({ host: name, port: o.port[i] ?? port })),
+    targetSessionAttrs: (o.target_session_attrs ?? "any") as PgTarget["targetSessionAttrs"],
     socketDir: socket,
     database: o.database,
     user: o.user,
     password: undefined, // never kept: the app's client already holds it
     sslmode: "prefer",
-    display: `postgres://${o.user}@${socket === undefined ? `${host}:${port}` : `/?host=${socket}`}/${o.database} (the app's connection)`,
+    display: `postgres://${o.user}@${socket === undefined ? o.host.map((name, i) => `${name}:${o.port[i] ?? port}`).join(",") : `/?host=${socket}`}/${o.database} (the app's connection)`,
   };
   const { PgDatabase } = await import("./pg/database.js");
   return new PgDatabase(target, options, client);

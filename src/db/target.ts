@@ -20,10 +20,26 @@ export interface SqliteTarget {
   readonly display: string;
 }
 
-export interface PgTarget {
-  readonly dialect: "postgresql";
+/** libpq's target_session_attrs: which server of a host list a connection settles on. */
+export type TargetSessionAttrs = "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby";
+
+export interface PgHost {
   readonly host: string;
   readonly port: number;
+}
+
+export interface PgTarget {
+  readonly dialect: "postgresql";
+  /** The first host of `hosts` (the only one, in a one-server URL). */
+  readonly host: string;
+  readonly port: number;
+  /**
+   * Every server the URL lists, tried in order until one fits `targetSessionAttrs` (libpq's
+   * multi-host URL: postgres://h1:5432,h2:5433/briefs). One element for a one-server URL.
+   */
+  readonly hosts: readonly PgHost[];
+  /** From `?target_session_attrs=`, else PGTARGETSESSIONATTRS, else "any". */
+  readonly targetSessionAttrs: TargetSessionAttrs;
   /** Directory of the Unix socket when the target is a socket (`?host=/path` or a path host). */
   readonly socketDir: string | undefined;
   readonly database: string;
@@ -38,6 +54,7 @@ export type Target = SqliteTarget | PgTarget;
 const SQLITE_SCHEMES = ["file:", "sqlite:"];
 const PG_SCHEMES = ["postgres:", "postgresql:"];
 const SSL_MODES: readonly SslMode[] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+const SESSION_ATTRS: readonly TargetSessionAttrs[] = ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"];
 
 /** The URL the user asked for: `--db` first, then DATABASE_URL, then the local default file. */
 export function chooseUrl(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
@@ -111,17 +128,22 @@ function pgTarget(text: string): PgTarget {
   const [, scheme, authority = "", path = "", query = ""] = parts;
   if (/\s/.test(authority)) throw malformedPgUrl(text);
   const params = new URLSearchParams(query);
-  const forLibrary = new URLSearchParams([...params].filter(([keyword]) => LIBRARY_KEYWORDS.includes(keyword)));
-  const config = parseAuthority(`${scheme}://${authority}/?${forLibrary}`, text);
+  // a host list (h1:5432,h2:5433) is read here, host by host; the library reads one server only
+  const hostList = hostListOf(authority, params, text);
+  const forLibrary = new URLSearchParams([...params].filter(([keyword]) => LIBRARY_KEYWORDS.includes(keyword) && (hostList === undefined || keyword === "user" || keyword === "password")));
+  const config = parseAuthority(`${scheme}://${hostList === undefined ? authority : `${authority.slice(0, authority.lastIndexOf("@") + 1)}localhost`}/?${forLibrary}`, text);
 
   // as libpq: a host that starts with "/" is the directory of a Unix socket
-  const host = config.host || "localhost";
-  if (host.includes(",")) {
-    throw invalidUrl(`several hosts in ${redactUrl(text)}`, "briefdb connects to one server: name one host");
-  }
-  const socketDir = host.startsWith("/") ? host : undefined;
-  const port = config.port ? Number(config.port) : 5432;
+  const host = hostList?.[0]?.host ?? (config.host || "localhost");
+  if (hostList === undefined && host.includes(",")) throw malformedPgUrl(text);
+  const socketDir = hostList === undefined && host.startsWith("/") ? host : undefined;
+  const port = hostList?.[0]?.port ?? (config.port ? Number(config.port) : 5432);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidUrl(`bad port in ${redactUrl(text)}`);
+  const hosts = hostList ?? [{ host, port }];
+  const targetSessionAttrs = (params.get("target_session_attrs") ?? (process.env.PGTARGETSESSIONATTRS || "any")) as TargetSessionAttrs;
+  if (!SESSION_ATTRS.includes(targetSessionAttrs)) {
+    throw invalidUrl(`unknown target_session_attrs "${targetSessionAttrs}" in ${redactUrl(text)}`, `use one of ${SESSION_ATTRS.join(", ")}`);
+  }
   const database = params.get("dbname") || decoded(path.replace(/^\//, ""), text) || "postgres";
   if (database.includes("/")) throw invalidUrl(`bad database name in ${redactUrl(text)}`);
   const user = config.user || process.env.PGUSER || "postgres";
@@ -130,7 +152,51 @@ function pgTarget(text: string): PgTarget {
   if (!SSL_MODES.includes(sslmode)) {
     throw invalidUrl(`unknown sslmode "${sslmode}"`, `use one of ${SSL_MODES.join(", ")}`);
   }
-  return { dialect: "postgresql", host, port, socketDir, database, user, password, sslmode, display: redactUrl(text) };
+  return { dialect: "postgresql", host, port, hosts, targetSessionAttrs, socketDir, database, user, password, sslmode, display: redactUrl(text) };
+}
+
+/**
+ * The servers of a URL that lists several, as libpq reads them: `h1:5432,h2:5433` in the
+ * authority, or `?host=h1,h2` (which wins over the authority's, as every query keyword does) with
+ * `?port=` giving one port for all or one per host. Undefined for a one-server URL. Each host is
+ * named once (a repeat is a mistake in a list meant to survive a failover); a list names TCP
+ * servers, not Unix sockets.
+ */
+function hostListOf(authority: string, params: URLSearchParams, text: string): PgHost[] | undefined {
+  const hostPart = authority.slice(authority.lastIndexOf("@") + 1);
+  const fromQuery = params.get("host");
+  const listed = fromQuery ?? hostPart;
+  if (!listed.includes(",")) return undefined;
+  const entries = fromQuery === null ? splitHosts(listed, text) : listed.split(",").map((host) => ({ host: host.trim(), port: undefined }));
+  const queryPorts = params.get("port")?.split(",").map((port) => port.trim());
+  if (queryPorts !== undefined && queryPorts.length !== 1 && queryPorts.length !== entries.length) {
+    throw invalidUrl(`${queryPorts.length} ports for ${entries.length} hosts in ${redactUrl(text)}`, "give one port for every host, or one port for all");
+  }
+  const hosts = entries.map((entry, i) => {
+    if (entry.host === "") throw invalidUrl(`an empty host in the host list of ${redactUrl(text)}`);
+    if (entry.host.startsWith("/")) throw invalidUrl(`a Unix socket in the host list of ${redactUrl(text)}`, "a host list names TCP servers (host:port,host:port)");
+    const portText = queryPorts?.[queryPorts.length === 1 ? 0 : i] ?? entry.port ?? "5432";
+    const port = Number(portText);
+    if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw invalidUrl(`bad port "${portText}" in ${redactUrl(text)}`);
+    return { host: decoded(entry.host, text), port };
+  });
+  const seen = new Set<string>();
+  for (const { host, port } of hosts) {
+    const key = `${host.toLowerCase()}:${port}`;
+    if (seen.has(key)) throw invalidUrl(`${host}:${port} is listed twice in ${redactUrl(text)}`, "name each server once");
+    seen.add(key);
+  }
+  return hosts;
+}
+
+/** `h1:5432,[::1]:5433,h3` into hosts and their ports (undefined: the default). */
+function splitHosts(list: string, text: string): Array<{ host: string; port: string | undefined }> {
+  return list.split(",").map((item) => {
+    const match = /^(\[[^\]]*\]|[^:[\]]*)(?::(.*))?$/.exec(item.trim());
+    if (match === null) throw malformedPgUrl(text);
+    const host = match[1]!.startsWith("[") ? match[1]!.slice(1, -1) : match[1]!;
+    return { host, port: match[2] };
+  });
 }
 
 /** scheme, authority, path, query (RFC 3986's split; libpq takes a URI only with the "//"). */
@@ -179,7 +245,8 @@ export function isLocalTarget(target: Target, env: NodeJS.ProcessEnv = process.e
   if (isProductionEnvironment(env)) return false;
   if (target.dialect === "sqlite") return true;
   if (target.socketDir !== undefined) return true;
-  return isLoopbackHost(target.host);
+  // every server of a list: a failover may land on any of them
+  return target.hosts.every((server) => isLoopbackHost(server.host));
 }
 
 /**

@@ -330,10 +330,13 @@ export class PgDatabase implements PgBriefDatabase {
 
 function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
   return postgres({
-    // one-element lists, so that postgres.js does not split "::1" at its colons as it would
-    // "host:port" (it takes lists at run time; its types only declare the single form)
-    host: [target.socketDir ?? target.host] as unknown as string,
-    port: [target.port] as unknown as number,
+    // lists, so that postgres.js does not split "::1" at its colons as it would "host:port" (it
+    // takes lists at run time — several hosts are tried in order — though its types declare one)
+    host: (target.socketDir === undefined ? target.hosts.map((server) => server.host) : [target.socketDir]) as unknown as string,
+    port: (target.socketDir === undefined ? target.hosts.map((server) => server.port) : [target.port]) as unknown as number,
+    // "any" is postgres.js's default (it names no "any"); the URL's value wins over the
+    // environment's, as in libpq
+    target_session_attrs: target.targetSessionAttrs === "any" ? undefined : target.targetSessionAttrs,
     path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
     database: target.database,
     user: target.user,
