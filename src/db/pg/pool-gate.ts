@@ -142,12 +142,13 @@ export class PoolGate {
     return made;
   }
 
-  /** A query inside one of briefdb's transactions: it has its connection; only counted as running. */
-  private tracked(made: unknown): unknown {
+  /** A query inside one of briefdb's transactions: it has its connection; only counted as running, in `owned` too. */
+  private tracked(made: unknown, owned: Set<GatedQuery>): unknown {
     if (!isQuery(made)) return made;
     const dispatch = made.handler;
     const count: GatedQuery["handler"] = (query) => {
       this.track(query);
+      owned.add(query);
       dispatch(query);
     };
     count.debug = dispatch.debug;
@@ -155,18 +156,18 @@ export class PoolGate {
     return made;
   }
 
-  /** `scoped` (a transaction's or savepoint's Sql) with its queries counted as running. */
-  private scoped(scoped: postgres.Sql): postgres.Sql {
+  /** `scoped` (a transaction's or savepoint's Sql) with its queries counted as running, and kept in `owned`. */
+  private scoped(scoped: postgres.Sql, owned: Set<GatedQuery>): postgres.Sql {
     return new Proxy(scoped, {
-      apply: (target, self, args: unknown[]) => this.tracked(Reflect.apply(target, self, args)),
+      apply: (target, self, args: unknown[]) => this.tracked(Reflect.apply(target, self, args), owned),
       get: (target, key) => {
         if (key === "unsafe" || key === "file") {
           const make = Reflect.get(target, key) as (...args: unknown[]) => unknown;
-          return (...args: unknown[]) => this.tracked(make(...args));
+          return (...args: unknown[]) => this.tracked(make(...args), owned);
         }
         if (key === "savepoint") {
           const savepoint = Reflect.get(target, key) as (...args: unknown[]) => Promise<unknown>;
-          return (...args: unknown[]) => savepoint(...this.withScoped(args));
+          return (...args: unknown[]) => savepoint(...this.withScoped(args, owned));
         }
         return Reflect.get(target, key);
       },
@@ -174,20 +175,25 @@ export class PoolGate {
   }
 
   /** A transaction's arguments (options?, fn) with fn handed the counted Sql. */
-  private withScoped(args: unknown[]): unknown[] {
+  private withScoped(args: unknown[], owned: Set<GatedQuery>): unknown[] {
     const last = args.length - 1;
     const fn = args[last];
     if (typeof fn !== "function") return args;
-    return [...args.slice(0, last), (scoped: postgres.Sql) => (fn as (sql: postgres.Sql) => unknown)(this.scoped(scoped))];
+    return [...args.slice(0, last), (scoped: postgres.Sql) => (fn as (sql: postgres.Sql) => unknown)(this.scoped(scoped, owned))];
   }
 
   private async begin(raw: postgres.Sql, args: unknown[], refuseDeadlock: boolean): Promise<unknown> {
     const depth = await this.acquire(refuseDeadlock);
+    const owned = new Set<GatedQuery>();
     try {
       const begin = raw.begin as unknown as (...args: unknown[]) => Promise<unknown>;
       // the operation runs with one more connection held by its caller's transactions
-      return await this.held.run(depth + 1, () => begin(...this.withScoped(args)));
+      return await this.held.run(depth + 1, () => begin(...this.withScoped(args, owned)));
     } finally {
+      // once the transaction is over, a statement of it that was never answered is not running:
+      // its connection broke (postgres.js answers it only when the connection is destroyed, and
+      // its rollback then writes on the socket that is gone, porsager/postgres#1208)
+      for (const query of owned) this.running.delete(query);
       this.release();
     }
   }
