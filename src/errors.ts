@@ -17,7 +17,19 @@ export const EXIT_CODES = {
   UNHEALTHY: 1,
   /** A failure that is not the database's nor the input's: a bug in briefdb. */
   INTERNAL: 1,
+  /**
+   * A pooled connection was not free within poolTimeoutMs (PostgreSQL): the call was never sent,
+   * nothing changed.
+   */
+  POOL_TIMEOUT: 1,
   USAGE: 2,
+  /**
+   * A call on the database from inside withTransaction whose enclosing transactions hold every
+   * connection of the pool (PostgreSQL): it could only wait for itself, so it is refused at once.
+   */
+  POOL_DEADLOCK: 2,
+  /** A call on a database after its close(): nothing changed. */
+  CLOSED: 2,
   INVALID_AMOUNT: 2,
   INVALID_URL: 2,
   INVALID_HOLD_ID: 2,

@@ -156,16 +156,16 @@ describe("postgresql: a user's row locked elsewhere while its batch runs", () =>
       }
       const queued = atomicTokenOperation(db, user, "deduct", 1, "never sent");
       await db.close();
-      // sent and cut off: it may yet be applied when the lock frees; never sent: nothing changed
-      expect(await sent).toMatchObject({ success: false, error: { code: "OUTCOME_UNKNOWN" } });
-      expect(await queued).toMatchObject({ success: false, error: { code: "DB_UNREACHABLE" } });
+      // sent: cancelled on the server by close(); never sent: refused by it; nothing changed either way
+      expect(await sent).toMatchObject({ success: false, error: { code: "CLOSED", message: expect.stringMatching(/cancelled on the server; nothing changed/) } });
+      expect(await queued).toMatchObject({ success: false, error: { code: "CLOSED", message: expect.stringMatching(/nothing changed/) } });
     } finally {
       await reserved.unsafe("ROLLBACK");
       reserved.release();
       await holder.end();
       await watcher.end();
     }
-    const [row] = await setup.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM token_transactions WHERE reason = 'never sent'`);
+    const [row] = await setup.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM token_transactions WHERE reason IN ('sent', 'never sent')`);
     expect(Number(row?.n)).toBe(0);
   });
 });

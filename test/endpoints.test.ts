@@ -20,6 +20,7 @@ import {
 import { MAX_QUERY_NAMES, OTHER_QUERY_NAME } from "../src/core/health/metrics.js";
 import { sql } from "drizzle-orm";
 import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+import { openHolder, untilWaiting } from "./support/locks.js";
 import { newUser } from "./support/setup.js";
 
 /** Prometheus text exposition → "name{labels}" → value (comments skipped). */
@@ -243,6 +244,33 @@ describe.each(DIALECTS)("%s: health and metrics handlers", (dialect) => {
     expect(server.output().stdout.trim().split("\n")).toHaveLength(1); // exactly one JSON object
     expect(server.output().stderr).toBe("");
   });
+
+  it.runIf(dialect === "postgresql")(
+    "briefdb serve on a hung database: SIGTERM with a scrape in flight exits 0 within the 10 s the docs promise",
+    async () => {
+      await migrate(db);
+      // another session holds the migrations table: the scrape's read waits on it (lock timeout 15 s)
+      const holder = await openHolder(dialect, url);
+      try {
+        await holder.run("LOCK TABLE briefdb_migrations IN ACCESS EXCLUSIVE MODE");
+        const server = await serve(["--db", url]);
+        const scrape = fetch(`${server.started.url}/metrics`).then(
+          (response) => response.status,
+          () => "cut off",
+        );
+        await untilWaiting(dialect, url, server.child);
+        const signalled = performance.now();
+        server.child.kill("SIGTERM");
+        expect(await server.exited).toBe(0);
+        // it took 14.6 s: the sidecar's grace, then close() waiting for the scrape's statement,
+        // then the process held until the server's lock timeout let the session go
+        expect(performance.now() - signalled).toBeLessThan(10_000);
+        expect(await scrape).toBe(200); // answered (briefdb_up 0) before the server closed
+      } finally {
+        await holder.rollback();
+      }
+    },
+  );
 });
 
 describe("briefdb serve", () => {

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnv } from "node:util";
-import type { BriefDatabase, OpenOptions } from "../db/database.js";
+import type { BriefDatabase, CloseOptions, OpenOptions } from "../db/database.js";
 import { DEFAULT_URL, parseTarget, type Target } from "../db/target.js";
 import { createUi, progressLine, type Interruptions, type Outcome, type Ui } from "../render.js";
 
@@ -127,10 +127,10 @@ export class Context {
     return db;
   }
 
-  async close(): Promise<void> {
+  async close(options?: CloseOptions): Promise<void> {
     const db = this.opened;
     this.opened = undefined;
-    await db?.close().catch(() => {});
+    await db?.close(options).catch(() => {});
   }
 }
 

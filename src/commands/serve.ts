@@ -5,6 +5,15 @@ import { announce, progressLine, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { listenHost, wholeNumber } from "./parse.js";
 
+/** From SIGTERM (or SIGINT) to exit, as the docs promise. */
+const STOP_WITHIN_MS = 10_000;
+/**
+ * Of those, the database's close() keeps this much: what still runs on it once the server is closed
+ * answers no scrape any more; and the 2 s close() may take past it to stop those statements.
+ */
+const DATABASE_CLOSE_MS = 1000;
+const DATABASE_STOP_MS = 2000;
+
 interface ServeOptions {
   readonly port: number;
   readonly host: string;
@@ -31,7 +40,12 @@ A port in use is exit 2. /readyz is 200 when the database is reachable and migra
         const stop = ctx.answerSignals();
         const db = await ctx.open();
         const { startSidecar, SIDECAR_ROUTES } = await import("../core/health/sidecar.js");
-        const sidecar = await startSidecar(db, { port: options.port, host: options.host });
+        const sidecar = await startSidecar(db, {
+          port: options.port,
+          host: options.host,
+          // scrapes in flight finish within what is left of the promise once the database has its share
+          graceMs: STOP_WITHIN_MS - DATABASE_CLOSE_MS - DATABASE_STOP_MS,
+        });
         const routes = SIDECAR_ROUTES.map((route) => `${sidecar.url}${route}`);
         if (!isLoopbackHost(options.host)) {
           // said on stderr (stdout keeps its one result): what is served here has no authentication
@@ -41,7 +55,9 @@ A port in use is exit 2. /readyz is 200 when the database is reachable and migra
         }
         announce(ctx.ui, { url: sidecar.url, port: sidecar.port, routes, target: db.target.display }, `serving ${db.target.display} on ${routes.join(" ")} (Ctrl-C or SIGTERM stops)`);
         await untilAborted(stop);
+        const deadline = Date.now() + STOP_WITHIN_MS;
         await sidecar.close();
+        await ctx.close({ timeoutMs: Math.max(0, Math.min(DATABASE_CLOSE_MS, deadline - DATABASE_STOP_MS - Date.now())) });
         return stoppedOutcome(ctx.interruptedBy ?? "SIGTERM", sidecar.url);
       }),
     );

@@ -4,7 +4,7 @@
  * vocabulary on both dialects. The original failure is kept as `cause` (BRIEFDB_DEBUG=1 prints it).
  */
 import type { FailureKind } from "../db/database.js";
-import { errorCode, isTlsRefused, rootMessage } from "../db/driver-errors.js";
+import { errorChain, errorCode, isTlsRefused, rootMessage } from "../db/driver-errors.js";
 import { BriefdbError, firstLine } from "../errors.js";
 
 /** What the normaliser needs of a database: how its driver's errors read, and its redacted name. */
@@ -21,6 +21,9 @@ export interface FailureSource {
  */
 export function toBriefdbError(error: unknown, source?: FailureSource): BriefdbError {
   if (error instanceof BriefdbError) return error;
+  // briefdb's own refusal of a query (CLOSED, POOL_TIMEOUT), as drizzle wrapped it
+  const own = errorChain(error).find((link): link is BriefdbError & Record<string, unknown> => link instanceof BriefdbError);
+  if (own !== undefined) return own;
   const message = firstLine(rootMessage(error));
   const kind = source === undefined || !isDriverError(error) ? "internal" : source.classify(error);
   switch (kind) {

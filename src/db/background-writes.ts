@@ -16,9 +16,22 @@ export class BackgroundWrites {
     void settled.then(() => this.pending.delete(settled));
   }
 
-  /** Resolves once every tracked write, including those tracked meanwhile, has settled. */
-  async settle(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all(this.pending);
+  /**
+   * Resolves once every tracked write, including those tracked meanwhile, has settled, or at
+   * `deadline` (epoch ms) if one is given, whichever comes first.
+   */
+  async settle(deadline?: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late =
+      deadline === undefined ? undefined : new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+    try {
+      while (this.pending.size > 0) {
+        const all = Promise.all(this.pending).then(() => false);
+        if (late === undefined ? await all : await Promise.race([all, late.then(() => true)])) return;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

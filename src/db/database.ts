@@ -82,6 +82,11 @@ export interface Transaction<TxOrm = unknown> extends Executor {
   readonly holds: TransactionHolds;
 }
 
+export interface CloseOptions {
+  /** How long the calls already made may take to finish, in milliseconds. Default 5000. */
+  readonly timeoutMs?: number;
+}
+
 /** How the PostgreSQL pool is used, as the server sees it. */
 export interface PoolUse {
   /** The pool's configured size. */
@@ -147,8 +152,14 @@ export interface DialectConnection<Orm = unknown, TxOrm = unknown> extends Execu
   poolUse?(): Promise<PoolUse>;
   tableExists(name: string): Promise<boolean>;
   serverVersion(): Promise<string>;
-  /** Waits for the background writes still pending (src/db/background-writes.ts), then closes the connection(s). */
-  close(): Promise<void>;
+  /**
+   * Lets the calls already made finish — background writes (src/db/background-writes.ts), batched
+   * changes, statements and transactions in flight — for up to `timeoutMs` (default 5000), then
+   * closes the connection(s). What still runs then is stopped: a statement is cancelled, an open
+   * transaction rolled back, its withTransaction answering CLOSED. Every call after it is refused
+   * with CLOSED, nothing changed.
+   */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /** Role 2, the ledger: the token hot path, prepared on first use. */
@@ -232,6 +243,12 @@ export interface OpenOptions {
   readonly timeoutMs?: number;
   /** Pool size (PostgreSQL). Default 10. */
   readonly poolSize?: number;
+  /**
+   * How long a call waits for a pooled connection while transactions hold every one, in
+   * milliseconds, before failing with POOL_TIMEOUT (nothing sent, nothing changed); 0 is no limit.
+   * Default 30000 (PostgreSQL).
+   */
+  readonly poolTimeoutMs?: number;
   /** Named prepared statements; turn off behind PgBouncer in transaction mode. Default true. */
   readonly prepare?: boolean;
   /** Create the SQLite file when it does not exist. Default true. */

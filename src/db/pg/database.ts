@@ -10,6 +10,7 @@ import postgres from "postgres";
 import type {
   BriefDatabase,
   BulkWriter,
+  CloseOptions,
   Executor,
   FailureKind,
   IntegrityCheck,
@@ -22,7 +23,9 @@ import type {
   TransactionOptions,
 } from "../database.js";
 import { BackgroundWrites, backgroundWritesOf } from "../background-writes.js";
-import { errorCode, isTlsRefused } from "../driver-errors.js";
+import { BriefdbError } from "../../errors.js";
+import { errorChain, errorCode, isTlsRefused } from "../driver-errors.js";
+import { closedUnderTransaction, endingWithTransaction } from "../misuse.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import { backOff, ROLLED_BACK_TRANSACTION, sleep } from "../../retry.js";
 import type { PgTarget, SslMode } from "../target.js";
@@ -39,6 +42,7 @@ import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
 import { PgSchemaChanges, type SessionConnection } from "./schema-changes.js";
+import { PoolGate } from "./pool-gate.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
 /** Drizzle inside one of briefdb's PostgreSQL transactions. */
@@ -84,8 +88,14 @@ const CONNECTION_LOST_CODES = new Set([
 ]);
 const AUTH_CODES = new Set(["28P01", "28000"]);
 const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
-/** How long close() lets batched changes already called, then the statements in flight, finish. */
-const CLOSE_TIMEOUT_SECONDS = 5;
+/** How long close() lets the calls already made finish (writes in the background, batched changes, statements in flight). */
+const CLOSE_TIMEOUT_MS = 5000;
+/** How long close() lets the statements it cancelled stop before it ends the connections. */
+const STOP_WAIT_MS = 2000;
+/** How long a call waits for a pooled connection that every transaction holds, by default. */
+const DEFAULT_POOL_TIMEOUT_MS = 30_000;
+/** briefdb's own refusals, made before anything was sent: read as "unreachable" (nothing sent, the whole batch's). */
+const REFUSED_BEFORE_SENDING = new Set(["CLOSED", "POOL_TIMEOUT", "POOL_DEADLOCK"]);
 /**
  * Enough for fifty transactions contending for one row under SERIALIZABLE (one of each round of
  * contenders commits; the rest are retried after a jittered pause that spreads them out).
@@ -98,8 +108,11 @@ export class PgDatabase implements PgBriefDatabase {
   readonly time = pgTime;
   readonly inspector = new PgInspector(this);
   readonly schemaChanges: PgSchemaChanges;
+  /** The pool behind the gate (pool-gate.ts): every query and transaction of briefdb's goes through it. */
   readonly client: postgres.Sql;
   readonly orm: PgOrm;
+  private readonly raw: postgres.Sql;
+  private readonly gate: PoolGate;
   readonly ownsConnection: boolean;
   private ledgerStatements: LedgerStatements | undefined;
   private holdStatements: HoldStatements | undefined;
@@ -108,6 +121,7 @@ export class PgDatabase implements PgBriefDatabase {
   private readonly backgroundWrites = backgroundWritesOf(this);
   /** Batched token changes called and not yet answered (queued in the batcher, or in flight). */
   private readonly batchedChanges = new BackgroundWrites();
+  private readonly batchClient: postgres.Sql;
 
   /** With `client`, briefdb uses the app's own pool and never ends it. */
   constructor(
@@ -117,9 +131,17 @@ export class PgDatabase implements PgBriefDatabase {
   ) {
     this.ownsConnection = client === undefined;
     this.batching = options.batch ?? true;
-    this.client = client ?? connect(target, options);
+    this.raw = client ?? connect(target, options);
+    this.gate = new PoolGate({
+      size: this.raw.options.max,
+      waitMs: options.poolTimeoutMs ?? DEFAULT_POOL_TIMEOUT_MS,
+      display: target.display,
+    });
+    this.client = this.gate.sql(this.raw, true);
     this.orm = drizzle(this.client, { schema });
     this.prepare = client === undefined ? (options.prepare ?? true) : client.options.prepare;
+    // a batch is not its caller's transaction, even when a caller inside one set it off
+    this.batchClient = this.gate.sql(this.raw, false);
     this.schemaChanges = new PgSchemaChanges(this, () => this.sessionConnection(options), MIGRATION_LOCK_KEY);
   }
 
@@ -146,7 +168,7 @@ export class PgDatabase implements PgBriefDatabase {
     if (this.ledgerStatements === undefined) {
       const statements = pgLedger(this.client, this.prepare);
       this.ledgerStatements = this.batching
-        ? withBatching(
+        ? this.refusingFirst(withBatching(
             statements,
             pgApplyLedgerBatch(this.batchConnection()),
             {
@@ -155,7 +177,7 @@ export class PgDatabase implements PgBriefDatabase {
               // ones do: postgres.js's end() waits only for the queries it has been given
               track: (outcome) => this.batchedChanges.track(outcome),
             },
-          )
+          ))
         : statements;
     }
     return this.ledgerStatements;
@@ -165,11 +187,13 @@ export class PgDatabase implements PgBriefDatabase {
     if (this.holdStatements === undefined) {
       const statements = pgHolds(this.client, this.prepare);
       this.holdStatements = this.batching
-        ? withHoldBatching(statements, pgApplyHoldBatch(this.batchConnection()), {
-            slots: batchSlots(this.client),
-            // close() waits for them, as for batched deducts
-            track: (outcome) => this.batchedChanges.track(outcome),
-          })
+        ? this.refusingHoldsFirst(
+            withHoldBatching(statements, pgApplyHoldBatch(this.batchConnection()), {
+              slots: batchSlots(this.client),
+              // close() waits for them, as for batched deducts
+              track: (outcome) => this.batchedChanges.track(outcome),
+            }),
+          )
         : statements;
     }
     return this.holdStatements;
@@ -177,15 +201,36 @@ export class PgDatabase implements PgBriefDatabase {
 
   /** What both batchers are built from. */
   private batchConnection(): PgBatchConnection {
-    return { client: this.client, prepare: this.prepare, classify: (error) => this.classify(error) };
+    return { client: this.batchClient, prepare: this.prepare, classify: (error) => this.classify(error) };
+  }
+
+  /**
+   * A batched change is refused before it joins a batch when the call could never run: after
+   * close(), or from inside transactions that hold every connection (the batch would wait for them).
+   */
+  private refusingFirst(statements: LedgerStatements): LedgerStatements {
+    const submit = statements.submit;
+    if (submit === undefined) return statements;
+    return { ...statements, submit: async (change) => (this.gate.check(), submit(change)) };
+  }
+
+  private refusingHoldsFirst(statements: HoldStatements): HoldStatements {
+    const { submitPlace, submitCapture } = statements;
+    return {
+      ...statements,
+      ...(submitPlace === undefined ? {} : { submitPlace: async (hold) => (this.gate.check(), submitPlace(hold)) }),
+      ...(submitCapture === undefined
+        ? {}
+        : { submitCapture: (holdId, amount, ledgerId) => (this.gate.check(), submitCapture(holdId, amount, ledgerId)) }),
+    };
   }
 
   async all<T extends Row = Row>(query: SQL): Promise<T[]> {
-    return (await this.orm.execute(query)) as unknown as T[];
+    return (await this.orm.execute(query).catch(ownRefusalFirst)) as unknown as T[];
   }
 
   async run(query: SQL): Promise<number> {
-    return (await this.orm.execute(query)).count;
+    return (await this.orm.execute(query).catch(ownRefusalFirst)).count;
   }
 
   async exec(script: string): Promise<void> {
@@ -196,11 +241,26 @@ export class PgDatabase implements PgBriefDatabase {
     const retries = options.retries ?? DEFAULT_RETRIES;
     const config = { isolationLevel: options.isolation ?? "serializable" } as const;
     for (let attempt = 0; ; attempt++) {
+      // tx refuses once its transaction is over; close() may end the transaction before the operation
+      let scope: ReturnType<typeof endingWithTransaction<PgTx>> | undefined;
+      let running = false;
       try {
-        return await this.orm.transaction((tx) => operation(transactionOver(tx)), config);
+        return await this.orm.transaction(async (tx) => {
+          scope = endingWithTransaction(transactionOver(tx));
+          running = true;
+          try {
+            return await operation(scope.tx);
+          } finally {
+            running = false;
+          }
+        }, config);
       } catch (error) {
+        // COMMIT is sent only once the operation is done: a connection close() ended before was rolled back
+        if (running && this.gate.isClosed && this.classify(error) === "connection_lost") throw closedUnderTransaction(this.target.display);
         if (attempt >= retries || this.classify(error) !== "retryable") throw error;
         await backOff(attempt, ROLLED_BACK_TRANSACTION);
+      } finally {
+        scope?.end();
       }
     }
   }
@@ -298,6 +358,9 @@ export class PgDatabase implements PgBriefDatabase {
   }
 
   classify(error: unknown): FailureKind {
+    if (errorChain(error).some((link) => link.name === "BriefdbError" && REFUSED_BEFORE_SENDING.has(String(link.code)))) {
+      return "unreachable";
+    }
     const code = errorCode(error) ?? "";
     if (code === "3D000") return "database_missing";
     if (UNREACHABLE_CODES.has(code) || isTlsRefused(error)) return "unreachable";
@@ -313,19 +376,35 @@ export class PgDatabase implements PgBriefDatabase {
     return "other";
   }
 
-  async close(): Promise<void> {
-    await this.backgroundWrites.settle();
-    // changes already called go first, as unbatched ones would, but not for ever (a batch may
-    // wait on a lock that never frees: lockTimeoutMs 0); then what was sent and is still
-    // running gets the pool's end timeout, and what was never sent is refused, nothing changed
-    let waited: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.batchedChanges.settle(),
-      new Promise<void>((resolve) => (waited = setTimeout(resolve, CLOSE_TIMEOUT_SECONDS * 1000))),
-    ]);
-    clearTimeout(waited);
-    if (this.ownsConnection) await this.client.end({ timeout: CLOSE_TIMEOUT_SECONDS });
+  async close(options: CloseOptions = {}): Promise<void> {
+    // the calls already made finish first (background writes, batched changes, then every query
+    // and transaction of briefdb's), but not for ever: a statement may wait on a lock that never
+    // frees, an operation may never resolve. The gate knows what still runs: postgres.js's own
+    // end() waited its whole timeout after a connection fault, with nothing running.
+    const deadline = Date.now() + (options.timeoutMs ?? CLOSE_TIMEOUT_MS);
+    await this.backgroundWrites.settle(deadline);
+    await this.batchedChanges.settle(deadline);
+    await settledBy(this.gate.idle(), deadline);
+    // then later calls are refused (CLOSED); what still runs is cancelled on the server (a
+    // statement waiting for a lock would keep its session, and the process, until its lock
+    // timeout) and given a moment to stop; an open transaction is rolled back with its
+    // connection (its caller is told: CLOSED)
+    this.gate.close();
+    await settledBy(this.gate.statementsDone(), Date.now() + STOP_WAIT_MS);
+    if (this.ownsConnection) await this.raw.end({ timeout: 0 });
   }
+}
+
+/** A refusal of the gate's (CLOSED, POOL_TIMEOUT, …) as itself, not in drizzle's wrapper; any other failure as it is. */
+function ownRefusalFirst(error: unknown): never {
+  throw errorChain(error).find((link) => link instanceof BriefdbError) ?? error;
+}
+
+/** Resolves when `work` settles or at `deadline` (epoch ms), whichever comes first. */
+async function settledBy(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+  clearTimeout(timer);
 }
 
 function connect(target: PgTarget, options: OpenOptions): postgres.Sql {

@@ -8,6 +8,7 @@ import type Database from "better-sqlite3";
 import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { ConnectionLock } from "../connection-lock.js";
 import { errorCode } from "../driver-errors.js";
+import { closedUnderTransaction, databaseClosed } from "../misuse.js";
 import type * as schema from "./schema.js";
 
 export type SqliteOrm = BetterSQLite3Database<typeof schema>;
@@ -22,36 +23,57 @@ export class SqliteConnection {
   private readonly holder = new AsyncLocalStorage<object>();
   private heldBy: object | undefined;
   private savepoints = 0;
+  /** Ends the open transaction before its operation does (close() after its grace): rolled back. */
+  private abandonHeld: (() => void) | undefined;
+  private closed = false;
 
   constructor(
     readonly client: Database.Database,
     readonly orm: SqliteOrm,
     /** How long a statement waits for another connection's write lock (the busy timeout). */
     readonly lockTimeoutMs: number,
+    /** The database's name, for the messages. */
+    readonly display: string,
   ) {}
 
-  /** Runs `operation` in one IMMEDIATE transaction, queued behind the open one; from inside it, in a savepoint. */
-  transaction<T>(operation: () => Promise<T>): Promise<T> {
-    if (this.insideHeldTransaction()) return this.savepoint(operation);
+  /**
+   * Runs `operation` in one IMMEDIATE transaction, queued behind the open one; from inside it, in a
+   * savepoint. `ended` is called once the transaction (or savepoint) is over, whether or not the
+   * operation is.
+   */
+  transaction<T>(operation: () => Promise<T>, ended: () => void = () => {}): Promise<T> {
+    if (this.insideHeldTransaction()) return this.savepoint(operation, ended);
     return this.lock.run(async () => {
+      this.refuseWhenClosed();
       this.client.exec("BEGIN IMMEDIATE");
       const token = {};
       this.heldBy = token;
+      let abandoned = false;
       try {
-        const result = await this.holder.run(token, operation);
+        const result = await Promise.race([
+          this.holder.run(token, operation),
+          new Promise<never>((_, reject) => {
+            this.abandonHeld = () => {
+              abandoned = true;
+              reject(closedUnderTransaction(this.display));
+            };
+          }),
+        ]);
         this.client.exec("COMMIT");
         return result;
       } catch (error) {
         if (this.client.inTransaction) this.client.exec("ROLLBACK");
-        throw error;
+        throw abandoned ? closedUnderTransaction(this.display) : error;
       } finally {
         this.heldBy = undefined;
+        this.abandonHeld = undefined;
+        ended();
       }
     });
   }
 
   /** A transaction inside the open one: undone alone when its operation fails. */
-  private async savepoint<T>(operation: () => Promise<T>): Promise<T> {
+  private async savepoint<T>(operation: () => Promise<T>, ended: () => void): Promise<T> {
     const name = `briefdb_nested_${++this.savepoints}`;
     this.client.exec(`SAVEPOINT ${name}`);
     try {
@@ -61,7 +83,14 @@ export class SqliteConnection {
     } catch (error) {
       if (this.client.inTransaction) this.client.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
       throw error;
+    } finally {
+      ended();
     }
+  }
+
+  /** Throws CLOSED once close() has closed the connection (or given up waiting for its transaction). */
+  refuseWhenClosed(): void {
+    if (this.closed) throw databaseClosed(this.display);
   }
 
   /** Whether the caller runs inside the operation of the transaction open now (not a later one). */
@@ -76,14 +105,15 @@ export class SqliteConnection {
    * write lock is taken first, so writers queue on the busy timeout instead of failing to upgrade).
    */
   exclusive<T>(work: () => T): Promise<T> {
+    const refusing = () => (this.refuseWhenClosed(), work());
     if (!this.lock.isHeld || this.insideHeldTransaction()) {
       try {
-        return Promise.resolve(work());
+        return Promise.resolve(refusing());
       } catch (error) {
         return Promise.reject(error);
       }
     }
-    return this.lock.run(work);
+    return this.lock.run(refusing);
   }
 
   /**
@@ -100,11 +130,24 @@ export class SqliteConnection {
     }
   }
 
-  /** Once the open transaction is done: closes the connection when it is ours. */
-  close(ownsConnection: boolean): Promise<void> {
-    return this.lock.run(() => {
+  /**
+   * Once the open transaction is done, or at `deadline` (epoch ms) rolled back with its operation
+   * still running: closes the connection when it is ours. Every call after it is refused (CLOSED).
+   */
+  async close(ownsConnection: boolean, deadline: number): Promise<void> {
+    const closing = this.lock.run(() => {
+      this.closed = true;
       if (ownsConnection && this.client.open) this.client.close();
     });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()))));
+    if (await Promise.race([closing.then(() => false), late])) {
+      // what queued behind the open transaction is refused as it comes to the connection
+      this.closed = true;
+      this.abandonHeld?.();
+    }
+    clearTimeout(timer);
+    await closing;
   }
 }
 

@@ -9,9 +9,11 @@ import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/better-sqlite3";
 import { BriefdbError } from "../../errors.js";
 import { backgroundWritesOf } from "../background-writes.js";
+import { endingWithTransaction } from "../misuse.js";
 import type {
   BriefDatabase,
   BulkWriter,
+  CloseOptions,
   FailureKind,
   IntegrityCheck,
   StorageSize,
@@ -38,6 +40,8 @@ export type { SqliteOrm } from "./connection.js";
 /** A SQLite BriefDatabase whose Drizzle handles are typed (inside a transaction: the same connection). */
 export type SqliteBriefDatabase = BriefDatabase<SqliteOrm, SqliteOrm>;
 
+/** How long close() lets the calls already made finish. */
+const CLOSE_TIMEOUT_MS = 5000;
 /** quick_check stops after this many findings: enough to say what is wrong, not a flood. */
 const MAX_INTEGRITY_PROBLEMS = 20;
 
@@ -71,7 +75,12 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     const lockTimeoutMs = (options.lockTimeoutMs ?? options.busyTimeoutMs ?? 15_000) || 2 ** 31 - 1;
     this.client = client === undefined ? openClient(target, lockTimeoutMs, options) : adoptClient(client, lockTimeoutMs);
     this.orm = drizzle(this.client, { schema });
-    this.connection = new SqliteConnection(this.client, this.orm, Number(this.client.pragma("busy_timeout", { simple: true })));
+    this.connection = new SqliteConnection(
+      this.client,
+      this.orm,
+      Number(this.client.pragma("busy_timeout", { simple: true })),
+      target.display,
+    );
     const self = this;
     this.inTransaction = {
       all: async <T extends Row>(query: SQL) => this.orm.all<T>(query),
@@ -103,6 +112,8 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   private get statements(): ReturnType<typeof sqliteLedger> {
+    // prepared on first use: after close() there is no connection to prepare them on
+    if (this.ledgerStatements === undefined) this.connection.refuseWhenClosed();
     this.ledgerStatements ??= sqliteLedger(this.connection);
     return this.ledgerStatements;
   }
@@ -112,6 +123,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   private get holdsAndSweep(): ReturnType<typeof sqliteHolds> {
+    if (this.holdStatements === undefined) this.connection.refuseWhenClosed();
     this.holdStatements ??= sqliteHolds(this.connection);
     return this.holdStatements;
   }
@@ -129,7 +141,9 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   }
 
   transaction<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
-    return this.connection.transaction(() => operation(this.inTransaction));
+    // tx refuses once its transaction is over (it would run outside it, or inside a later one)
+    const scope = endingWithTransaction(this.inTransaction);
+    return this.connection.transaction(() => operation(scope.tx), scope.end);
   }
 
   withMigrationLock<T>(operation: (tx: Transaction<SqliteOrm>) => Promise<T>): Promise<T> {
@@ -198,9 +212,11 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     return "other";
   }
 
-  async close(): Promise<void> {
-    await this.backgroundWrites.settle();
-    await this.connection.close(this.ownsConnection);
+  async close(options: CloseOptions = {}): Promise<void> {
+    // the calls already made finish first, but not for ever: a transaction's operation may never resolve
+    const deadline = Date.now() + (options.timeoutMs ?? CLOSE_TIMEOUT_MS);
+    await this.backgroundWrites.settle(deadline);
+    await this.connection.close(this.ownsConnection, deadline);
   }
 }
 
