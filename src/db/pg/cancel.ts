@@ -20,7 +20,7 @@ export async function cancellable<T>(query: Promise<T> & { cancel(): void }, sig
  * process) when the server cannot be reached for it; here it is caught: the query itself then
  * fails with the lost connection, which is what the caller reads.
  */
-function cancelOnServer(query: { cancel(): void }): void {
+export function cancelOnServer(query: { cancel(): void }): void {
   const internal = query as unknown as { canceller?: ((q: unknown) => Promise<void>) | null };
   const canceller = internal.canceller;
   if (typeof canceller !== "function") {
