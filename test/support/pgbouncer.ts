@@ -79,6 +79,12 @@ export async function startPgBouncer(adminUrl: string, settings: Record<string, 
     rmSync(folder, { recursive: true, force: true });
     throw error;
   }
+  // a test that timed out never reaches its stop(): PgBouncer must not outlive this process
+  const leftover = () => {
+    child.kill("SIGKILL");
+    rmSync(folder, { recursive: true, force: true });
+  };
+  process.once("exit", leftover);
   return {
     port,
     through: (url: string) => {
@@ -93,6 +99,7 @@ export async function startPgBouncer(adminUrl: string, settings: Record<string, 
         child.kill("SIGINT"); // PgBouncer: immediate shutdown
         await exited;
       }
+      process.removeListener("exit", leftover);
       rmSync(folder, { recursive: true, force: true });
     },
   };

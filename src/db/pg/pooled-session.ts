@@ -67,11 +67,12 @@ function sessionIn(tx: Executor, pid: number): MigrationSession {
 /** Refuses a statement that cannot run inside a transaction (CREATE / DROP INDEX CONCURRENTLY, REINDEX … CONCURRENTLY). */
 function refuseOnline(script: string): void {
   if (!/\bCONCURRENTLY\b/i.test(script)) return;
-  const index = /\bCONCURRENTLY\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?("(?:[^"]|"")+"|[\w$]+)/i.exec(script)?.[1] ?? "an index";
+  const name = /\bCONCURRENTLY\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?("(?:[^"]|"")+"|[\w$]+)/i.exec(script)?.[1];
+  const index = name === undefined ? "an index" : /^"[a-z_][a-z0-9_$]*"$/.test(name) ? name.slice(1, -1) : name;
   const what = /^\s*DROP/i.test(script) ? "drop" : /^\s*REINDEX/i.test(script) ? "rebuild" : "build";
   throw new BriefdbError(
     "SESSION_REQUIRED",
     `migrate must ${what} index ${index} without blocking writes (CONCURRENTLY), which needs a session of its own, and this connection goes through a transaction pooler; nothing changed`,
-    "point migrate at the database's direct port or a pooler in session mode (Supabase: port 5432), or run `briefdb migrate --offline` to do it inside the migration's transaction (writes to the table wait meanwhile)",
+    "point migrate at the database's own port rather than the pooler's, or run `briefdb migrate --offline`, which does it inside the migration's transaction while writes to the table wait",
   );
 }
