@@ -49,7 +49,7 @@ export async function buildProgram(): Promise<Command> {
       15_000,
     )
     .addOption(new Option("--pool-size <n>", "PostgreSQL connections").argParser(wholeNumber("--pool-size", 1, 1000)))
-    .option("--no-prepare", "no named prepared statements (PgBouncer in transaction mode)")
+    .option("--no-prepare", "no named prepared statements (a transaction pooler turns them off by itself)")
     .option("--no-batch", "apply concurrent token operations one by one, not batched (race-test, serve)")
     .showHelpAfterError(false)
     .addHelpText(

@@ -45,6 +45,11 @@ export const EXIT_CODES = {
   HOLD_EXPIRED: 3,
   CAPTURE_EXCEEDS_HOLD: 3,
   /**
+   * Needs a session of its own, which a transaction pooler (PgBouncer, Supavisor in transaction
+   * mode) cannot give: an online index build in `migrate`.
+   */
+  SESSION_REQUIRED: 3,
+  /**
    * The connection was lost after a write was sent: it may or may not have been applied. Its own
    * status, so that a script never mistakes it for "nothing changed" nor for success.
    */

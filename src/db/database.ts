@@ -249,7 +249,7 @@ export interface OpenOptions {
    * Default 30000 (PostgreSQL).
    */
   readonly poolTimeoutMs?: number;
-  /** Named prepared statements; turn off behind PgBouncer in transaction mode. Default true. */
+  /** Named prepared statements. Default true; off by itself through a transaction pooler (PgBouncer, Supavisor). */
   readonly prepare?: boolean;
   /** Create the SQLite file when it does not exist. Default true. */
   readonly create?: boolean;
@@ -261,8 +261,8 @@ export interface OpenOptions {
   /**
    * How long a statement waits for a lock another connection holds before failing with
    * LOCK_TIMEOUT, in milliseconds; 0 is no limit. Default 15000. PostgreSQL: the session's
-   * lock_timeout, sent as a startup parameter (0 sends none, for PgBouncer, which refuses it);
-   * SQLite: the busy timeout.
+   * lock_timeout, sent as a startup parameter, or through a transaction pooler (which refuses or
+   * drops it) SET LOCAL in every transaction; SQLite: the busy timeout.
    */
   readonly lockTimeoutMs?: number;
   /** SQLite busy timeout in milliseconds; the older name of lockTimeoutMs, which wins. */

@@ -157,6 +157,7 @@ class StepRunner {
       await this.session.setLockTimeout(0); // its lock blocks no reads or writes: wait as long as it takes
       await this.session.exec(step.statement);
     } catch (error) {
+      if (error instanceof BriefdbError) throw error; // refused before it was sent (SESSION_REQUIRED): nothing to repair
       throw new BriefdbError(
         "DB_ERROR",
         `building index ${step.index} on ${step.table} failed: ${error instanceof Error ? error.message : String(error)}`,

@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL dialect: postgres.js under drizzle, a pool of connections with a connect timeout
  * that covers the whole start-up (so a server that never answers fails in time), and prepared
- * statements that can be turned off for PgBouncer in transaction mode.
+ * statements that can be turned off; a transaction pooler in front of the server is found and
+ * worked with (./pooler.ts).
  */
 import type { SQL } from "drizzle-orm";
 import { sql } from "drizzle-orm";
@@ -43,6 +44,8 @@ import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
 import { PgSchemaChanges, type SessionConnection } from "./schema-changes.js";
 import { PoolGate } from "./pool-gate.js";
+import { PoolerDetection, poolerAware } from "./pooler.js";
+import { inPooledTransaction } from "./pooled-session.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
 /** Drizzle inside one of briefdb's PostgreSQL transactions. */
@@ -114,6 +117,10 @@ export class PgDatabase implements PgBriefDatabase {
   private readonly raw: postgres.Sql;
   private readonly gate: PoolGate;
   readonly ownsConnection: boolean;
+  /** Our own pool only: whether it goes through a transaction pooler (the app's client is the app's to configure). */
+  private readonly pooler: PoolerDetection | undefined;
+  /** The pool as every statement of briefdb's and drizzle's goes on it: `client`, waiting for the pooler detection. */
+  private readonly sql: postgres.Sql;
   private ledgerStatements: LedgerStatements | undefined;
   private holdStatements: HoldStatements | undefined;
   private readonly prepare: boolean;
@@ -138,10 +145,14 @@ export class PgDatabase implements PgBriefDatabase {
       display: target.display,
     });
     this.client = this.gate.sql(this.raw, true);
-    this.orm = drizzle(this.client, { schema });
+    this.pooler = client === undefined ? new PoolerDetection(this.client, lockTimeoutOf(options)) : undefined;
+    // through a transaction pooler, each statement and transaction carries its lock bound (pooler.ts)
+    this.sql = this.pooler === undefined ? this.client : poolerAware(this.client, this.pooler);
+    this.orm = drizzle(this.sql, { schema });
     this.prepare = client === undefined ? (options.prepare ?? true) : client.options.prepare;
     // a batch is not its caller's transaction, even when a caller inside one set it off
-    this.batchClient = this.gate.sql(this.raw, false);
+    const batchClient = this.gate.sql(this.raw, false);
+    this.batchClient = this.pooler === undefined ? batchClient : poolerAware(batchClient, this.pooler);
     this.schemaChanges = new PgSchemaChanges(this, () => this.sessionConnection(options), MIGRATION_LOCK_KEY);
   }
 
@@ -151,7 +162,10 @@ export class PgDatabase implements PgBriefDatabase {
    * porsager/postgres#751). The app's pool: one of its connections, reserved once it is warm.
    */
   private async sessionConnection(options: OpenOptions): Promise<SessionConnection> {
-    if (this.ownsConnection) {
+    if (this.pooler !== undefined) {
+      await this.pooler.ready();
+      // no session to be had: one transaction that holds the migration lock stands in for it
+      if (this.pooler.pooled) return { inTransaction: (operation) => inPooledTransaction((body) => this.withMigrationLock(body), operation) };
       const single = connect(this.target, { ...options, poolSize: 1 });
       return { sql: single, done: () => single.end({ timeout: 5 }) };
     }
@@ -166,7 +180,7 @@ export class PgDatabase implements PgBriefDatabase {
 
   get ledger(): LedgerStatements {
     if (this.ledgerStatements === undefined) {
-      const statements = pgLedger(this.client, this.prepare);
+      const statements = pgLedger(this.sql, this.prepare);
       this.ledgerStatements = this.batching
         ? this.refusingFirst(withBatching(
             statements,
@@ -185,7 +199,7 @@ export class PgDatabase implements PgBriefDatabase {
 
   get holds(): HoldStatements {
     if (this.holdStatements === undefined) {
-      const statements = pgHolds(this.client, this.prepare);
+      const statements = pgHolds(this.sql, this.prepare);
       this.holdStatements = this.batching
         ? this.refusingHoldsFirst(
             withHoldBatching(statements, pgApplyHoldBatch(this.batchConnection()), {
@@ -234,7 +248,7 @@ export class PgDatabase implements PgBriefDatabase {
   }
 
   async exec(script: string): Promise<void> {
-    await this.client.unsafe(script);
+    await this.sql.unsafe(script);
   }
 
   async transaction<T>(operation: (tx: Transaction<PgTx>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
@@ -298,11 +312,11 @@ export class PgDatabase implements PgBriefDatabase {
     // Without it, two seeds both found no earlier seed, both inserted, and the loser failed on a
     // foreign key. READ COMMITTED: once the lock is ours, each statement sees the holder before's rows.
     await tx.exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
-    await takeTurn(tx, TEST_DATA_LOCK_KEY);
+    await takeTurn(tx, TEST_DATA_LOCK_KEY, this.pooler?.restoreStatement ?? "SET LOCAL lock_timeout TO DEFAULT");
   }
 
   bulkWrite<T>(operation: (writer: BulkWriter) => Promise<T>): Promise<T> {
-    return pgBulkWrite(this.client, operation);
+    return pgBulkWrite(this.sql, operation);
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -427,9 +441,10 @@ function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
     prepare: options.prepare ?? true,
     fetch_types: false,
     onnotice: () => {},
-    // a startup parameter, so every connection has it from its first statement; 0 is not sent
-    // (behind PgBouncer, list lock_timeout in its ignore_startup_parameters, or pass 0)
-    connection: { application_name: "briefdb", lock_timeout: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS },
+    // a startup parameter, so every connection has it from its first statement; a transaction
+    // pooler refuses or drops it (./pooler.ts). 0 is sent too ("no limit" over a role's default),
+    // as text: postgres.js drops a parameter whose value is falsy
+    connection: startupParameters(lockTimeoutOf(options)),
   });
 }
 
@@ -454,14 +469,23 @@ function transactionSqlOf(tx: PgTx): postgres.Sql {
   return client;
 }
 
+function startupParameters(lockTimeoutMs: number): Record<string, string> {
+  return { application_name: "briefdb", lock_timeout: String(lockTimeoutMs) };
+}
+
+/** The lock bound asked for, in whole milliseconds (0: no limit). */
+function lockTimeoutOf(options: OpenOptions): number {
+  return Math.max(0, Math.round(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS));
+}
+
 /**
  * Waits for an advisory lock as long as its holder works (a migration or seed before this one is
- * not a stuck lock), then puts the session's lock_timeout back for the statements that follow.
+ * not a stuck lock), then puts the lock bound back for the statements that follow (`restore`).
  */
-async function takeTurn(tx: Executor, key: number): Promise<void> {
+async function takeTurn(tx: Executor, key: number, restore: string): Promise<void> {
   await tx.exec("SET LOCAL lock_timeout = 0");
   await tx.all(sql`SELECT pg_advisory_xact_lock(${key})`);
-  await tx.exec("SET LOCAL lock_timeout TO DEFAULT");
+  await tx.exec(restore);
 }
 
 function sslOption(mode: SslMode): boolean | "allow" | "prefer" | "require" | "verify-full" {

@@ -25,11 +25,13 @@ import { quoteIdentifier } from "../sql-text.js";
 import { sleep } from "../../retry.js";
 import { concurrentCreateIndex, describeStatements, notValidConstraint, type StatementShape } from "../statement-shape.js";
 
-/** One connection of its own for a migration session, and how to give it back. */
-export interface SessionConnection {
-  readonly sql: postgres.Sql;
-  done(): Promise<void>;
-}
+/**
+ * One connection of its own for a migration session, and how to give it back; or, through a
+ * transaction pooler, which has no session to give, one transaction in its place (./pooled-session.ts).
+ */
+export type SessionConnection =
+  | { readonly sql: postgres.Sql; done(): Promise<void> }
+  | { inTransaction<T>(operation: (session: MigrationSession) => Promise<T>): Promise<T> };
 
 /** How often a migrator waiting for another one tries the migration lock again. */
 const LOCK_POLL_MS = 250;
@@ -141,6 +143,7 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
 
   async withSession<T>(operation: (session: MigrationSession) => Promise<T>): Promise<T> {
     const session = await this.connectSession();
+    if ("inTransaction" in session) return session.inTransaction(operation);
     const connection = session.sql;
     try {
       // Statements here may run for minutes (index builds): no statement timeout; and a build
