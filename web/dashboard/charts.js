@@ -76,7 +76,8 @@ export function histogramSvg(h, buckets, options = {}) {
     nodes.push(h("line", { class: `mark m${i % 3}`, x1: x, x2: x, y1: pad.top - 4, y2: pad.top + plotH }, []));
     nodes.push(h("text", { class: `marklabel m${i % 3}`, x, y: 9 + i * 9, "text-anchor": "middle" }, `${mark.label} ${duration(mark.ms)}`));
   });
-  nodes.push(h("text", { class: "axis", x: width - pad.right, y: height - 4, "text-anchor": "end" }, options.xLabel ?? "latency (bucket upper bound)"));
+  const xLabel = options.xLabel ?? "latency (bucket upper bound)";
+  if (xLabel !== "") nodes.push(h("text", { class: "axis", x: width - pad.right, y: height - 4, "text-anchor": "end" }, xLabel));
   return h("svg", { class: "chart histogram", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": options.title ?? "latency histogram" }, nodes);
 }
 
@@ -119,6 +120,9 @@ export function lineSvg(h, times, series, options = {}) {
       pen = "L";
     });
     if (d !== "") nodes.push(h("path", { class: `line s${i % 6}`, d }, [h("title", {}, s.name)]));
+    // the newest sample as a dot, so that a series of one sample shows too
+    const lastAt = s.values.map((v) => v !== null).lastIndexOf(true);
+    if (lastAt >= 0) nodes.push(h("circle", { class: `dot s${i % 6}`, cx: x(times[lastAt]).toFixed(1), cy: y(s.values[lastAt]).toFixed(1), r: 3 }, [h("title", {}, `${s.name}: ${format(s.values[lastAt])}`)]));
   });
   return h("svg", { class: "chart line", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": options.title ?? "chart" }, nodes);
 }

@@ -68,6 +68,15 @@ function bytes(n) {
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
+/** 14:02:07 today, else 2026-12-05 14:02 */
+function when(iso) {
+  const d = new Date(iso);
+  const two = (n) => String(n).padStart(2, "0");
+  const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  if (d.toDateString() === new Date().toDateString()) return time;
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time.slice(0, 5)}`;
+}
+
 function cell(text, className) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -132,7 +141,7 @@ function showOverview(o) {
   setText("overview.target", o.target);
   setText("overview.healthy", o.healthy ? "healthy" : "unhealthy", o.healthy);
   setText("overview.latencyMs", o.latencyMs === null ? "no answer" : duration(o.latencyMs), o.latencyMs);
-  setText("overview.serverVersion", `${o.dialect} ${o.serverVersion ?? ""}`.trim(), o.serverVersion);
+  setText("overview.serverVersion", o.serverVersion ?? "–", o.serverVersion);
   setText("overview.migrations.applied", number(o.migrations?.applied), o.migrations?.applied);
   setText("overview.migrations.pending", number(o.migrations?.pending), o.migrations?.pending);
   setText("overview.sampledEveryS", String(o.sampledEveryMs / 1000));
@@ -143,11 +152,13 @@ function showOverview(o) {
   document.getElementById("latency-chart").replaceChildren(
     lineSvg(h, times, [{ name: "round trip (ms)", values: o.series.map((p) => p.latencyMs) }], {
       title: "round-trip latency",
+      width: 1200,
+      height: 170,
       format: (v) => duration(v),
-      minMax: 1,
+      minMax: 0.1,
     }),
   );
-  document.getElementById("updated").textContent = `updated ${new Date(o.sampledAt).toLocaleTimeString()}`;
+  document.getElementById("updated").textContent = `sampled ${when(o.sampledAt)}`;
 }
 
 function showLedger(l) {
@@ -182,7 +193,7 @@ function showLedger(l) {
       : histogramSvg(h, shownBatches, { title: "batch sizes", xLabel: "rows per batch", label: (bound, previous) => (bound === null ? `>${previous}` : `≤${bound}`) }),
   );
   document.querySelector("#recent tbody").replaceChildren(
-    ...l.recent.map((r) => row(cell(new Date(r.at).toLocaleTimeString()), cell(r.userId, "mono"), cell(r.operation), cell(number(r.amount), "num"), cell(r.reason))),
+    ...l.recent.map((r) => row(cell(when(r.at), "mono time"), cell(r.userId, "mono"), cell(r.operation), cell(number(r.amount), "num"), cell(r.reason))),
   );
   if (l.lastVerify) showVerify(l.lastVerify);
 }
@@ -197,8 +208,8 @@ function showVerify(run) {
   const r = run.report;
   const result = document.getElementById("verify-result");
   result.textContent = r.ok
-    ? `✓ ${number(r.checked)} balances match their ledger; holds consistent (${new Date(run.ranAt).toLocaleTimeString()}, ${run.durationMs} ms)`
-    : `✗ ${r.drifting.length} balance(s) drift, ${r.holdViolations.length} hold problem(s) (${new Date(run.ranAt).toLocaleTimeString()})`;
+    ? `✓ ${number(r.checked)} balances match their ledger; holds consistent (${when(run.ranAt)}, ${run.durationMs} ms)`
+    : `✗ ${r.drifting.length} balance(s) drift, ${r.holdViolations.length} hold problem(s) (${when(run.ranAt)})`;
   result.className = r.ok ? "good" : "bad";
   result.dataset.v = String(r.checked);
   fill("verify-problems", [
@@ -225,7 +236,7 @@ function showQueries(q) {
     const buckets = bucketsOf(r.histogram);
     const spread = document.createElement("td");
     spread.className = "spark";
-    spread.append(histogramSvg(h, buckets, { title: `${r.name}: latency`, width: 320, height: 120, marks: [{ label: "p50", ms: r.p50Ms }, { label: "p95", ms: r.p95Ms }] }));
+    spread.append(histogramSvg(h, buckets, { title: `${r.name}: latency`, width: 320, height: 120, xLabel: "", marks: [{ label: "p50", ms: r.p50Ms }, { label: "p95", ms: r.p95Ms }] }));
     return row(cell(r.name, "mono"), cell(number(r.count), "num"), cell(number(r.failed), "num"), cell(duration(r.p50Ms), "num"), cell(duration(r.p95Ms), "num"), cell(duration(r.maxMs), "num"), spread);
   });
   document.querySelector("#slow tbody").replaceChildren(...rows);
@@ -263,11 +274,11 @@ function showQueries(q) {
 function showSchema(s) {
   document.querySelector("#migrations tbody").replaceChildren(
     ...s.migrations.map((m) =>
-      row(cell(m.tag, "mono"), cell(m.state === "partial" ? `partial (${m.stepsDone} of ${m.steps} steps)` : m.state, m.state === "applied" ? "good" : "bad"), cell(m.appliedAt ? new Date(m.appliedAt).toLocaleString() : "–")),
+      row(cell(m.tag, "mono"), cell(m.state === "partial" ? `partial (${m.stepsDone} of ${m.steps} steps)` : m.state, m.state === "applied" ? "good" : "bad"), cell(m.appliedAt ? when(m.appliedAt) : "–", "mono time")),
     ),
   );
   document.querySelector("#tables tbody").replaceChildren(
-    ...s.tables.map((t) => row(cell(t.table, "mono"), cell(`${t.estimated ? "~" : ""}${number(t.rows)}`, "num"), cell(bytes(t.bytes), "num"))),
+    ...s.tables.map((t) => row(cell(t.table, "mono"), cell(t.rows === null ? "–" : `${t.estimated ? "~" : ""}${number(t.rows)}`, "num"), cell(bytes(t.bytes), "num"))),
   );
   fill("invalid", s.invalidIndexes.length ? s.invalidIndexes.map((i) => item(`${i.index} on ${i.table}`, "bad")) : [item("none", "good")]);
   fill(

@@ -63,6 +63,7 @@ export function createLiveSampler(db: BriefDatabase, options: LiveOptions = {}):
   let sampledAt = 0;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
+  let starting: Promise<void> | undefined;
   let lastRefused = refusalTotals();
   let lastReleases = releaseTotal();
 
@@ -124,15 +125,18 @@ export function createLiveSampler(db: BriefDatabase, options: LiveOptions = {}):
     points: () => ring,
     lastHealth: () => health,
     lastSampledAt: () => sampledAt,
-    async start() {
-      if (timer !== undefined) return;
-      timer = setInterval(() => void guarded(), intervalMs);
-      timer.unref();
-      if (ring.length === 0) {
-        const report = await withDeadline(checkDatabaseHealth(db, { samples: 1 }), timeoutMs);
-        if (report?.error === null && report.migrations?.pending === 0) await backfill().catch(() => ring.splice(0));
-      }
-      await guarded();
+    start() {
+      // every caller waits for the first sample: the overview never answers before it
+      starting ??= (async () => {
+        timer = setInterval(() => void guarded(), intervalMs);
+        timer.unref();
+        if (ring.length === 0) {
+          const report = await withDeadline(checkDatabaseHealth(db, { samples: 1 }), timeoutMs);
+          if (report?.error === null && report.migrations?.pending === 0) await backfill().catch(() => ring.splice(0));
+        }
+        await guarded();
+      })();
+      return starting;
     },
     async sample() {
       await running;
@@ -141,6 +145,7 @@ export function createLiveSampler(db: BriefDatabase, options: LiveOptions = {}):
     stop() {
       clearInterval(timer);
       timer = undefined;
+      starting = undefined;
     },
   };
 }

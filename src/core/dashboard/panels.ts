@@ -43,7 +43,7 @@ export async function ledgerPanel(db: BriefDatabase, live: LiveSampler) {
   );
   const recent = await db.all<{ id: string; user_id: string; type: string; amount: number | string; reason: string; hold_id: string | null; at: number | string }>(sql`
     SELECT id, user_id, type, amount, reason, hold_id, ${db.time.epochMs(sql`created_at`)} AS at
-    FROM token_transactions ORDER BY created_at DESC, id DESC LIMIT 15`);
+    FROM token_transactions ORDER BY created_at DESC, id DESC LIMIT 10`);
   const points = live.points();
   return {
     sampledEveryMs: live.intervalMs,
