@@ -11,7 +11,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, captureHold, holdTokens, releaseHold, startSidecar, type Sidecar } from "../src/index.js";
 import { sql } from "drizzle-orm";
-import { DIALECTS, spawnCli } from "./support/databases.js";
+import { cli, DIALECTS, spawnCli } from "./support/databases.js";
 import { destroyTest, initTest, newUser, type TestContext } from "./support/setup.js";
 
 export const CHROMIUM = process.env.BRIEFDB_CHROMIUM ?? "/usr/bin/chromium";
@@ -247,6 +247,39 @@ describe.runIf(RUN)("the dashboard in headless Chromium", () => {
     } finally {
       await page.close();
       await sidecar?.close();
+      await destroyTest(t.db);
+    }
+  });
+
+  it("the race-test and slow-queries report files open offline with no console error and show their histogram", async () => {
+    const t = await initTest("sqlite");
+    try {
+      await activity(t);
+      for (const [name, command] of [["race", ["race-test", "--n", "80"]], ["slow-queries", ["slow-queries", "--probe", "--runs", "2"]]] as const) {
+        const file = join(ARTIFACTS, `report-${name}.html`);
+        const result = await cli([...command, "--db", t.url, "--report", file, "--json"]);
+        expect(result.code, result.stderr).toBe(0);
+        const { page, problems } = await watchedPage(browser);
+        try {
+          // nothing but the file itself may be loaded
+          const requests: string[] = [];
+          page.on("request", (r) => requests.push(r.url()));
+          await page.goto(`file://${file}`);
+          const bars = await page.$$eval("svg.histogram rect.bar", (rects) => rects.map((r) => Number(r.getAttribute("data-count"))));
+          expect(bars.length).toBeGreaterThan(0);
+          const expected = name === "race" ? 80 : result.json!.recorded.reduce((sum: number, r: Json) => sum + r.count, 0);
+          expect(bars.reduce((a, b) => a + b, 0)).toBe(expected);
+          expect(await page.locator("svg.histogram rect.bar").first().isVisible()).toBe(true);
+          if (name === "slow-queries") expect(await page.locator("h3", { hasText: HOSTILE }).count()).toBe(1);
+          expect(await page.locator("img").count()).toBe(0);
+          expect(requests).toEqual([`file://${file}`]);
+          await page.screenshot({ path: join(ARTIFACTS, `report-${name}.png`), fullPage: true });
+          expect(problems).toEqual([]);
+        } finally {
+          await page.close();
+        }
+      }
+    } finally {
       await destroyTest(t.db);
     }
   });

@@ -15,8 +15,10 @@ export function duration(ms) {
   return `${trim(ms)} ms`;
 }
 
+/** Three significant figures at most above 1 (638, 22.5, 1.57), microseconds below (0.683). */
 function trim(n) {
-  return String(Math.round(n * 1000) / 1000);
+  const places = n >= 100 ? 0 : n >= 10 ? 1 : n >= 1 ? 2 : 3;
+  return String(Math.round(n * 10 ** places) / 10 ** places);
 }
 
 /** The index of the bucket holding the p-th percentile (nearest rank) of bucket counts, or -1. */
@@ -40,17 +42,19 @@ export function percentileBucket(counts, p) {
 export function histogramSvg(h, buckets, options = {}) {
   const width = options.width ?? 640;
   const height = options.height ?? 200;
-  const pad = { left: 44, right: 12, top: 28, bottom: 34 };
+  const marks = options.marks ?? [];
+  const pad = { left: 44, right: 12, top: 16 + 12 * marks.length, bottom: 34 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const max = Math.max(1, ...buckets.map((b) => b.count));
   const step = buckets.length === 0 ? plotW : plotW / buckets.length;
   const nodes = [];
   nodes.push(h("title", {}, options.title ?? "latency histogram"));
-  for (const tick of [0, 0.5, 1]) {
+  // counts are whole: a middle line only where it falls on a whole number
+  for (const tick of max % 2 === 0 ? [0, 0.5, 1] : [0, 1]) {
     const y = pad.top + plotH - tick * plotH;
     nodes.push(h("line", { class: "grid", x1: pad.left, x2: width - pad.right, y1: y, y2: y }, []));
-    nodes.push(h("text", { class: "axis", x: pad.left - 6, y: y + 4, "text-anchor": "end" }, String(Math.round(tick * max))));
+    nodes.push(h("text", { class: "axis", x: pad.left - 6, y: y + 4, "text-anchor": "end" }, String(tick * max)));
   }
   let previous = 0;
   buckets.forEach((bucket, i) => {
@@ -67,14 +71,15 @@ export function histogramSvg(h, buckets, options = {}) {
     if (bucket.leMs !== null) previous = bucket.leMs;
   });
   const placed = new Map();
-  (options.marks ?? []).forEach((mark, i) => {
+  marks.forEach((mark, i) => {
     const at = buckets.findIndex((b) => b.leMs === null || mark.ms <= b.leMs);
     if (at < 0) return;
     const row = placed.get(at) ?? 0;
     placed.set(at, row + 1);
     const x = pad.left + at * step + step / 2 + row * 4;
-    nodes.push(h("line", { class: `mark m${i % 3}`, x1: x, x2: x, y1: pad.top - 4, y2: pad.top + plotH }, []));
-    nodes.push(h("text", { class: `marklabel m${i % 3}`, x, y: 9 + i * 9, "text-anchor": "middle" }, `${mark.label} ${duration(mark.ms)}`));
+    nodes.push(h("line", { class: `mark m${i % 3}`, x1: x, x2: x, y1: 14 + i * 12, y2: pad.top + plotH }, []));
+    const right = x > pad.left + plotW * 0.6; // a label near the right edge reads leftwards
+    nodes.push(h("text", { class: `marklabel m${i % 3}`, x: right ? x - 4 : x + 4, y: 11 + i * 12, "text-anchor": right ? "end" : "start" }, `${mark.label} ${duration(mark.ms)}`));
   });
   const xLabel = options.xLabel ?? "latency (bucket upper bound)";
   if (xLabel !== "") nodes.push(h("text", { class: "axis", x: width - pad.right, y: height - 4, "text-anchor": "end" }, xLabel));

@@ -9,15 +9,9 @@ import { tokenCounts, tokenLatencies } from "../ledger/counters.js";
 import { verifyLedger, type VerifyReport } from "../ledger/tokens.js";
 import { migrationStatus } from "../migrate/status.js";
 import { probeCanonicalQueries } from "../queries/probes.js";
-import { slowQueryReport } from "../queries/slow-queries.js";
+import { slowQueryHistograms, slowQueryReport, type BucketCounts } from "../queries/slow-queries.js";
 import { LATENCY_BUCKETS_MS } from "../stats.js";
 import { LEDGER_KINDS, type LiveSampler } from "./live.js";
-
-/** A histogram over LATENCY_BUCKETS_MS: `counts[i]` samples at most `bounds[i]` (the last count: over the last bound). */
-export interface BucketCounts {
-  readonly boundsMs: readonly number[];
-  readonly counts: readonly number[];
-}
 
 export async function overviewPanel(db: BriefDatabase, live: LiveSampler) {
   const health = live.lastHealth();
@@ -123,11 +117,11 @@ export async function runVerify(db: BriefDatabase): Promise<VerifyRun> {
 export async function queriesPanel(db: BriefDatabase, options: { windowMs: number; probeRuns: number }) {
   const since = new Date(Date.now() - options.windowMs);
   const report = await slowQueryReport(db, { since, limit: 20 });
-  const histograms = await queryHistograms(db, since, report.recorded.map((r) => r.name));
+  const histograms = await slowQueryHistograms(db, since, report.recorded.map((r) => r.name));
   const probes = await probeCanonicalQueries(db, { runs: options.probeRuns });
   return {
     since: since.toISOString(),
-    recorded: report.recorded.map((r) => ({ ...r, lastSeen: r.lastSeen.toISOString(), histogram: histograms.get(r.name) ?? bucketCounts([]) })),
+    recorded: report.recorded.map((r) => ({ ...r, lastSeen: r.lastSeen.toISOString(), histogram: histograms.get(r.name) ?? bucketCounts(new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0)) })),
     names: report.names,
     statements: report.statements,
     probes: probes.map((p) => ({
@@ -143,24 +137,6 @@ export async function queriesPanel(db: BriefDatabase, options: { windowMs: numbe
       suggestion: p.suggestion,
     })),
   };
-}
-
-/** Per name, the query log's samples since `since` over LATENCY_BUCKETS_MS: one grouped read. */
-async function queryHistograms(db: BriefDatabase, since: Date, names: readonly string[]): Promise<Map<string, BucketCounts>> {
-  const out = new Map<string, BucketCounts>();
-  if (names.length === 0) return out;
-  const cases = LATENCY_BUCKETS_MS.map((bound, i) => sql`WHEN duration_ms <= ${bound} THEN ${i}`);
-  const rows = await db.all<{ name: string; bucket: number | string; n: number | string }>(sql`
-    SELECT name, CASE ${sql.join(cases, sql` `)} ELSE ${LATENCY_BUCKETS_MS.length} END AS bucket, count(*) AS n
-    FROM query_log
-    WHERE recorded_at >= ${db.time.fromEpochMs(since.getTime())} AND name IN (${sql.join(names.map((n) => sql`${n}`), sql`, `)})
-    GROUP BY 1, 2`);
-  for (const row of rows) {
-    const counts = [...(out.get(row.name)?.counts ?? new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0))];
-    counts[Number(row.bucket)] = Number(row.n);
-    out.set(row.name, bucketCounts(counts));
-  }
-  return out;
 }
 
 const TABLES = ["users", "briefs", "reviews", "models", "token_transactions", "token_holds", "query_log"] as const;
