@@ -93,7 +93,7 @@ export function histogramSvg(h, buckets, options = {}) {
 export function lineSvg(h, times, series, options = {}) {
   const width = options.width ?? 640;
   const height = options.height ?? 180;
-  const pad = { left: 48, right: 12, top: 12, bottom: 24 };
+  const pad = { left: 64, right: 12, top: 12, bottom: 24 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const values = series.flatMap((s) => s.values.filter((v) => v !== null));

@@ -182,7 +182,7 @@ function showLedger(l) {
   const opBuckets = merged ? bucketsOf(merged) : [];
   document.getElementById("op-latency").replaceChildren(
     opBuckets.length === 0
-      ? empty("No token operations in this process yet (mount dashboardHandler in your app to see its own).")
+      ? empty("No token operations in this process: serve sees the database, not your app's calls. Run startSidecar(db, { dashboard: {} }) in the app to see its own.")
       : histogramSvg(h, opBuckets, { title: "operation latency", marks: marksOf(opBuckets) }),
   );
   const batches = l.batchSizes.counts.map((count, i) => ({ leMs: l.batchSizes.bounds[i] ?? null, count }));
