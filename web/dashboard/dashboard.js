@@ -38,7 +38,7 @@ function askForToken(message) {
 
 document.getElementById("auth").addEventListener("submit", (event) => {
   event.preventDefault();
-  token = document.getElementById("token").value.trim();
+  token = /** @type {HTMLInputElement} */ (document.getElementById("token")).value.trim();
   sessionStorage.setItem("briefdb-token", token);
   document.getElementById("auth").hidden = true;
   for (const name of Object.keys(POLL_MS)) void refresh(name);
@@ -47,7 +47,7 @@ document.getElementById("auth").addEventListener("submit", (event) => {
 // ---- small helpers -------------------------------------------------------------------------
 
 function setText(key, text, raw) {
-  for (const node of document.querySelectorAll(`[data-k="${key}"]`)) {
+  for (const node of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(`[data-k="${key}"]`))) {
     node.textContent = text;
     node.dataset.v = raw === undefined ? text : String(raw);
   }
@@ -219,7 +219,7 @@ function showVerify(run) {
 }
 
 document.getElementById("verify").addEventListener("click", async () => {
-  const button = document.getElementById("verify");
+  const button = /** @type {HTMLButtonElement} */ (document.getElementById("verify"));
   button.disabled = true;
   document.getElementById("verify-result").textContent = "checking…";
   try {
