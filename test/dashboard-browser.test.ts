@@ -95,7 +95,7 @@ async function activity(t: TestContext): Promise<void> {
 async function expectFiguresMatch(page: Page, base: string, headers: Record<string, string> = {}): Promise<void> {
   const figures = await page.$$eval("[data-k]", (nodes) => nodes.map((n) => ({ key: n.getAttribute("data-k")!, value: n.getAttribute("data-v"), text: n.textContent })));
   const panels: Record<string, Json> = { overview: await api(base, "overview", headers), ledger: await api(base, "ledger", headers) };
-  const stable = ["overview.target", "overview.migrations.applied", "overview.migrations.pending", "overview.healthy", "ledger.activeHolds.count", "ledger.activeHolds.tokens"];
+  const stable = ["overview.target", "overview.role", "overview.migrations.applied", "overview.migrations.pending", "overview.healthy", "ledger.activeHolds.count", "ledger.activeHolds.tokens"];
   for (const key of stable) {
     const [panel, ...path] = key.split(".");
     const expected = path.reduce<any>((value, part) => value?.[part], panels[panel!]);

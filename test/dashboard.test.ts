@@ -44,6 +44,7 @@ describe.each(DIALECTS)("%s: the dashboard's JSON endpoints", (dialect) => {
     expect(body).toMatchObject({ ok: true, healthy: true, dialect, problems: [], migrations: { pending: 0 }, target: t.db.target.display });
     expect(body.target).not.toContain("briefdb-test-s3cret");
     expect(body.serverVersion).toEqual(expect.any(String));
+    expect(body.role).toMatch(dialect === "sqlite" ? /^embedded$/ : /^primary, as postgres$/);
     expect(body.series.length).toBeGreaterThan(0);
     expect(body.series.at(-1).latencyMs).toBeGreaterThanOrEqual(0);
   });

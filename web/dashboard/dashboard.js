@@ -142,6 +142,7 @@ function showOverview(o) {
   setText("overview.healthy", o.healthy ? "healthy" : "unhealthy", o.healthy);
   setText("overview.latencyMs", o.latencyMs === null ? "no answer" : duration(o.latencyMs), o.latencyMs);
   setText("overview.serverVersion", o.serverVersion ?? "–", o.serverVersion);
+  setText("overview.role", o.role ?? "", o.role);
   setText("overview.migrations.applied", number(o.migrations?.applied), o.migrations?.applied);
   setText("overview.migrations.pending", number(o.migrations?.pending), o.migrations?.pending);
   setText("overview.sampledEveryS", String(o.sampledEveryMs / 1000));

@@ -25,6 +25,7 @@ export async function overviewPanel(db: BriefDatabase, live: LiveSampler) {
     dialect: db.dialect,
     target: db.target.display,
     serverVersion: health?.serverVersion ?? null,
+    role: health?.error === null ? await db.inspector.serverRole().catch(() => null) : null,
     latencyMs: health?.latencyMs?.median ?? null,
     migrations: health?.migrations ?? null,
     series: live.points().map((p) => ({ t: p.t, latencyMs: p.latencyMs, healthy: p.healthy })),
