@@ -303,7 +303,8 @@ async function refresh(name) {
     section.classList.add("stale");
     if (name === "overview") {
       const badge = document.getElementById("status");
-      badge.textContent = error.message === "token required" ? "token required" : "no answer from briefdb serve";
+      // a refusal says why (the dashboard off, a wrong address); a failed fetch means serve is gone
+      badge.textContent = error instanceof TypeError ? "no answer from briefdb serve" : error.message;
       badge.className = "badge bad";
     }
   }
