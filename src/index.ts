@@ -72,6 +72,8 @@ export { tokenCounts } from "./core/ledger/counters.js";
 export type { TokenCount, TokenOutcome } from "./core/ledger/counters.js";
 export { startSidecar, DEFAULT_SIDECAR_PORT, DEFAULT_SIDECAR_HOST, SIDECAR_ROUTES } from "./core/health/sidecar.js";
 export type { Sidecar, SidecarOptions } from "./core/health/sidecar.js";
+export { createDashboard, DASHBOARD_CSP, DASHBOARD_API } from "./core/dashboard/handler.js";
+export type { Dashboard, DashboardOptions } from "./core/dashboard/handler.js";
 export type { RaceOptions, RaceReport, Invariant } from "./core/race/race.js";
 export type { RaceStrategy } from "./core/race/deduct-racer.js";
 export { monitorQuery, flushQueryLog, DEFAULT_WARN_MS, DEFAULT_SLOW_MS } from "./core/queries/monitor.js";

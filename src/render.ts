@@ -239,6 +239,19 @@ export function formatBytes(n: number): string {
   return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }
 
+/**
+ * A histogram in one cell: its first bound, a bar per bucket (▁ to █, a space for none), its last:
+ * `≤1000 ▂█ ▁ ≤10000` (ms). The shape beside the percentiles, compact enough for a table.
+ */
+export function sparkline(buckets: readonly HistogramBucket[]): string {
+  const most = Math.max(0, ...buckets.map((b) => b.count));
+  if (most === 0) return "";
+  const bars = "▁▂▃▄▅▆▇█";
+  const drawn = buckets.map((b) => (b.count === 0 ? " " : bars[Math.min(7, Math.floor((b.count / most) * 7.999))])).join("");
+  const bound = (b: HistogramBucket | undefined) => (b?.leMs === null || b === undefined ? `>${LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.length - 1]}` : `≤${b.leMs}`);
+  return buckets.length === 1 ? `${drawn} ${bound(buckets[0])}` : `${bound(buckets[0])} ${drawn} ${bound(buckets[buckets.length - 1])}`;
+}
+
 /** A row count for people: 1,000,000. */
 export function formatCount(n: number): string {
   return n.toLocaleString("en-US");

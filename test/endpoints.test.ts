@@ -296,6 +296,9 @@ describe("briefdb serve", () => {
     expect(await server.exited).toBe(0);
     expect(server.output().stdout.trim().split("\n")).toHaveLength(1);
     expect(server.output().stderr).toMatch(/^warning: listening on 0\.0\.0\.0, not loopback: /);
+    // without a token the dashboard is off there, and the one warning line says so
+    expect(server.started).toMatchObject({ dashboard: null, tokenRequired: false });
+    expect(server.output().stderr).toMatch(/; the dashboard at \/ is off \(give --token or BRIEFDB_SERVE_TOKEN to serve it\)\n$/);
     expect(server.output().stderr.trim().split("\n")).toHaveLength(1);
   });
 

@@ -3,7 +3,7 @@
  * unpacked into an empty project's node_modules, its dependencies linked from this checkout's (no
  * network), then an ES module, a CommonJS file and a strict TypeScript app (module nodenext) use it.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -111,5 +111,30 @@ export async function charge(userId: string): Promise<number | null> {
     const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
     const checked = await run(process.execPath, [tsc, "-p", dir], { cwd: app }).catch((error: { stdout: string }) => error);
     expect(checked.stdout).toBe("");
+  });
+
+  it("the installed CLI serves the dashboard's page and assets from the package, and writes an HTML report", async () => {
+    const bin = join(app, "node_modules", "briefdb", "bin", "briefdb");
+    const db = `file:${join(app, "dashboard.db")}`;
+    await run(process.execPath, [bin, "migrate", "--db", db], { cwd: app });
+    const report = join(app, "race.html");
+    await run(process.execPath, [bin, "race-test", "--db", db, "--n", "10", "--report", report], { cwd: app });
+    expect(readFileSync(report, "utf8")).toMatch(/<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" class="chart histogram"/);
+    const child = spawn(process.execPath, [bin, "serve", "--db", db, "--port", "0", "--json"], { cwd: app, stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      const started = await new Promise<{ url: string }>((resolveStart, reject) => {
+        let out = "";
+        child.stdout.on("data", (chunk) => {
+          out += String(chunk);
+          if (out.includes("\n")) resolveStart(JSON.parse(out));
+        });
+        child.on("exit", (code) => reject(new Error(`serve exited ${code}`)));
+      });
+      for (const path of ["/", "/assets/dashboard.js", "/assets/charts.js", "/assets/dashboard.css", "/assets/favicon.svg"]) {
+        expect((await fetch(`${started.url}${path}`)).status, path).toBe(200);
+      }
+    } finally {
+      child.kill("SIGTERM");
+    }
   });
 });

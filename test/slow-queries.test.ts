@@ -49,7 +49,11 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
     const result = await cli(["slow-queries", "--db", url, "--json"]);
     expect(result.code).toBe(0);
     expect(result.json?.names).toBe(3);
-    expect(result.json?.recorded).toEqual([
+    // each row's latency histogram holds all its samples; the rest exactly
+    for (const row of result.json!.recorded) {
+      expect(row.latencyHistogram.reduce((sum: number, b: { count: number }) => sum + b.count, 0)).toBe(row.count);
+    }
+    expect(result.json?.recorded.map(({ latencyHistogram: _, ...row }: Record<string, unknown>) => row)).toEqual([
       { name: "briefs.search", count: 4000, failed: 400, p50Ms: 2000, p95Ms: 3800, maxMs: 4000, lastSeen: new Date(atMs + 4000 * 1000).toISOString() },
       { name: "briefs.listing", count: 1000, failed: 0, p50Ms: 1099, p95Ms: 1549, maxMs: 1599, lastSeen: new Date(atMs + 1000 * 1000).toISOString() },
       { name: "reviews.listing", count: 1, failed: 0, p50Ms: 700, p95Ms: 700, maxMs: 700, lastSeen: new Date(atMs + 1000).toISOString() },
@@ -61,8 +65,8 @@ describe.each(DIALECTS)("%s: slow-queries", (dialect) => {
 
     const human = await cli(["slow-queries", "--db", url, "--limit", "2"]);
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/query\s+│\s+count\s+│\s+failed\s+│\s+p50 ms\s+│\s+p95 ms\s+│\s+max ms\s+│\s+last seen/);
-    expect(human.stdout).toMatch(/briefs\.search\s+│\s+4000\s+│\s+400\s+│\s+2000\s+│\s+3800\s+│\s+4000\s+│\s+2025-06-01T01:06:40\.000Z/);
+    expect(human.stdout).toMatch(/query\s+│\s+count\s+│\s+failed\s+│\s+p50 ms\s+│\s+p95 ms\s+│\s+max ms\s+│\s+spread\s+│\s+last seen/);
+    expect(human.stdout).toMatch(/briefs\.search\s+│\s+4000\s+│\s+400\s+│\s+2000\s+│\s+3800\s+│\s+4000\s+│\s+≤1 ▁▁▁▁▁▁▁▁▂▃██ ≤10000\s+│\s+2025-06-01T01:06:40\.000Z/);
     expect(human.stdout).toContain("2 of 3 query names (--limit 2), slowest p95 first");
     expect(human.stdout).not.toContain("reviews.listing");
   });

@@ -7,6 +7,7 @@ import { BriefdbError } from "../errors.js";
 import { keyValues, startSpinner, table, textHistogram, type Outcome } from "../render.js";
 import { action } from "./context.js";
 import { oneOf, wholeNumber } from "./parse.js";
+import { redactedCommandLine, reportPath } from "./report.js";
 import { parseAmount } from "../core/ledger/amount.js";
 
 interface RaceCommandOptions {
@@ -23,6 +24,7 @@ interface RaceCommandOptions {
   readonly method: string;
   readonly header: readonly string[];
   readonly body?: string;
+  readonly report?: string;
 }
 
 export function raceTestCommand(): Command {
@@ -41,6 +43,7 @@ export function raceTestCommand(): Command {
     .option("--method <verb>", "with --url: the HTTP method", "POST")
     .option("--header <line>", "with --url: 'Name: value', repeatable; values may hold {{user}} {{i}}", (line: string, all: string[]) => [...all, line], [])
     .option("--body <template>", 'with --url: the body, with {{amount}} {{user}} {{i}} (default {"amount":{{amount}}})')
+    .option("--report <file.html>", "also write an HTML report: the latency histogram with p50/p95/p99, the outcome, the invariants (one file, no network)", reportPath)
     .addHelpText(
       "after",
       `
@@ -49,6 +52,7 @@ Examples:
   $ briefdb race-test --n 200 --strategy naive      # the "before" code: the invariants must fail
   $ briefdb race-test --mode holds --n 1000          # holds, captures, releases, expiries and deducts at once
   $ briefdb race-test --mode holds --strategy naive  # check available, then write: must fail
+  $ briefdb race-test --n 1000 --report race.html    # the histogram and invariants as one HTML file
   $ briefdb race-test --db postgres://me@localhost/briefs --n 1000 --concurrency 10 --json
   $ briefdb race-test --url http://127.0.0.1:3000/api/tokens/deduct --user seed-user-2 --balance 50 --n 100 \\
       --header 'x-user: {{user}}' --body '{"amount":{{amount}},"request":"r-{{i}}"}'
@@ -58,6 +62,7 @@ With --url, each request's time limit is the global --timeout (ms).`,
     .action(
       action(async (ctx, options: RaceCommandOptions) => {
         if (options.url !== undefined) {
+          if (options.report !== undefined) throw new BriefdbError("USAGE", "--report goes with a race at a throw-away user, not --url");
           if (options.keep || options.strategy !== "atomic" || options.mode !== "deducts") {
             throw new BriefdbError("USAGE", "--keep, --strategy and --mode race a throw-away user, not --url");
           }
@@ -87,12 +92,16 @@ With --url, each request's time limit is the global --timeout (ms).`,
           allowRemote: options.allowRemote === true,
           openOptions: { timeoutMs: ctx.globals.timeout, prepare: ctx.globals.prepare, batch: ctx.globals.batch ?? true },
         }).finally(() => spinner.stop("race finished"));
-        return raceOutcome(report);
+        if (options.report !== undefined) {
+          const { raceReportHtml, writeReport } = await import("../core/report/html-report.js");
+          writeReport(options.report, await raceReportHtml(report, { commandLine: redactedCommandLine(), target: db.target.display }));
+        }
+        return raceOutcome(report, options.report);
       }),
     );
 }
 
-function raceOutcome(report: RaceReport): Outcome {
+function raceOutcome(report: RaceReport, reportFile: string | undefined): Outcome {
   const failed = report.invariants.filter((i) => !i.ok);
   const error =
     failed.length === 0
@@ -104,7 +113,7 @@ function raceOutcome(report: RaceReport): Outcome {
   return {
     ok: report.ok,
     ...(error ? { error } : {}),
-    data: { ...report },
+    data: { ...report, ...(reportFile === undefined ? {} : { report: reportFile }) },
     human: (ui) => {
       const rows = report.invariants.map((i) => [i.ok ? ui.colors.green("ok") : ui.colors.red("FAIL"), i.name, i.detail]);
       const holds = report.mode === "holds";
@@ -121,7 +130,8 @@ function raceOutcome(report: RaceReport): Outcome {
         ["latency", `p50 ${report.latencyMs.p50} ms · p95 ${report.latencyMs.p95} ms · p99 ${report.latencyMs.p99} ms`],
         ["user", `${report.userId}${report.kept ? " (kept)" : " (removed)"}`],
       ]);
-      return `${summary}\n${textHistogram(ui, report.latencyHistogram)}\n${table(ui, ["", "invariant", "detail"], rows)}`;
+      const written = reportFile === undefined ? "" : `\n${ui.colors.dim(`report written to ${reportFile}`)}`;
+      return `${summary}\n${textHistogram(ui, report.latencyHistogram)}\n${table(ui, ["", "invariant", "detail"], rows)}${written}`;
     },
   };
 }

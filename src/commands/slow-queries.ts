@@ -3,7 +3,10 @@ import { Command } from "commander";
 import type { ProbeResult } from "../core/queries/probes.js";
 import type { SlowQueryReport } from "../core/queries/slow-queries.js";
 import { BriefdbError } from "../errors.js";
-import { oneLine, startSpinner, table, type Outcome, type Ui } from "../render.js";
+import type { BucketCounts } from "../core/queries/slow-queries.js";
+import type { LatencyBucket } from "../core/stats.js";
+import { oneLine, sparkline, startSpinner, table, type Outcome, type Ui } from "../render.js";
+import { redactedCommandLine, reportPath } from "./report.js";
 import { action } from "./context.js";
 import { pastMoment, positiveMs, wholeNumber } from "./parse.js";
 import type { GateFailure, ProbeGates } from "../core/queries/probe-gates.js";
@@ -16,6 +19,7 @@ interface SlowQueriesOptions {
   readonly runs?: number;
   readonly maxP95?: number;
   readonly requireIndex?: boolean;
+  readonly report?: string;
 }
 
 export function slowQueriesCommand(): Command {
@@ -27,6 +31,7 @@ export function slowQueriesCommand(): Command {
     .option("--runs <n>", "with --probe: timed runs per query (default 20)", wholeNumber("--runs", 1, 10_000))
     .option("--max-p95 <ms>", "with --probe, a CI gate: exit 1 when any canonical query's p95 is over this many ms", positiveMs("--max-p95"))
     .option("--require-index", "with --probe, a CI gate: exit 1 when any canonical query reads without an index")
+    .option("--report <file.html>", "also write an HTML report: each query's latency histogram, and with --probe the plans (one file, no network)", reportPath)
     .addHelpText(
       "after",
       `
@@ -34,6 +39,7 @@ Examples:
   $ briefdb slow-queries
   $ briefdb slow-queries --since 24h --limit 10
   $ briefdb slow-queries --probe --runs 50
+  $ briefdb slow-queries --since 24h --probe --report slow.html   # histograms and plans as one HTML file
   $ briefdb slow-queries --since 2025-06-01 --json | jq '.recorded[] | {name, p95Ms}'
   $ briefdb slow-queries --probe --max-p95 5 --require-index   # a CI gate: exit 1 (GATE_FAILED) when missed
 
@@ -46,9 +52,10 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
         const gated = options.maxP95 !== undefined || gates.requireIndex === true;
         if (options.runs !== undefined && !options.probe) throw new BriefdbError("USAGE", "--runs goes with --probe");
         if (gated && !options.probe) throw new BriefdbError("USAGE", "--max-p95 and --require-index go with --probe");
-        const { slowQueryReport } = await import("../core/queries/slow-queries.js");
+        const { slowQueryReport, slowQueryHistograms } = await import("../core/queries/slow-queries.js");
         const db = await ctx.openMigrated();
         const report = await slowQueryReport(db, { since: options.since, limit: options.limit });
+        const histograms = await slowQueryHistograms(db, report.since, report.recorded.map((r) => r.name));
         let probes: ProbeResult[] | null = null;
         if (options.probe) {
           const { probeCanonicalQueries } = await import("../core/queries/probes.js");
@@ -56,7 +63,12 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
           probes = await probeCanonicalQueries(db, { runs: options.runs });
           spinner.stop("probed the canonical queries");
         }
-        const outcome = slowQueriesOutcome(report, probes, db.target.display, options.limit);
+        if (options.report !== undefined) {
+          const { slowQueriesReportHtml, writeReport } = await import("../core/report/html-report.js");
+          const context = { commandLine: redactedCommandLine(), target: db.target.display };
+          writeReport(options.report, await slowQueriesReportHtml(report, histograms, probes, context));
+        }
+        const outcome = slowQueriesOutcome(report, histograms, probes, db.target.display, options.limit, options.report);
         if (!gated || probes === null) return outcome;
         const { judgeProbes } = await import("../core/queries/probe-gates.js");
         return gatedOutcome(outcome, gates, judgeProbes(probes, gates));
@@ -64,27 +76,46 @@ warn threshold (500 ms by default; ≥ 1000 ms is slow). Percentiles are nearest
     );
 }
 
-function slowQueriesOutcome(report: SlowQueryReport, probes: ProbeResult[] | null, target: string, limit: number): Outcome {
+function slowQueriesOutcome(
+  report: SlowQueryReport,
+  histograms: ReadonlyMap<string, BucketCounts>,
+  probes: ProbeResult[] | null,
+  target: string,
+  limit: number,
+  reportFile: string | undefined,
+): Outcome {
   return {
     ok: true,
     data: {
       target,
       since: report.since?.toISOString() ?? null,
       limit,
-      recorded: report.recorded.map((row) => ({ ...row, lastSeen: row.lastSeen.toISOString() })),
+      recorded: report.recorded.map((row) => ({ ...row, lastSeen: row.lastSeen.toISOString(), latencyHistogram: trimmedBuckets(histograms.get(row.name)) })),
       names: report.names,
       statements: report.statements,
       probed: probes !== null,
       probes: probes ?? [],
+      ...(reportFile === undefined ? {} : { report: reportFile }),
     },
     human: (ui) =>
-      [recordedText(ui, report, target, limit), statementsText(ui, report), probesText(ui, probes)]
+      [recordedText(ui, report, histograms, target, limit), statementsText(ui, report), probesText(ui, probes), reportFile === undefined ? "" : ui.colors.dim(`report written to ${reportFile}`)]
         .filter((section) => section !== "")
         .join("\n\n"),
   };
 }
 
-function recordedText(ui: Ui, report: SlowQueryReport, target: string, limit: number): string {
+/** The histogram's buckets from the first to the last that holds a sample (race-test's latencyHistogram shape). */
+function trimmedBuckets(histogram: BucketCounts | undefined): LatencyBucket[] {
+  if (!histogram) return [];
+  const buckets = histogram.counts.map((count, i) => ({ leMs: histogram.boundsMs[i] ?? null, count }));
+  const first = buckets.findIndex((b) => b.count > 0);
+  if (first < 0) return [];
+  let last = buckets.length - 1;
+  while (buckets[last]!.count === 0) last--;
+  return buckets.slice(first, last + 1);
+}
+
+function recordedText(ui: Ui, report: SlowQueryReport, histograms: ReadonlyMap<string, BucketCounts>, target: string, limit: number): string {
   const window = report.since ? `since ${report.since.toISOString()}` : "all time";
   if (report.recorded.length === 0) {
     return `nothing recorded in the query log of ${target} (${window})\n${ui.colors.dim(
@@ -98,13 +129,14 @@ function recordedText(ui: Ui, report: SlowQueryReport, target: string, limit: nu
     r.p50Ms,
     r.p95Ms,
     r.maxMs,
+    sparkline(trimmedBuckets(histograms.get(r.name))),
     r.lastSeen.toISOString(),
   ]);
   const shown =
     report.names > report.recorded.length
       ? `${report.recorded.length} of ${report.names} query names (--limit ${limit})`
       : `${report.names} query name${report.names === 1 ? "" : "s"}`;
-  const head = ["query", "count", "failed", "p50 ms", "p95 ms", "max ms", "last seen"];
+  const head = ["query", "count", "failed", "p50 ms", "p95 ms", "max ms", "spread", "last seen"];
   return `query log of ${target} (${window})\n${table(ui, head, rows)}\n${ui.colors.dim(`${shown}, slowest p95 first`)}`;
 }
 

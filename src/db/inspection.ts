@@ -49,6 +49,8 @@ export interface QueryInspector {
   indexExists(name: string): Promise<boolean>;
   /** The server's costliest statements (pg_stat_statements), or null where the dialect keeps none. */
   serverStatements(limit: number): Promise<ServerStatements | null>;
+  /** What this connection talks to, for people: "primary, as app", "replica (read-only), as app", "embedded". */
+  serverRole(): Promise<string>;
 }
 
 /** How a dialect's plan lines name what they read; each pattern's first group is a table or an index. */

@@ -7,6 +7,7 @@ import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BriefDatabase } from "../../db/database.js";
 import { BriefdbError } from "../../errors.js";
+import { createDashboard, type DashboardOptions } from "../dashboard/handler.js";
 import { healthHandler, livenessHandler, metricsHandler, toNodeListener, type RequestHandler } from "./endpoints.js";
 
 export const DEFAULT_SIDECAR_PORT = 9464;
@@ -19,6 +20,8 @@ export interface SidecarOptions {
   readonly host?: string;
   /** How long close() lets requests in flight finish before it cuts them; default 10 s. */
   readonly graceMs?: number;
+  /** Also serve the live dashboard at / (its page, assets and /api/*: docs/dashboard.md). Default: not served. */
+  readonly dashboard?: DashboardOptions;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
@@ -41,15 +44,22 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
   };
   const notFound: RequestHandler = async () =>
     Response.json({ ok: false, error: "not found", routes: SIDECAR_ROUTES }, { status: 404 });
-  const server = createServer(
-    toNodeListener((request) => (routes[new URL(request.url).pathname] ?? notFound)(request)),
-  );
+  const dashboard = options.dashboard === undefined ? undefined : createDashboard(db, options.dashboard);
+  const route = (path: string): RequestHandler => {
+    const fixed = routes[path];
+    if (fixed) return fixed;
+    if (dashboard && (path === "/" || path.startsWith("/assets/") || path.startsWith("/api/"))) return dashboard.handle;
+    return notFound;
+  };
+  const server = createServer(toNodeListener((request) => route(new URL(request.url).pathname)(request)));
   let closing = false;
   // once closing, a connection whose answer went out is closed at once, not at its keep-alive timeout
   server.on("request", (_request, response: ServerResponse) =>
     response.on("finish", () => closing && setImmediate(() => server.closeIdleConnections())),
   );
   await listen(server, port, host);
+  // sampled from the start, so that the latency chart has a history when the page is first opened
+  if (dashboard) void dashboard.live.start();
   const bound = (server.address() as AddressInfo).port;
   const shown = host.includes(":") ? `[${host}]` : host;
   return {
@@ -59,6 +69,7 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
     close: () =>
       new Promise<void>((resolve) => {
         closing = true;
+        dashboard?.close();
         server.close(() => {
           clearTimeout(deadline);
           resolve();

@@ -8,7 +8,7 @@ import type { BriefDatabase } from "../../db/database.js";
 import { dateFromEpochMs, type ServerStatement, type ServerStatements } from "../../db/inspection.js";
 import { BriefdbError } from "../../errors.js";
 import { assertMigrated } from "../migrate/records.js";
-import { roundMs } from "../stats.js";
+import { LATENCY_BUCKETS_MS, roundMs } from "../stats.js";
 
 export const DEFAULT_REPORT_LIMIT = 20;
 const MAX_REPORT_LIMIT = 1000;
@@ -109,4 +109,29 @@ function aggregateQuery(db: BriefDatabase, since: Date | null, limit: number) {
     GROUP BY name
     ORDER BY p95 DESC, name
     LIMIT ${limit}`;
+}
+
+/** A histogram over LATENCY_BUCKETS_MS: `counts[i]` samples at most `boundsMs[i]` (the last count: over the last bound). */
+export interface BucketCounts {
+  readonly boundsMs: readonly number[];
+  readonly counts: readonly number[];
+}
+
+/** Per name, how the query log's samples since `since` (all, when null) spread over LATENCY_BUCKETS_MS: one grouped read. */
+export async function slowQueryHistograms(db: BriefDatabase, since: Date | null, names: readonly string[]): Promise<Map<string, BucketCounts>> {
+  const out = new Map<string, BucketCounts>();
+  if (names.length === 0) return out;
+  const cases = LATENCY_BUCKETS_MS.map((bound, i) => sql`WHEN duration_ms <= ${bound} THEN ${i}`);
+  const window = since === null ? sql`` : sql`recorded_at >= ${db.time.fromEpochMs(since.getTime())} AND`;
+  const rows = await db.all<{ name: string; bucket: number | string; n: number | string }>(sql`
+    SELECT name, CASE ${sql.join(cases, sql` `)} ELSE ${LATENCY_BUCKETS_MS.length} END AS bucket, count(*) AS n
+    FROM query_log
+    WHERE ${window} name IN (${sql.join(names.map((n) => sql`${n}`), sql`, `)})
+    GROUP BY 1, 2`);
+  for (const row of rows) {
+    const counts = [...(out.get(row.name)?.counts ?? new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0))];
+    counts[Number(row.bucket)] = Number(row.n);
+    out.set(row.name, { boundsMs: [...LATENCY_BUCKETS_MS], counts });
+  }
+  return out;
 }

@@ -39,6 +39,11 @@ export class PgInspector implements QueryInspector {
     return rows.length > 0;
   }
 
+  async serverRole(): Promise<string> {
+    const [row] = await this.db.all<{ replica: boolean; login: string }>(sql`SELECT pg_is_in_recovery() AS replica, current_user AS login`);
+    return `${row?.replica ? "replica (read-only)" : "primary"}, as ${row?.login ?? "unknown"}`;
+  }
+
   async serverStatements(limit: number): Promise<ServerStatements> {
     const installed = await this.db.all(sql`SELECT 1 AS found FROM pg_extension WHERE extname = ${SOURCE}`);
     if (installed.length === 0) return { available: false, source: SOURCE, hint: NOT_INSTALLED_HINT };

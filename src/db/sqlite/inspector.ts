@@ -29,6 +29,10 @@ export class SqliteInspector implements QueryInspector {
     return rows.length > 0;
   }
 
+  async serverRole(): Promise<string> {
+    return "embedded";
+  }
+
   async serverStatements(): Promise<ServerStatements | null> {
     return null;
   }
