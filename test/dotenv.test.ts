@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -32,5 +33,22 @@ describe("DATABASE_URL from ./.env", () => {
     expect(databaseUrl(undefined, { DATABASE_URL: "file:/x/env.db" }, cwd)).toEqual({ url: "file:/x/env.db", source: "DATABASE_URL" });
     expect(databaseUrl(undefined, {}, cwd).source).toBe(".env");
     expect(databaseUrl(undefined, {}, mkdtempSync(join(tmpdir(), "briefdb-no-dotenv-")))).toEqual({ url: "file:./briefdb.db", source: "default" });
+  });
+});
+
+describe("a .env that is not a small regular file is not read", () => {
+  it("a FIFO (whose open would block for ever), a device, a directory, a huge file: the default target, at once", () => {
+    const fifo = mkdtempSync(join(tmpdir(), "briefdb-dotenv-"));
+    execFileSync("mkfifo", [join(fifo, ".env")]);
+    expect(databaseUrl(undefined, {}, fifo)).toEqual({ url: "file:./briefdb.db", source: "default" });
+    const device = mkdtempSync(join(tmpdir(), "briefdb-dotenv-"));
+    symlinkSync("/dev/zero", join(device, ".env"));
+    expect(databaseUrl(undefined, {}, device)).toEqual({ url: "file:./briefdb.db", source: "default" });
+    const directory = mkdtempSync(join(tmpdir(), "briefdb-dotenv-"));
+    mkdirSync(join(directory, ".env"));
+    expect(databaseUrl(undefined, {}, directory)).toEqual({ url: "file:./briefdb.db", source: "default" });
+    const huge = mkdtempSync(join(tmpdir(), "briefdb-dotenv-"));
+    writeFileSync(join(huge, ".env"), `DATABASE_URL=file:./x.db\n${"#".repeat(2 * 1024 * 1024)}\n`);
+    expect(databaseUrl(undefined, {}, huge)).toEqual({ url: "file:./briefdb.db", source: "default" });
   });
 });

@@ -25,6 +25,10 @@ describe("database URLs", () => {
     ["postgres://me:pw@localhost./b", false],
     ["postgres://me:pw@127.1/b", true],
     ["postgres://me:pw@0x7f.0.0.1/b", true],
+    // a trailing dot goes to DNS (glibc), whatever the URL parser makes of it
+    ["postgres://me:pw@127.1./b", false],
+    ["postgres://me:pw@127.0.0.1./b", false],
+    ["postgres://me:pw@0x7f.1./b", false],
     ["postgres://me:pw@db.example.invalid/b?host=127.0.0.1", true],
     ["file:./x.db", true],
     ["./x.db", true],
@@ -39,6 +43,12 @@ describe("database URLs", () => {
     ["postgres://me:p@ss@word@host/db", "postgres://me:***@host/db"],
     ["postgres://me@host/db?password=s3cret&sslmode=require", "postgres://me@host/db?password=***&sslmode=require"],
     ["postgres://me@host/db", "postgres://me@host/db"],
+    // cut before its "@" (an unquoted # in .env): what cannot be a port is a secret
+    ["postgres://me:ab", "postgres://me:***"],
+    ["postgres://me:ab/x", "postgres://me:***/x"],
+    ["postgres://host:5432/db", "postgres://host:5432/db"],
+    ["postgres://[::1]:5432/db", "postgres://[::1]:5432/db"],
+    ["postgres://h1:5432,h2:5433/db", "postgres://h1:5432,h2:5433/db"],
   ])("redacts %s", (url, shown) => {
     expect(redactUrl(url)).toBe(shown);
   });

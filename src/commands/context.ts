@@ -4,7 +4,7 @@
  * prints it and turns it, or a failure, into the exit code.
  */
 import type { Command } from "commander";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnv } from "node:util";
 import type { BriefDatabase, CloseOptions, OpenOptions } from "../db/database.js";
@@ -27,9 +27,16 @@ export function databaseUrl(explicit: string | undefined, env: NodeJS.ProcessEnv
   return { url: DEFAULT_URL, source: "default" };
 }
 
+/** Past this, a .env is not one (a dump, a device): it is not read. */
+const DOT_ENV_MAX_BYTES = 1024 * 1024;
+
 function dotEnvUrl(cwd: string): string | undefined {
   let text: string;
   try {
+    // only a regular file of a sensible size: a FIFO would block the open for ever (no signal
+    // ends it), /dev/zero would never end
+    const file = statSync(join(cwd, ".env"));
+    if (!file.isFile() || file.size > DOT_ENV_MAX_BYTES) return undefined;
     text = readFileSync(join(cwd, ".env"), "utf8");
   } catch {
     return undefined;

@@ -222,7 +222,14 @@ export function redactUrl(url: string): string {
   // the userinfo runs from after "scheme:" and any slashes (however many were typed) to the last "@"
   const start = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/*/.exec(withoutParam)?.[0].length ?? 0;
   const at = withoutParam.lastIndexOf("@");
-  if (at < start) return withoutParam;
+  if (at < start) {
+    // no "@": "user:secret" cut short (a .env's unquoted # ends the value there) looks like
+    // host:port; what follows the colon is shown only when it can be a port
+    const authority = /^[^/?#]*/.exec(withoutParam.slice(start))?.[0] ?? "";
+    const colon = authority.lastIndexOf(":");
+    if (colon < 0 || authority.startsWith("[") || /^\d*$/.test(authority.slice(colon + 1))) return withoutParam;
+    return `${withoutParam.slice(0, start + colon + 1)}***${withoutParam.slice(start + authority.length)}`;
+  }
   const userinfo = withoutParam.slice(start, at);
   const colon = userinfo.indexOf(":");
   if (colon < 0) return withoutParam;
@@ -264,7 +271,9 @@ export function isLoopbackHost(host: string): boolean {
   }
   // only digits, hex and dots may spell an IPv4 address; anything else would let the URL parser
   // read another part of the text as the host (user@127.0.0.1)
-  if (!/^[0-9a-fx.]+$/i.test(bare)) return false;
+  // nor a trailing dot: the URL parser reads "127.1." as 127.0.0.1, but the system's resolver
+  // takes a name ending in a dot as a DNS name and asks DNS for it
+  if (!/^[0-9a-fx.]+$/i.test(bare) || bare.endsWith(".")) return false;
   const written = urlHostname(bare);
   return written !== undefined && isIP(written) === 4 && written.startsWith("127.");
 }
