@@ -71,7 +71,8 @@ describe("cli conventions", () => {
     ["postgres:u:topsecret@db.example.invalid/x"],
     ["postgres://u:top%ZZsecret@db.example.invalid/x"],
     ["postgres://u:topsecret@/x?host=/tmp/a,/tmp/b"],
-    ["postgres://u:topsecret@a.example.invalid,b.example.invalid/x"],
+    ["postgres://u:topsecret@a.example.invalid,a.example.invalid/x"],
+    ["postgres://u:topsecret@a.example.invalid,b.example.invalid/x?target_session_attrs=master"],
   ])("the URL %j is exit 2 INVALID_URL, password never printed", async (url) => {
     const result = await cli(["health", "--db", url, "--json"]);
     expect(result.code).toBe(2);
