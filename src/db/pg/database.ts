@@ -37,7 +37,7 @@ import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
-import { PgSchemaChanges, type SessionConnection } from "./schema-changes.js";
+import { OWN_SCHEMA, PgSchemaChanges, pinOwnSchema, type SessionConnection } from "./schema-changes.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
 /** Drizzle inside one of briefdb's PostgreSQL transactions. */
@@ -221,7 +221,9 @@ export class PgDatabase implements PgBriefDatabase {
       const outcome = await this.transaction(
         async (tx) => {
           const [row] = await tx.all<{ locked: boolean }>(sql`SELECT pg_try_advisory_xact_lock(${MIGRATION_LOCK_KEY}) AS locked`);
-          return row?.locked === true ? { value: await operation(tx) } : null;
+          if (row?.locked !== true) return null;
+          await tx.exec(pinOwnSchema("transaction"));
+          return { value: await operation(tx) };
         },
         // read committed: once the lock is ours, each statement sees what the previous holder committed
         { retries: 0, isolation: "read committed" },
@@ -243,7 +245,7 @@ export class PgDatabase implements PgBriefDatabase {
   }
 
   async tableExists(name: string): Promise<boolean> {
-    const [row] = await this.all<{ found: boolean }>(sql`SELECT to_regclass(${name}) IS NOT NULL AS found`);
+    const [row] = await this.all<{ found: boolean }>(sql`SELECT to_regclass(format('%I.%I', ${OWN_SCHEMA}::text, ${name}::text)) IS NOT NULL AS found`);
     return row?.found === true;
   }
 

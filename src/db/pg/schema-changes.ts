@@ -31,6 +31,16 @@ export interface SessionConnection {
   done(): Promise<void>;
 }
 
+/**
+ * The schema briefdb's tables live in: the generated migrations name "public" in their foreign
+ * keys, so their tables must be there; an app's search_path (other, public) must not move them.
+ */
+export const OWN_SCHEMA = "public";
+/** For the migration's session (or, LOCAL, its transaction): unqualified names are briefdb's schema's. */
+export function pinOwnSchema(scope: "session" | "transaction"): string {
+  return `SET ${scope === "transaction" ? "LOCAL " : ""}search_path TO ${OWN_SCHEMA}`;
+}
+
 /** How often a migrator waiting for another one tries the migration lock again. */
 const LOCK_POLL_MS = 250;
 
@@ -40,6 +50,7 @@ const ALL: Pick<LockHazard, "blocksReads" | "blocksWrites"> = { blocksReads: tru
 
 export class PgSchemaChanges implements SchemaChanges {
   readonly online: OnlineSchemaChanges;
+  readonly ownSchema = OWN_SCHEMA;
 
   constructor(
     private readonly db: Executor,
@@ -154,8 +165,12 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
       // which the holder's CREATE INDEX CONCURRENTLY waits to end — a deadlock that failed one
       while (!(await tryLock(connection, this.migrationLockKey))) await sleep(LOCK_POLL_MS);
       try {
+        // the migrations create their tables unqualified: in briefdb's schema, not the path's first
+        await connection.unsafe(pinOwnSchema("session"));
         return await operation(sessionOver(connection, await backendPid(connection)));
       } finally {
+        // an app's reserved connection goes back to its pool with the app's own path
+        await connection.unsafe("RESET search_path").catch(() => {});
         await connection.unsafe(`SELECT pg_advisory_unlock(${this.migrationLockKey})`).catch(() => {});
       }
     } finally {
