@@ -74,6 +74,9 @@ export class PgSchemaChanges implements SchemaChanges {
         return online || shape.concurrent
           ? { lock: "SHARE UPDATE EXCLUSIVE", ...NONE, holds: "brief" }
           : { lock: "ACCESS EXCLUSIVE", ...ALL, holds: "brief" };
+      case "rename-index":
+        // on the index only, since PostgreSQL 12 (measured: pg_locks shows nothing on its table)
+        return { lock: "SHARE UPDATE EXCLUSIVE", ...NONE, holds: "brief" };
       case "add-foreign-key":
         // on the table and the referenced one; online (NOT VALID) it checks no existing row
         return { lock: "SHARE ROW EXCLUSIVE", ...WRITES, holds: online || shape.notValid ? "brief" : "while it scans the table" };
