@@ -21,7 +21,7 @@ import type {
   TransactionOptions,
 } from "../database.js";
 import { BackgroundWrites, backgroundWritesOf } from "../background-writes.js";
-import { errorCode } from "../driver-errors.js";
+import { errorChain, errorCode } from "../driver-errors.js";
 import { migrationsFolderOf } from "../../package-root.js";
 import { backOff, ROLLED_BACK_TRANSACTION, sleep } from "../../retry.js";
 import type { PgTarget, SslMode } from "../target.js";
@@ -35,6 +35,7 @@ import { pgApplyLedgerBatch } from "./ledger-batch.js";
 import type { PgBatchConnection } from "./batch-rules.js";
 import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
+import { watchTransactions } from "./dead-connection.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
 import { OWN_SCHEMA, PgSchemaChanges, pinOwnSchema, type SessionConnection } from "./schema-changes.js";
@@ -114,25 +115,27 @@ export class PgDatabase implements PgBriefDatabase {
   ) {
     this.ownsConnection = client === undefined;
     this.batching = options.batch ?? true;
-    this.client = client ?? connect(target, options);
+    this.client = watchTransactions(client ?? connect(target, options), (error) => this.lostConnection(error));
     this.orm = drizzle(this.client, { schema });
     this.prepare = client === undefined ? (options.prepare ?? true) : client.options.prepare;
-    this.schemaChanges = new PgSchemaChanges(this, () => this.sessionConnection(options), MIGRATION_LOCK_KEY);
+    this.schemaChanges = new PgSchemaChanges(this, (onClose) => this.sessionConnection(onClose), MIGRATION_LOCK_KEY, (error) => this.lostConnection(error));
+  }
+
+  /** A failure after which nothing more may be sent on its connection (see ./dead-connection.ts). */
+  private lostConnection(error: unknown): boolean {
+    const kind = this.classify(error);
+    return kind === "connection_lost" || kind === "unreachable" || errorChain(error).some((link) => link.severity === "FATAL");
   }
 
   /**
-   * One connection for a migration session. Our own: a pool of one beside the main pool (postgres.js's
-   * reserve() hangs on a pool that has not connected yet when types are not fetched,
-   * porsager/postgres#751). The app's pool: one of its connections, reserved once it is warm.
+   * One connection for a migration session: a pool of one beside the pool, made from the pool's own
+   * options (the app's host, credentials and TLS when it is the app's pool), whose close `onClose`
+   * hears at once. Never one of the pool's reserve()d: postgres.js writes to a reserved connection
+   * whose backend died from a timer that throws where nothing can catch it (./dead-connection.ts).
    */
-  private async sessionConnection(options: OpenOptions): Promise<SessionConnection> {
-    if (this.ownsConnection) {
-      const single = connect(this.target, { ...options, poolSize: 1 });
-      return { sql: single, done: () => single.end({ timeout: 5 }) };
-    }
-    await this.client`SELECT 1`;
-    const reserved = await this.client.reserve();
-    return { sql: reserved, done: async () => reserved.release() };
+  private async sessionConnection(onClose: () => void): Promise<SessionConnection> {
+    const single = postgres({ ...this.client.options, max: 1, onclose: onClose } as unknown as postgres.Options<Record<string, never>>);
+    return { sql: single, done: () => single.end({ timeout: 5 }) };
   }
 
   get drizzle(): PgOrm {

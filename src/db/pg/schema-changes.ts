@@ -23,6 +23,7 @@ import type {
 } from "../schema-changes.js";
 import { quoteIdentifier } from "../sql-text.js";
 import { sleep } from "../../retry.js";
+import { ConnectionWatch, type ConnectionLoss } from "./dead-connection.js";
 import { concurrentCreateIndex, describeStatements, notValidConstraint, type StatementShape } from "../statement-shape.js";
 
 /** One connection of its own for a migration session, and how to give it back. */
@@ -30,6 +31,9 @@ export interface SessionConnection {
   readonly sql: postgres.Sql;
   done(): Promise<void>;
 }
+
+/** Opens a session's connection; `onClose` is called as soon as it closes. */
+export type ConnectSession = (onClose: () => void) => Promise<SessionConnection>;
 
 /**
  * The schema briefdb's tables live in: the generated migrations name "public" in their foreign
@@ -54,10 +58,11 @@ export class PgSchemaChanges implements SchemaChanges {
 
   constructor(
     private readonly db: Executor,
-    connectSession: () => Promise<SessionConnection>,
+    connectSession: ConnectSession,
     migrationLockKey: number,
+    isLoss: ConnectionLoss,
   ) {
-    this.online = new PgOnlineSchemaChanges(db, connectSession, migrationLockKey);
+    this.online = new PgOnlineSchemaChanges(db, connectSession, migrationLockKey, isLoss);
   }
 
   describe(statements: readonly string[]): Promise<StatementShape[]> {
@@ -149,13 +154,17 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
 
   constructor(
     private readonly db: Executor,
-    private readonly connectSession: () => Promise<SessionConnection>,
+    private readonly connectSession: ConnectSession,
     private readonly migrationLockKey: number,
+    private readonly isLoss: ConnectionLoss,
   ) {}
 
   async withSession<T>(operation: (session: MigrationSession) => Promise<T>): Promise<T> {
-    const session = await this.connectSession();
-    const connection = session.sql;
+    // the session's lock and settings die with its backend: nothing more is sent once it closed
+    // (a pool of one would connect again, and run the rest without them)
+    const watch = new ConnectionWatch(this.isLoss);
+    const session = await this.connectSession(() => watch.end(new Error("the migration session's connection closed")));
+    const connection = watch.guard(session.sql);
     try {
       // Statements here may run for minutes (index builds): no statement timeout; and a build
       // whose client died (SIGTERM, lost network) stops within a second instead of running on.
@@ -172,8 +181,6 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
         await connection.unsafe(pinOwnSchema("session"));
         return await operation(sessionOver(connection, await backendPid(connection)));
       } finally {
-        // an app's reserved connection goes back to its pool with the app's own path
-        await connection.unsafe("RESET search_path").catch(() => {});
         await connection.unsafe(`SELECT pg_advisory_unlock(${this.migrationLockKey})`).catch(() => {});
       }
     } finally {
