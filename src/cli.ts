@@ -103,11 +103,10 @@ export async function runCli(args: readonly string[]): Promise<number> {
     return 0;
   }
   const program = await buildProgram();
-  const [{ recordRuns }, render, { toBriefdbError }, { isClosedConnectionWrite }] = await Promise.all([
+  const [{ recordRuns }, render, { toBriefdbError }] = await Promise.all([
     import("./commands/context.js"),
     import("./render.js"),
     import("./core/failures.js"),
-    import("./db/driver-errors.js"),
   ]);
   const controller = new AbortController();
   /** The message of the spinner or progress bar showing, if one is. */
@@ -157,7 +156,6 @@ export async function runCli(args: readonly string[]): Promise<number> {
   };
   for (const signal of RUN_SIGNALS) process.on(signal, onSignal);
   const onUncaught = (error: Error) => {
-    if (isClosedConnectionWrite(error)) return;
     if (process.listenerCount("uncaughtException") > 1) return; // the host process (tests, an app) has its own
     render.emitError(ui(), toBriefdbError(error), process.env.BRIEFDB_DEBUG === "1");
     process.exit(EXIT_CODES.INTERNAL);
@@ -188,8 +186,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     return run.outcome.error?.code === "CANCELLED" ? interruptedStatus() : (run.outcome.error?.exitCode ?? 1);
   } finally {
     for (const signal of RUN_SIGNALS) process.off(signal, onSignal);
-    // the driver's stray write (isClosedConnectionWrite) was scheduled before this point: it runs first
-    setImmediate(() => process.off("uncaughtException", onUncaught));
+    process.off("uncaughtException", onUncaught);
   }
 }
 

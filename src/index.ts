@@ -55,6 +55,7 @@ export {
 export type { HoldOptions, HoldResult, SettlementResult, AvailableBalance, HoldRecord, HoldStatus } from "./core/ledger/holds.js";
 export { checkHolds } from "./core/ledger/hold-checks.js";
 export type { HoldViolation } from "./core/ledger/hold-checks.js";
+export type { LedgerOutOfOrder } from "./core/ledger/order-check.js";
 export { parseTtl, assertHoldId, DEFAULT_HOLD_TTL_SECONDS, MIN_HOLD_TTL_SECONDS, MAX_HOLD_TTL_SECONDS } from "./core/ledger/hold-input.js";
 export { parseAmount, MAX_AMOUNT } from "./core/ledger/amount.js";
 export { createUser, removeUser } from "./core/ledger/users.js";

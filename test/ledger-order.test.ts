@@ -3,12 +3,12 @@
  * shows each balance_after as the running balance. On PostgreSQL a statement's start time is taken
  * before it waits for a lock, so a row stamped with it could sort before a row that committed while
  * it waited; ledger rows are stamped after the statement holds its locks (review of issue 11).
- * SQLite stamps inside its write lock, where no other write can come between (in milliseconds: see
- * the last test).
+ * SQLite stamps inside its write lock, where no other write can come between, in milliseconds: a
+ * row of another connection's millisecond is followed by an id after its own (the last tests).
  */
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { newId } from "../src/core/ids.js";
 import { atomicTokenOperation, captureHold, holdTokens, openDatabase, verifyLedger, withTransaction, type BriefDatabase } from "../src/index.js";
 import { DIALECTS } from "./support/databases.js";
@@ -140,9 +140,7 @@ describe.each(DIALECTS)("%s: ledger order", (dialect) => {
     }
   });
 
-  // SQLite stamps in milliseconds and two connections can apply rows in one millisecond, where the
-  // tie is broken by id (the call's order, not the apply's): left, see docs/architecture.md
-  it.runIf(dialect === "postgresql")("deducts and captures at once on one user from two database objects: every balance_after is the running balance in history order", async () => {
+  it("deducts and captures at once on one user from two database objects: every balance_after is the running balance in history order", async () => {
     const userId = `order-${++users}`;
     await newUser(db, { id: userId, balance: 10_000 });
     const other = await openDatabase(url);
@@ -168,6 +166,117 @@ describe.each(DIALECTS)("%s: ledger order", (dialect) => {
       for (const row of rows) expect(row.balanceAfter).toBe(row.running);
     } finally {
       await other.close();
+    }
+  });
+});
+
+describe.each(DIALECTS)("%s: tokens verify checks the ledger's order", (dialect) => {
+  let db: BriefDatabase;
+
+  beforeAll(async () => {
+    ({ db } = await initTest(dialect));
+  });
+  afterAll(() => destroyTest(db));
+
+  /** A user of 100 and two deducts, the later stamped 1 ms before the earlier (at `earlierAtMs`): the balance still reconciles. */
+  async function swappedDeducts(userId: string, earlierAtMs: number): Promise<void> {
+    await newUser(db, { id: userId, balance: 100 });
+    for (const amount of [10, 20]) expect(await atomicTokenOperation(db, userId, "deduct", amount, "swapped")).toMatchObject({ success: true });
+    const at = (ms: number) => db.time.fromEpochMs(ms);
+    await db.run(sql`UPDATE token_transactions SET created_at = ${at(earlierAtMs - 10)} WHERE user_id = ${userId} AND amount = 100`);
+    await db.run(sql`UPDATE token_transactions SET created_at = ${at(earlierAtMs)} WHERE user_id = ${userId} AND amount = -10`);
+    await db.run(sql`UPDATE token_transactions SET created_at = ${at(earlierAtMs - 1)} WHERE user_id = ${userId} AND amount = -20`);
+  }
+
+  async function removeUser(userId: string): Promise<void> {
+    await db.run(sql`DELETE FROM token_transactions WHERE user_id = ${userId}`);
+    await db.run(sql`DELETE FROM users WHERE id = ${userId}`);
+  }
+
+  it("a balance_after that is not the running balance in history order is a violation, though every balance reconciles", async () => {
+    try {
+      await swappedDeducts("swapped-now", Date.now());
+      const report = await verifyLedger(db);
+      expect(report.drifting).toEqual([]);
+      expect(report.ok).toBe(false);
+      expect(report.outOfOrder).toEqual([expect.objectContaining({ userId: "swapped-now", rows: 2, legacy: false })]);
+    } finally {
+      await removeUser("swapped-now");
+    }
+  });
+
+  it("rows out of order written before briefdb stamped rows in apply order are reported, not a violation", async () => {
+    try {
+      await swappedDeducts("swapped-then", Date.parse("2026-11-20T12:00:00Z"));
+      const report = await verifyLedger(db);
+      expect(report.ok).toBe(true);
+      expect(report.outOfOrder).toEqual([
+        { userId: "swapped-then", rows: 2, firstAt: new Date("2026-11-20T11:59:59.999Z"), lastAt: new Date("2026-11-20T12:00:00Z"), legacy: true },
+      ]);
+    } finally {
+      await removeUser("swapped-then");
+    }
+  });
+});
+
+// SQLite stamps in milliseconds: two connections can apply rows of one user in one millisecond,
+// and the row applied second must still sort after the first, whatever the other's id
+describe("sqlite: a row applied in the millisecond of another connection's row sorts after it", () => {
+  let url: string;
+  let db: BriefDatabase;
+  let users = 0;
+
+  beforeAll(async () => {
+    ({ url, db } = await initTest("sqlite"));
+  });
+  afterAll(() => destroyTest(db));
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  /** The highest id another process could have made in millisecond `ms` (its sequence at the top). */
+  function lastIdOf(ms: number): string {
+    const time = ms.toString(16).padStart(12, "0");
+    return `${time.slice(0, 8)}-${time.slice(8, 12)}-7fff-bfff-ffffffffffff`;
+  }
+
+  it.each(["a deduct", "a credit", "batched deducts", "a deduct in withTransaction", "a capture"] as const)("%s", async (what) => {
+    const userId = `tie-${++users}`;
+    await newUser(db, { id: userId, balance: 100 });
+    const by = await openDatabase(url, { batch: what === "batched deducts" });
+    try {
+      const held = await holdTokens(by, userId, 10, "generation");
+      if (!held.success) throw held.error;
+      const ms = Date.now();
+      vi.spyOn(Date, "now").mockReturnValue(ms);
+      // another process's deduct of 1, in this very millisecond
+      await db.run(sql`UPDATE users SET token_balance = token_balance - 1 WHERE id = ${userId}`);
+      await db.run(sql`INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, created_at)
+        SELECT ${lastIdOf(ms)}, id, -1, 'deduct', 'other process', token_balance, ${ms} FROM users WHERE id = ${userId}`);
+      const ok = async (result: Promise<{ success: boolean; error?: unknown }>) => {
+        const settled = await result;
+        if (!settled.success) throw settled.error;
+      };
+      const work = {
+        "a deduct": () => ok(atomicTokenOperation(by, userId, "deduct", 3, what)),
+        "a credit": () => ok(atomicTokenOperation(by, userId, "credit", 3, what)),
+        "batched deducts": () => Promise.all([2, 3, 4].map((n) => ok(atomicTokenOperation(by, userId, "deduct", n, what)))),
+        "a deduct in withTransaction": () => ok(withTransaction(by, async (tx) => ok(atomicTokenOperation(by, userId, "deduct", 3, what, { transaction: tx })))),
+        "a capture": () => ok(captureHold(by, held.data.holdId, 4)),
+      };
+      await work[what]();
+      const rows = await db.all<{ amount: number; balance_after: number; created_at: number; reason: string }>(
+        sql`SELECT amount, balance_after, created_at, reason FROM token_transactions WHERE user_id = ${userId} ORDER BY created_at, id`,
+      );
+      expect(rows[1]?.reason).toBe("other process");
+      let running = 0;
+      for (const row of rows) expect(row.balance_after).toBe((running += row.amount));
+      expect(rows.every((row) => row.created_at <= ms)).toBe(true);
+      vi.restoreAllMocks();
+      expect(await verifyLedger(db)).toMatchObject({ ok: true });
+    } finally {
+      vi.restoreAllMocks();
+      await by.close();
     }
   });
 });

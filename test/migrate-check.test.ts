@@ -149,4 +149,31 @@ describe("postgresql: migrate --dry-run shows what will run", () => {
     expect(offline.json?.pending[0].statements[0]).toBe(`DROP INDEX "${index}";`);
     expect((await cli(["migrate", "--status", "--db", url])).code).toBe(1); // nothing changed
   });
+
+  it("--check lists what --dry-run runs beside the file's statements: the rename into place, and the drop of a killed build's INVALID index", async () => {
+    const url = await ledgerWithIndexMigrationPending("postgresql");
+    const index = "token_transactions_user_id_created_at_idx";
+    const rename = { kind: "rename-index", table: "token_transactions", lock: "SHARE UPDATE EXCLUSIVE", blocksReads: false, blocksWrites: false, holds: "brief", online: true, hazard: false };
+    const check = await cli(["migrate", "--check", "--db", url, "--json"]);
+    expect(check.code).toBe(0);
+    expect(check.json?.statements).toMatchObject([{ kind: "drop-index" }, { kind: "create-index" }, { ...rename, statement: `ALTER INDEX "${index}_briefdb_new" RENAME TO "${index}"` }]);
+    // a build of the temporary that failed (as a killed one does) leaves it INVALID
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await expect(admin.unsafe(`CREATE UNIQUE INDEX CONCURRENTLY "${index}_briefdb_new" ON token_transactions (user_id)`)).rejects.toThrow(/duplicate key|could not create unique index/);
+    } finally {
+      await admin.end();
+    }
+    const dry = await cli(["migrate", "--dry-run", "--db", url, "--json"]);
+    expect(dry.json?.pending[0].statements[0]).toBe(`DROP INDEX CONCURRENTLY IF EXISTS "${index}_briefdb_new"`);
+    const after = await cli(["migrate", "--check", "--db", url, "--json"]);
+    expect(after.code).toBe(0);
+    expect(after.json?.statements).toMatchObject([
+      { kind: "drop-index" },
+      { kind: "drop-index", statement: `DROP INDEX CONCURRENTLY IF EXISTS "${index}_briefdb_new"`, table: "token_transactions", lock: "SHARE UPDATE EXCLUSIVE", blocksWrites: false, hazard: false },
+      { kind: "create-index" },
+      rename,
+    ]);
+    expect((await cli(["migrate", "--status", "--db", url])).code).toBe(1); // nothing changed
+  });
 });

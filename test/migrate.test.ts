@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import Sqlite from "better-sqlite3";
 import { sql } from "drizzle-orm";
+import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../src/index.js";
 import { ALL_MIGRATIONS as ALL, cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
@@ -79,6 +80,51 @@ describe.each(DIALECTS)("%s: migrate", (dialect) => {
     expect(applied.flat()).toEqual(ALL);
     const status = await cli(["migrate", "--status", "--db", db, "--json"]);
     expect(status.json?.applied).toHaveLength(ALL.length);
+  });
+
+  // briefdb's tables live in public (the migrations' foreign keys name it), whatever the search_path
+  it.runIf(dialect === "postgresql").each([
+    ["an empty schema first in the path (other, public), on a fresh database", "CREATE SCHEMA other", "other, public", false],
+    ["a schema that needs quoting first in the path (\"Side App\", public), on a migrated database", 'CREATE SCHEMA "Side App"', '"Side App", public', true],
+  ] as const)("%s: migrate applies each migration once, into public, and the commands find them", async (_, create, path, migratedFirst) => {
+    const url = await freshDatabase(dialect);
+    if (migratedFirst) expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(`${create}; ALTER DATABASE "${new URL(url).pathname.slice(1)}" SET search_path = ${path}`);
+      for (const run of [1, 2]) {
+        const result = await cli(["migrate", "--db", url, "--json"]);
+        expect({ run, code: result.code, json: result.json }).toMatchObject({
+          run,
+          code: 0,
+          json: { ok: true, applied: migratedFirst || run === 2 ? [] : ALL, alreadyApplied: migratedFirst || run === 2 ? ALL.length : 0 },
+        });
+      }
+      const offline = await cli(["migrate", "--offline", "--db", url, "--json"]);
+      expect(offline.json).toMatchObject({ ok: true, applied: [] });
+      expect((await cli(["migrate", "--status", "--db", url, "--json"])).json).toMatchObject({ ok: true, pending: [] });
+      expect((await cli(["health", "--db", url, "--json"])).code).toBe(0);
+      const placed = await admin<{ schema: string }[]>`SELECT DISTINCT table_schema AS schema FROM information_schema.tables
+        WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`;
+      expect(placed.map((row) => row.schema)).toEqual(["public"]);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it.runIf(dialect === "postgresql")("--offline on a fresh database whose path starts with an empty schema applies into public", async () => {
+    const url = await freshDatabase(dialect);
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(`CREATE SCHEMA other; ALTER DATABASE "${new URL(url).pathname.slice(1)}" SET search_path = other, public`);
+      expect((await cli(["migrate", "--offline", "--db", url, "--json"])).json).toMatchObject({ ok: true, applied: ALL });
+      expect((await cli(["migrate", "--db", url, "--json"])).json).toMatchObject({ ok: true, applied: [] });
+      const placed = await admin<{ schema: string }[]>`SELECT DISTINCT table_schema AS schema FROM information_schema.tables
+        WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`;
+      expect(placed.map((row) => row.schema)).toEqual(["public"]);
+    } finally {
+      await admin.end();
+    }
   });
 
   if (dialect === "sqlite") {

@@ -150,6 +150,7 @@ export interface DialectConnection<Orm = unknown, TxOrm = unknown> extends Execu
   readonly ownsConnection: boolean;
   /** How the connection pool is used, where there is one (PostgreSQL). */
   poolUse?(): Promise<PoolUse>;
+  /** Whether briefdb's table `name` exists in the schema its tables live in (schemaChanges.ownSchema), whatever the search_path. */
   tableExists(name: string): Promise<boolean>;
   serverVersion(): Promise<string>;
   /**

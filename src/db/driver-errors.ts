@@ -36,18 +36,6 @@ export function rootMessage(error: unknown): string {
 }
 
 /**
- * postgres.js 3.4.x (porsager/postgres#1154, #1208): once a connection has closed, a write it had
- * scheduled (its own ROLLBACK after a query inside `begin()` failed, say) runs from a timer on the
- * socket that is gone, and throws where no caller can catch it. The query it belonged to has
- * already been rejected with CONNECTION_CLOSED, which the caller reports: this throw adds nothing.
- */
-export function isClosedConnectionWrite(error: unknown): boolean {
-  if (!(error instanceof TypeError) || !/\(reading 'write'\)/.test(error.message)) return false;
-  const stack = error.stack ?? "";
-  return /\bnextWrite\b/.test(stack) && /[\\/]postgres[\\/](?:cjs[\\/])?src[\\/]connection\.js\b/.test(stack);
-}
-
-/**
  * The TLS handshake never finished: with sslmode=require or verify-*, a server that does not take
  * TLS answers the request with "no" and postgres.js goes on to a handshake the server never joins
  * (Node's own words). Nothing was sent: the connection never started.

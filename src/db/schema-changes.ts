@@ -99,6 +99,12 @@ export interface OnlineSchemaChanges {
 }
 
 export interface SchemaChanges {
+  /**
+   * The schema briefdb's tables live in, whatever the session's search_path says (PostgreSQL:
+   * public, which the generated migrations name in their foreign keys; SQLite: main). The
+   * migration records are read there, and migrations applied there.
+   */
+  readonly ownSchema: string;
   /** What each statement of this dialect's migration files is. */
   describe(statements: readonly string[]): Promise<StatementShape[]>;
   /** The lock `shape` takes, applied online (CONCURRENTLY) or as written. */

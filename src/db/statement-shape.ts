@@ -12,6 +12,7 @@ export type StatementKind =
   | "create-table"
   | "create-index"
   | "drop-index"
+  | "rename-index"
   | "add-foreign-key"
   | "add-check"
   | "add-column"
@@ -27,7 +28,7 @@ export interface StatementShape {
   readonly text: string;
   /** The table it locks (for drop-index: unknown from the text, null). */
   readonly table: string | null;
-  /** create-index / drop-index: the index's name (null when unnamed). */
+  /** create-index / drop-index / rename-index: the index's name (rename-index: the old one; null when unnamed). */
   readonly index: string | null;
   /** add-foreign-key: the referenced table, which is locked too. */
   readonly referencedTable: string | null;
@@ -74,6 +75,8 @@ function describeOne(text: string): StatementShape {
       };
     case "DropStmt":
       return describeDrop(base, body);
+    case "RenameStmt":
+      return body.renameType === "OBJECT_INDEX" ? { ...base, kind: "rename-index", index: relationName(body.relation) } : { ...base, kind: "other" };
     case "AlterTableStmt":
       return describeAlter(base, body);
     case "InsertStmt":

@@ -10,6 +10,7 @@ import { BriefdbError, firstLine } from "../../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "../failures.js";
 import { checkHolds, type HoldViolation } from "./hold-checks.js";
+import { checkLedgerOrder, type LedgerOutOfOrder } from "./order-check.js";
 import { whyNoRoom, whyNoRoomInBatch } from "./holds.js";
 import { newId } from "../ids.js";
 import { checkStoredText } from "./text-input.js";
@@ -208,12 +209,18 @@ export interface VerifyReport {
   readonly drifting: readonly Drift[];
   /** Broken hold invariants (see checkHolds). */
   readonly holdViolations: readonly HoldViolation[];
+  /**
+   * Users whose balance_after is not the running balance in history order (see checkLedgerOrder);
+   * those marked legacy (every such row written before briefdb stamped rows in apply order) are
+   * reported without failing the check.
+   */
+  readonly outOfOrder: readonly LedgerOutOfOrder[];
 }
 
 /**
  * Reconciles every balance against the sum of its ledger (the ledger invariant, docs/architecture.md
- * "Invariants"), and checks the holds: held within the balance, one ledger row per captured hold,
- * no capture over its hold.
+ * "Invariants"), checks that each balance_after is the running balance in history order, and checks
+ * the holds: held within the balance, one ledger row per captured hold, no capture over its hold.
  */
 export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
   const [count] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users`);
@@ -229,7 +236,9 @@ export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
     return { userId: row.id, balance, ledgerSum, difference: balance - ledgerSum };
   });
   const holdViolations = await checkHolds(db);
-  return { ok: drifting.length === 0 && holdViolations.length === 0, checked: Number(count?.n ?? 0), drifting, holdViolations };
+  const outOfOrder = await checkLedgerOrder(db);
+  const ok = drifting.length === 0 && holdViolations.length === 0 && outOfOrder.every((user) => user.legacy);
+  return { ok, checked: Number(count?.n ?? 0), drifting, holdViolations, outOfOrder };
 }
 
 function checkInput(userId: string, operation: TokenOperation, amount: number, reason: string, options: TokenOperationOptions): void {

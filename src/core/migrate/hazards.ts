@@ -2,12 +2,14 @@
  * `migrate --check`: for each pending statement, the lock it takes as briefdb will apply it, what
  * that lock blocks, and the size of the table it locks as the live database reports it. A
  * statement that blocks writes on a table above the threshold is a hazard: CI can stop the
- * deploy before the outage. Online, a constraint's VALIDATE step is listed too, after the
- * migration's statements.
+ * deploy before the outage. Online, the statements the runner adds are listed too, as --dry-run
+ * shows them: a replaced index's RENAME after its build, the DROP INDEX CONCURRENTLY of an INVALID
+ * index a killed build left before the build that replaces it, and a constraint's VALIDATE step
+ * after the migration's statements.
  */
 import type { BriefDatabase } from "../../db/database.js";
 import type { LockHazard, StatementKind, StatementShape, TableSize } from "../../db/schema-changes.js";
-import { pendingValidation, planPendingMigrations } from "./plan.js";
+import { pendingValidation, planPendingMigrations, type PlannedMigration } from "./plan.js";
 import { finishedStepNumbers, pendingMigrations } from "./records.js";
 
 /** About 0.1 s of blocked writes for an index build here; smaller tables are not worth a stop. */
@@ -45,6 +47,7 @@ export async function checkPendingMigrations(
   const offline = options.offline === true;
   const online = offline ? null : db.schemaChanges.online;
   const pending = await pendingMigrations(db);
+  const invalid = online === null ? new Set<string>() : new Set((await db.schemaChanges.invalidIndexes()).map((i) => i.index));
   const plans = await planPendingMigrations(db.schemaChanges, pending, online);
   // online, the steps an interrupted run finished do not run again: nothing of theirs to judge
   const finished = online === null ? new Map<string, Set<number>>() : await finishedStepNumbers(db, pending);
@@ -74,15 +77,32 @@ export async function checkPendingMigrations(
       ...db.schemaChanges.lockOf(shape, applyOnline),
     });
   };
+  /** A replaced index's rename (step `at`, when that is one still to run), on the table of its build. */
+  const measureRename = async (plan: PlannedMigration, at: number, table: string) => {
+    const step = plan.steps[at];
+    if (step?.kind !== "rename-index" || (finished.get(plan.migration.tag) ?? new Set<number>()).has(at)) return;
+    for (const rename of await db.schemaChanges.describe([step.statement])) await measure(plan.migration.tag, { ...rename, table }, true, null);
+  };
   for (const plan of plans) {
     const { tag } = plan.migration;
     const done = finished.get(tag) ?? new Set<number>();
     for (const [i, shape] of plan.shapes.entries()) {
       if (done.has(plan.stepOf[i] ?? -1)) continue;
       // as written, every pending migration runs in one transaction; online, each transaction step is one
-      const step = plan.steps[plan.stepOf[i] ?? -1];
-      const transaction = online === null ? "all" : step?.kind === "transaction" ? `${tag}#${plan.stepOf[i]}` : null;
+      const stepAt = plan.stepOf[i] ?? -1;
+      const step = plan.steps[stepAt];
+      const transaction = online === null ? "all" : step?.kind === "transaction" ? `${tag}#${stepAt}` : null;
+      if (online !== null && step?.kind === "build-index" && invalid.has(step.index)) {
+        // a killed build's INVALID index goes first (as the runner and --dry-run do)
+        for (const drop of await db.schemaChanges.describe([online.dropStatement(step.index)])) await measure(tag, drop, true, null);
+      }
       await measure(tag, shape, plan.online[i] === true, transaction);
+      if (step?.kind === "build-index") await measureRename(plan, stepAt + 2, step.table);
+    }
+    // a replacement whose build an interrupted run finished still has its rename to run
+    for (const [i, step] of plan.steps.entries()) {
+      const built = plan.steps[i - 2];
+      if (step.kind === "rename-index" && done.has(i - 2) && built?.kind === "build-index") await measureRename(plan, i, built.table);
     }
     // as the rerun runs them: a constraint dropped by hand since is added again before its validation
     const validations: string[] = [];

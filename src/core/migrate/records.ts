@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../../db/database.js";
 import { BriefdbError } from "../../errors.js";
 import { migrateHint } from "./hint.js";
@@ -14,6 +14,14 @@ import { migrateHint } from "./hint.js";
 export const MIGRATIONS_TABLE = "briefdb_migrations";
 /** The finished steps of migrations applied online: what a resumed run skips. */
 export const STEPS_TABLE = "briefdb_migration_steps";
+
+/**
+ * A record table named in the schema briefdb's tables live in, for reads outside a migration run
+ * (which pins its search_path to that schema): a path starting elsewhere must not hide them.
+ */
+function recordTable(db: BriefDatabase, name: string): SQL {
+  return sql`${sql.identifier(db.schemaChanges.ownSchema)}.${sql.identifier(name)}`;
+}
 
 export interface Migration {
   readonly tag: string;
@@ -61,7 +69,7 @@ export function readMigrations(folder: string): readonly Migration[] {
 export async function appliedAndPending(db: BriefDatabase): Promise<{ applied: AppliedMigration[]; pending: readonly Migration[] }> {
   const all = readMigrations(db.migrationsFolder);
   if (!(await db.tableExists(MIGRATIONS_TABLE))) return { applied: [], pending: all };
-  return statusFrom(all, await appliedRows(db));
+  return statusFrom(all, await appliedRows(db, recordTable(db, MIGRATIONS_TABLE)));
 }
 
 export async function pendingMigrations(db: BriefDatabase): Promise<readonly Migration[]> {
@@ -93,7 +101,7 @@ export async function finishedStepNumbers(db: BriefDatabase, pending: readonly M
   const finished = new Map<string, Set<number>>();
   if (pending.length === 0 || !(await db.tableExists(STEPS_TABLE))) return finished;
   const rows = await db.all<{ tag: string; step: number | string; hash: string }>(
-    sql`SELECT tag, step, hash FROM ${sql.identifier(STEPS_TABLE)}`,
+    sql`SELECT tag, step, hash FROM ${recordTable(db, STEPS_TABLE)}`,
   );
   for (const { tag, hash } of pending) {
     const steps = rows.filter((row) => row.tag === tag && row.hash === hash).map((row) => Number(row.step));
@@ -115,7 +123,7 @@ export async function createRecordTables(executor: Executor): Promise<void> {
 export async function partialMigrations(db: BriefDatabase, pending: readonly Migration[]): Promise<PartialMigration[]> {
   if (pending.length === 0 || !(await db.tableExists(STEPS_TABLE))) return [];
   const rows = await db.all<{ tag: string; action: string }>(
-    sql`SELECT tag, action FROM ${sql.identifier(STEPS_TABLE)} ORDER BY tag, step`,
+    sql`SELECT tag, action FROM ${recordTable(db, STEPS_TABLE)} ORDER BY tag, step`,
   );
   return pending.flatMap(({ tag }) => {
     const finished = rows.filter((row) => row.tag === tag).map((row) => row.action);
@@ -126,7 +134,7 @@ export async function partialMigrations(db: BriefDatabase, pending: readonly Mig
 /** An offline run would repeat the steps an interrupted online run finished, and fail on them. */
 export async function refusePartial(db: BriefDatabase): Promise<void> {
   if (!(await db.tableExists(MIGRATIONS_TABLE))) return;
-  const { pending } = statusFrom(readMigrations(db.migrationsFolder), await appliedRows(db));
+  const { pending } = statusFrom(readMigrations(db.migrationsFolder), await appliedRows(db, recordTable(db, MIGRATIONS_TABLE)));
   const [partial] = await partialMigrations(db, pending);
   if (partial === undefined) return;
   throw new BriefdbError(
@@ -142,9 +150,10 @@ interface AppliedRow {
   readonly appliedAt: Date;
 }
 
-export async function appliedRows(executor: Executor): Promise<AppliedRow[]> {
+/** The applied migrations; `table` qualified where the executor's search_path is not pinned (recordTable). */
+export async function appliedRows(executor: Executor, table: SQL = sql`${sql.identifier(MIGRATIONS_TABLE)}`): Promise<AppliedRow[]> {
   const rows = await executor.all<{ tag: string; hash: string; applied_at: number | string }>(
-    sql`SELECT tag, hash, applied_at FROM ${sql.identifier(MIGRATIONS_TABLE)} ORDER BY tag`,
+    sql`SELECT tag, hash, applied_at FROM ${table} ORDER BY tag`,
   );
   return rows.map((row) => ({ tag: row.tag, hash: row.hash, appliedAt: new Date(Number(row.applied_at)) }));
 }

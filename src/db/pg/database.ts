@@ -40,9 +40,10 @@ import { pgApplyLedgerBatch } from "./ledger-batch.js";
 import type { PgBatchConnection } from "./batch-rules.js";
 import { PgInspector } from "./inspector.js";
 import { pgBulkWrite } from "./bulk-insert.js";
+import { watchTransactions } from "./dead-connection.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
-import { PgSchemaChanges, type SessionConnection } from "./schema-changes.js";
+import { OWN_SCHEMA, PgSchemaChanges, pinOwnSchema, type SessionConnection } from "./schema-changes.js";
 import { PoolGate } from "./pool-gate.js";
 import { PoolerDetection, poolerAware } from "./pooler.js";
 import { inPooledTransaction } from "./pooled-session.js";
@@ -138,7 +139,7 @@ export class PgDatabase implements PgBriefDatabase {
   ) {
     this.ownsConnection = client === undefined;
     this.batching = options.batch ?? true;
-    this.raw = client ?? connect(target, options);
+    this.raw = watchTransactions(client ?? connect(target, options), (error) => this.lostConnection(error));
     this.gate = new PoolGate({
       size: this.raw.options.max,
       waitMs: options.poolTimeoutMs ?? DEFAULT_POOL_TIMEOUT_MS,
@@ -153,25 +154,30 @@ export class PgDatabase implements PgBriefDatabase {
     // a batch is not its caller's transaction, even when a caller inside one set it off
     const batchClient = this.gate.sql(this.raw, false);
     this.batchClient = this.pooler === undefined ? batchClient : poolerAware(batchClient, this.pooler);
-    this.schemaChanges = new PgSchemaChanges(this, () => this.sessionConnection(options), MIGRATION_LOCK_KEY);
+    this.schemaChanges = new PgSchemaChanges(this, (onClose) => this.sessionConnection(onClose), MIGRATION_LOCK_KEY, (error) => this.lostConnection(error));
+  }
+
+  /** A failure after which nothing more may be sent on its connection (see ./dead-connection.ts). */
+  private lostConnection(error: unknown): boolean {
+    const kind = this.classify(error);
+    return kind === "connection_lost" || kind === "unreachable" || errorChain(error).some((link) => link.severity === "FATAL");
   }
 
   /**
-   * One connection for a migration session. Our own: a pool of one beside the main pool (postgres.js's
-   * reserve() hangs on a pool that has not connected yet when types are not fetched,
-   * porsager/postgres#751). The app's pool: one of its connections, reserved once it is warm.
+   * One connection for a migration session: a pool of one beside the pool, made from the pool's own
+   * options (the app's host, credentials and TLS when it is the app's pool), whose close `onClose`
+   * hears at once. Never one of the pool's reserve()d: postgres.js writes to a reserved connection
+   * whose backend died from a timer that throws where nothing can catch it (./dead-connection.ts).
    */
-  private async sessionConnection(options: OpenOptions): Promise<SessionConnection> {
+  private async sessionConnection(onClose: () => void): Promise<SessionConnection> {
     if (this.pooler !== undefined) {
       await this.pooler.ready();
       // no session to be had: one transaction that holds the migration lock stands in for it
       if (this.pooler.pooled) return { inTransaction: (operation) => inPooledTransaction((body) => this.withMigrationLock(body), operation) };
-      const single = connect(this.target, { ...options, poolSize: 1 });
-      return { sql: single, done: () => single.end({ timeout: 5 }) };
     }
-    await this.client`SELECT 1`;
-    const reserved = await this.client.reserve();
-    return { sql: reserved, done: async () => reserved.release() };
+    // a pool of one of its own, made from the pool's options: its close ends the watch at once
+    const single = postgres({ ...this.raw.options, max: 1, onclose: onClose } as unknown as postgres.Options<Record<string, never>>);
+    return { sql: single, done: () => single.end({ timeout: 5 }) };
   }
 
   get drizzle(): PgOrm {
@@ -298,7 +304,9 @@ export class PgDatabase implements PgBriefDatabase {
       const outcome = await this.transaction(
         async (tx) => {
           const [row] = await tx.all<{ locked: boolean }>(sql`SELECT pg_try_advisory_xact_lock(${MIGRATION_LOCK_KEY}) AS locked`);
-          return row?.locked === true ? { value: await operation(tx) } : null;
+          if (row?.locked !== true) return null;
+          await tx.exec(pinOwnSchema("transaction"));
+          return { value: await operation(tx) };
         },
         // read committed: once the lock is ours, each statement sees what the previous holder committed
         { retries: 0, isolation: "read committed" },
@@ -320,7 +328,7 @@ export class PgDatabase implements PgBriefDatabase {
   }
 
   async tableExists(name: string): Promise<boolean> {
-    const [row] = await this.all<{ found: boolean }>(sql`SELECT to_regclass(${name}) IS NOT NULL AS found`);
+    const [row] = await this.all<{ found: boolean }>(sql`SELECT to_regclass(format('%I.%I', ${OWN_SCHEMA}::text, ${name}::text)) IS NOT NULL AS found`);
     return row?.found === true;
   }
 

@@ -8,6 +8,7 @@ import { sql } from "drizzle-orm";
 import type { HoldRow, HoldStatements, NewHold, PlacedHold, CapturedHold, HoldRecord, TransactionHolds } from "../holds.js";
 import { holdFromRow } from "../holds.js";
 import { immediateUnlessAborted, type SqliteConnection } from "./connection.js";
+import { ledgerStamper } from "./ledger-stamp.js";
 
 const HOLD_COLUMNS = `id, user_id, amount, status, captured_amount, reason, brief_id, idempotency_key,
   expires_at AS expires_at_ms, created_at AS created_at_ms, settled_at AS settled_at_ms`;
@@ -51,6 +52,8 @@ export function sqliteHolds(connection: SqliteConnection): HoldStatements & { re
      RETURNING amount`,
   );
 
+  const stampAfterNewest = ledgerStamper(client);
+
   const placeTx = client.transaction((hold: NewHold): PlacedHold | undefined => {
     const now = Date.now();
     const reserved = reserve.get(hold.amount, now, hold.userId, hold.amount) as
@@ -73,8 +76,9 @@ export function sqliteHolds(connection: SqliteConnection): HoldStatements & { re
     const hold = holdFromRow(row);
     const captured = hold.capturedAmount ?? hold.amount;
     const charged = charge.get(captured, hold.amount, now, hold.userId) as { token_balance: number };
+    const stamp = stampAfterNewest(hold.userId, ledgerId, now);
     const entry = {
-      id: ledgerId,
+      id: stamp.id,
       userId: hold.userId,
       amount: -captured,
       type: "deduct" as const,
@@ -83,9 +87,9 @@ export function sqliteHolds(connection: SqliteConnection): HoldStatements & { re
       balanceAfter: charged.token_balance,
       idempotencyKey: null,
       holdId: hold.id,
-      createdAt: new Date(now),
+      createdAt: new Date(stamp.createdAt),
     };
-    insertCapture.run({ ...entry, now });
+    insertCapture.run({ ...entry, now: stamp.createdAt });
     return { hold, entry };
   });
 

@@ -10,6 +10,7 @@ import { and, eq, gte, lte, sql } from "drizzle-orm";
 import type { ApplyOptions, BalanceChange, BatchOutcome, LedgerEntry, LedgerStatements } from "../database.js";
 import { ledgerEntryOf } from "../ledger-row.js";
 import { immediateUnlessAborted, type SqliteConnection } from "./connection.js";
+import { ledgerStamper } from "./ledger-stamp.js";
 import { tokenTransactions, users } from "./schema.js";
 
 const MAX_BALANCE = Number.MAX_SAFE_INTEGER;
@@ -56,12 +57,15 @@ export function sqliteLedger(connection: SqliteConnection): LedgerStatements & {
     .where(eq(tokenTransactions.idempotencyKey, sql.placeholder("key")))
     .prepare();
 
+  const stampAfterNewest = ledgerStamper(connection.client);
+
   const applyChange = (change: BalanceChange): LedgerEntry | undefined => {
-    const createdAt = Date.now();
+    const now = Date.now();
     const update = change.operation === "deduct" ? deduct : credit;
-    const updated = update.get({ userId: change.userId, amount: change.amount, now: createdAt });
+    const updated = update.get({ userId: change.userId, amount: change.amount, now });
     if (updated === undefined) return undefined;
-    const entry = ledgerEntryOf(change, updated.balance, new Date(createdAt));
+    const stamp = stampAfterNewest(change.userId, change.id, now);
+    const entry = ledgerEntryOf({ ...change, id: stamp.id }, updated.balance, new Date(stamp.createdAt));
     insert.run(entry as unknown as Record<string, unknown>);
     return entry;
   };

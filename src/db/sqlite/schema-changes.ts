@@ -14,6 +14,7 @@ const ALTERS: ReadonlySet<StatementKind> = new Set(["add-foreign-key", "add-chec
 
 export class SqliteSchemaChanges implements SchemaChanges {
   readonly online = null;
+  readonly ownSchema = "main";
 
   constructor(private readonly db: Executor) {}
 
