@@ -3,8 +3,7 @@ import { Command } from "commander";
 import type { ProbeResult } from "../core/queries/probes.js";
 import type { SlowQueryReport } from "../core/queries/slow-queries.js";
 import { BriefdbError } from "../errors.js";
-import type { BucketCounts } from "../core/queries/slow-queries.js";
-import type { LatencyBucket } from "../core/stats.js";
+import { trimmedBuckets, type BucketCounts } from "../core/queries/slow-queries.js";
 import { oneLine, sparkline, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { redactedCommandLine, reportPath } from "./report.js";
 import { action } from "./context.js";
@@ -102,17 +101,6 @@ function slowQueriesOutcome(
         .filter((section) => section !== "")
         .join("\n\n"),
   };
-}
-
-/** The histogram's buckets from the first to the last that holds a sample (race-test's latencyHistogram shape). */
-function trimmedBuckets(histogram: BucketCounts | undefined): LatencyBucket[] {
-  if (!histogram) return [];
-  const buckets = histogram.counts.map((count, i) => ({ leMs: histogram.boundsMs[i] ?? null, count }));
-  const first = buckets.findIndex((b) => b.count > 0);
-  if (first < 0) return [];
-  let last = buckets.length - 1;
-  while (buckets[last]!.count === 0) last--;
-  return buckets.slice(first, last + 1);
 }
 
 function recordedText(ui: Ui, report: SlowQueryReport, histograms: ReadonlyMap<string, BucketCounts>, target: string, limit: number): string {

@@ -8,7 +8,7 @@ import type { BriefDatabase } from "../../db/database.js";
 import { dateFromEpochMs, type ServerStatement, type ServerStatements } from "../../db/inspection.js";
 import { BriefdbError } from "../../errors.js";
 import { assertMigrated } from "../migrate/records.js";
-import { LATENCY_BUCKETS_MS, roundMs } from "../stats.js";
+import { LATENCY_BUCKETS_MS, roundMs, type LatencyBucket } from "../stats.js";
 
 export const DEFAULT_REPORT_LIMIT = 20;
 const MAX_REPORT_LIMIT = 1000;
@@ -134,4 +134,15 @@ export async function slowQueryHistograms(db: BriefDatabase, since: Date | null,
     out.set(row.name, { boundsMs: [...LATENCY_BUCKETS_MS], counts });
   }
   return out;
+}
+
+/** The histogram's buckets from the first to the last that holds a sample (race-test's latencyHistogram shape). */
+export function trimmedBuckets(histogram: BucketCounts | undefined): LatencyBucket[] {
+  if (!histogram) return [];
+  const buckets = histogram.counts.map((count, i) => ({ leMs: histogram.boundsMs[i] ?? null, count }));
+  const first = buckets.findIndex((b) => b.count > 0);
+  if (first < 0) return [];
+  let last = buckets.length - 1;
+  while (buckets[last]!.count === 0) last--;
+  return buckets.slice(first, last + 1);
 }

@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { BriefdbError } from "../../errors.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
 import type { ProbeResult } from "../queries/probes.js";
-import type { BucketCounts, SlowQueryReport } from "../queries/slow-queries.js";
+import { trimmedBuckets, type BucketCounts, type SlowQueryReport } from "../queries/slow-queries.js";
 import type { RaceReport } from "../race/race.js";
 import type { LatencyBucket } from "../stats.js";
 
@@ -98,7 +98,7 @@ export async function slowQueriesReportHtml(
   const e = c.escapeMarkup;
   const h = c.markupFactory();
   const rows = report.recorded.map((r) => {
-    const buckets = trimmed(histograms.get(r.name));
+    const buckets = trimmedBuckets(histograms.get(r.name));
     const svg = c.histogramSvg(h, buckets, { title: `${r.name}: latency histogram`, marks: [{ label: "p50", ms: r.p50Ms }, { label: "p95", ms: r.p95Ms }, { label: "max", ms: r.maxMs }], width: 520, height: 170 });
     return `<div class="card"><h3 class="mono">${e(r.name)}</h3>
 <p class="muted">${r.count} samples · ${r.failed} failed · p50 ${e(c.duration(r.p50Ms))} · p95 ${e(c.duration(r.p95Ms))} · max ${e(c.duration(r.maxMs))} · last seen ${e(r.lastSeen.toISOString())}</p>${svg}</div>`;
@@ -114,15 +114,6 @@ ${probes === null ? "" : `<h2>Canonical queries: plans and whether an index serv
   return page(e, "slow-queries", context, body);
 }
 
-function trimmed(histogram: BucketCounts | undefined): LatencyBucket[] {
-  if (!histogram) return [];
-  const buckets = histogram.counts.map((count, i) => ({ leMs: histogram.boundsMs[i] ?? null, count }));
-  const first = buckets.findIndex((b) => b.count > 0);
-  if (first < 0) return [];
-  let last = buckets.length - 1;
-  while (buckets[last]!.count === 0) last--;
-  return buckets.slice(first, last + 1);
-}
 
 function stat(e: (text: string) => string, label: string, value: string, className = ""): string {
   return `<div class="stat"><span class="label">${e(label)}</span><span class="value ${className}">${e(value)}</span></div>`;
