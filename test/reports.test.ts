@@ -4,6 +4,7 @@
  * the figures, the command line with its secrets redacted, every stored string escaped. Opening
  * them in a browser: dashboard-browser.test.ts.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -75,5 +76,35 @@ describe.each(DIALECTS)("%s: HTML reports", (dialect) => {
       expect(result.code).toBe(2);
       expect(result.json?.error).toMatchObject({ code: "USAGE", message: expect.stringMatching(/^--report cannot write .*: ENOENT$/) });
     }
+  });
+});
+
+describe("the report's command line and path", () => {
+  it("hides tokens, header values, passwords and every query value, in both option forms; a body stays as written", async () => {
+    const { redactedCommandLine } = await import("../src/commands/report.js");
+    const line = redactedCommandLine([
+      "race-test",
+      "--url",
+      "http://127.0.0.1:3000/deduct?token=SECRETQ&api_key=K2&n={{i}}",
+      "--header=Authorization: Bearer SECRETH",
+      "--header",
+      "Cookie: session=SECRETC",
+      "--db",
+      "postgres://u:PW1@127.0.0.1/x?sslpassword=SSLPW&password=PW2",
+      "--body",
+      '{"apiKey":"{{amount}}"}',
+      "--token=SECRETT",
+    ]);
+    for (const secret of ["SECRETQ", "K2", "SECRETH", "SECRETC", "PW1", "SSLPW", "PW2", "SECRETT"]) expect(line).not.toContain(secret);
+    expect(line).toContain("n={{i}}");
+    expect(line).toContain(`'{"apiKey":"{{amount}}"}'`);
+  });
+
+  it("a FIFO (or any file that is not a regular one) is refused before anything runs: a write to it would block for ever", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "briefdb-report-"));
+    execFileSync("mkfifo", [join(dir, "fifo.html")]);
+    const run = await cli(["race-test", "--n", "2", "--db", `file:${join(dir, "r.db")}`, "--report", join(dir, "fifo.html")]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--report cannot write .*not a regular file/);
   });
 });

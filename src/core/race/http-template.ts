@@ -172,7 +172,7 @@ function checkPlaceholders(text: string): void {
  * The URL as written, without its password or its query's values (a token in `?tok=…` is as
  * secret as a header): each value shown as *** unless it is only placeholders, names kept.
  */
-function displayUrl(text: string): string {
+export function displayUrl(text: string): string {
   const withoutPassword = text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)[^@/?#]*@/i, "$1***@");
   return withoutPassword.replace(/\?([^#]*)/, (_query, pairs: string) =>
     `?${pairs
