@@ -5,7 +5,7 @@
  * --token through the built CLI. The page itself in a real browser: dashboard-browser.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { atomicTokenOperation, captureHold, holdTokens, monitorQuery, flushQueryLog } from "../src/index.js";
+import { atomicTokenOperation, captureHold, holdTokens, monitorQuery, flushQueryLog, openDatabase } from "../src/index.js";
 import { createDashboard, DASHBOARD_CSP, type Dashboard } from "../src/core/dashboard/handler.js";
 import { holdIdAt } from "../src/core/dashboard/live.js";
 import { cli, DIALECTS, spawnCli } from "./support/databases.js";
@@ -241,5 +241,33 @@ describe("briefdb serve: the dashboard", () => {
     const result = await cli(["serve", "--port", "0", "--db", t.url, "--token", "short", "--json"]);
     expect(result.code).toBe(2);
     expect(result.json?.error).toMatchObject({ code: "USAGE", message: "the serve token is 5 characters; it needs at least 16" });
+  });
+});
+
+describe.each(DIALECTS)("%s: the dashboard when its database fails", (dialect) => {
+  it("verify and the panels answer 503 with the contract's code (CLOSED on a closed database, DB_UNREACHABLE on a server not there), never a bare 500", async () => {
+    const t = await initTest(dialect);
+    const closed = await openDatabase(t.url);
+    const dashboard = createDashboard(closed, { intervalMs: 60_000, points: 10 });
+    await closed.close();
+    try {
+      const verify = await getJson(dashboard, "/api/verify", { method: "POST", headers: { "content-type": "application/json" } });
+      expect(verify).toMatchObject({ status: 503, body: { ok: false, code: "CLOSED" } });
+      expect(await getJson(dashboard, "/api/schema")).toMatchObject({ status: 503, body: { ok: false, code: "CLOSED" } });
+    } finally {
+      dashboard.close();
+      await destroyTest(t.db);
+    }
+    if (dialect !== "postgresql") return;
+    const gone = await openDatabase("postgres://u:pw@127.0.0.1:1/x", { timeoutMs: 1000 });
+    const far = createDashboard(gone, { intervalMs: 60_000, points: 10 });
+    try {
+      const verify = await getJson(far, "/api/verify", { method: "POST", headers: { "content-type": "application/json" } });
+      expect(verify).toMatchObject({ status: 503, body: { ok: false, code: "DB_UNREACHABLE" } });
+      expect(JSON.stringify(verify.body)).not.toContain("pw@");
+    } finally {
+      far.close();
+      await gone.close();
+    }
   });
 });

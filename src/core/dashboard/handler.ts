@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BriefDatabase } from "../../db/database.js";
 import { isLoopbackHost } from "../../db/target.js";
-import { isBriefdbError } from "../../errors.js";
+import { toBriefdbError } from "../failures.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
 import type { RequestHandler } from "../health/endpoints.js";
 import { createLiveSampler, type LiveOptions, type LiveSampler } from "./live.js";
@@ -88,8 +88,19 @@ export function createDashboard(db: BriefDatabase, options: DashboardOptions = {
       return json(415, { ok: false, error: "POST /api/verify takes content-type application/json" });
     }
     verifying ??= runVerify(db).finally(() => (verifying = undefined));
-    lastVerify = await verifying;
+    try {
+      lastVerify = await verifying;
+    } catch (error) {
+      return unavailable(error);
+    }
     return json(200, { ok: true, ...lastVerify });
+  }
+
+  /** 503 with the contract's code: a driver's failure read by the dialect, a bug's text kept on the server. */
+  function unavailable(error: unknown): Response {
+    const failure = toBriefdbError(error, db);
+    const said = failure.code === "INTERNAL" ? { code: "INTERNAL", error: "internal error" } : { code: failure.code, error: failure.message };
+    return json(503, { ok: false, ...said });
   }
 
   async function handleApi(request: Request, name: string): Promise<Response> {
@@ -108,9 +119,7 @@ export function createDashboard(db: BriefDatabase, options: DashboardOptions = {
     try {
       return json(200, { ok: true, ...((await read()) as object) });
     } catch (error) {
-      // a BriefdbError's text is written for users (passwords redacted); anything else stays on the server
-      const said = isBriefdbError(error) ? { code: error.code, error: error.message } : { code: "INTERNAL", error: "internal error" };
-      return json(503, { ok: false, ...said });
+      return unavailable(error);
     }
   }
 
