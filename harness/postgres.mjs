@@ -91,7 +91,7 @@ export async function createDatabase(adminUrl, name) {
 }
 
 /** @returns {Promise<number>} a TCP port on 127.0.0.1 that was free a moment ago */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once("error", reject);
