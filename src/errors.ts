@@ -50,6 +50,11 @@ export const EXIT_CODES = {
    */
   SESSION_REQUIRED: 3,
   /**
+   * The server takes no writes (PostgreSQL 25006): a standby, or a primary whose
+   * default_transaction_read_only is on. The write was refused: nothing changed.
+   */
+  READ_ONLY: 3,
+  /**
    * The connection was lost after a write was sent: it may or may not have been applied. Its own
    * status, so that a script never mistakes it for "nothing changed" nor for success.
    */

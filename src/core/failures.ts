@@ -78,6 +78,13 @@ export function toBriefdbError(error: unknown, source?: FailureSource): BriefdbE
         "another session holds the rows (a long transaction?): try again, or wait longer with --lock-timeout <ms>",
         { cause: error },
       );
+    case "read_only":
+      return new BriefdbError(
+        "READ_ONLY",
+        `${source?.target.display} takes no writes (a standby, or default_transaction_read_only is on): ${message}; nothing changed`,
+        "connect to the primary: list every server in the URL with ?target_session_attrs=read-write and briefdb picks the writable one",
+        { cause: error },
+      );
     case "undefined_table":
       return new BriefdbError("NOT_MIGRATED", `the schema is missing or behind: ${message}`, "run `briefdb migrate` first", {
         cause: error,

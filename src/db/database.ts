@@ -26,6 +26,8 @@ export type FailureKind =
   | "database_missing"
   /** Gave up waiting for a lock (PostgreSQL lock_timeout, SQLite's busy timeout). */
   | "lock_timeout"
+  /** The server refused a write: it is read-only (PostgreSQL 25006, a standby). Nothing changed. */
+  | "read_only"
   /** The statement was cancelled on the server (PostgreSQL 57014). */
   | "cancelled"
   | "unique_violation"

@@ -389,6 +389,7 @@ export class PgDatabase implements PgBriefDatabase {
     if (CONNECTION_LOST_CODES.has(code)) return "connection_lost";
     if (AUTH_CODES.has(code)) return "auth_failed";
     if (code === "55P03") return "lock_timeout";
+    if (code === "25006") return "read_only";
     if (code === "57014") return "cancelled";
     if (code === "23505") return "unique_violation";
     if (code === "23514") return "check_violation";
@@ -435,9 +436,7 @@ function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
     // takes lists at run time — several hosts are tried in order — though its types declare one)
     host: (target.socketDir === undefined ? target.hosts.map((server) => server.host) : [target.socketDir]) as unknown as string,
     port: (target.socketDir === undefined ? target.hosts.map((server) => server.port) : [target.port]) as unknown as number,
-    // "any" is postgres.js's default (it names no "any"); the URL's value wins over the
-    // environment's, as in libpq
-    target_session_attrs: target.targetSessionAttrs === "any" ? undefined : target.targetSessionAttrs,
+    target_session_attrs: driverSessionAttrs(target.targetSessionAttrs),
     path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
     database: target.database,
     user: target.user,
@@ -454,6 +453,21 @@ function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
     // as text: postgres.js drops a parameter whose value is falsy
     connection: startupParameters(lockTimeoutOf(options)),
   });
+}
+
+/**
+ * libpq's target_session_attrs as postgres.js 3.4 must be asked for it. "any" is its default (it
+ * names no "any"); the URL's value wins over the environment's, as in libpq. postgres.js judges
+ * read-write and read-only by default_transaction_read_only alone, which a standby reports as
+ * off: with the primary down it took the standby as writable (every write then failed 25006),
+ * and listed first it took the standby over a live primary. libpq (PostgreSQL 14+) asks whether
+ * the server is in hot standby too; the driver's primary/standby ask exactly that.
+ */
+function driverSessionAttrs(attrs: PgTarget["targetSessionAttrs"]): postgres.Options<{}>["target_session_attrs"] {
+  if (attrs === "any") return undefined;
+  if (attrs === "read-write") return "primary";
+  if (attrs === "read-only") return "standby";
+  return attrs;
 }
 
 function transactionOver(tx: PgTx): Transaction<PgTx> {

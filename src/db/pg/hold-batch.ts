@@ -236,7 +236,7 @@ export function pgApplyHoldBatch({ client, prepare, classify }: PgBatchConnectio
           continue;
         }
         // the statement may have committed (lost connection), or nothing could be sent: every change's failure
-        if (kind === "connection_lost" || kind === "unreachable" || kind === "auth_failed") return changes.map(() => ({ kind: "failed", error }));
+        if (kind === "connection_lost" || kind === "unreachable" || kind === "auth_failed" || kind === "read_only") return changes.map(() => ({ kind: "failed", error }));
         // rolled back whole, nothing applied (a lock timeout, a brief deleted meanwhile): the cause may be one change's
         return oneByOne(changes);
       }

@@ -221,5 +221,5 @@ function outcomeOf(rows: readonly BatchRow[]): BatchOutcome {
 function isSharedFailure(kind: FailureKind): boolean {
   // a lock timeout may be a table's that every change would wait for in turn: the batch gives up
   // at once, and each change is tried again on its own (core/ledger/tokens.ts)
-  return kind === "connection_lost" || kind === "unreachable" || kind === "retryable" || kind === "auth_failed" || kind === "lock_timeout";
+  return kind === "connection_lost" || kind === "unreachable" || kind === "retryable" || kind === "auth_failed" || kind === "lock_timeout" || kind === "read_only";
 }
