@@ -28,7 +28,8 @@ const run = promisify(execFile);
  * @property {(database?: string, attrs?: string) => string} url a two-host URL in the nodes' order,
  *   `?target_session_attrs=` attrs (default read-write), on `database` (default postgres)
  * @property {(node: ServerNode) => Promise<void>} kill the node's server stops at once, as if its machine died (`pg_ctl stop -m immediate`)
- * @property {(node: ServerNode) => Promise<void>} promote the standby becomes a primary (`pg_ctl promote -w`)
+ * @property {(node: ServerNode) => Promise<void>} promote the standby becomes a primary (`pg_ctl promote -w`), alone:
+ *   it waits for no synchronous standby (there is none left to wait for)
  * @property {(name: string) => Promise<string>} createDatabase a new empty database on the primary (replicated); its two-host URL
  * @property {(node: ServerNode, sql: string) => Promise<Record<string, unknown>[]>} query one statement on one node, as the superuser
  * @property {() => Promise<void>} stop stops both servers and removes their data
@@ -80,7 +81,7 @@ export async function startReplicaSet({ password, synchronous = true, settings =
   writeConf(standby.dataDir, {
     ...common,
     port: String(standby.port),
-    synchronous_standby_names: synchronous ? "'node_a'" : "''", // once promoted, it waits for the old primary rebuilt as its standby
+    synchronous_standby_names: "''", // promote() leaves the new primary asynchronous: its old primary is gone
     primary_conninfo: quoted(`host=127.0.0.1 port=${primary.port} user=postgres password='${password.replace(/[\\']/g, "\\$&")}' application_name=node_b`),
   });
   writeFileSync(join(standby.dataDir, "standby.signal"), "");
@@ -153,7 +154,14 @@ export async function startReplicaSet({ password, synchronous = true, settings =
     password,
     url: (database = "postgres", attrs = "read-write") => hosts(database, attrs),
     kill,
-    promote: async (node) => { await pgCtl(["-D", node.dataDir, "-w", "-t", "60", "promote"]); },
+    promote: async (node) => {
+      await pgCtl(["-D", node.dataDir, "-w", "-t", "60", "promote"]);
+      // alone now: with a synchronous standby named and none connected, every commit would wait
+      // for ever; as Patroni does when no synchronous candidate is left (synchronous_mode_strict
+      // off), the new primary goes on asynchronously (commits that already wait are let go)
+      await query(node, "ALTER SYSTEM SET synchronous_standby_names = ''");
+      await query(node, "SELECT pg_reload_conf()");
+    },
     createDatabase: async (name) => {
       if (!/^[a-z_][a-z0-9_]*$/i.test(name)) throw new Error(`not a plain database name: ${name}`);
       const writable = nodes.find((node) => running.has(node)) ?? primary;

@@ -47,6 +47,7 @@ import { OWN_SCHEMA, PgSchemaChanges, pinOwnSchema, type SessionConnection } fro
 import { PoolGate } from "./pool-gate.js";
 import { PoolerDetection, poolerAware } from "./pooler.js";
 import { inPooledTransaction } from "./pooled-session.js";
+import { ServerFinder } from "./server-finder.js";
 
 export type PgOrm = PostgresJsDatabase<typeof schema>;
 /** Drizzle inside one of briefdb's PostgreSQL transactions. */
@@ -130,6 +131,8 @@ export class PgDatabase implements PgBriefDatabase {
   /** Batched token changes called and not yet answered (queued in the batcher, or in flight). */
   private readonly batchedChanges = new BackgroundWrites();
   private readonly batchClient: postgres.Sql;
+  /** Our own pool over a host list (or a role asked for): which server its connections go to. */
+  private readonly finder: ServerFinder | undefined;
 
   /** With `client`, briefdb uses the app's own pool and never ends it. */
   constructor(
@@ -139,7 +142,9 @@ export class PgDatabase implements PgBriefDatabase {
   ) {
     this.ownsConnection = client === undefined;
     this.batching = options.batch ?? true;
-    this.raw = watchTransactions(client ?? connect(target, options), (error) => this.lostConnection(error));
+    const own = client === undefined ? connect(target, options) : undefined;
+    this.finder = own?.finder;
+    this.raw = watchTransactions(client ?? (own as { client: postgres.Sql }).client, (error) => this.lostConnection(error));
     this.gate = new PoolGate({
       size: this.raw.options.max,
       waitMs: options.poolTimeoutMs ?? DEFAULT_POOL_TIMEOUT_MS,
@@ -380,6 +385,15 @@ export class PgDatabase implements PgBriefDatabase {
   }
 
   classify(error: unknown): FailureKind {
+    const kind = this.kindOf(error);
+    // the server found for the URL's host list lost a connection or took no write: ask the list
+    // again for the next connection (a failover moved the primary); its sockets' close says so too,
+    // but TLS takes them over
+    if (kind === "connection_lost" || kind === "read_only") this.finder?.forget();
+    return kind;
+  }
+
+  private kindOf(error: unknown): FailureKind {
     if (errorChain(error).some((link) => link.name === "BriefdbError" && REFUSED_BEFORE_SENDING.has(String(link.code)))) {
       return "unreachable";
     }
@@ -413,6 +427,7 @@ export class PgDatabase implements PgBriefDatabase {
     // timeout) and given a moment to stop; an open transaction is rolled back with its
     // connection (its caller is told: CLOSED)
     this.gate.close();
+    this.finder?.stop();
     await settledBy(this.gate.statementsDone(), Date.now() + STOP_WAIT_MS);
     if (this.ownsConnection) await this.raw.end({ timeout: 0 });
   }
@@ -430,20 +445,20 @@ async function settledBy(work: Promise<unknown>, deadline: number): Promise<void
   clearTimeout(timer);
 }
 
-function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
-  return postgres({
+function connect(target: PgTarget, options: OpenOptions): { client: postgres.Sql; finder: ServerFinder | undefined } {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const settings = {
     // lists, so that postgres.js does not split "::1" at its colons as it would "host:port" (it
-    // takes lists at run time — several hosts are tried in order — though its types declare one)
+    // takes lists at run time, though its types declare one)
     host: (target.socketDir === undefined ? target.hosts.map((server) => server.host) : [target.socketDir]) as unknown as string,
     port: (target.socketDir === undefined ? target.hosts.map((server) => server.port) : [target.port]) as unknown as number,
-    target_session_attrs: driverSessionAttrs(target.targetSessionAttrs),
     path: target.socketDir === undefined ? undefined : `${target.socketDir}/.s.PGSQL.${target.port}`,
     database: target.database,
     user: target.user,
     password: target.password,
     ssl: sslOption(target.sslmode),
     max: options.poolSize ?? 10,
-    connect_timeout: (options.timeoutMs ?? 5000) / 1000,
+    connect_timeout: timeoutMs / 1000,
     idle_timeout: 30,
     prepare: options.prepare ?? true,
     fetch_types: false,
@@ -452,22 +467,15 @@ function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
     // pooler refuses or drops it (./pooler.ts). 0 is sent too ("no limit" over a role's default),
     // as text: postgres.js drops a parameter whose value is falsy
     connection: startupParameters(lockTimeoutOf(options)),
-  });
-}
-
-/**
- * libpq's target_session_attrs as postgres.js 3.4 must be asked for it. "any" is its default (it
- * names no "any"); the URL's value wins over the environment's, as in libpq. postgres.js judges
- * read-write and read-only by default_transaction_read_only alone, which a standby reports as
- * off: with the primary down it took the standby as writable (every write then failed 25006),
- * and listed first it took the standby over a live primary. libpq (PostgreSQL 14+) asks whether
- * the server is in hot standby too; the driver's primary/standby ask exactly that.
- */
-function driverSessionAttrs(attrs: PgTarget["targetSessionAttrs"]): postgres.Options<{}>["target_session_attrs"] {
-  if (attrs === "any") return undefined;
-  if (attrs === "read-write") return "primary";
-  if (attrs === "read-only") return "standby";
-  return attrs;
+  };
+  if (!ServerFinder.needed(target)) return { client: postgres(settings), finder: undefined };
+  // several servers, or a role asked for: briefdb finds the server (./server-finder.ts) and
+  // postgres.js sees one, already connected (its own host list loses statements when a host dies)
+  const finder = new ServerFinder(target, settings, timeoutMs);
+  // `socket` is postgres.js's (documented, missing from its types)
+  const withFinder = { ...settings, host: [target.host] as unknown as string, port: [target.port] as unknown as number, socket: () => finder.socket() };
+  const client = postgres(withFinder as typeof settings);
+  return { client, finder };
 }
 
 function transactionOver(tx: PgTx): Transaction<PgTx> {
