@@ -33,6 +33,9 @@ describe("a primary and its standby", () => {
     standby = b!.url.replace(/\/postgres$/, "/briefs");
     const migrated = await cli(["migrate", "--db", twoHosts, "--json"]);
     expect(migrated.code, migrated.stderr).toBe(0);
+    // the target line names the server reached among those listed
+    expect(migrated.json).toMatchObject({ server: `127.0.0.1:${a!.port}` });
+    expect((await cli(["migrate", "--db", twoHosts])).stdout).toMatch(new RegExp(`target .*briefs\\?target_session_attrs=read-write \\(reached 127\\.0\\.0\\.1:${a!.port}\\)`));
     db = await openDatabase(primary);
     await newUser(db, { id: "reader", balance: 100 });
     await waitForReplay();

@@ -5,6 +5,7 @@
  * that is missing (every commit waits), a standby that receives nothing. `--require` turns a role
  * into a gate (CI, a readiness probe).
  */
+import type { BriefDatabase } from "../../db/database.js";
 import type { Replication } from "../../db/inspection.js";
 import type { Target } from "../../db/target.js";
 import { BriefdbError } from "../../errors.js";
@@ -69,6 +70,16 @@ export function judgeReplication(replication: Replication | null, target: Target
     warnings.push("the URL lists several servers but no standby streams from this primary: a failover would lose what it has not shipped");
   }
   return { role: "primary", server, replication, problems, warnings };
+}
+
+/**
+ * With several servers in the URL, the one reached ("db2:5432"); null with one (the URL names it),
+ * or when the server will not say.
+ */
+export async function serverReached(db: BriefDatabase): Promise<string | null> {
+  if (!listsSeveralHosts(db.target)) return null;
+  const replication = await db.inspector.replication().catch(() => null);
+  return replication === null ? null : listedHost(replication, db.target);
 }
 
 /** The URL's host that the server's own address and port match; else that address; null over a socket. */
