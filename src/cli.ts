@@ -167,12 +167,13 @@ export async function runCli(args: readonly string[]): Promise<number> {
       await program.parseAsync([...args], { from: "user" });
     } catch (caught) {
       if (isCommanderError(caught) && caught.exitCode === 0) return 0; // --help, --version
-      if (isCommanderError(caught) && caught.code === "commander.help" && !args.includes("--json")) {
+      const topic = isCommanderError(caught) && caught.code === "commander.help" ? unknownHelpTopic(program, args) : undefined;
+      if (topic === undefined && isCommanderError(caught) && caught.code === "commander.help" && !args.includes("--json")) {
         // `briefdb` or `briefdb tokens` alone: the help of what was named, as gh and Prisma do
         process.stdout.write(((caught as CommandError).command ?? program).helpInformation());
         return 0;
       }
-      failure = isCommanderError(caught) ? usageError(caught) : await normalise(caught, run.context?.database);
+      failure = topic ?? (isCommanderError(caught) ? usageError(caught) : await normalise(caught, run.context?.database));
     }
     if (failure !== undefined) {
       render.emitError(ui(), failure, process.env.BRIEFDB_DEBUG === "1");
@@ -226,6 +227,27 @@ function isCommanderError(value: unknown): value is CommanderError {
     typeof (value as Partial<CommanderError>).exitCode === "number" &&
     typeof (value as Partial<CommanderError>).code === "string"
   );
+}
+
+/**
+ * `briefdb help frob` (or `briefdb tokens help frob`): commander shows the parent's help and exits
+ * 0, which a script reads as success. A name that is no subcommand of the command it follows is
+ * USAGE, as `briefdb frob` is. Words after a command without subcommands are its arguments (a
+ * user may be called "help").
+ */
+function unknownHelpTopic(program: Command, args: readonly string[]): BriefdbError | undefined {
+  let parent = program;
+  for (let i = 0; i < args.length - 1; i++) {
+    const word = args[i] ?? "";
+    if (word === "help" && parent.commands.length > 0) {
+      const name = args[i + 1] ?? "";
+      if (name.startsWith("-") || parent.commands.some((c) => c.name() === name || c.aliases().includes(name))) return undefined;
+      return new BriefdbError("USAGE", `unknown command '${name}'`, `see \`${commandPath(parent)} --help\``);
+    }
+    const sub = parent.commands.find((c) => c.name() === word);
+    if (sub !== undefined) parent = sub;
+  }
+  return undefined;
 }
 
 function usageError(caught: CommandError): BriefdbError {

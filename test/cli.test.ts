@@ -25,6 +25,8 @@ describe("cli conventions", () => {
     [["migrate", "--status", "--dry-run"], /--status and --dry-run/],
     [["tokens"], /a command is missing/],
     [[], /a command is missing/],
+    [["help", "frob"], /unknown command 'frob'/],
+    [["tokens", "help", "frob"], /unknown command 'frob'/],
   ])("bad usage %j is exit 2 USAGE with one error line", async (args, message) => {
     const result = await cli([...args, "--json"]);
     expect(result.code).toBe(2);
@@ -42,6 +44,17 @@ describe("cli conventions", () => {
     const option = await cli(["tokens", "deduct", "u", "5", "--kye", "k"]);
     expect(option.code).toBe(2);
     expect(option.stderr).toBe("error: unknown option '--kye' (hint: did you mean --key? see `briefdb tokens deduct --help`)\n");
+  });
+
+  it("help with an unknown name is exit 2 as the name alone is (it printed the parent's help, exit 0); help of a real command, and a user called help, are not", async () => {
+    const unknown = await cli(["help", "frob"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe("error: unknown command 'frob' (hint: see `briefdb --help`)\n");
+    expect(unknown.stdout).toBe("");
+    expect((await cli(["help", "tokens"])).code).toBe(0);
+    expect((await cli(["tokens", "help", "deduct"])).stdout).toMatch(/^Usage: briefdb tokens deduct/);
+    const user = await cli(["tokens", "balance", "help", "--db", "file:/nonexistent-dir-briefdb/x.db", "--json"]);
+    expect(user.json?.error.code).not.toBe("USAGE");
   });
 
   it.each([[[]], [["tokens"]]])("%j alone prints its help (exit 0), as gh and Prisma do", async (args) => {

@@ -29,6 +29,9 @@ describe("one duration grammar for every flag (--wait, --ttl, --since)", () => {
     expect(() => parseTtl("25h")).toThrow(/--ttl/);
     expect(pastMoment("--since", () => now)("500ms").getTime()).toBe(now - 500);
     expect(pastMoment("--since", () => now)("90").getTime()).toBe(now - 90_000);
+    // eight digits that read as a past day are a date missing its dashes, not seconds
+    expect(() => pastMoment("--since", () => now)("20250601")).toThrow(/reads as 20250601 seconds: for the date, write 2025-06-01/);
+    expect(pastMoment("--since", () => now)("99999999").getTime()).toBe(now - 99_999_999_000); // no such day: seconds
     expect(duration("--wait")("500ms")).toBe(500);
     expect(() => duration("--wait")("2h")).toThrow(/at most 1h/);
     expect(() => duration("--wait")("0s")).toThrow(/--wait/);

@@ -92,6 +92,8 @@ describe("database URLs", () => {
     ["postgres://u:pw@a.example.invalid:x,b.example.invalid/db", /bad port "x"/],
     ["postgres://u:pw@/db?host=/tmp/a,/tmp/b", /a Unix socket in the host list/],
     ["postgres://u:pw@h/a/b", /bad database name/],
+    // libpq would connect to hostaddr; postgres.js to the host: refused rather than connect elsewhere
+    ["postgres://u:pw@localhost/db?hostaddr=10.0.0.5", /hostaddr is not supported/],
   ])("%s is INVALID_URL, the password redacted", (url, message) => {
     let caught: unknown;
     try {

@@ -3,11 +3,12 @@
  * stored data's integrity; exit 1 when unhealthy.
  */
 import { Command } from "commander";
-import type { HealthReport } from "../core/health/health.js";
+import { CHANGED_MIGRATIONS, type HealthReport } from "../core/health/health.js";
+import { parseRoleRequirement, type RoleRequirement } from "../core/health/replication.js";
 import { migrateHint } from "../core/migrate/hint.js";
 import { isSharedTarget, type Target } from "../db/target.js";
 import { BriefdbError } from "../errors.js";
-import { keyValues, progressLine, startSpinner, type Outcome, type Ui } from "../render.js";
+import { formatBytes, keyValues, progressLine, startSpinner, type Outcome, type Ui } from "../render.js";
 import { action, type Context } from "./context.js";
 import { duration, wholeNumber } from "./parse.js";
 
@@ -17,6 +18,7 @@ export function healthCommand(): Command {
     .description("check connectivity, round-trip latency, server version and migrations; exit 1 when unhealthy")
     .option("--samples <n>", "round trips to time", wholeNumber("--samples", 1, 10_000), 5)
     .option("--deep", "also check the stored data for damage (SQLite: pragma quick_check, which reads every page; PostgreSQL: data-checksum failures)")
+    .option("--require <role>", "unhealthy unless the server is this: primary (takes writes), standby, or sync (a primary with a synchronous standby streaming)", parseRoleRequirement)
     .option("--wait <duration>", "retry until healthy or this long has passed (30s, 2m): a CI gate for a database starting beside the job", duration("--wait"))
     .addHelpText(
       "after",
@@ -26,12 +28,14 @@ Examples:
   $ briefdb health --samples 50 --json
   $ briefdb health --deep                             # integrity too; plain health does not check it
   $ DATABASE_URL=postgres://me@localhost:5432/briefs briefdb health --timeout 2000
-  $ briefdb health --wait 60s            # CI: waits for the database to come up and be migrated`,
+  $ briefdb health --wait 60s            # CI: waits for the database to come up and be migrated
+  $ briefdb health --require primary --json   # a gate: exit 1 on a standby (docs/failover.md)`,
     )
     .action(
-      action(async (ctx, options: { samples: number; deep?: boolean; wait?: number }) => {
+      action(async (ctx, options: { samples: number; deep?: boolean; wait?: number; require?: RoleRequirement }) => {
         const deep = options.deep === true;
-        if (options.wait !== undefined) return waitedOutcome(ctx, options.samples, options.wait, deep);
+        const checks = { samples: options.samples, deep, ...(options.require === undefined ? {} : { require: options.require }) };
+        if (options.wait !== undefined) return waitedOutcome(ctx, checks, options.wait);
         const { checkDatabaseHealth, failedHealthReport } = await import("../core/health/health.js");
         let db;
         try {
@@ -42,7 +46,7 @@ Examples:
           const base = { dialect: ctx.target.dialect, target: ctx.target.display, samples: options.samples };
           return healthOutcome(failedHealthReport(base, error), ctx.target);
         }
-        return healthOutcome(await checkDatabaseHealth(db, { samples: options.samples, deep }), ctx.target);
+        return healthOutcome(await checkDatabaseHealth(db, checks), ctx.target);
       }),
     );
 }
@@ -57,6 +61,9 @@ function healthOutcome(report: HealthReport, target: Target): Outcome {
       dialect: report.dialect,
       target: report.target,
       serverVersion: report.serverVersion,
+      role: report.role,
+      server: report.server,
+      replication: report.replication,
       latencyMs: report.latencyMs,
       samples: report.samples,
       migrations: report.migrations,
@@ -81,7 +88,8 @@ function healthOutcome(report: HealthReport, target: Target): Outcome {
         ["status", state],
         ["dialect", report.dialect],
         ["target", report.target],
-        ["server", report.serverVersion ?? "—"],
+        ["server", serverLine(report)],
+        ...replicationRow(report),
         ["latency", latency],
         ["migrations", migrations],
         ["integrity", integrityLine(ui, report)],
@@ -91,6 +99,30 @@ function healthOutcome(report: HealthReport, target: Target): Outcome {
       ]);
     },
   };
+}
+
+function serverLine(report: HealthReport): string {
+  if (report.serverVersion === null) return "—";
+  if (report.role === null || report.role === "embedded") return report.serverVersion;
+  return `${report.serverVersion} · ${report.role}${report.server === null ? "" : ` at ${report.server}`}`;
+}
+
+function replicationRow(report: HealthReport): Array<readonly [string, string]> {
+  const replication = report.replication;
+  if (replication === null) return [];
+  if (replication.role === "standby") {
+    const from = replication.receiving ? `streaming from ${replication.upstream ?? "its primary"}` : "not receiving from a primary";
+    return [["replication", `${from} · ${lag(replication.replayLagBytes, replication.replayLagSeconds)} (replayed)`]];
+  }
+  if (replication.standbys.length === 0) return [["replication", "no standby connected"]];
+  const standbys = replication.standbys.map((s) => `${s.name} ${s.syncState}, ${s.state}, ${lag(s.lagBytes, s.replayLagSeconds)}`);
+  const count = replication.standbys.length;
+  return [["replication", `${count} ${count === 1 ? "standby" : "standbys"}: ${standbys.join("; ")}`]];
+}
+
+function lag(bytes: number | null, seconds: number | null): string {
+  const parts = [...(bytes === null ? [] : [formatBytes(bytes)]), ...(seconds === null ? [] : [`${seconds < 10 ? seconds.toFixed(2) : Math.round(seconds)} s`])];
+  return parts.length === 0 ? "lag unknown" : `${parts.join(", ")} behind`;
 }
 
 function notValidRow(ui: Ui, report: HealthReport): Array<readonly [string, string]> {
@@ -113,19 +145,24 @@ function unhealthyError(report: HealthReport, target: Target): BriefdbError {
     return new BriefdbError("DB_ERROR", message, report.integrity.hint ?? "restore the database from a backup");
   }
   if ((report.migrations?.pending ?? 0) > 0) return new BriefdbError("NOT_MIGRATED", message, isSharedTarget(target) ? "run `briefdb migrate`" : migrateHint(target));
-  return (report.invalidIndexes?.length ?? 0) > 0
-    ? new BriefdbError("UNHEALTHY", message, "briefdb's own INVALID indexes: run `briefdb migrate` to rebuild them")
-    : new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
+  if ((report.invalidIndexes?.length ?? 0) > 0) {
+    return new BriefdbError("UNHEALTHY", message, "briefdb's own INVALID indexes: run `briefdb migrate` to rebuild them");
+  }
+  if (report.problems.some((problem) => problem.startsWith(CHANGED_MIGRATIONS))) {
+    return new BriefdbError("INVARIANT_VIOLATED", message, "restore the edited migration file and add a new migration instead");
+  }
+  // the server's role or its replication (--require, a synchronous standby missing)
+  return new BriefdbError("UNHEALTHY", message, "with several servers in the URL, ?target_session_attrs=read-write finds the primary; replication: docs/failover.md");
 }
 
 /** health --wait: one line per change of state in logs, a spinner on a terminal; then the last report. */
-async function waitedOutcome(ctx: Context, samples: number, timeoutMs: number, deep: boolean): Promise<Outcome> {
+async function waitedOutcome(ctx: Context, checks: { samples: number; deep: boolean; require?: RoleRequirement }, timeoutMs: number): Promise<Outcome> {
   const { waitForHealth } = await import("../core/health/wait.js");
   const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
   const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
   // runCli owns SIGINT/SIGTERM: answered here, a CI job cancelled while waiting still ends as CANCELLED
   const signal = ctx.answerSignals();
-  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, samples, deep, onState, signal }).catch((error: unknown) => {
+  const waited = await waitForHealth(() => ctx.open(), { timeoutMs, ...checks, onState, signal }).catch((error: unknown) => {
     spinner.stop("interrupted");
     throw error;
   });

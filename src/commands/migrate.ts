@@ -72,7 +72,8 @@ Examples:
         try {
           const result = await core.migrate(db, { offline: options.offline === true, onProgress: (p) => spinner.message(progressText(p)) });
           spinner.stop("migrated");
-          return migrateOutcome(result, db.target.display);
+          const { serverReached } = await import("../core/health/replication.js");
+          return migrateOutcome(result, db.target.display, await serverReached(db));
         } catch (error) {
           spinner.stop("migrate failed");
           throw error;
@@ -157,12 +158,14 @@ function notValidLine(ui: Ui, status: MigrationStatus): string {
   return count === 0 ? "" : `, ${ui.colors.yellow(`${count} NOT VALID constraint(s)`)}`;
 }
 
-function migrateOutcome(result: MigrateResult, target: string): Outcome {
+/** `server`: with several servers in the URL, the one that was reached. */
+function migrateOutcome(result: MigrateResult, target: string, server: string | null = null): Outcome {
   const foreign = result.foreignInvalidIndexes ?? [];
   return {
     ok: true,
     data: {
       target,
+      server,
       dryRun: result.dryRun,
       applied: result.applied,
       alreadyApplied: result.alreadyApplied,
@@ -180,7 +183,7 @@ function migrateOutcome(result: MigrateResult, target: string): Outcome {
       }
       const applied = result.applied.length === 0 ? "nothing pending" : `applied ${result.applied.join(", ")}`;
       return keyValues(ui, [
-        ["target", target],
+        ["target", server === null ? target : `${target} (reached ${server})`],
         ["migrate", ui.colors.green(applied)],
         // said only of a run that applied something: with nothing pending nothing changed
         ...(result.applied.length > 0

@@ -74,6 +74,17 @@ const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3
 export function pastMoment(flag: string, now: () => number = Date.now): (value: string) => Date {
   return (value: string) => {
     const text = value.trim();
+    // a bare number is seconds, as everywhere; eight digits that read as a day (20250601) are
+    // far more likely a date without its dashes than 234 days of seconds
+    const compact = /^(\d{4})(\d{2})(\d{2})$/.exec(text);
+    const day = compact === null ? undefined : isoDate(`${compact[1]}-${compact[2]}-${compact[3]}`);
+    if (compact !== null && day !== undefined && day.getTime() >= 0 && day.getTime() <= now()) {
+      throw new BriefdbError(
+        "USAGE",
+        `${flag} "${value}" reads as ${text} seconds: for the date, write ${compact[1]}-${compact[2]}-${compact[3]}`,
+        "a span takes its unit (15m, 24h, 7d); a date, its dashes",
+      );
+    }
     const moment = spanBack(text, now()) ?? isoDate(text);
     const bad = `${flag} takes a span back from now (15m, 24h, 7d) or an ISO date (2025-06-01, 2025-06-01T12:00Z)`;
     if (moment === undefined) throw new BriefdbError("USAGE", `${bad}, not "${value}"`);

@@ -1,5 +1,6 @@
 /** `briefdb serve`: the live dashboard at /, and /healthz, /readyz and /metrics over HTTP as a sidecar, until SIGTERM or SIGINT. */
 import { Command } from "commander";
+import { parseRoleRequirement, type RoleRequirement } from "../core/health/replication.js";
 import { BriefdbError } from "../errors.js";
 import { isLoopbackHost } from "../db/target.js";
 import { announce, progressLine, type Outcome } from "../render.js";
@@ -19,6 +20,7 @@ interface ServeOptions {
   readonly port: number;
   readonly host: string;
   readonly token?: string;
+  readonly require?: RoleRequirement;
 }
 
 /** Shorter tokens can be guessed by anyone who can reach the port. */
@@ -29,6 +31,7 @@ export function serveCommand(): Command {
     .description("serve the live dashboard at /, and /healthz (liveness), /readyz (readiness) and /metrics (Prometheus) over HTTP; stops cleanly on SIGTERM or SIGINT")
     .option("--port <n>", "port to listen on (0: any free port)", wholeNumber("--port", 0, 65535), 9464)
     .option("--host <address>", "address to listen on; loopback unless you say otherwise", listenHost, "127.0.0.1")
+    .option("--require <role>", "/readyz is 503 unless the server is this: primary, standby, or sync (a primary with a synchronous standby)", parseRoleRequirement)
     .option("--token <secret>", "the dashboard's API wants it (Authorization: Bearer); needed to serve the dashboard beyond loopback (or BRIEFDB_SERVE_TOKEN)")
     .addHelpText(
       "after",
@@ -38,7 +41,8 @@ Examples:
   $ briefdb --db postgres://me@db:5432/briefs serve --host 0.0.0.0 --port 9464
   $ briefdb serve --port 0 --json                  # one JSON object with the URL, for scripts
 
-A port in use is exit 2. /readyz is 200 when the database is reachable and migrated, else 503.
+A port in use is exit 2. /readyz is 200 when the database is reachable and migrated (and, with
+--require primary, the server takes writes), else 503.
 Beyond loopback the dashboard is served only with a token (--token or BRIEFDB_SERVE_TOKEN, at
 least ${MIN_TOKEN_LENGTH} characters); its JSON endpoints are in docs/dashboard.md.`,
     )
@@ -58,6 +62,7 @@ least ${MIN_TOKEN_LENGTH} characters); its JSON endpoints are in docs/dashboard.
           port: options.port,
           host: options.host,
           dashboard,
+          ...(options.require === undefined ? {} : { require: options.require }),
           // scrapes in flight finish within what is left of the promise once the database has its share
           graceMs: STOP_WITHIN_MS - DATABASE_CLOSE_MS - DATABASE_STOP_MS,
         });

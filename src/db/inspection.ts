@@ -51,7 +51,50 @@ export interface QueryInspector {
   serverStatements(limit: number): Promise<ServerStatements | null>;
   /** What this connection talks to, for people: "primary, as app", "replica (read-only), as app", "embedded". */
   serverRole(): Promise<string>;
+  /** The server's place in streaming replication (PostgreSQL), or null where the dialect has none (SQLite). */
+  replication(): Promise<Replication | null>;
 }
+
+/** One standby as its primary sees it (pg_stat_replication). */
+export interface StandbyLink {
+  /** Its application_name (what synchronous_standby_names names). */
+  readonly name: string;
+  readonly client: string | null;
+  /** "streaming", "catchup", "startup", "backup", "stopping". */
+  readonly state: string;
+  /** "sync", "quorum", "potential" or "async". */
+  readonly syncState: string;
+  /** WAL the primary has written that the standby has not replayed; null when the role may not read it. */
+  readonly lagBytes: number | null;
+  /** How long the standby's replay trails the primary's commits (replay_lag); null when idle or unknown. */
+  readonly replayLagSeconds: number | null;
+}
+
+/** Where this connection's server stands in replication, and what it knows of its peers. */
+export type Replication =
+  | {
+      readonly role: "primary";
+      /** The server's own address and port, as it sees them (null over a Unix socket). */
+      readonly address: string | null;
+      readonly port: number | null;
+      readonly synchronousStandbyNames: string;
+      /** synchronous_commit of this session: "on", "remote_apply", "remote_write", "local" or "off". */
+      readonly synchronousCommit: string;
+      readonly standbys: readonly StandbyLink[];
+    }
+  | {
+      readonly role: "standby";
+      readonly address: string | null;
+      readonly port: number | null;
+      /** A WAL receiver is streaming from a primary. */
+      readonly receiving: boolean;
+      /** The primary it streams from ("host:port"), when it streams and the role may read it. */
+      readonly upstream: string | null;
+      /** WAL received and not yet replayed. */
+      readonly replayLagBytes: number | null;
+      /** Since the last replayed commit was made on the primary; 0 when all that was received is replayed. */
+      readonly replayLagSeconds: number | null;
+    };
 
 /** How a dialect's plan lines name what they read; each pattern's first group is a table or an index. */
 export interface PlanPatterns {

@@ -128,6 +128,11 @@ function pgTarget(text: string): PgTarget {
   const [, scheme, authority = "", path = "", query = ""] = parts;
   if (/\s/.test(authority)) throw malformedPgUrl(text);
   const params = new URLSearchParams(query);
+  // libpq connects to hostaddr and uses host only for TLS and passwords; postgres.js has no such
+  // thing, so briefdb would connect somewhere else than libpq (and judge the local rule by a name)
+  if (params.has("hostaddr")) {
+    throw invalidUrl(`hostaddr is not supported (in ${redactUrl(text)})`, "name the server's address as the host: postgres://user@10.0.0.5:5432/db");
+  }
   // a host list (h1:5432,h2:5433) is read here, host by host; the library reads one server only
   const hostList = hostListOf(authority, params, text);
   const forLibrary = new URLSearchParams([...params].filter(([keyword]) => LIBRARY_KEYWORDS.includes(keyword) && (hostList === undefined || keyword === "user" || keyword === "password")));

@@ -8,6 +8,7 @@ import { Readable } from "node:stream";
 import type { BriefDatabase } from "../../db/database.js";
 import { withDeadline } from "./deadline.js";
 import { checkDatabaseHealth } from "./health.js";
+import type { RoleRequirement } from "./replication.js";
 import { createMetricsCollector, type MetricsOptions } from "./metrics.js";
 
 export type RequestHandler = (request: Request) => Promise<Response>;
@@ -20,6 +21,8 @@ export interface HealthHandlerOptions {
    * (a lock held on the migrations table, a server that stopped answering) must not hang the probe.
    */
   readonly timeoutMs?: number;
+  /** Not ready unless the server is this (as `health --require`): e.g. "primary", so that traffic goes only where writes can. */
+  readonly require?: RoleRequirement;
 }
 
 const DEFAULT_HEALTH_TIMEOUT_MS = 5000;
@@ -35,7 +38,7 @@ export function healthHandler(db: BriefDatabase, options: HealthHandlerOptions =
     const refused = onlyReads(request);
     if (refused) return refused;
     const timeoutMs = options.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
-    const report = await withDeadline(checkDatabaseHealth(db, { samples: options.samples ?? 1 }), timeoutMs);
+    const report = await withDeadline(checkDatabaseHealth(db, { samples: options.samples ?? 1, ...(options.require === undefined ? {} : { require: options.require }) }), timeoutMs);
     if (report === undefined) {
       const reason = `the database did not answer within ${timeoutMs} ms`;
       return json(503, { ok: false, healthy: false, reason }, request.method === "HEAD");

@@ -14,12 +14,20 @@ import { toBriefdbError } from "../failures.js";
 import { invalidIndexAdvice } from "../migrate/plan.js";
 import { migrationNotes, migrationStatus, type NotValidConstraintStatus } from "../migrate/status.js";
 import { elapsedMs, summarizeLatency, type LatencySummary } from "../stats.js";
+import { judgeReplication, type ReplicationJudgement, type RoleRequirement, type ServerRole } from "./replication.js";
+import type { Replication } from "../../db/inspection.js";
 
 export interface HealthReport {
   readonly healthy: boolean;
   readonly dialect: DialectName;
   readonly target: string;
   readonly serverVersion: string | null;
+  /** primary or standby (PostgreSQL), embedded (SQLite); null when the server could not be reached. */
+  readonly role: ServerRole | null;
+  /** The URL's host this check reached ("db2:5432"); null on SQLite, over a Unix socket, or unreached. */
+  readonly server: string | null;
+  /** The primary's standbys, or the standby's lag and upstream (docs/failover.md); null on SQLite or unreached. */
+  readonly replication: Replication | null;
   readonly latencyMs: LatencySummary | null;
   readonly samples: number;
   readonly migrations: { readonly applied: number; readonly pending: number } | null;
@@ -59,7 +67,12 @@ export interface HealthOptions {
   readonly samples?: number;
   /** Also check the stored data's integrity (slower: SQLite reads every page). */
   readonly deep?: boolean;
+  /** Unhealthy unless the server is this: a primary, a standby, or a primary with a synchronous standby streaming ("sync"). */
+  readonly require?: RoleRequirement;
 }
+
+/** How the problem of edited applied migrations begins (the CLI reads it as INVARIANT_VIOLATED). */
+export const CHANGED_MIGRATIONS = "applied migration(s) ";
 
 export const INTEGRITY_NOT_CHECKED = "not checked (use --deep)";
 
@@ -84,10 +97,12 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: HealthOpti
     const changed = status.applied.filter((m) => m.changed).map((m) => m.tag);
     if (options.deep === true) integrity = integrityStatus(await db.checkIntegrity());
     const notes = migrationNotes(status);
+    const roles = await replicationOf(db, options.require);
     const problems = [
+      ...roles.problems,
       ...integrity.problems.map((problem) => `the stored data is damaged: ${problem}`),
       ...(migrations.pending > 0 ? [`${migrations.pending} migration(s) pending`, ...notes.pending] : []),
-      ...(changed.length > 0 ? [`applied migration(s) ${changed.join(", ")} differ from their files`] : []),
+      ...(changed.length > 0 ? [`${CHANGED_MIGRATIONS}${changed.join(", ")} differ from their files`] : []),
       ...status.invalidIndexes.map((i) => `index ${i.index} on ${i.table} is INVALID (an interrupted build): ${invalidIndexAdvice(i.briefdb)}`),
     ];
     const invalidIndexes = status.invalidIndexes.map((i) => i.index);
@@ -95,13 +110,16 @@ export async function checkDatabaseHealth(db: BriefDatabase, options: HealthOpti
       ...base,
       healthy: problems.length === 0,
       serverVersion,
+      role: roles.role,
+      server: roles.server,
+      replication: roles.replication,
       latencyMs,
       migrations,
       invalidIndexes,
       notValidConstraints: status.notValidConstraints,
       integrity,
       problems,
-      warnings: notes.notValid,
+      warnings: [...roles.warnings, ...notes.notValid],
       error: null,
     };
   } catch (caught) {
@@ -122,6 +140,9 @@ export function failedHealthReport(
     ...base,
     healthy: false,
     serverVersion: null,
+    role: null,
+    server: null,
+    replication: null,
     latencyMs: null,
     migrations: null,
     invalidIndexes: null,
@@ -131,6 +152,19 @@ export function failedHealthReport(
     warnings: [],
     error,
   };
+}
+
+/** The role and its judgement; a server that will not say (a managed service's restriction) is a warning, not a failure. */
+async function replicationOf(db: BriefDatabase, require: RoleRequirement | undefined): Promise<ReplicationJudgement> {
+  try {
+    return judgeReplication(await db.inspector.replication(), db.target, require);
+  } catch (error) {
+    const reason = toBriefdbError(error, db).message;
+    if (require !== undefined) {
+      return { role: null, server: null, replication: null, problems: [`--require ${require}: cannot read the server's role: ${reason}`], warnings: [] };
+    }
+    return { role: null, server: null, replication: null, problems: [], warnings: [`cannot read the server's replication state: ${reason}`] };
+  }
 }
 
 function integrityStatus(check: IntegrityCheck): IntegrityStatus {

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { BriefDatabase } from "../../db/database.js";
 import { BriefdbError } from "../../errors.js";
 import { createDashboard, type DashboardOptions } from "../dashboard/handler.js";
+import type { RoleRequirement } from "./replication.js";
 import { healthHandler, livenessHandler, metricsHandler, toNodeListener, type RequestHandler } from "./endpoints.js";
 
 export const DEFAULT_SIDECAR_PORT = 9464;
@@ -22,6 +23,8 @@ export interface SidecarOptions {
   readonly graceMs?: number;
   /** Also serve the live dashboard at / (its page, assets and /api/*: docs/dashboard.md). Default: not served. */
   readonly dashboard?: DashboardOptions;
+  /** /readyz is 503 unless the server has this role (`serve --require`). */
+  readonly require?: RoleRequirement;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
@@ -39,7 +42,7 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
   const host = options.host ?? DEFAULT_SIDECAR_HOST;
   const routes: Record<string, RequestHandler> = {
     "/healthz": livenessHandler(),
-    "/readyz": healthHandler(db),
+    "/readyz": healthHandler(db, options.require === undefined ? {} : { require: options.require }),
     "/metrics": metricsHandler(db),
   };
   const notFound: RequestHandler = async () =>

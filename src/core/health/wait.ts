@@ -7,6 +7,7 @@ import type { BriefDatabase } from "../../db/database.js";
 import { BriefdbError, isBriefdbError } from "../../errors.js";
 import { sleep } from "../../retry.js";
 import { checkDatabaseHealth, type HealthReport } from "./health.js";
+import type { RoleRequirement } from "./replication.js";
 
 export interface WaitOptions {
   /** How long to keep trying, in ms. */
@@ -14,6 +15,8 @@ export interface WaitOptions {
   readonly samples?: number;
   /** Check integrity too, as `health --deep` does. */
   readonly deep?: boolean;
+  /** The role the server must have, as `health --require` (a failover: wait for the new primary). */
+  readonly require?: RoleRequirement;
   /** Pause between attempts; default 500 ms. */
   readonly intervalMs?: number;
   /** Called once per change of state, with a short description of it. */
@@ -45,7 +48,7 @@ export async function waitForHealth(open: () => Promise<BriefDatabase>, options:
     try {
       report = await unlessAborted(options.signal, last, async () => {
         db ??= await open();
-        return checkDatabaseHealth(db, { samples: options.samples ?? 1, deep: options.deep === true });
+        return checkDatabaseHealth(db, { samples: options.samples ?? 1, deep: options.deep === true, ...(options.require === undefined ? {} : { require: options.require }) });
       });
     } catch (error) {
       if (!isBriefdbError(error) || error.code === "CANCELLED") throw error;

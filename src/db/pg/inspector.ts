@@ -11,6 +11,7 @@ import {
   type PlanPatterns,
   type PlanReading,
   type QueryInspector,
+  type Replication,
   type ServerStatement,
   type ServerStatements,
 } from "../inspection.js";
@@ -42,6 +43,56 @@ export class PgInspector implements QueryInspector {
   async serverRole(): Promise<string> {
     const [row] = await this.db.all<{ replica: boolean; login: string }>(sql`SELECT pg_is_in_recovery() AS replica, current_user AS login`);
     return `${row?.replica ? "replica (read-only)" : "primary"}, as ${row?.login ?? "unknown"}`;
+  }
+
+  async replication(): Promise<Replication> {
+    const [self] = await this.db.all<{ standby: boolean; address: string | null; port: number | null; sync_names: string; sync_commit: string }>(
+      sql`SELECT pg_is_in_recovery() AS standby, host(inet_server_addr()) AS address, inet_server_port() AS port,
+                 current_setting('synchronous_standby_names') AS sync_names, current_setting('synchronous_commit') AS sync_commit`,
+    );
+    const address = self?.address ?? null;
+    const port = self?.port ?? null;
+    if (self?.standby) {
+      // lag as the standby can know it: what it received and has not replayed; seconds since the
+      // last replayed commit was made, 0 when it has replayed all it received (an idle primary
+      // sends no commits: the age of the last one is not lag)
+      const [row] = await this.db.all<{ bytes: string | null; seconds: number | null; status: string | null; sender: string | null }>(
+        sql`SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS bytes,
+                   CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                        ELSE EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 END AS seconds,
+                   r.status, CASE WHEN r.sender_host IS NULL THEN NULL ELSE r.sender_host || ':' || r.sender_port END AS sender
+            FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true`,
+      );
+      return {
+        role: "standby",
+        address,
+        port,
+        receiving: row?.status === "streaming",
+        upstream: row?.sender ?? null,
+        replayLagBytes: row?.bytes === null || row?.bytes === undefined ? null : Math.max(0, Number(row.bytes)),
+        replayLagSeconds: row?.seconds === null || row?.seconds === undefined ? null : Math.max(0, Number(row.seconds)),
+      };
+    }
+    const standbys = await this.db.all<{ name: string; client: string | null; state: string; sync_state: string; lag_bytes: string | null; replay_lag: number | null }>(
+      sql`SELECT application_name AS name, host(client_addr) AS client, state, sync_state,
+                 pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) AS lag_bytes, EXTRACT(EPOCH FROM replay_lag)::float8 AS replay_lag
+          FROM pg_stat_replication ORDER BY application_name, pid`,
+    );
+    return {
+      role: "primary",
+      address,
+      port,
+      synchronousStandbyNames: self?.sync_names ?? "",
+      synchronousCommit: self?.sync_commit ?? "on",
+      standbys: standbys.map((row) => ({
+        name: row.name,
+        client: row.client,
+        state: row.state,
+        syncState: row.sync_state,
+        lagBytes: row.lag_bytes === null ? null : Math.max(0, Number(row.lag_bytes)),
+        replayLagSeconds: row.replay_lag === null ? null : Number(row.replay_lag),
+      })),
+    };
   }
 
   async serverStatements(limit: number): Promise<ServerStatements> {

@@ -33,6 +33,10 @@ export class SqliteInspector implements QueryInspector {
     return "embedded";
   }
 
+  async replication(): Promise<null> {
+    return null;
+  }
+
   async serverStatements(): Promise<ServerStatements | null> {
     return null;
   }
