@@ -6,6 +6,7 @@
  * (its connect timeout restarts with each host). race-test and tokens verify on a two-host URL;
  * migrate killed with its primary during a switchover finishes on the next run.
  */
+import { createServer, type AddressInfo } from "node:net";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -133,6 +134,22 @@ describe("migrate during a switchover", () => {
 
   afterAll(async () => {
     await set?.stop();
+  });
+
+  it("a server listed first that takes connections and never answers (a frozen machine) does not keep the primary listed after it from being reached (each server has its share of the connect timeout)", async () => {
+    const frozen = createServer(() => {}); // accepts, says nothing
+    await new Promise<void>((resolve) => frozen.listen(0, "127.0.0.1", resolve));
+    const port = (frozen.address() as AddressInfo).port;
+    const [a] = set.nodes;
+    const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port},127.0.0.1:${a!.port}/postgres?target_session_attrs=read-write`;
+    const db = await openDatabase(url, { timeoutMs: 3000 });
+    try {
+      const [row] = await db.all<{ standby: boolean }>(sql`SELECT pg_is_in_recovery() AS standby`);
+      expect(row?.standby).toBe(false);
+    } finally {
+      await db.close();
+      frozen.close();
+    }
   });
 
   it("migrate killed with its primary while it waits for its lock finishes on the new primary, or fails with a code and the next run finishes", async () => {

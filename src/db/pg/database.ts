@@ -470,7 +470,7 @@ function connect(target: PgTarget, options: OpenOptions): { client: postgres.Sql
   };
   if (!ServerFinder.needed(target)) return { client: postgres(settings), finder: undefined };
   // several servers, or a role asked for: briefdb finds the server (./server-finder.ts) and
-  // postgres.js sees one, already connected (its own host list loses statements when a host dies)
+  // postgres.js sees one, already connected (left to try a list, it tried for ever when none fitted)
   const finder = new ServerFinder(target, settings, timeoutMs);
   // `socket` is postgres.js's (documented, missing from its types)
   const withFinder = { ...settings, host: [target.host] as unknown as string, port: [target.port] as unknown as number, socket: () => finder.socket() };

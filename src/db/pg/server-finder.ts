@@ -3,16 +3,17 @@
  * ask for a role (target_session_attrs): the server is found here, and postgres.js is handed a
  * socket already connected to it (its `socket` option), as if the URL named that one server.
  *
- * postgres.js 3.4.9 tries the hosts itself, but with more than one host it drops a connection
- * error while the connection is being made: the statements queued on that connection are never
- * answered (the pool hung for ever after its primary died, even once a standby was promoted), and
- * when no host fits it tries them again for ever, never failing (its connect timeout restarts with
- * each try). Found with harness/replica-set.mjs (test/failover.test.ts).
+ * postgres.js 3.4.9 tries the hosts itself, but when no host fits it tries them again for ever,
+ * never failing (its connect timeout restarts with each try): a call made while a failover was
+ * under way waited until a primary came back, for ever if none did. With more than one host it
+ * also ignores an error raised while a connection is being made (its error() returns early).
+ * Found with harness/replica-set.mjs (test/switchover.test.ts).
  *
  * Here the hosts are tried in the URL's order, each asked its role by a short connection of its
  * own (`SELECT pg_is_in_recovery()`), round after round until the connect timeout: a failover's
  * gap (the primary gone, the standby not yet promoted) is waited out. The server found is
- * remembered, and later connections go straight to it, until one of its connections closes or a
+ * remembered, and later connections go straight to it, until one of its connections closes, a
+ * statement fails with the connection lost or READ_ONLY (the dialect's classify tells it), or a
  * connection to it cannot be made: then the list is asked again. When the timeout passes with no
  * server fitting, the connection fails with a code that says why (READ_ONLY: only standbys
  * answered where the primary was asked for; DB_UNREACHABLE otherwise), nothing sent.
@@ -25,6 +26,8 @@ import type { PgHost, PgTarget, TargetSessionAttrs } from "../target.js";
 
 /** Pause between two rounds over the list, while no server fits. */
 const ROUND_PAUSE_MS = 100;
+/** The least time a server is given to answer, however many are listed. */
+const MIN_ANSWER_MS = 500;
 /** A server's failure that says nothing about the others (a wrong password, no such database): ends the search at once. */
 const DECISIVE_CODES = new Set(["28P01", "28000", "3D000"]);
 
@@ -70,6 +73,8 @@ export class ServerFinder {
       return await this.find();
     } catch (error) {
       const failed = new Socket();
+      // destroyed once postgres.js listens to it (it does as soon as this resolves), and before
+      // its first write, which it defers with setImmediate too
       setImmediate(() => failed.destroy(error instanceof Error ? error : new Error(String(error))));
       return failed;
     }
@@ -79,7 +84,7 @@ export class ServerFinder {
     const deadline = Date.now() + this.timeoutMs;
     const known = this.known;
     if (known !== undefined) {
-      const socket = await this.open(this.target.hosts[known] as PgHost, deadline).catch(() => undefined);
+      const socket = await this.open(this.target.hosts[known] as PgHost, Math.min(deadline, Date.now() + this.perServerMs())).catch(() => undefined);
       if (socket !== undefined) return this.watched(socket);
       this.forget();
     }
@@ -89,7 +94,10 @@ export class ServerFinder {
       const answers: Answer[] = [];
       for (const [index, host] of hosts.entries()) {
         this.refuseIfStopped();
-        const answer = await this.ask(host, deadline);
+        // a server that takes the connection and never answers (a frozen machine, a dropped
+        // route) keeps at most its share of the timeout: the next one is still tried, as libpq's
+        // connect_timeout is per host
+        const answer = await this.ask(host, Math.min(deadline, Date.now() + this.perServerMs()));
         answers.push(answer);
         if ("error" in answer && DECISIVE_CODES.has(errorCode(answer.error) ?? "")) throw answer.error;
         if ("role" in answer && fits(attrs, answer.role)) return this.take(index, deadline);
@@ -100,6 +108,11 @@ export class ServerFinder {
       if (Date.now() + ROUND_PAUSE_MS >= deadline) throw this.noneFits(answers);
       await new Promise((resolve) => setTimeout(resolve, ROUND_PAUSE_MS));
     }
+  }
+
+  /** How long one server may take to answer: its share of the timeout, at least MIN_ANSWER_MS. */
+  private perServerMs(): number {
+    return Math.max(MIN_ANSWER_MS, this.timeoutMs / this.target.hosts.length);
   }
 
   private async take(index: number, deadline: number): Promise<Socket> {
@@ -121,7 +134,7 @@ export class ServerFinder {
       const socket = await this.open(host, deadline).then((s) => (s.destroy(), undefined), (error: unknown) => error);
       return socket === undefined ? { role: "primary" } : { error: socket };
     }
-    const seconds = Math.max(0.5, (deadline - Date.now()) / 1000);
+    const seconds = Math.max(MIN_ANSWER_MS, deadline - Date.now()) / 1000;
     const probe = postgres({
       ...this.probeOptions,
       host: [host.host] as unknown as string,
