@@ -162,6 +162,17 @@ export async function runCli(args: readonly string[]): Promise<number> {
   };
   process.on("uncaughtException", onUncaught);
   try {
+    const code = await runParsed();
+    // a connection its server never closed (frozen mid-TCP) would keep the process alive for as
+    // long as the server stays silent: the outcome is printed, so the process ends now
+    if (run.context?.abandonedConnection === true) process.exit(code);
+    return code;
+  } finally {
+    for (const signal of RUN_SIGNALS) process.off(signal, onSignal);
+    process.off("uncaughtException", onUncaught);
+  }
+
+  async function runParsed(): Promise<number> {
     let failure: BriefdbError | undefined;
     try {
       await program.parseAsync([...args], { from: "user" });
@@ -184,9 +195,6 @@ export async function runCli(args: readonly string[]): Promise<number> {
     render.emitOutcome(ui(), fromDotEnv ? { ...run.outcome, data: { ...run.outcome.data, targetFrom: ".env" } } : run.outcome);
     if (run.outcome.ok) return 0;
     return run.outcome.error?.code === "CANCELLED" ? interruptedStatus() : (run.outcome.error?.exitCode ?? 1);
-  } finally {
-    for (const signal of RUN_SIGNALS) process.off(signal, onSignal);
-    process.off("uncaughtException", onUncaught);
   }
 }
 

@@ -64,6 +64,8 @@ export class Context {
   private parsedTarget: Target | undefined;
   /** Where the target's URL came from, once the target was read. */
   urlSource: UrlSource | undefined;
+  /** A close of this command's database left a connection its server never closed. */
+  abandonedConnection = false;
 
   constructor(
     readonly globals: GlobalOptions,
@@ -134,11 +136,20 @@ export class Context {
     return db;
   }
 
-  async close(options?: CloseOptions): Promise<void> {
+  /**
+   * Closes the database this command opened; false when its server did not let go in time (a
+   * connection abandoned, which may keep the process alive: runCli then exits once it has printed).
+   */
+  async close(options?: CloseOptions): Promise<boolean> {
     const db = this.opened;
     this.opened = undefined;
-    await db?.close(options).catch(() => {});
+    if (db === undefined) return true;
+    await db.close(options).catch(() => {});
+    const clean = db.closedCleanly !== false;
+    if (!clean) this.abandonedConnection = true;
+    return clean;
   }
+
 }
 
 /** What one run of the program produced: the command's context and its Outcome, if it returned one. */
