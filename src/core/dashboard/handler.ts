@@ -47,7 +47,8 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 
 export const DASHBOARD_ASSET_DIR = join(PACKAGE_ROOT, "web", "dashboard");
 
-const SECURITY_HEADERS = {
+/** On every answer of the dashboard's (and of `serve`'s, whatever the route). */
+export const SECURITY_HEADERS = {
   "content-security-policy": DASHBOARD_CSP,
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",

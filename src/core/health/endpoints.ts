@@ -100,14 +100,39 @@ async function answer(handler: RequestHandler, incoming: IncomingMessage, outgoi
       init.duplex = "half";
     }
   }
-  const request = new Request(new URL(incoming.url ?? "/", `http://${incoming.headers.host ?? "localhost"}`), init);
-  const response = await handler(request);
+  const url = requestUrl(incoming);
+  if (url === undefined) {
+    outgoing.writeHead(400, { "content-type": "text/plain", connection: "close" });
+    outgoing.end("bad request: malformed Host header or request target");
+    return;
+  }
+  const response = await handler(new Request(url, init));
   const outHeaders: Record<string, string | string[]> = Object.fromEntries(response.headers);
   // Headers joins repeated headers with ", ", which a Set-Cookie's own dates contain: each one apart
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) outHeaders["set-cookie"] = cookies;
   outgoing.writeHead(response.status, outHeaders);
   outgoing.end(response.body === null ? undefined : Buffer.from(await response.arrayBuffer()));
+}
+
+/** A host name, IPv4 address or [IPv6] literal, and maybe a port: no user info, path or space. */
+const HOST_HEADER = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]+)(?::\d{1,5})?$/;
+
+/**
+ * The request's URL from its Host header and its target, or undefined when either is malformed.
+ * Only the origin form ("/path?query") is taken, and the host is checked apart: a target of
+ * "//127.0.0.1/…" resolved against the Host as a relative URL would replace the host (and with it
+ * the loopback check that stops DNS rebinding), and a Host of "x@127.0.0.1" would read as user info.
+ */
+function requestUrl(incoming: IncomingMessage): URL | undefined {
+  const host = incoming.headers.host ?? "localhost";
+  const target = incoming.url ?? "/";
+  if (!HOST_HEADER.test(host) || !target.startsWith("/")) return undefined;
+  try {
+    return new URL(`http://${host}${target}`);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -3,11 +3,11 @@
  * /healthz (liveness), /readyz (readiness: the health report) and /metrics (Prometheus). A port
  * that cannot be had is a BriefdbError (USAGE: choose another --port or --host), never a crash.
  */
-import { createServer, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, STATUS_CODES, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import type { BriefDatabase } from "../../db/database.js";
 import { BriefdbError } from "../../errors.js";
-import { createDashboard, type DashboardOptions } from "../dashboard/handler.js";
+import { createDashboard, SECURITY_HEADERS, type DashboardOptions } from "../dashboard/handler.js";
 import { healthHandler, livenessHandler, metricsHandler, toNodeListener, type RequestHandler } from "./endpoints.js";
 
 export const DEFAULT_SIDECAR_PORT = 9464;
@@ -51,7 +51,13 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
     if (dashboard && (path === "/" || path.startsWith("/assets/") || path.startsWith("/api/"))) return dashboard.handle;
     return notFound;
   };
-  const server = createServer(toNodeListener((request) => route(new URL(request.url).pathname)(request)));
+  const listener = toNodeListener((request) => route(new URL(request.url).pathname)(request));
+  const server = createServer((incoming, outgoing) => {
+    // every answer, whichever route or failure gives it, carries them (the handlers' own win where they set one)
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) outgoing.setHeader(name, value);
+    listener(incoming, outgoing);
+  });
+  server.on("clientError", answerClientError);
   let closing = false;
   // once closing, a connection whose answer went out is closed at once, not at its keep-alive timeout
   server.on("request", (_request, response: ServerResponse) =>
@@ -78,6 +84,22 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
         const deadline = setTimeout(() => server.closeAllConnections(), options.graceMs ?? DEFAULT_GRACE_MS);
       }),
   };
+}
+
+/**
+ * A request node:http could not parse (a malformed request line or header, headers past its 16 kB):
+ * answered as Node would (400, 431, 408), but with the security headers and a short text.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || answering?.headersSent === true || error.code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const body = `${STATUS_CODES[status]}\n`;
+  const headers = Object.entries({ ...SECURITY_HEADERS, "content-type": "text/plain", "content-length": String(body.length), connection: "close" });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n${body}`);
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
