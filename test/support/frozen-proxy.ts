@@ -1,8 +1,8 @@
 /**
  * A TCP proxy on loopback in front of the test PostgreSQL server that can freeze: from `freeze()`
- * on it forwards nothing either way, accepts no new connection, and never closes a socket (a FIN
- * is not passed on either) — what a server stopped with SIGSTOP, or a network that drops every
- * packet, looks like from the client. `close()` ends it all.
+ * on it forwards nothing either way, and never closes a socket (a FIN is not passed on either); a
+ * new connection is accepted and held, never answered — what a server stopped with SIGSTOP, or a
+ * network that drops every packet, looks like from the client. `close()` ends it all.
  */
 import { createServer, connect, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -19,17 +19,20 @@ export async function startFreezableProxy(databaseUrl: string): Promise<FrozenPr
   const sockets = new Set<Socket>();
   let frozen = false;
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
+    sockets.add(client);
+    client.on("error", () => {});
+    if (frozen) return;
     const upstream = connect({ host: target.hostname, port: Number(target.port), allowHalfOpen: true });
+    sockets.add(upstream);
+    upstream.on("error", () => {});
     for (const [from, to] of [
       [client, upstream],
       [upstream, client],
     ] as const) {
-      sockets.add(from);
-      from.on("error", () => {});
       from.on("data", (chunk) => frozen || to.write(chunk));
       from.on("end", () => frozen || to.end());
     }
-    if (!frozen) client.resume();
+    client.resume();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const proxied = new URL(databaseUrl);
@@ -39,7 +42,6 @@ export async function startFreezableProxy(databaseUrl: string): Promise<FrozenPr
     url: proxied.toString(),
     freeze() {
       frozen = true;
-      server.close();
       for (const socket of sockets) socket.pause();
     },
     async close() {

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { BriefDatabase } from "../../db/database.js";
-import { withDeadline } from "./deadline.js";
+import { noAnswerError, withDeadline } from "./deadline.js";
 import { checkDatabaseHealth } from "./health.js";
 import { createMetricsCollector, type MetricsOptions } from "./metrics.js";
 
@@ -37,8 +37,8 @@ export function healthHandler(db: BriefDatabase, options: HealthHandlerOptions =
     const timeoutMs = options.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
     const report = await withDeadline(checkDatabaseHealth(db, { samples: options.samples ?? 1 }), timeoutMs);
     if (report === undefined) {
-      const reason = `the database did not answer within ${timeoutMs} ms`;
-      return json(503, { ok: false, healthy: false, reason }, request.method === "HEAD");
+      const error = noAnswerError(timeoutMs);
+      return json(503, { ok: false, healthy: false, reason: error.message, error }, request.method === "HEAD");
     }
     const body = {
       ok: report.healthy,

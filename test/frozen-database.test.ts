@@ -1,11 +1,13 @@
 /**
- * How `briefdb serve` stops, and what db.close() says about it: a database that closes is closed
- * (exit 0); one frozen mid-TCP (a PostgreSQL server stopped with SIGSTOP, a network that drops
- * every packet — here a loopback proxy that stops forwarding) cannot be, and serve says so and
- * exits by itself (1, DB_UNREACHABLE) rather than living on with the connections it abandoned.
+ * A database frozen mid-TCP (a PostgreSQL server stopped with SIGSTOP, a network that drops every
+ * packet — here a loopback proxy that stops forwarding): the dashboard's API answers 503
+ * DB_UNREACHABLE in its time rather than hanging; db.close() says it could not close everything;
+ * `serve` says so on SIGTERM and exits by itself (1, DB_UNREACHABLE) rather than living on with the
+ * connections it abandoned. A database that answers is closed cleanly (exit 0), on both dialects.
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDashboard } from "../src/core/dashboard/handler.js";
 import { openDatabase } from "../src/index.js";
 import { DIALECTS, spawnCli } from "./support/databases.js";
 import { startFreezableProxy } from "./support/frozen-proxy.js";
@@ -61,6 +63,31 @@ describe("postgresql: a server frozen mid-TCP", () => {
       await proxy.close();
     }
   });
+
+  it("the dashboard's API answers 503 DB_UNREACHABLE in its time, and the overview says why, never hangs nor INTERNAL", async () => {
+    const proxy = await startFreezableProxy(t.url);
+    const db = await openDatabase(proxy.url, { poolSize: 2 });
+    const dashboard = createDashboard(db, { intervalMs: 60_000, points: 10, timeoutMs: 300, slowPanelMs: 0 });
+    const get = async (path: string, init: RequestInit = {}) => {
+      const response = await dashboard.handle(new Request(`http://127.0.0.1:9464${path}`, init));
+      return { status: response.status, body: (await response.json()) as Json };
+    };
+    try {
+      expect((await get("/api/overview")).body).toMatchObject({ ok: true, healthy: true }); // ledger's read is reused for 1 s: not asked here
+      proxy.freeze();
+      const noAnswer = { status: 503, body: { ok: false, code: "DB_UNREACHABLE", error: "the database did not answer within 300 ms" } };
+      for (const path of ["/api/ledger", "/api/queries", "/api/schema"]) expect(await get(path), path).toEqual(noAnswer);
+      expect(await get("/api/verify", { method: "POST", headers: { "content-type": "application/json" } })).toEqual(noAnswer);
+      await dashboard.live.sample(); // the sampler's tick gets no answer either, and says so
+      const overview = await get("/api/overview");
+      expect(overview).toMatchObject({ status: 200, body: { healthy: false, error: { code: "DB_UNREACHABLE", message: "the database did not answer within 300 ms" } } });
+      expect(overview.body.problems).toEqual(["the database did not answer within 300 ms"]);
+    } finally {
+      dashboard.close();
+      await db.close({ timeoutMs: 0 });
+      await proxy.close();
+    }
+  }, 30_000);
 
   it("serve on SIGTERM says the connection could not be closed in time and exits 1 by itself", async () => {
     const proxy = await startFreezableProxy(t.url);
