@@ -201,6 +201,30 @@ describe.runIf(RUN)("the dashboard in headless Chromium", () => {
     }
   });
 
+  it("a #token= in the address is always removed from it: at first, with a token stored, and pasted into an open page", async () => {
+    const t = await initTest("sqlite");
+    const server = await serve(["--db", t.url, "--token", TOKEN]);
+    const { page, problems } = await watchedPage(browser);
+    try {
+      await page.goto(`${server.base}/#token=${TOKEN}`);
+      await loaded(page);
+      expect(page.url()).toBe(`${server.base}/`);
+      // a new load with the token already stored in the tab: before, the fragment stayed in the address
+      await page.goto(`${server.base}/?again#token=${TOKEN}`);
+      await loaded(page);
+      expect(page.url()).toBe(`${server.base}/?again`);
+      // the same document, its fragment changed (pasted into the address bar)
+      await page.evaluate(`location.hash = "#token=${TOKEN}"`);
+      await page.waitForFunction('!location.href.includes("token")'); // TOKEN has "token" in it too
+      expect(await page.evaluate<string | null>('sessionStorage.getItem("briefdb-token")')).toBe(TOKEN);
+      expect(problems).toEqual([]);
+    } finally {
+      await page.close();
+      await server.stop();
+      await destroyTest(t.db);
+    }
+  });
+
   it("mounted in the app's own process it also shows refusals, releases and operation latency (the README's picture)", async () => {
     const t = await initTest("sqlite");
     let sidecar: Sidecar | undefined;

@@ -5,16 +5,33 @@ import { domFactory, duration, histogramSvg, lineSvg, percentileBucket } from ".
 
 const h = domFactory(document);
 const POLL_MS = { overview: 5000, ledger: 5000, queries: 30000, schema: 60000 };
-let token = sessionStorage.getItem("briefdb-token") ?? tokenFromHash();
+// a #token= in the address is taken (it is the newest one given) and always removed from it, so
+// that it is neither shown, bookmarked nor kept in the history, whatever was stored before
+let token = tokenFromHash() ?? sessionStorage.getItem("briefdb-token");
 
 function tokenFromHash() {
-  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
   if (!match) return null;
   history.replaceState(null, "", location.pathname + location.search);
-  const value = decodeURIComponent(match[1]);
+  let value = match[1];
+  try {
+    value = decodeURIComponent(value);
+  } catch {
+    // a malformed %-escape: the text as it is (the server refuses a wrong token)
+  }
+  if (value === "") return null;
   sessionStorage.setItem("briefdb-token", value);
   return value;
 }
+
+// pasted into the address bar of the open page: taken and removed the same way
+window.addEventListener("hashchange", () => {
+  const given = tokenFromHash();
+  if (given === null) return;
+  token = given;
+  document.getElementById("auth").hidden = true;
+  for (const name of Object.keys(POLL_MS)) void refresh(name);
+});
 
 async function call(path, init = {}) {
   const headers = { ...(init.headers ?? {}) };
