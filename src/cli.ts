@@ -137,13 +137,15 @@ export async function runCli(args: readonly string[]): Promise<number> {
   // first as an abort and says what became of its work; any other ends here with one line
   const onSignal = (signal: NodeJS.Signals) => {
     if (run.interruptedBy !== undefined) {
-      const error = run.answersSignals
-        ? new BriefdbError(
-            "OUTCOME_UNKNOWN",
-            `interrupted again (${signal}) before the command could say what became of its work: a change it was making may or may not have been applied`,
-            "look before repeating it; a token change repeated with the same --key replays if it was applied",
-          )
-        : new BriefdbError("CANCELLED", `interrupted by ${run.interruptedBy}`);
+      const error = !run.answersSignals
+        ? new BriefdbError("CANCELLED", `interrupted by ${run.interruptedBy}`)
+        : run.changesData === false
+          ? new BriefdbError("CANCELLED", `interrupted again (${signal}) while stopping: ended at once; it was changing nothing`)
+          : new BriefdbError(
+              "OUTCOME_UNKNOWN",
+              `interrupted again (${signal}) before the command could say what became of its work: a change it was making may or may not have been applied`,
+              "look before repeating it; a token change repeated with the same --key replays if it was applied",
+            );
       if (watching === undefined || error.code !== "CANCELLED") render.emitError(ui(), error, false);
       process.exit(error.code === "CANCELLED" ? interruptedStatus() : error.exitCode);
     }

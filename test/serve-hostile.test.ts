@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DASHBOARD_CSP } from "../src/core/dashboard/handler.js";
 import { startSidecar, type Sidecar } from "../src/core/health/sidecar.js";
-import { DIALECTS } from "./support/databases.js";
+import { DIALECTS, spawnCli } from "./support/databases.js";
 import { destroyTest, initTest, type TestContext } from "./support/setup.js";
 
 /** One raw exchange on a fresh connection: `head` is sent as it is; the whole answer, once the server closed. */
@@ -100,5 +100,62 @@ describe.each(DIALECTS)("%s: every answer serve gives", (dialect) => {
     const huge = await exchange(sidecar.port, request("GET", "/healthz", "127.0.0.1", `X-Big: ${"a".repeat(20_000)}\r\n`));
     expect(statusOf(huge)).toBe(431);
     expectSecurityHeaders(huge, "huge header");
+  });
+});
+
+/** `briefdb serve --json` through the built CLI; resolves once it printed its first JSON object. */
+async function serve(args: readonly string[]) {
+  const child = spawnCli(["serve", "--port", "0", "--json", ...args]);
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += String(chunk)));
+  child.stdout.on("data", (chunk) => (stdout += String(chunk)));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const started = await new Promise<Record<string, any>>((resolve, reject) => {
+    child.stdout.on("data", () => stdout.includes("\n") && resolve(JSON.parse(stdout.split("\n")[0]!)));
+    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+  });
+  return { child, port: started.port as number, exited, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** Resolves once nothing listens on `port` any more (the server began to close). */
+async function untilRefused(port: number): Promise<void> {
+  for (;;) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.on("error", () => resolve(true));
+    });
+    if (refused) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("briefdb serve: signals while it stops", () => {
+  let t: TestContext;
+  beforeAll(async () => {
+    t = await initTest("sqlite");
+  });
+  afterAll(() => destroyTest(t?.db));
+
+  it("a second Ctrl-C while a half-sent request holds the stop ends it at once as interrupted (130), never 'outcome unknown': serve changes nothing", async () => {
+    const server = await serve(["--db", t.url]);
+    const slow = connect(server.port, "127.0.0.1");
+    try {
+      await new Promise<void>((resolve) => slow.on("connect", resolve));
+      slow.on("error", () => {});
+      slow.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "); // and never more
+      server.child.kill("SIGINT");
+      await untilRefused(server.port);
+      server.child.kill("SIGINT");
+      expect(await server.exited).toBe(130);
+      expect(server.stderr()).toBe("error: interrupted again (SIGINT) while stopping: ended at once; it was changing nothing\n");
+      expect(server.stdout()).not.toContain("OUTCOME_UNKNOWN");
+    } finally {
+      slow.destroy();
+      if (server.child.exitCode === null) server.child.kill("SIGKILL");
+    }
   });
 });

@@ -79,11 +79,14 @@ export class Context {
    * From now on this command answers SIGINT/SIGTERM/SIGHUP itself: the first signal aborts the returned
    * signal instead of ending the process, and the command must stop what it can and say truly what
    * happened (a write in flight is cancelled on the server, or reported as applied). A second
-   * signal still ends the process at once. Outside runCli the signal never aborts.
+   * signal still ends the process at once: OUTCOME_UNKNOWN, unless the command said it changes
+   * nothing (`{ changesData: false }`: serve, health --wait), when it is the signal's own exit.
+   * Outside runCli the signal never aborts.
    */
-  answerSignals(): AbortSignal {
+  answerSignals(options: { readonly changesData?: boolean } = {}): AbortSignal {
     if (this.run === undefined) return new AbortController().signal;
     this.run.answersSignals = true;
+    this.run.changesData = options.changesData ?? true;
     return this.run.signal;
   }
 
@@ -162,6 +165,8 @@ export interface CommandRun {
   interruptedBy?: string;
   /** Set by Context.answerSignals: the first signal is the command's to answer, not the end of the process. */
   answersSignals: boolean;
+  /** False when the command answering signals changes no data: a second signal cannot leave a change's outcome unknown. */
+  changesData?: boolean;
   context?: Context;
   outcome?: Outcome;
 }

@@ -49,7 +49,7 @@ least ${MIN_TOKEN_LENGTH} characters); its JSON endpoints are in docs/dashboard.
         // runCli owns SIGINT/SIGTERM: answered here, the first one stops the server cleanly (exit 0)
         const token = dashboardToken(options.token);
         const loopback = isLoopbackHost(options.host);
-        const stop = ctx.answerSignals();
+        const stop = ctx.answerSignals({ changesData: false });
         const db = await ctx.open();
         const { startSidecar, SIDECAR_ROUTES } = await import("../core/health/sidecar.js");
         const dashboardOn = loopback || token !== undefined;
