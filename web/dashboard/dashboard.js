@@ -87,6 +87,7 @@ function bytes(n) {
 
 /** 14:02:07 today, else 2026-12-05 14:02 */
 function when(iso) {
+  if (iso === null) return "–";
   const d = new Date(iso);
   const two = (n) => String(n).padStart(2, "0");
   const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;

@@ -54,9 +54,18 @@ export async function ledgerPanel(db: BriefDatabase, live: LiveSampler) {
       operation: r.type === "credit" ? "credit" : r.hold_id === null ? "deduct" : "capture",
       amount: Number(r.amount),
       reason: r.reason,
-      at: new Date(Math.round(Number(r.at))).toISOString(),
+      at: isoTime(Number(r.at)),
     })),
   };
+}
+
+/**
+ * An instant as an ISO string, or null for one no Date can hold: a row another writer stored with
+ * 'infinity' (PostgreSQL) or text in the integer column (SQLite) must not fail the whole panel.
+ */
+function isoTime(ms: number): string | null {
+  const at = new Date(Math.round(ms));
+  return Number.isNaN(at.getTime()) ? null : at.toISOString();
 }
 
 function windowTotals(points: ReturnType<LiveSampler["points"]>) {
