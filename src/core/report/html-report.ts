@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { BriefdbError } from "../../errors.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
+import { isoInstant } from "../instants.js";
 import type { ProbeResult } from "../queries/probes.js";
 import { trimmedBuckets, type BucketCounts, type SlowQueryReport } from "../queries/slow-queries.js";
 import type { RaceReport } from "../race/race.js";
@@ -101,7 +102,7 @@ export async function slowQueriesReportHtml(
     const buckets = trimmedBuckets(histograms.get(r.name));
     const svg = c.histogramSvg(h, buckets, { title: `${r.name}: latency histogram`, marks: [{ label: "p50", ms: r.p50Ms }, { label: "p95", ms: r.p95Ms }, { label: "max", ms: r.maxMs }], width: 520, height: 170 });
     return `<div class="card"><h3 class="mono">${e(r.name)}</h3>
-<p class="muted">${r.count} samples · ${r.failed} failed · p50 ${e(c.duration(r.p50Ms))} · p95 ${e(c.duration(r.p95Ms))} · max ${e(c.duration(r.maxMs))} · last seen ${e(r.lastSeen.toISOString())}</p>${svg}</div>`;
+<p class="muted">${r.count} samples · ${r.failed} failed · p50 ${e(c.duration(r.p50Ms))} · p95 ${e(c.duration(r.p95Ms))} · max ${e(c.duration(r.maxMs))} · last seen ${e(isoInstant(r.lastSeen) ?? "–")}</p>${svg}</div>`;
   });
   const window = report.since ? `since ${report.since.toISOString()}` : "all time";
   const probeRows = (probes ?? []).map(
