@@ -108,6 +108,23 @@ describe("postgresql: a server frozen mid-TCP", () => {
     }
   }, 40_000);
 
+  it("serve on SIGTERM after the server went away (connections reset, new ones refused): nothing is left open, exit 0", async () => {
+    const proxy = await startFreezableProxy(t.url);
+    const server = await serve(["--db", proxy.url]);
+    try {
+      expect((await fetch(`${server.started.url}/readyz`)).status).toBe(200);
+      proxy.cut();
+      expect((await fetch(`${server.started.url}/api/ledger`)).status).toBe(503); // and a reconnect refused
+      server.child.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+      expect(server.stdout().trim().split("\n")).toHaveLength(1);
+      expect(server.stderr()).toBe("");
+    } finally {
+      if (server.child.exitCode === null) server.child.kill("SIGKILL");
+      await proxy.close();
+    }
+  });
+
   it("serve on a database that answers still says it closed both and exits 0", async () => {
     const server = await serve(["--db", t.url]);
     server.child.kill("SIGTERM");

@@ -2,7 +2,8 @@
  * A TCP proxy on loopback in front of the test PostgreSQL server that can freeze: from `freeze()`
  * on it forwards nothing either way, and never closes a socket (a FIN is not passed on either); a
  * new connection is accepted and held, never answered — what a server stopped with SIGSTOP, or a
- * network that drops every packet, looks like from the client. `close()` ends it all.
+ * network that drops every packet, looks like from the client. `cut()` is a server that went away
+ * instead: every connection reset, new ones refused. `close()` ends it all.
  */
 import { createServer, connect, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -11,6 +12,7 @@ export interface FrozenProxy {
   /** The database URL with its host and port replaced by the proxy's. */
   readonly url: string;
   freeze(): void;
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -43,6 +45,10 @@ export async function startFreezableProxy(databaseUrl: string): Promise<FrozenPr
     freeze() {
       frozen = true;
       for (const socket of sockets) socket.pause();
+    },
+    cut() {
+      server.close();
+      for (const socket of sockets) socket.resetAndDestroy();
     },
     async close() {
       server.close();

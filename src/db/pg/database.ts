@@ -424,8 +424,16 @@ export class PgDatabase implements PgBriefDatabase {
     // never does, and end() resolves anyway (it destroys), leaving its sockets to hold the process
     const closed = await settledBy(connectionsClosed(this.raw), Date.now() + END_WAIT_MS);
     await this.raw.end({ timeout: 0 });
-    this.closedCleanly = stopped && closed;
+    // a connection still waiting to reconnect to a server that is gone holds no socket: not
+    // closed in time, yet nothing is left open (TCP only: a Unix socket is not told from stdio)
+    this.closedCleanly = stopped && (closed || (this.target.socketDir === undefined && !(await tcpSocketsOpen())));
   }
+}
+
+/** Whether any TCP socket keeps this process alive, once those just destroyed are gone: an app's own count too. */
+async function tcpSocketsOpen(): Promise<boolean> {
+  await new Promise((resolve) => setImmediate(resolve));
+  return typeof process.getActiveResourcesInfo !== "function" || process.getActiveResourcesInfo().includes("TCPSocketWrap");
 }
 
 /**
