@@ -41,6 +41,8 @@ Examples:
   $ briefdb serve --port 0 --json                  # one JSON object with the URL, for scripts
 
 A port in use is exit 2. /readyz is 200 when the database is reachable and migrated, else 503.
+SIGTERM or Ctrl-C stops it within 10 s: exit 0, or 1 (DB_UNREACHABLE) when the database does not
+even let its connection be closed (a server frozen mid-TCP).
 Beyond loopback the dashboard is served only with a token (--token or BRIEFDB_SERVE_TOKEN, at
 least ${MIN_TOKEN_LENGTH} characters); its JSON endpoints are in docs/dashboard.md.`,
     )
