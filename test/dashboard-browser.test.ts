@@ -19,6 +19,8 @@ export const ARTIFACTS = resolve(import.meta.dirname, "../test-artifacts");
 const RUN = existsSync(CHROMIUM) || process.env.CI === "true";
 
 const HOSTILE = "<img src=x onerror=alert(1)>";
+/** Shown raw, U+202E would show the rest reversed: "invoice-" then "pdf.exe" read as "exe.fdp". */
+const REVERSING = "invoice-\u202Eexe.fdp";
 const TOKEN = "browser-test-token-0123456789";
 
 type Json = Record<string, any>;
@@ -79,6 +81,7 @@ async function activity(t: TestContext): Promise<void> {
   const other = await newUser(t.db, { id: "browser-user", balance: 300 });
   expect((await atomicTokenOperation(t.db, user, "deduct", 12, HOSTILE)).success).toBe(true);
   expect((await atomicTokenOperation(t.db, other, "deduct", 5000, "too much")).success).toBe(false);
+  expect((await atomicTokenOperation(t.db, other, "deduct", 1, REVERSING)).success).toBe(true);
   const kept = await holdTokens(t.db, user, 40, "generation");
   const captured = await holdTokens(t.db, other, 30, "generation");
   const released = await holdTokens(t.db, other, 10, "generation");
@@ -132,6 +135,8 @@ describe.runIf(RUN)("the dashboard in headless Chromium", () => {
         await expectFiguresMatch(page, server.base);
         const recent = await page.$$eval("#recent tbody tr", (rows) => rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
         expect(recent.some((cells) => cells[1] === HOSTILE && cells[4] === HOSTILE)).toBe(true);
+        // a character that would reorder the text around it shows as its escape
+        expect(recent.some((cells) => cells[4] === "invoice-\\u202eexe.fdp")).toBe(true);
         const slowNames = await page.$$eval("#slow tbody tr td:first-child", (cells) => cells.map((c) => c.textContent));
         expect(slowNames).toEqual(expect.arrayContaining([HOSTILE, "briefs.feed"]));
         expect(await page.locator("img").count()).toBe(0);

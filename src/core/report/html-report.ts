@@ -25,6 +25,7 @@ interface ChartsModule {
   histogramSvg(h: Factory, buckets: readonly LatencyBucket[], options?: { title?: string; marks?: readonly Mark[]; width?: number; height?: number; xLabel?: string }): Node;
   markupFactory(): Factory;
   escapeMarkup(text: string): string;
+  visibleText(text: string): string;
   duration(ms: number): string;
 }
 
@@ -46,7 +47,7 @@ export interface ReportContext {
 /** race-test's report: the histogram with p50/p95/p99 marked, the outcome by status, the invariants. */
 export async function raceReportHtml(report: RaceReport, context: ReportContext): Promise<string> {
   const c = await charts();
-  const e = c.escapeMarkup;
+  const e = (text: string) => c.escapeMarkup(c.visibleText(text));
   const h = c.markupFactory();
   const marks = [
     { label: "p50", ms: report.latencyMs.p50 },
@@ -96,7 +97,7 @@ export async function slowQueriesReportHtml(
   context: ReportContext,
 ): Promise<string> {
   const c = await charts();
-  const e = c.escapeMarkup;
+  const e = (text: string) => c.escapeMarkup(c.visibleText(text));
   const h = c.markupFactory();
   const rows = report.recorded.map((r) => {
     const buckets = trimmedBuckets(histograms.get(r.name));
