@@ -103,6 +103,25 @@ describe.each(DIALECTS)("%s: every answer serve gives", (dialect) => {
   });
 });
 
+describe("serve's sidecar and a slowloris", () => {
+  let t: TestContext;
+  beforeAll(async () => {
+    t = await initTest("sqlite");
+  });
+  afterAll(() => destroyTest(t?.db));
+
+  it("a client that never finishes its headers is answered 408 (with the headers) and cut, not held for Node's 60 s", async () => {
+    const sidecar = await startSidecar(t.db, { port: 0, headersTimeoutMs: 200 });
+    try {
+      const answer = await exchange(sidecar.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "); // and never more
+      expect(statusOf(answer)).toBe(408);
+      expectSecurityHeaders(answer, "slowloris");
+    } finally {
+      await sidecar.close();
+    }
+  });
+});
+
 /** `briefdb serve --json` through the built CLI; resolves once it printed its first JSON object. */
 async function serve(args: readonly string[]) {
   const child = spawnCli(["serve", "--port", "0", "--json", ...args]);

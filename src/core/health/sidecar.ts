@@ -22,9 +22,17 @@ export interface SidecarOptions {
   readonly graceMs?: number;
   /** Also serve the live dashboard at / (its page, assets and /api/*: docs/dashboard.md). Default: not served. */
   readonly dashboard?: DashboardOptions;
+  /**
+   * How long a client may take to send a request's headers before it is answered 408 and cut
+   * (a slowloris holds a connection for as long as it may); default 10 s, where Node says 60.
+   */
+  readonly headersTimeoutMs?: number;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+/** A whole request (headers and body) may take this long, or the headers' own timeout if longer. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface Sidecar {
   /** Where it listens, e.g. http://127.0.0.1:9464 */
@@ -52,7 +60,14 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
     return notFound;
   };
   const listener = toNodeListener((request) => route(new URL(request.url).pathname)(request));
-  const server = createServer((incoming, outgoing) => {
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const limits = {
+    headersTimeout,
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, headersTimeout),
+    // how often Node looks for requests past those timeouts (its default, 30 s, would let them run on)
+    connectionsCheckingInterval: Math.min(1000, headersTimeout),
+  };
+  const server = createServer(limits, (incoming, outgoing) => {
     // every answer, whichever route or failure gives it, carries them (the handlers' own win where they set one)
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) outgoing.setHeader(name, value);
     listener(incoming, outgoing);
