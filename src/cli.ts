@@ -137,13 +137,15 @@ export async function runCli(args: readonly string[]): Promise<number> {
   // first as an abort and says what became of its work; any other ends here with one line
   const onSignal = (signal: NodeJS.Signals) => {
     if (run.interruptedBy !== undefined) {
-      const error = run.answersSignals
-        ? new BriefdbError(
-            "OUTCOME_UNKNOWN",
-            `interrupted again (${signal}) before the command could say what became of its work: a change it was making may or may not have been applied`,
-            "look before repeating it; a token change repeated with the same --key replays if it was applied",
-          )
-        : new BriefdbError("CANCELLED", `interrupted by ${run.interruptedBy}`);
+      const error = !run.answersSignals
+        ? new BriefdbError("CANCELLED", `interrupted by ${run.interruptedBy}`)
+        : run.changesData === false
+          ? new BriefdbError("CANCELLED", `interrupted again (${signal}) while stopping: ended at once; it was changing nothing`)
+          : new BriefdbError(
+              "OUTCOME_UNKNOWN",
+              `interrupted again (${signal}) before the command could say what became of its work: a change it was making may or may not have been applied`,
+              "look before repeating it; a token change repeated with the same --key replays if it was applied",
+            );
       if (watching === undefined || error.code !== "CANCELLED") render.emitError(ui(), error, false);
       process.exit(error.code === "CANCELLED" ? interruptedStatus() : error.exitCode);
     }
@@ -162,6 +164,17 @@ export async function runCli(args: readonly string[]): Promise<number> {
   };
   process.on("uncaughtException", onUncaught);
   try {
+    const code = await runParsed();
+    // a connection its server never closed (frozen mid-TCP) would keep the process alive for as
+    // long as the server stays silent: the outcome is printed, so the process ends now
+    if (run.context?.abandonedConnection === true) process.exit(code);
+    return code;
+  } finally {
+    for (const signal of RUN_SIGNALS) process.off(signal, onSignal);
+    process.off("uncaughtException", onUncaught);
+  }
+
+  async function runParsed(): Promise<number> {
     let failure: BriefdbError | undefined;
     try {
       await program.parseAsync([...args], { from: "user" });
@@ -185,9 +198,6 @@ export async function runCli(args: readonly string[]): Promise<number> {
     render.emitOutcome(ui(), fromDotEnv ? { ...run.outcome, data: { ...run.outcome.data, targetFrom: ".env" } } : run.outcome);
     if (run.outcome.ok) return 0;
     return run.outcome.error?.code === "CANCELLED" ? interruptedStatus() : (run.outcome.error?.exitCode ?? 1);
-  } finally {
-    for (const signal of RUN_SIGNALS) process.off(signal, onSignal);
-    process.off("uncaughtException", onUncaught);
   }
 }
 

@@ -14,6 +14,7 @@ export type {
   PoolUse,
   OpenOptions,
   TransactionOptions,
+  CloseOptions,
 } from "./db/database.js";
 export type { PgBriefDatabase, PgOrm, PgTx } from "./db/pg/database.js";
 export type { SqliteBriefDatabase, SqliteOrm } from "./db/sqlite/database.js";

@@ -19,6 +19,8 @@ export const ARTIFACTS = resolve(import.meta.dirname, "../test-artifacts");
 const RUN = existsSync(CHROMIUM) || process.env.CI === "true";
 
 const HOSTILE = "<img src=x onerror=alert(1)>";
+/** Shown raw, U+202E would show the rest reversed: "invoice-" then "pdf.exe" read as "exe.fdp". */
+const REVERSING = "invoice-\u202Eexe.fdp";
 const TOKEN = "browser-test-token-0123456789";
 
 type Json = Record<string, any>;
@@ -79,6 +81,7 @@ async function activity(t: TestContext): Promise<void> {
   const other = await newUser(t.db, { id: "browser-user", balance: 300 });
   expect((await atomicTokenOperation(t.db, user, "deduct", 12, HOSTILE)).success).toBe(true);
   expect((await atomicTokenOperation(t.db, other, "deduct", 5000, "too much")).success).toBe(false);
+  expect((await atomicTokenOperation(t.db, other, "deduct", 1, REVERSING)).success).toBe(true);
   const kept = await holdTokens(t.db, user, 40, "generation");
   const captured = await holdTokens(t.db, other, 30, "generation");
   const released = await holdTokens(t.db, other, 10, "generation");
@@ -132,6 +135,8 @@ describe.runIf(RUN)("the dashboard in headless Chromium", () => {
         await expectFiguresMatch(page, server.base);
         const recent = await page.$$eval("#recent tbody tr", (rows) => rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
         expect(recent.some((cells) => cells[1] === HOSTILE && cells[4] === HOSTILE)).toBe(true);
+        // a character that would reorder the text around it shows as its escape
+        expect(recent.some((cells) => cells[4] === "invoice-\\u202eexe.fdp")).toBe(true);
         const slowNames = await page.$$eval("#slow tbody tr td:first-child", (cells) => cells.map((c) => c.textContent));
         expect(slowNames).toEqual(expect.arrayContaining([HOSTILE, "briefs.feed"]));
         expect(await page.locator("img").count()).toBe(0);
@@ -194,6 +199,30 @@ describe.runIf(RUN)("the dashboard in headless Chromium", () => {
       await expectFiguresMatch(page, server.base, { authorization: `Bearer ${TOKEN}` });
       // the 401s before the token was given are the browser's own network log, not the page's errors
       expect(problems.filter((p) => !/401 \(Unauthorized\)/.test(p))).toEqual([]);
+    } finally {
+      await page.close();
+      await server.stop();
+      await destroyTest(t.db);
+    }
+  });
+
+  it("a #token= in the address is always removed from it: at first, with a token stored, and pasted into an open page", async () => {
+    const t = await initTest("sqlite");
+    const server = await serve(["--db", t.url, "--token", TOKEN]);
+    const { page, problems } = await watchedPage(browser);
+    try {
+      await page.goto(`${server.base}/#token=${TOKEN}`);
+      await loaded(page);
+      expect(page.url()).toBe(`${server.base}/`);
+      // a new load with the token already stored in the tab: before, the fragment stayed in the address
+      await page.goto(`${server.base}/?again#token=${TOKEN}`);
+      await loaded(page);
+      expect(page.url()).toBe(`${server.base}/?again`);
+      // the same document, its fragment changed (pasted into the address bar)
+      await page.evaluate(`location.hash = "#token=${TOKEN}"`);
+      await page.waitForFunction('!location.href.includes("token")'); // TOKEN has "token" in it too
+      expect(await page.evaluate<string | null>('sessionStorage.getItem("briefdb-token")')).toBe(TOKEN);
+      expect(problems).toEqual([]);
     } finally {
       await page.close();
       await server.stop();

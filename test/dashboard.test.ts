@@ -4,6 +4,10 @@
  * only without one, cross-origin writes refused, read-only but for verify), and `briefdb serve`'s
  * --token through the built CLI. The page itself in a real browser: dashboard-browser.test.ts.
  */
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, captureHold, holdTokens, monitorQuery, flushQueryLog, openDatabase } from "../src/index.js";
 import { createDashboard, DASHBOARD_CSP, type Dashboard } from "../src/core/dashboard/handler.js";
@@ -98,6 +102,49 @@ describe.each(DIALECTS)("%s: the dashboard's JSON endpoints", (dialect) => {
     expect(body.report).toMatchObject({ ok: true, drifting: [], holdViolations: [] });
     expect(body.report.checked).toBeGreaterThanOrEqual(1);
     expect((await getJson(dashboard, "/api/ledger")).body.lastVerify.report.checked).toBe(body.report.checked);
+  });
+});
+
+describe.each(DIALECTS)("%s: the dashboard on rows another writer stored", (dialect) => {
+  it("a ledger row whose time no date can hold ('infinity', text) is shown with at: null, not a failed panel", async () => {
+    const t = await initTest(dialect);
+    const dashboard = createDashboard(t.db, { intervalMs: 60_000, points: 10 });
+    try {
+      const user = await newUser(t.db, { balance: 3 });
+      const weird = dialect === "postgresql" ? sql.raw("'infinity'") : sql.raw("'not a time'");
+      await t.db.run(sql`INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after, created_at)
+        VALUES ('tx-weird', ${user}, 5, 'credit', ${HOSTILE}, 8, ${weird})`);
+      const { status, body } = await getJson(dashboard, "/api/ledger");
+      expect(status).toBe(200);
+      expect(body.recent.find((r: Json) => r.id === "tx-weird")).toMatchObject({ at: null, reason: HOSTILE, amount: 5 });
+      expect(body.recent.find((r: Json) => r.id !== "tx-weird").at).toMatch(/^\d{4}-\d\d-\d\dT/);
+    } finally {
+      dashboard.close();
+      await destroyTest(t.db);
+    }
+  });
+
+  it("a query-log sample whose time no date can hold: the queries panel, slow-queries --json and --report show it with no time", async () => {
+    const t = await initTest(dialect);
+    const dashboard = createDashboard(t.db, { intervalMs: 60_000, points: 10 });
+    try {
+      const weird = dialect === "postgresql" ? sql.raw("'infinity'") : sql.raw("'not a time'");
+      await t.db.run(sql`INSERT INTO query_log (name, duration_ms, failed, recorded_at) VALUES (${HOSTILE}, 700, ${dialect === "postgresql" ? sql.raw("false") : sql.raw("0")}, ${weird})`);
+      const { status, body } = await getJson(dashboard, "/api/queries");
+      expect(status).toBe(200);
+      expect(body.recorded.find((r: Json) => r.name === HOSTILE)).toMatchObject({ count: 1, lastSeen: null });
+      const report = join(mkdtempSync(join(tmpdir(), "briefdb-weird-")), "slow.html");
+      const result = await cli(["slow-queries", "--db", t.url, "--json", "--report", report]);
+      expect(result.code).toBe(0);
+      expect(result.json?.recorded.find((r: Json) => r.name === HOSTILE)).toMatchObject({ count: 1, lastSeen: null });
+      const html = readFileSync(report, "utf8");
+      expect(html).toContain("last seen –");
+      expect(html).not.toContain(HOSTILE);
+      expect((await cli(["slow-queries", "--db", t.url])).code).toBe(0);
+    } finally {
+      dashboard.close();
+      await destroyTest(t.db);
+    }
   });
 });
 

@@ -64,6 +64,8 @@ export class Context {
   private parsedTarget: Target | undefined;
   /** Where the target's URL came from, once the target was read. */
   urlSource: UrlSource | undefined;
+  /** A close of this command's database left a connection its server never closed. */
+  abandonedConnection = false;
 
   constructor(
     readonly globals: GlobalOptions,
@@ -77,11 +79,14 @@ export class Context {
    * From now on this command answers SIGINT/SIGTERM/SIGHUP itself: the first signal aborts the returned
    * signal instead of ending the process, and the command must stop what it can and say truly what
    * happened (a write in flight is cancelled on the server, or reported as applied). A second
-   * signal still ends the process at once. Outside runCli the signal never aborts.
+   * signal still ends the process at once: OUTCOME_UNKNOWN, unless the command said it changes
+   * nothing (`{ changesData: false }`: serve, health --wait), when it is the signal's own exit.
+   * Outside runCli the signal never aborts.
    */
-  answerSignals(): AbortSignal {
+  answerSignals(options: { readonly changesData?: boolean } = {}): AbortSignal {
     if (this.run === undefined) return new AbortController().signal;
     this.run.answersSignals = true;
+    this.run.changesData = options.changesData ?? true;
     return this.run.signal;
   }
 
@@ -134,11 +139,20 @@ export class Context {
     return db;
   }
 
-  async close(options?: CloseOptions): Promise<void> {
+  /**
+   * Closes the database this command opened; false when its server did not let go in time (a
+   * connection abandoned, which may keep the process alive: runCli then exits once it has printed).
+   */
+  async close(options?: CloseOptions): Promise<boolean> {
     const db = this.opened;
     this.opened = undefined;
-    await db?.close(options).catch(() => {});
+    if (db === undefined) return true;
+    await db.close(options).catch(() => {});
+    const clean = db.closedCleanly !== false;
+    if (!clean) this.abandonedConnection = true;
+    return clean;
   }
+
 }
 
 /** What one run of the program produced: the command's context and its Outcome, if it returned one. */
@@ -151,6 +165,8 @@ export interface CommandRun {
   interruptedBy?: string;
   /** Set by Context.answerSignals: the first signal is the command's to answer, not the end of the process. */
   answersSignals: boolean;
+  /** False when the command answering signals changes no data: a second signal cannot leave a change's outcome unknown. */
+  changesData?: boolean;
   context?: Context;
   outcome?: Outcome;
 }

@@ -161,7 +161,7 @@ async function waitedOutcome(ctx: Context, checks: { samples: number; deep: bool
   const spinner = await startSpinner(ctx.ui, "waiting for the database", "health --wait interrupted");
   const onState = ctx.ui.interactive ? (state: string) => spinner.message(state) : (state: string) => progressLine(`health: ${state}`);
   // runCli owns SIGINT/SIGTERM: answered here, a CI job cancelled while waiting still ends as CANCELLED
-  const signal = ctx.answerSignals();
+  const signal = ctx.answerSignals({ changesData: false });
   const waited = await waitForHealth(() => ctx.open(), { timeoutMs, ...checks, onState, signal }).catch((error: unknown) => {
     spinner.stop("interrupted");
     throw error;

@@ -1,5 +1,6 @@
 /** `briefdb serve`: the live dashboard at /, and /healthz, /readyz and /metrics over HTTP as a sidecar, until SIGTERM or SIGINT. */
 import { Command } from "commander";
+import { withDeadline } from "../core/health/deadline.js";
 import { parseRoleRequirement, type RoleRequirement } from "../core/health/replication.js";
 import { BriefdbError } from "../errors.js";
 import { isLoopbackHost } from "../db/target.js";
@@ -11,10 +12,11 @@ import { listenHost, wholeNumber } from "./parse.js";
 const STOP_WITHIN_MS = 10_000;
 /**
  * Of those, the database's close() keeps this much: what still runs on it once the server is closed
- * answers no scrape any more; and the 2 s close() may take past it to stop those statements.
+ * answers no scrape any more; and the 3 s close() may take past it to stop those statements (2 s)
+ * and to see its connections closed by the server (1 s).
  */
 const DATABASE_CLOSE_MS = 1000;
-const DATABASE_STOP_MS = 2000;
+const DATABASE_STOP_MS = 3000;
 
 interface ServeOptions {
   readonly port: number;
@@ -43,6 +45,8 @@ Examples:
 
 A port in use is exit 2. /readyz is 200 when the database is reachable and migrated (and, with
 --require primary, the server takes writes), else 503.
+SIGTERM or Ctrl-C stops it within 10 s: exit 0, or 1 (DB_UNREACHABLE) when the database does not
+even let its connection be closed (a server frozen mid-TCP).
 Beyond loopback the dashboard is served only with a token (--token or BRIEFDB_SERVE_TOKEN, at
 least ${MIN_TOKEN_LENGTH} characters); its JSON endpoints are in docs/dashboard.md.`,
     )
@@ -51,7 +55,7 @@ least ${MIN_TOKEN_LENGTH} characters); its JSON endpoints are in docs/dashboard.
         // runCli owns SIGINT/SIGTERM: answered here, the first one stops the server cleanly (exit 0)
         const token = dashboardToken(options.token);
         const loopback = isLoopbackHost(options.host);
-        const stop = ctx.answerSignals();
+        const stop = ctx.answerSignals({ changesData: false });
         const db = await ctx.open();
         const { startSidecar, SIDECAR_ROUTES } = await import("../core/health/sidecar.js");
         const dashboardOn = loopback || token !== undefined;
@@ -86,8 +90,11 @@ least ${MIN_TOKEN_LENGTH} characters); its JSON endpoints are in docs/dashboard.
         await untilAborted(stop);
         const deadline = Date.now() + STOP_WITHIN_MS;
         await sidecar.close();
-        await ctx.close({ timeoutMs: Math.max(0, Math.min(DATABASE_CLOSE_MS, deadline - DATABASE_STOP_MS - Date.now())) });
-        return stoppedOutcome(ctx.interruptedBy ?? "SIGTERM", sidecar.url);
+        const closing = ctx.close({ timeoutMs: Math.max(0, Math.min(DATABASE_CLOSE_MS, deadline - DATABASE_STOP_MS - Date.now())) });
+        // whatever the server does, the budget holds: a close still waiting at the deadline is abandoned
+        const closed = (await withDeadline(closing, Math.max(0, deadline - Date.now()))) === true;
+        if (!closed) ctx.abandonedConnection = true;
+        return stoppedOutcome(ctx.interruptedBy ?? "SIGTERM", sidecar.url, closed ? undefined : db.target.display);
       }),
     );
 }
@@ -108,11 +115,26 @@ function untilAborted(signal: AbortSignal): Promise<void> {
   });
 }
 
-function stoppedOutcome(signal: string, url: string): Outcome {
+/** `abandoned`: the target whose connection could not be closed in time (exit 1), if any. */
+function stoppedOutcome(signal: string, url: string, abandoned?: string): Outcome {
+  if (abandoned === undefined) {
+    return {
+      ok: true,
+      announced: true,
+      data: { url, stopped: signal, databaseClosed: true },
+      human: () => `stopped on ${signal}; the server and the database are closed`,
+    };
+  }
+  const error = new BriefdbError(
+    "DB_UNREACHABLE",
+    `stopped on ${signal}: the server is closed, but the connection to ${abandoned} could not be closed in time (the database stopped answering); exiting without it`,
+    "look at the database server: stopped, frozen, or behind a network that drops packets",
+  );
   return {
-    ok: true,
+    ok: false,
+    error,
     announced: true,
-    data: { url, stopped: signal },
-    human: () => `stopped on ${signal}; the server and the database are closed`,
+    data: { url, stopped: signal, databaseClosed: false },
+    human: () => `stopped on ${signal}; the server is closed; the database connection could not be closed in time`,
   };
 }

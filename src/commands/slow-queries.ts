@@ -3,6 +3,7 @@ import { Command } from "commander";
 import type { ProbeResult } from "../core/queries/probes.js";
 import type { SlowQueryReport } from "../core/queries/slow-queries.js";
 import { BriefdbError } from "../errors.js";
+import { isoInstant } from "../core/instants.js";
 import { trimmedBuckets, type BucketCounts } from "../core/queries/slow-queries.js";
 import { oneLine, sparkline, startSpinner, table, type Outcome, type Ui } from "../render.js";
 import { redactedCommandLine, reportPath } from "./report.js";
@@ -89,7 +90,7 @@ function slowQueriesOutcome(
       target,
       since: report.since?.toISOString() ?? null,
       limit,
-      recorded: report.recorded.map((row) => ({ ...row, lastSeen: row.lastSeen.toISOString(), latencyHistogram: trimmedBuckets(histograms.get(row.name)) })),
+      recorded: report.recorded.map((row) => ({ ...row, lastSeen: isoInstant(row.lastSeen), latencyHistogram: trimmedBuckets(histograms.get(row.name)) })),
       names: report.names,
       statements: report.statements,
       probed: probes !== null,
@@ -118,7 +119,7 @@ function recordedText(ui: Ui, report: SlowQueryReport, histograms: ReadonlyMap<s
     r.p95Ms,
     r.maxMs,
     sparkline(trimmedBuckets(histograms.get(r.name))),
-    r.lastSeen.toISOString(),
+    isoInstant(r.lastSeen) ?? "–",
   ]);
   const shown =
     report.names > report.recorded.length

@@ -160,9 +160,18 @@ export interface DialectConnection<Orm = unknown, TxOrm = unknown> extends Execu
    * changes, statements and transactions in flight — for up to `timeoutMs` (default 5000), then
    * closes the connection(s). What still runs then is stopped: a statement is cancelled, an open
    * transaction rolled back, its withTransaction answering CLOSED. Every call after it is refused
-   * with CLOSED, nothing changed.
+   * with CLOSED, nothing changed. Resolves within about `timeoutMs` + 3 s whatever the server does
+   * (then `closedCleanly` says whether it could close everything).
    */
   close(options?: CloseOptions): Promise<void>;
+  /**
+   * Once close() resolved: false when the server did not let go in time — a statement it never
+   * answered, even cancelled, or a connection it never closed (a server frozen mid-TCP). Those
+   * connections are abandoned where they are, and may keep the process alive until the server
+   * answers. A server that is gone (connections reset, new ones refused) leaves nothing open: true.
+   * Undefined before close() resolved.
+   */
+  readonly closedCleanly?: boolean | undefined;
 }
 
 /** Role 2, the ledger: the token hot path, prepared on first use. */

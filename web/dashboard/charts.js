@@ -149,8 +149,8 @@ export function domFactory(document) {
   const NS = "http://www.w3.org/2000/svg";
   return (tag, attributes, children) => {
     const node = document.createElementNS(NS, tag);
-    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
-    if (typeof children === "string") node.textContent = children;
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, visibleText(value));
+    if (typeof children === "string") node.textContent = visibleText(children);
     else for (const child of children) node.append(child);
     return node;
   };
@@ -160,12 +160,25 @@ export function domFactory(document) {
 export function markupFactory() {
   return (tag, attributes, children) => {
     const attrs = Object.entries(attributes)
-      .map(([name, value]) => ` ${name}="${escapeMarkup(String(value))}"`)
+      .map(([name, value]) => ` ${name}="${escapeMarkup(visibleText(value))}"`)
       .join("");
-    const inner = typeof children === "string" ? escapeMarkup(children) : children.join("");
+    const inner = typeof children === "string" ? escapeMarkup(visibleText(children)) : children.join("");
     const xmlns = tag === "svg" ? ' xmlns="http://www.w3.org/2000/svg"' : "";
     return `<${tag}${xmlns}${attrs}>${inner}</${tag}>`;
   };
+}
+
+/**
+ * Stored text as it is, but for the characters that would not show as themselves: controls, and the
+ * invisible ones that reorder the text around them (bidirectional embeddings, overrides, isolates
+ * and marks). A user id holding U+202E would show its rest reversed; it shows "\u202e" instead.
+ * Tabs and newlines stay (a plan's lines).
+ */
+export function visibleText(text) {
+  return String(text).replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 export function escapeMarkup(text) {

@@ -1,20 +1,37 @@
 // The dashboard page: polls the JSON endpoints (relative URLs, so it works wherever it is mounted)
 // and fills the static page. Every stored string reaches the page through textContent or an
 // attribute value, never as markup. Numbers are shown as the endpoints give them.
-import { domFactory, duration, histogramSvg, lineSvg, percentileBucket } from "./charts.js";
+import { domFactory, duration, histogramSvg, lineSvg, percentileBucket, visibleText } from "./charts.js";
 
 const h = domFactory(document);
 const POLL_MS = { overview: 5000, ledger: 5000, queries: 30000, schema: 60000 };
-let token = sessionStorage.getItem("briefdb-token") ?? tokenFromHash();
+// a #token= in the address is taken (it is the newest one given) and always removed from it, so
+// that it is neither shown, bookmarked nor kept in the history, whatever was stored before
+let token = tokenFromHash() ?? sessionStorage.getItem("briefdb-token");
 
 function tokenFromHash() {
-  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
   if (!match) return null;
   history.replaceState(null, "", location.pathname + location.search);
-  const value = decodeURIComponent(match[1]);
+  let value = match[1];
+  try {
+    value = decodeURIComponent(value);
+  } catch {
+    // a malformed %-escape: the text as it is (the server refuses a wrong token)
+  }
+  if (value === "") return null;
   sessionStorage.setItem("briefdb-token", value);
   return value;
 }
+
+// pasted into the address bar of the open page: taken and removed the same way
+window.addEventListener("hashchange", () => {
+  const given = tokenFromHash();
+  if (given === null) return;
+  token = given;
+  document.getElementById("auth").hidden = true;
+  for (const name of Object.keys(POLL_MS)) void refresh(name);
+});
 
 async function call(path, init = {}) {
   const headers = { ...(init.headers ?? {}) };
@@ -48,7 +65,7 @@ document.getElementById("auth").addEventListener("submit", (event) => {
 
 function setText(key, text, raw) {
   for (const node of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(`[data-k="${key}"]`))) {
-    node.textContent = text;
+    node.textContent = visibleText(text);
     node.dataset.v = raw === undefined ? text : String(raw);
   }
 }
@@ -70,6 +87,7 @@ function bytes(n) {
 
 /** 14:02:07 today, else 2026-12-05 14:02 */
 function when(iso) {
+  if (iso === null) return "–";
   const d = new Date(iso);
   const two = (n) => String(n).padStart(2, "0");
   const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
@@ -79,7 +97,7 @@ function when(iso) {
 
 function cell(text, className) {
   const td = document.createElement("td");
-  td.textContent = text;
+  td.textContent = visibleText(text);
   if (className) td.className = className;
   return td;
 }
@@ -92,7 +110,7 @@ function row(...cells) {
 
 function item(text, className) {
   const li = document.createElement("li");
-  li.textContent = text;
+  li.textContent = visibleText(text);
   if (className) li.className = className;
   return li;
 }
@@ -253,13 +271,13 @@ function showQueries(q) {
       verdict.textContent = p.usesIndex ? "index" : "no index";
       const name = document.createElement("span");
       name.className = "mono";
-      name.textContent = p.name;
+      name.textContent = visibleText(p.name);
       const figures = document.createElement("span");
       figures.className = "muted";
       figures.textContent = `p50 ${duration(p.p50Ms)} · p95 ${duration(p.p95Ms)} · ${number(p.rows)} rows${p.indexes.length ? ` · ${p.indexes.join(", ")}` : ""}`;
       summary.append(verdict, " ", name, " ", figures);
       const plan = document.createElement("pre");
-      plan.textContent = p.plan.join("\n");
+      plan.textContent = visibleText(p.plan.join("\n"));
       box.append(summary, plan);
       if (p.suggestion) {
         const fix = document.createElement("p");

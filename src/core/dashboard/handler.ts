@@ -12,12 +12,16 @@ import type { BriefDatabase } from "../../db/database.js";
 import { isLoopbackHost } from "../../db/target.js";
 import { toBriefdbError } from "../failures.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
+import { noAnswerError, withDeadline } from "../health/deadline.js";
 import type { RequestHandler } from "../health/endpoints.js";
 import { createLiveSampler, type LiveOptions, type LiveSampler } from "./live.js";
 import { ledgerPanel, overviewPanel, queriesPanel, runVerify, schemaPanel, type VerifyRun } from "./panels.js";
 
 export const DASHBOARD_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** How long a panel's read (or verify) may take before it answers 503 DB_UNREACHABLE, by default: as /readyz. */
+const DEFAULT_READ_TIMEOUT_MS = 5000;
 
 export const DASHBOARD_API = ["/api/overview", "/api/ledger", "/api/queries", "/api/schema", "/api/verify"] as const;
 
@@ -47,7 +51,8 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 
 export const DASHBOARD_ASSET_DIR = join(PACKAGE_ROOT, "web", "dashboard");
 
-const SECURITY_HEADERS = {
+/** On every answer of the dashboard's (and of `serve`'s, whatever the route). */
+export const SECURITY_HEADERS = {
   "content-security-policy": DASHBOARD_CSP,
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
@@ -59,6 +64,7 @@ const SECURITY_HEADERS = {
 export function createDashboard(db: BriefDatabase, options: DashboardOptions = {}): Dashboard {
   const live = createLiveSampler(db, options);
   const slowMs = options.slowPanelMs ?? 30_000;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   const tokenDigest = options.token === undefined ? undefined : digest(options.token);
   const files = new Map<string, Uint8Array>();
   let lastVerify: VerifyRun | null = null;
@@ -87,13 +93,20 @@ export function createDashboard(db: BriefDatabase, options: DashboardOptions = {
     if (!(request.headers.get("content-type") ?? "").startsWith("application/json")) {
       return json(415, { ok: false, error: "POST /api/verify takes content-type application/json" });
     }
-    verifying ??= runVerify(db).finally(() => (verifying = undefined));
+    verifying ??= runVerify(db)
+      .then((run) => (lastVerify = run))
+      .finally(() => (verifying = undefined));
+    return answerWithin(verifying, (run) => json(200, { ok: true, ...run }));
+  }
+
+  /** `read`'s answer, or 503 with the contract's code when it fails or the database does not answer in time. */
+  async function answerWithin<T>(read: Promise<T>, respond: (value: T) => Response): Promise<Response> {
     try {
-      lastVerify = await verifying;
+      const value = await withDeadline(read, timeoutMs);
+      return value === undefined ? unavailable(noAnswerError(timeoutMs)) : respond(value);
     } catch (error) {
       return unavailable(error);
     }
-    return json(200, { ok: true, ...lastVerify });
   }
 
   /** 503 with the contract's code: a driver's failure read by the dialect, a bug's text kept on the server. */
@@ -115,12 +128,9 @@ export function createDashboard(db: BriefDatabase, options: DashboardOptions = {
     const read = api[name];
     if (!read) return json(404, { ok: false, error: "not found", endpoints: DASHBOARD_API });
     if (request.method !== "GET" && request.method !== "HEAD") return json(405, { ok: false, error: "read-only" }, { allow: "GET, HEAD" });
-    await live.start();
-    try {
-      return json(200, { ok: true, ...((await read()) as object) });
-    } catch (error) {
-      return unavailable(error);
-    }
+    // the sampler's first tick too: on a database that stopped answering it would wait as long
+    const reading = live.start().then(read);
+    return answerWithin(reading, (value) => json(200, { ok: true, ...(value as object) }));
   }
 
   return {

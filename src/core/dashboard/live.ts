@@ -9,8 +9,8 @@ import { sql } from "drizzle-orm";
 import type { BriefDatabase } from "../../db/database.js";
 import { tokenCounts } from "../ledger/counters.js";
 import { HOLD_ID_PREFIX } from "../ledger/hold-input.js";
-import { checkDatabaseHealth, type HealthReport } from "../health/health.js";
-import { withDeadline } from "../health/deadline.js";
+import { checkDatabaseHealth, failedHealthReport, type HealthReport } from "../health/health.js";
+import { noAnswerError, withDeadline } from "../health/deadline.js";
 
 export const LEDGER_KINDS = ["credit", "deduct", "hold", "capture", "release"] as const;
 export type LedgerKind = (typeof LEDGER_KINDS)[number];
@@ -32,7 +32,10 @@ export interface LiveOptions {
   readonly intervalMs?: number;
   /** Samples kept; default 120 (10 minutes at 5 s). */
   readonly points?: number;
-  /** How long a health check may take before the tick says "no answer"; default 5000 ms. */
+  /**
+   * How long a read may take before it is answered as "no answer" (DB_UNREACHABLE): a tick's
+   * health check and counts, and (in the dashboard) a panel's read; default 5000 ms.
+   */
   readonly timeoutMs?: number;
 }
 
@@ -71,7 +74,8 @@ export function createLiveSampler(db: BriefDatabase, options: LiveOptions = {}):
     // the bucket now under way: counted at once, recounted by the next ticks until it is done
     const end = (Math.floor(Date.now() / intervalMs) + 1) * intervalMs;
     const report = await withDeadline(checkDatabaseHealth(db, { samples: 1 }), timeoutMs);
-    health = report ?? null;
+    // a check with no answer is a failed one, said as such (not "not checked yet")
+    health = report ?? failedHealthReport({ dialect: db.dialect, target: db.target.display, samples: 1 }, noAnswerError(timeoutMs));
     const migrated = report !== undefined && report.error === null && report.migrations?.pending === 0;
     const refusedNow = refusalTotals();
     const releasesNow = releaseTotal();
@@ -90,26 +94,30 @@ export function createLiveSampler(db: BriefDatabase, options: LiveOptions = {}):
       for (const [code, n] of Object.entries(refused)) merged[code] = (merged[code] ?? 0) + n;
       ring[ring.length - 1] = { ...previous, latencyMs, healthy, refused: merged, ops: { ...previous.ops, release: previous.ops.release + releases } };
     }
-    if (migrated) await recount();
+    // bounded: a tick stuck on a database that stopped answering would stop the sampling with it
+    if (migrated) await withDeadline(recount(), timeoutMs);
     while (ring.length > size) ring.shift();
     sampledAt = Date.now();
   }
 
+  /** Recounts the last buckets; each written back by its time, so a recount that ends late changes only its own buckets. */
   async function recount(): Promise<void> {
-    for (let i = Math.max(0, ring.length - RECOUNT); i < ring.length; i++) {
-      const point = ring[i]!;
-      const ops = await countOps(db, point.t - intervalMs, point.t).catch(() => undefined);
-      if (ops) ring[i] = { ...point, ops: { ...ops, release: point.ops.release } };
+    for (const { t } of ring.slice(-RECOUNT)) {
+      const ops = await countOps(db, t - intervalMs, t).catch(() => undefined);
+      const at = ring.findIndex((p) => p.t === t);
+      if (ops && at >= 0) ring[at] = { ...ring[at]!, ops: { ...ops, release: ring[at]!.ops.release } };
     }
   }
 
   /** The window's op buckets from the database, before the first latency sample (which only the server can take). */
-  async function backfill(): Promise<void> {
+  async function backfill(): Promise<LivePoint[]> {
     const end = (Math.floor(Date.now() / intervalMs) + 1) * intervalMs;
+    const points: LivePoint[] = [];
     for (let t = end - (size - 1) * intervalMs; t < end; t += intervalMs) {
       const ops = await countOps(db, t - intervalMs, t);
-      ring.push({ t, latencyMs: null, healthy: null, ops: { ...ops, release: 0 }, refused: {} });
+      points.push({ t, latencyMs: null, healthy: null, ops: { ...ops, release: 0 }, refused: {} });
     }
+    return points;
   }
 
   const guarded = () => {
@@ -132,7 +140,9 @@ export function createLiveSampler(db: BriefDatabase, options: LiveOptions = {}):
         timer.unref();
         if (ring.length === 0) {
           const report = await withDeadline(checkDatabaseHealth(db, { samples: 1 }), timeoutMs);
-          if (report?.error === null && report.migrations?.pending === 0) await backfill().catch(() => ring.splice(0));
+          const migrated = report?.error === null && report.migrations?.pending === 0;
+          const filled = migrated ? await withDeadline(backfill().catch(() => undefined), timeoutMs) : undefined;
+          if (filled !== undefined && ring.length === 0) ring.push(...filled);
         }
         await guarded();
       })();

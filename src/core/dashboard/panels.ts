@@ -10,6 +10,7 @@ import { verifyLedger, type VerifyReport } from "../ledger/tokens.js";
 import { migrationStatus } from "../migrate/status.js";
 import { probeCanonicalQueries } from "../queries/probes.js";
 import { slowQueryHistograms, slowQueryReport, type BucketCounts } from "../queries/slow-queries.js";
+import { isoInstant } from "../instants.js";
 import { LATENCY_BUCKETS_MS } from "../stats.js";
 import { LEDGER_KINDS, type LiveSampler } from "./live.js";
 
@@ -54,7 +55,7 @@ export async function ledgerPanel(db: BriefDatabase, live: LiveSampler) {
       operation: r.type === "credit" ? "credit" : r.hold_id === null ? "deduct" : "capture",
       amount: Number(r.amount),
       reason: r.reason,
-      at: new Date(Math.round(Number(r.at))).toISOString(),
+      at: isoInstant(Number(r.at)),
     })),
   };
 }
@@ -122,7 +123,7 @@ export async function queriesPanel(db: BriefDatabase, options: { windowMs: numbe
   const probes = await probeCanonicalQueries(db, { runs: options.probeRuns });
   return {
     since: since.toISOString(),
-    recorded: report.recorded.map((r) => ({ ...r, lastSeen: r.lastSeen.toISOString(), histogram: histograms.get(r.name) ?? bucketCounts(new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0)) })),
+    recorded: report.recorded.map((r) => ({ ...r, lastSeen: isoInstant(r.lastSeen), histogram: histograms.get(r.name) ?? bucketCounts(new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0)) })),
     names: report.names,
     statements: report.statements,
     probes: probes.map((p) => ({

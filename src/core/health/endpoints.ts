@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { BriefDatabase } from "../../db/database.js";
-import { withDeadline } from "./deadline.js";
+import { noAnswerError, withDeadline } from "./deadline.js";
 import { checkDatabaseHealth } from "./health.js";
 import type { RoleRequirement } from "./replication.js";
 import { createMetricsCollector, type MetricsOptions } from "./metrics.js";
@@ -40,8 +40,8 @@ export function healthHandler(db: BriefDatabase, options: HealthHandlerOptions =
     const timeoutMs = options.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
     const report = await withDeadline(checkDatabaseHealth(db, { samples: options.samples ?? 1, ...(options.require === undefined ? {} : { require: options.require }) }), timeoutMs);
     if (report === undefined) {
-      const reason = `the database did not answer within ${timeoutMs} ms`;
-      return json(503, { ok: false, healthy: false, reason }, request.method === "HEAD");
+      const error = noAnswerError(timeoutMs);
+      return json(503, { ok: false, healthy: false, reason: error.message, error }, request.method === "HEAD");
     }
     const body = {
       ok: report.healthy,
@@ -103,14 +103,39 @@ async function answer(handler: RequestHandler, incoming: IncomingMessage, outgoi
       init.duplex = "half";
     }
   }
-  const request = new Request(new URL(incoming.url ?? "/", `http://${incoming.headers.host ?? "localhost"}`), init);
-  const response = await handler(request);
+  const url = requestUrl(incoming);
+  if (url === undefined) {
+    outgoing.writeHead(400, { "content-type": "text/plain", connection: "close" });
+    outgoing.end("bad request: malformed Host header or request target");
+    return;
+  }
+  const response = await handler(new Request(url, init));
   const outHeaders: Record<string, string | string[]> = Object.fromEntries(response.headers);
   // Headers joins repeated headers with ", ", which a Set-Cookie's own dates contain: each one apart
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) outHeaders["set-cookie"] = cookies;
   outgoing.writeHead(response.status, outHeaders);
   outgoing.end(response.body === null ? undefined : Buffer.from(await response.arrayBuffer()));
+}
+
+/** A host name, IPv4 address or [IPv6] literal, and maybe a port: no user info, path or space. */
+const HOST_HEADER = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]+)(?::\d{1,5})?$/;
+
+/**
+ * The request's URL from its Host header and its target, or undefined when either is malformed.
+ * Only the origin form ("/path?query") is taken, and the host is checked apart: a target of
+ * "//127.0.0.1/…" resolved against the Host as a relative URL would replace the host (and with it
+ * the loopback check that stops DNS rebinding), and a Host of "x@127.0.0.1" would read as user info.
+ */
+function requestUrl(incoming: IncomingMessage): URL | undefined {
+  const host = incoming.headers.host ?? "localhost";
+  const target = incoming.url ?? "/";
+  if (!HOST_HEADER.test(host) || !target.startsWith("/")) return undefined;
+  try {
+    return new URL(`http://${host}${target}`);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

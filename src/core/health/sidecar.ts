@@ -3,11 +3,11 @@
  * /healthz (liveness), /readyz (readiness: the health report) and /metrics (Prometheus). A port
  * that cannot be had is a BriefdbError (USAGE: choose another --port or --host), never a crash.
  */
-import { createServer, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, STATUS_CODES, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import type { BriefDatabase } from "../../db/database.js";
 import { BriefdbError } from "../../errors.js";
-import { createDashboard, type DashboardOptions } from "../dashboard/handler.js";
+import { createDashboard, SECURITY_HEADERS, type DashboardOptions } from "../dashboard/handler.js";
 import type { RoleRequirement } from "./replication.js";
 import { healthHandler, livenessHandler, metricsHandler, toNodeListener, type RequestHandler } from "./endpoints.js";
 
@@ -25,9 +25,17 @@ export interface SidecarOptions {
   readonly dashboard?: DashboardOptions;
   /** /readyz is 503 unless the server has this role (`serve --require`). */
   readonly require?: RoleRequirement;
+  /**
+   * How long a client may take to send a request's headers before it is answered 408 and cut
+   * (a slowloris holds a connection for as long as it may); default 10 s, where Node says 60.
+   */
+  readonly headersTimeoutMs?: number;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+/** A whole request (headers and body) may take this long, or the headers' own timeout if longer. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface Sidecar {
   /** Where it listens, e.g. http://127.0.0.1:9464 */
@@ -54,7 +62,20 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
     if (dashboard && (path === "/" || path.startsWith("/assets/") || path.startsWith("/api/"))) return dashboard.handle;
     return notFound;
   };
-  const server = createServer(toNodeListener((request) => route(new URL(request.url).pathname)(request)));
+  const listener = toNodeListener((request) => route(new URL(request.url).pathname)(request));
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const limits = {
+    headersTimeout,
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, headersTimeout),
+    // how often Node looks for requests past those timeouts (its default, 30 s, would let them run on)
+    connectionsCheckingInterval: Math.min(1000, headersTimeout),
+  };
+  const server = createServer(limits, (incoming, outgoing) => {
+    // every answer, whichever route or failure gives it, carries them (the handlers' own win where they set one)
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) outgoing.setHeader(name, value);
+    listener(incoming, outgoing);
+  });
+  server.on("clientError", answerClientError);
   let closing = false;
   // once closing, a connection whose answer went out is closed at once, not at its keep-alive timeout
   server.on("request", (_request, response: ServerResponse) =>
@@ -81,6 +102,22 @@ export async function startSidecar(db: BriefDatabase, options: SidecarOptions = 
         const deadline = setTimeout(() => server.closeAllConnections(), options.graceMs ?? DEFAULT_GRACE_MS);
       }),
   };
+}
+
+/**
+ * A request node:http could not parse (a malformed request line or header, headers past its 16 kB):
+ * answered as Node would (400, 431, 408), but with the security headers and a short text.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || answering?.headersSent === true || error.code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const body = `${STATUS_CODES[status]}\n`;
+  const headers = Object.entries({ ...SECURITY_HEADERS, "content-type": "text/plain", "content-length": String(body.length), connection: "close" });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n${body}`);
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

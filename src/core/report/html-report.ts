@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { BriefdbError } from "../../errors.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
+import { isoInstant } from "../instants.js";
 import type { ProbeResult } from "../queries/probes.js";
 import { trimmedBuckets, type BucketCounts, type SlowQueryReport } from "../queries/slow-queries.js";
 import type { RaceReport } from "../race/race.js";
@@ -24,6 +25,7 @@ interface ChartsModule {
   histogramSvg(h: Factory, buckets: readonly LatencyBucket[], options?: { title?: string; marks?: readonly Mark[]; width?: number; height?: number; xLabel?: string }): Node;
   markupFactory(): Factory;
   escapeMarkup(text: string): string;
+  visibleText(text: string): string;
   duration(ms: number): string;
 }
 
@@ -45,7 +47,7 @@ export interface ReportContext {
 /** race-test's report: the histogram with p50/p95/p99 marked, the outcome by status, the invariants. */
 export async function raceReportHtml(report: RaceReport, context: ReportContext): Promise<string> {
   const c = await charts();
-  const e = c.escapeMarkup;
+  const e = (text: string) => c.escapeMarkup(c.visibleText(text));
   const h = c.markupFactory();
   const marks = [
     { label: "p50", ms: report.latencyMs.p50 },
@@ -95,13 +97,13 @@ export async function slowQueriesReportHtml(
   context: ReportContext,
 ): Promise<string> {
   const c = await charts();
-  const e = c.escapeMarkup;
+  const e = (text: string) => c.escapeMarkup(c.visibleText(text));
   const h = c.markupFactory();
   const rows = report.recorded.map((r) => {
     const buckets = trimmedBuckets(histograms.get(r.name));
     const svg = c.histogramSvg(h, buckets, { title: `${r.name}: latency histogram`, marks: [{ label: "p50", ms: r.p50Ms }, { label: "p95", ms: r.p95Ms }, { label: "max", ms: r.maxMs }], width: 520, height: 170 });
     return `<div class="card"><h3 class="mono">${e(r.name)}</h3>
-<p class="muted">${r.count} samples · ${r.failed} failed · p50 ${e(c.duration(r.p50Ms))} · p95 ${e(c.duration(r.p95Ms))} · max ${e(c.duration(r.maxMs))} · last seen ${e(r.lastSeen.toISOString())}</p>${svg}</div>`;
+<p class="muted">${r.count} samples · ${r.failed} failed · p50 ${e(c.duration(r.p50Ms))} · p95 ${e(c.duration(r.p95Ms))} · max ${e(c.duration(r.maxMs))} · last seen ${e(isoInstant(r.lastSeen) ?? "–")}</p>${svg}</div>`;
   });
   const window = report.since ? `since ${report.since.toISOString()}` : "all time";
   const probeRows = (probes ?? []).map(

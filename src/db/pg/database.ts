@@ -97,6 +97,8 @@ const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
 const CLOSE_TIMEOUT_MS = 5000;
 /** How long close() lets the statements it cancelled stop before it ends the connections. */
 const STOP_WAIT_MS = 2000;
+/** How long close() waits for the server to close the connections it said goodbye on. */
+const END_WAIT_MS = 1000;
 /** How long a call waits for a pooled connection that every transaction holds, by default. */
 const DEFAULT_POOL_TIMEOUT_MS = 30_000;
 /** briefdb's own refusals, made before anything was sent: read as "unreachable" (nothing sent, the whole batch's). */
@@ -119,6 +121,7 @@ export class PgDatabase implements PgBriefDatabase {
   private readonly raw: postgres.Sql;
   private readonly gate: PoolGate;
   readonly ownsConnection: boolean;
+  closedCleanly: boolean | undefined;
   /** Our own pool only: whether it goes through a transaction pooler (the app's client is the app's to configure). */
   private readonly pooler: PoolerDetection | undefined;
   /** The pool as every statement of briefdb's and drizzle's goes on it: `client`, waiting for the pooler detection. */
@@ -428,9 +431,35 @@ export class PgDatabase implements PgBriefDatabase {
     // connection (its caller is told: CLOSED)
     this.gate.close();
     this.finder?.stop();
-    await settledBy(this.gate.statementsDone(), Date.now() + STOP_WAIT_MS);
-    if (this.ownsConnection) await this.raw.end({ timeout: 0 });
+    const stopped = await settledBy(this.gate.statementsDone(), Date.now() + STOP_WAIT_MS);
+    if (!this.ownsConnection) {
+      this.closedCleanly = stopped;
+      return;
+    }
+    // each connection says goodbye and waits for the server to close it; a server frozen mid-TCP
+    // never does, and end() resolves anyway (it destroys), leaving its sockets to hold the process
+    const closed = await settledBy(connectionsClosed(this.raw), Date.now() + END_WAIT_MS);
+    await this.raw.end({ timeout: 0 });
+    // a connection still waiting to reconnect to a server that is gone holds no socket: not
+    // closed in time, yet nothing is left open (TCP only: a Unix socket is not told from stdio)
+    this.closedCleanly = stopped && (closed || (this.target.socketDir === undefined && !(await tcpSocketsOpen())));
   }
+}
+
+/** Whether any TCP socket keeps this process alive, once those just destroyed are gone: an app's own count too. */
+async function tcpSocketsOpen(): Promise<boolean> {
+  await new Promise((resolve) => setImmediate(resolve));
+  return typeof process.getActiveResourcesInfo !== "function" || process.getActiveResourcesInfo().includes("TCPSocketWrap");
+}
+
+/**
+ * postgres.js's close(): every connection says goodbye, resolved once the server closed each (its
+ * end() destroys them at its timeout, which cannot tell). Not in its types: checked, not assumed.
+ */
+function connectionsClosed(raw: postgres.Sql): Promise<void> {
+  const close = (raw as unknown as { close?: () => Promise<void> }).close;
+  if (typeof close !== "function") throw new Error("briefdb: this postgres.js version has no close()");
+  return close.call(raw);
 }
 
 /** A refusal of the gate's (CLOSED, POOL_TIMEOUT, …) as itself, not in drizzle's wrapper; any other failure as it is. */
@@ -438,11 +467,14 @@ function ownRefusalFirst(error: unknown): never {
   throw errorChain(error).find((link) => link instanceof BriefdbError) ?? error;
 }
 
-/** Resolves when `work` settles or at `deadline` (epoch ms), whichever comes first. */
-async function settledBy(work: Promise<unknown>, deadline: number): Promise<void> {
+/** Resolves when `work` settles (true) or at `deadline` (epoch ms, false), whichever comes first. */
+async function settledBy(work: Promise<unknown>, deadline: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+  const settled = work.then(() => true);
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()))));
+  const inTime = await Promise.race([settled, late]);
   clearTimeout(timer);
+  return inTime;
 }
 
 function connect(target: PgTarget, options: OpenOptions): { client: postgres.Sql; finder: ServerFinder | undefined } {

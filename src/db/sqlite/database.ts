@@ -54,6 +54,7 @@ export class SqliteDatabase implements SqliteBriefDatabase {
   readonly client: Database.Database;
   readonly orm: SqliteOrm;
   readonly ownsConnection: boolean;
+  closedCleanly: boolean | undefined;
   private readonly connection: SqliteConnection;
   private readonly backgroundWrites = backgroundWritesOf(this);
   private ledgerStatements: ReturnType<typeof sqliteLedger> | undefined;
@@ -217,6 +218,8 @@ export class SqliteDatabase implements SqliteBriefDatabase {
     const deadline = Date.now() + (options.timeoutMs ?? CLOSE_TIMEOUT_MS);
     await this.backgroundWrites.settle(deadline);
     await this.connection.close(this.ownsConnection, deadline);
+    // a file in this process: once closed, nothing of it waits on anyone
+    this.closedCleanly = true;
   }
 }
 
