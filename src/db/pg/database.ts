@@ -76,8 +76,12 @@ const UNREACHABLE_CODES = new Set([
   "57P03",
 ]);
 /**
- * A connection in use broke (reset, closed, the server shutting down or crashing): what was sent
- * on it may have run. SQLSTATE 57P01 admin_shutdown, 57P02 crash_shutdown, class 08 connection.
+ * A connection in use broke (reset, closed, the server shutting down or crashing, or ending the
+ * session): what was sent on it may have run. SQLSTATE 57P01 admin_shutdown, 57P02
+ * crash_shutdown, 57P04 database_dropped, class 08 connection; and the server's FATAL for a
+ * session idle too long, in a transaction (25P03) or not (57P05) — which postgres.js 3.4 also
+ * hands to the first call on the connection made again, a call never sent (its start-up fails
+ * with the old error): a lost connection, not a failure of that call's own.
  */
 const CONNECTION_LOST_CODES = new Set([
   "ECONNRESET",
@@ -86,6 +90,9 @@ const CONNECTION_LOST_CODES = new Set([
   "CONNECTION_DESTROYED",
   "57P01",
   "57P02",
+  "57P04",
+  "57P05",
+  "25P03",
   "08000",
   "08003",
   "08006",
