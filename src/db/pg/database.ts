@@ -78,7 +78,9 @@ const UNREACHABLE_CODES = new Set([
 /**
  * A connection in use broke (reset, closed, the server shutting down or crashing, or ending the
  * session): what was sent on it may have run. SQLSTATE 57P01 admin_shutdown, 57P02
- * crash_shutdown, 57P04 database_dropped, class 08 connection; and the server's FATAL for a
+ * crash_shutdown, 57P04 database_dropped, class 08 connection — 08P01 too, which is how PgBouncer
+ * ends a client whose server connection died under its statement ("server conn crashed?"), and
+ * 08007 transaction_resolution_unknown; and the server's FATAL for a
  * session idle too long, in a transaction (25P03) or not (57P05) — which postgres.js 3.4 also
  * hands to the first call on the connection made again, a call never sent (its start-up fails
  * with the old error): a lost connection, not a failure of that call's own.
@@ -96,6 +98,8 @@ const CONNECTION_LOST_CODES = new Set([
   "08000",
   "08003",
   "08006",
+  "08007",
+  "08P01",
 ]);
 const AUTH_CODES = new Set(["28P01", "28000"]);
 const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
