@@ -456,6 +456,7 @@ function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
     ssl: sslOption(target.sslmode),
     max: options.poolSize ?? 10,
     connect_timeout: (options.timeoutMs ?? 5000) / 1000,
+    backoff: reconnectDelaySeconds,
     idle_timeout: 30,
     prepare: options.prepare ?? true,
     fetch_types: false,
@@ -465,6 +466,17 @@ function connect(target: PgTarget, options: OpenOptions): postgres.Sql {
     // as text: postgres.js drops a parameter whose value is falsy
     connection: startupParameters(lockTimeoutOf(options)),
   });
+}
+
+/**
+ * How long a connection waits before it connects again, after `failures` connections of the pool
+ * closed with an error since one last connected: at most half a second. postgres.js's own curve
+ * (3^n / 100 s, up to 20 s) is shared by the pool and held a call's first try for seconds once a
+ * few connections had failed: after ten refused connects, each call while the server was down took
+ * 10–20 s to fail, not the connect timeout, and the first call once it was back waited as long.
+ */
+function reconnectDelaySeconds(failures: number): number {
+  return Math.min(0.02 * 2 ** failures, 0.5) * (0.5 + Math.random() / 2);
 }
 
 function transactionOver(tx: PgTx): Transaction<PgTx> {
