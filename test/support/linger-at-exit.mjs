@@ -1,7 +1,16 @@
-// Preloaded into a CLI run (NODE_OPTIONS=--import, test/interrupt.test.ts): once the run is over
-// and the process would exit, it says so on stderr and lingers, as while its connections close,
-// until a signal ends it.
-process.once("beforeExit", () => {
+// Preloaded into a CLI run (NODE_OPTIONS=--import, test/interrupt.test.ts): once the run is over and
+// the process would end (it calls process.exit, or its event loop empties), it says so on stderr and
+// lingers, as while its connections close, until a signal ends it.
+const exit = process.exit.bind(process);
+let held = false;
+function hold() {
+  if (held) return false;
+  held = true;
   process.stderr.write("lingering\n");
   setInterval(() => {}, 1000);
-});
+  return true;
+}
+process.exit = (code) => {
+  if (!hold()) exit(code);
+};
+process.once("beforeExit", hold);
