@@ -10,7 +10,10 @@ function hold() {
   setInterval(() => {}, 1000);
   return true;
 }
-process.exit = (code) => {
-  if (!hold()) exit(code);
-};
+// the first call returns instead of ending the process (the type says it never returns)
+process.exit = /** @type {typeof process.exit} */ (
+  /** @param {string | number | null | undefined} [code] */ (code) => {
+    if (!hold()) exit(code);
+  }
+);
 process.once("beforeExit", hold);
