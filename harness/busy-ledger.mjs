@@ -196,12 +196,7 @@ export function runLedgerWrites(url, connections) {
     async (worker, i, user) => {
       const delta = i % 2 === 0 ? -1 : 1;
       try {
-        await sql`
-          WITH u AS (
-            UPDATE users SET token_balance = token_balance + ${delta} WHERE id = ${user} AND token_balance + ${delta} >= 0
-            RETURNING token_balance)
-          INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after)
-          SELECT ${`app-${worker}-${i}-${Date.now()}`}, ${user}, ${delta}, ${delta < 0 ? "deduct" : "credit"}, 'during migrate', token_balance FROM u`;
+        await writeAsAppBeforeHolds(sql, user, delta, `app-${worker}-${i}-${Date.now()}`);
         return undefined;
       } catch (error) {
         const code = /** @type {{ code?: string }} */ (error).code;
@@ -210,4 +205,18 @@ export function runLedgerWrites(url, connections) {
     },
     () => sql.end(),
   );
+}
+
+/**
+ * One credit (delta > 0) or deduct (delta < 0) of the app deployed before holds: one statement,
+ * the balance update and its ledger row, stamped by the column's default (no created_at given).
+ * @param {postgres.Sql} sql @param {string} user @param {number} delta @param {string} id
+ */
+export function writeAsAppBeforeHolds(sql, user, delta, id) {
+  return sql`
+    WITH u AS (
+      UPDATE users SET token_balance = token_balance + ${delta} WHERE id = ${user} AND token_balance + ${delta} >= 0
+      RETURNING token_balance)
+    INSERT INTO token_transactions (id, user_id, amount, type, reason, balance_after)
+    SELECT ${id}, ${user}, ${delta}, ${delta < 0 ? "deduct" : "credit"}, 'during migrate', token_balance FROM u`;
 }

@@ -90,11 +90,34 @@ function quietErrors(command: Command): Command {
   return command;
 }
 
+export interface RunCliOptions {
+  /**
+   * The process is the CLI's own (bin/briefdb): once the run has said what it did, a signal that
+   * comes while the process winds down (connections closing) ends it with the run's exit code,
+   * and the process ends as soon as its output is written. Left to its default action a signal
+   * killed the process, so an applied deduct that had printed `"ok": true` exited 143 (SIGTERM),
+   * the code of a run interrupted before it changed anything.
+   */
+  readonly ownsProcess?: boolean;
+}
+
 /**
  * Runs the program on `args` (the words after `briefdb`) and resolves to its exit code. The one
  * place that prints a command's outcome or failure; bin/briefdb calls it, tests can too.
  */
-export async function runCli(args: readonly string[]): Promise<number> {
+export async function runCli(args: readonly string[], options: RunCliOptions = {}): Promise<number> {
+  const status = await runProgram(args);
+  if (options.ownsProcess === true) {
+    for (const signal of RUN_SIGNALS) process.on(signal, () => process.exit(status));
+    // and ends once its output is written: a process left to wind down by itself tears its signal
+    // handling down last, when a signal again kills it
+    await new Promise<void>((written) => process.stdout.write("", () => process.stderr.write("", () => written())));
+    process.exit(status);
+  }
+  return status;
+}
+
+async function runProgram(args: readonly string[]): Promise<number> {
   endQuietlyOnClosedPipes();
   const versionOnly = args.some((a) => a === "--version" || a === "-V") && args.every((a) => VERSION_FLAGS.has(a));
   if (versionOnly) {

@@ -4,8 +4,11 @@
  * 4), never "cannot reach" nor "nothing changed", with the hint to repeat with the same --key. The
  * stopped server is one this file starts for itself, so that the other files' server stays up.
  */
+import { createServer, connect, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import postgres from "postgres";
+import { atomicTokenOperation, openDatabase } from "../src/index.js";
+import { newUser } from "./support/setup.js";
 import { createDatabase, startEmbeddedPostgres } from "../harness/postgres.mjs";
 import { cli, freshDatabase, spawnCli } from "./support/databases.js";
 import { ended, openHolder, untilWaiting } from "./support/locks.js";
@@ -123,3 +126,68 @@ describe("postgresql: sslmode=require against a server without TLS", () => {
     expect(deduct.json).toMatchObject({ ok: false, error: { code: "DB_UNREACHABLE" } });
   });
 });
+
+/**
+ * A loopback relay in front of the test server that can go away (every connection to it refused)
+ * and come back on the same port: a server that is down, then up again, for one database object.
+ */
+async function relayTo(url: string) {
+  const target = new URL(url);
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  const listen = (port: number) =>
+    new Promise<number>((resolve) => {
+      server = createServer((client) => {
+        const upstream = connect(Number(target.port), target.hostname);
+        for (const socket of [client, upstream]) {
+          sockets.add(socket);
+          socket.on("error", () => {});
+          socket.on("close", () => (sockets.delete(socket), client.destroy(), upstream.destroy()));
+        }
+        client.pipe(upstream).pipe(client);
+      });
+      server.listen(port, "127.0.0.1", () => resolve((server?.address() as { port: number }).port));
+    });
+  const port = await listen(0);
+  const through = new URL(url);
+  through.port = String(port);
+  return {
+    url: through.toString(),
+    down: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server?.close(resolve));
+    },
+    up: () => listen(port),
+  };
+}
+
+describe("postgresql: a server down for a while, then back", () => {
+  it("each call while it is down fails within the connect timeout, and the first call once it is back is served without waiting out a back-off", async () => {
+    const url = await freshDatabase("postgresql");
+    expect((await cli(["migrate", "--db", url])).code).toBe(0);
+    const relay = await relayTo(url);
+    const db = await openDatabase(relay.url, { poolSize: 1, batch: false });
+    try {
+      const user = await newUser(db, { balance: 100 });
+      await relay.down();
+      // postgres.js's back-off grows with each failed connection of the pool (3^n / 100 s, up to
+      // 20 s): from the eighth on it held each call 10–20 s before it even tried (the bound here
+      // is the documented connect timeout, 5 s)
+      for (let i = 0; i < 10; i++) {
+        const started = Date.now();
+        const result = await atomicTokenOperation(db, user, "deduct", 1, "while down");
+        // (the first may have been written on the connection the relay just cut: OUTCOME_UNKNOWN)
+        expect(["DB_UNREACHABLE", "OUTCOME_UNKNOWN"]).toContain(!result.success && result.error.code);
+        expect(Date.now() - started).toBeLessThan(5000);
+      }
+      await relay.up();
+      const started = Date.now();
+      expect(await atomicTokenOperation(db, user, "deduct", 1, "back")).toMatchObject({ success: true, data: { balance: 99 } });
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      await db.close();
+      await relay.down();
+    }
+  }, 120_000);
+});
+

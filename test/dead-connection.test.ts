@@ -45,6 +45,17 @@ describe("postgresql: a backend that dies under a transaction or a reserved conn
     expect(run.json.deduct).not.toBe("ok");
   });
 
+  it("withTransaction ended by idle_in_transaction_session_timeout while the app's loop was busy: DB_UNREACHABLE, and the next call, handed the same FATAL by postgres.js, is a lost connection too, not DB_ERROR", async () => {
+    const run = await runApp("idle-timeout-unread", await migratedDatabase());
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(run.json).toMatchObject({ transaction: "DB_UNREACHABLE", after: "ok" });
+    // never sent (postgres.js failed the new connection's start-up with the old error): a lost
+    // connection, whose outcome a change cannot know, as any other
+    expect(["ok", "OUTCOME_UNKNOWN"]).toContain(run.json.next);
+    // the dead transaction's deduct of 5 is nowhere; each deduct of 1 that ran has its row
+    expect(run.json.balance).toBe(100 - (run.json.ledgerRows - 1));
+  });
+
   it("withTransaction, its statement in flight cut (the backend terminated): the process lives and the pool serves the next query", async () => {
     const run = await runApp("cut-in-flight", await migratedDatabase());
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });

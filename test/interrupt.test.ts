@@ -4,6 +4,8 @@
  * protocol's cancel request, waited for) and exits 130 / 143 with one line; once the lock is
  * released, the deduct has not been applied.
  */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BriefDatabase } from "../src/index.js";
@@ -62,4 +64,24 @@ describe.each(DIALECTS)("%s: a signal while a deduct waits on a lock", (dialect)
     expect(await balance(user)).toBe(10);
     expect(await ledgerRows(user)).toBe(1);
   });
+
+  it.each(["SIGINT", "SIGTERM", "SIGHUP"] as const)(
+    "%s after the deduct's outcome was printed, while the process winds down: the run's exit code (0), not the signal's",
+    async (signal) => {
+      const user = `done-${signal}`;
+      await newUser(db, { id: user, balance: 10 });
+      const linger = pathToFileURL(resolve(import.meta.dirname, "support/linger-at-exit.mjs")).href;
+      const child = spawnCli(["tokens", "deduct", user, "3", "--db", url, "--json"], { NODE_OPTIONS: `--import=${linger}` });
+      const result = ended(child);
+      let stderr = "";
+      await new Promise<void>((done) => child.stderr.on("data", (chunk: Buffer) => ((stderr += chunk), stderr.includes("lingering") && done())));
+      child.kill(signal);
+      const { code, stdout } = await result;
+      // killed by the signal, a shell saw 130/143/129: "interrupted", though the deduct was applied
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout)).toMatchObject({ ok: true, balance: 7 });
+      expect(await balance(user)).toBe(7);
+    },
+  );
 });
+

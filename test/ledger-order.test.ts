@@ -9,7 +9,9 @@
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { writeAsAppBeforeHolds } from "../harness/busy-ledger.mjs";
 import { newId } from "../src/core/ids.js";
+import { PG_DEDUCT_STATEMENT } from "../src/db/pg/ledger.js";
 import { atomicTokenOperation, captureHold, holdTokens, openDatabase, verifyLedger, withTransaction, type BriefDatabase } from "../src/index.js";
 import { DIALECTS } from "./support/databases.js";
 import { destroyTest, initTest, newUser } from "./support/setup.js";
@@ -137,6 +139,51 @@ describe.each(DIALECTS)("%s: ledger order", (dialect) => {
     } finally {
       await locker.end();
       await by.close();
+    }
+  });
+
+  // a row written in plain SQL by an app that leaves created_at to the column's default (the app
+  // deployed before holds, as the busy writers of test/online-migrate.test.ts write), made to take
+  // the user's row after a change that began later: the default must stamp it after that change
+  // (now(), the transaction's start, stamped it before: the row the busy-ledger run once flagged)
+  it.runIf(dialect === "postgresql").each([
+    ["one statement that waited behind a migration's lock on the ledger", true],
+    ["a statement of a transaction that began before the other change", false],
+  ] as const)("a row stamped by the column's default: %s, sorts after the change that committed first", async (_, behindLock) => {
+    const userId = `order-${++users}`;
+    await newUser(db, { id: userId, balance: 100 });
+    const app = postgres(url, { max: 1, onnotice: () => {} });
+    const other = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      let written: Promise<unknown> | undefined;
+      await other.unsafe("BEGIN");
+      if (behindLock) {
+        // as an online migration's ADD COLUMN does, briefly: the app's statement starts, then waits
+        await other.unsafe("LOCK TABLE token_transactions IN ACCESS EXCLUSIVE MODE");
+        // (a postgres.js query runs once awaited)
+        written = (async () => await writeAsAppBeforeHolds(app, userId, -1, `app-${userId}`))();
+        const waiting = sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%during migrate%'`;
+        while ((await db.all(waiting)).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      } else {
+        await app.unsafe("BEGIN");
+        await app`SELECT 1`;
+      }
+      // briefdb's own deduct, on the user's row first, committed
+      await other.unsafe(PG_DEDUCT_STATEMENT, [newId(), userId, 5, "meanwhile", null, null]);
+      await other.unsafe("COMMIT");
+      if (written === undefined) {
+        await writeAsAppBeforeHolds(app, userId, -1, `app-${userId}`);
+        await app.unsafe("COMMIT");
+      } else {
+        await written;
+      }
+      const rows = await history(userId);
+      expect(rows.map((row) => row.amount)).toEqual([100, -5, -1]);
+      for (const row of rows) expect(row.balanceAfter).toBe(row.running);
+      expect(await verifyLedger(db)).toMatchObject({ ok: true, outOfOrder: [] });
+    } finally {
+      await app.end();
+      await other.end();
     }
   });
 

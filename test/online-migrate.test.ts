@@ -237,13 +237,12 @@ describe("postgresql: the holds migration's foreign key on a busy ledger", () =>
       "build index token_transactions_hold_id_unique on token_transactions concurrently",
       `validate constraint ${HOLD_FK} on token_transactions`,
     ]);
-    // no write lost or doubled by the migration: every balance its ledger, the holds intact. The
-    // ledger's history order (verify's outOfOrder) is proved by test/ledger-order.test.ts; here,
-    // once in a loaded full run, it flagged a row of these busy writers, cause not yet found: it is
-    // printed, not judged, in this test about the migration
+    // no write lost or doubled by the migration: every balance its ledger, the holds intact; and
+    // history order is apply order, though the app's writes queued behind the migration's brief
+    // locks and then raced for their users' rows (their rows are stamped by the column's default,
+    // the time of the insert since 0003: test/ledger-order.test.ts forces that race)
     const verify = await cli(["tokens", "verify", "--db", url, "--json"]);
-    expect(verify.json, JSON.stringify(verify.json)).toMatchObject({ drifting: [], holdViolations: [] });
-    if ((verify.json as { outOfOrder?: unknown[] }).outOfOrder?.length) console.warn("out of order after the busy migration:", JSON.stringify(verify.json));
+    expect(verify.json, JSON.stringify(verify.json)).toMatchObject({ ok: true, drifting: [], holdViolations: [], outOfOrder: [] });
   }, 300_000);
 
   it("a migrate killed while its VALIDATE waits leaves the constraint NOT VALID, and the next migrate validates it and records the migration", async () => {

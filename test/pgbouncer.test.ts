@@ -173,6 +173,43 @@ describe.runIf(runs)("through PgBouncer in transaction mode, nothing configured 
     expect(await state(user)).toEqual({ balance: 10, held: 0, ledgerRows: 1 });
   });
 
+  it("a deduct whose server connection dies under it (terminated while it waits for a lock): OUTCOME_UNKNOWN (exit 4), and the next call is not DB_ERROR", async () => {
+    const user = await newUser(db, { balance: 10 });
+    const holder = await lockRow(user);
+    let locked = true;
+    const admin = postgres(direct, { max: 1, onnotice: () => {} });
+    try {
+      // PgBouncer passes the server's FATAL on, then ends the client with its own "server conn
+      // crashed?" (08P01), which postgres.js keeps and hands to the first call on the connection
+      // made again (never sent): a lost connection too, not that call's own failure (DB_ERROR)
+      const kill = async () => {
+        await untilWaitingOnLock();
+        await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+      };
+      const [run] = await Promise.all([cli(["tokens", "deduct", user, "3", "--db", pooled, "--json"]), kill()]);
+      expect(run.json?.error).toMatchObject({ code: "OUTCOME_UNKNOWN" });
+      expect(run.code).toBe(4);
+      const library = await openDatabase(pooled, { batch: false, poolSize: 1 });
+      try {
+        const [result] = await Promise.all([atomicTokenOperation(library, user, "deduct", 3, "waits"), kill()]);
+        expect(!result.success && result.error.code).toBe("OUTCOME_UNKNOWN");
+        await holder.rollback();
+        locked = false;
+        const next = await atomicTokenOperation(library, user, "deduct", 1, "next");
+        expect(["ok", "OUTCOME_UNKNOWN"]).toContain(next.success ? "ok" : next.error.code);
+      } finally {
+        await library.close();
+      }
+    } finally {
+      await admin.end();
+      if (locked) await holder.rollback();
+    }
+    // the killed deducts are nowhere; the next one, if it ran, has its row
+    const after = await state(user);
+    expect(after.ledgerRows).toBeLessThanOrEqual(2);
+    expect(after.balance).toBe(10 - (after.ledgerRows - 1));
+  });
+
   it("an online index build is refused through it: SESSION_REQUIRED, nothing changed; --offline through it, or the database's own port, applies it", async () => {
     const url = await freshDatabase("postgresql");
     expect((await cli(["migrate", "--db", url])).code).toBe(0);

@@ -2,6 +2,7 @@
 // (test/dead-connection.test.ts runs it as a child process: a crash must show as a dead process,
 // not as a test runner's unhandled error). Prints one JSON line: what the app saw and what the
 // database holds afterwards. Usage: node dead-connection-app.mjs <scenario> <url>
+import { execFileSync } from "node:child_process";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { atomicTokenOperation, createUser, getBalance, migrate, openDatabase, withTransaction } from "../../dist/index.js";
@@ -11,6 +12,13 @@ const url = String(process.argv[3]);
 const admin = postgres(url, { max: 1, onnotice: () => {} });
 // briefdb's key as its JavaScript number holds it (0x62726965666462 rounded to a double)
 const MIGRATION_LOCK_KEY = String(0x62726965666462);
+
+/** A script that waits until the backend argv[2] (a pid) has gone from the server at argv[1]. */
+const BACKEND_GONE = `
+  import postgres from "postgres";
+  const sql = postgres(process.argv[1], { max: 1, onnotice: () => {} });
+  while ((await sql\`SELECT 1 FROM pg_stat_activity WHERE pid = \${Number(process.argv[2])}\`).length > 0) await new Promise((r) => setTimeout(r, 20));
+  await sql.end();`;
 
 /**
  * A promise and its resolve.
@@ -95,6 +103,37 @@ async function deadTransaction({ death, reconnect }) {
   return result;
 }
 
+/**
+ * withTransaction ended by idle_in_transaction_session_timeout while the app's event loop was busy
+ * (the server's FATAL waits unread, and the operation's next statement is written after it): the
+ * transaction fails as a lost connection, and postgres.js hands that same FATAL again to the first
+ * call on the connection made again (it keeps it past the close), here a standalone deduct that
+ * was never sent.
+ */
+async function idleTimeoutUnread() {
+  const db = await openDatabase(url, { poolSize: 1, batch: false });
+  const user = `unread-${process.pid}`;
+  await createUser(db, { id: user, email: `${user}@example.test`, name: user, openingBalance: 100 });
+  const transaction = withTransaction(
+    db,
+    async (tx) => {
+      await tx.exec("SET LOCAL idle_in_transaction_session_timeout = '50ms'");
+      const [row] = await tx.all(sql`SELECT pg_backend_pid() AS pid`);
+      // the event loop blocked (a child process waits) until the server has ended the backend:
+      // its FATAL is not read yet when the next statement is written
+      execFileSync(process.execPath, ["--input-type=module", "-e", BACKEND_GONE, url, String(row?.pid)], { cwd: import.meta.dirname });
+      return atomicTokenOperation(db, user, "deduct", 5, "in the dead transaction", { transaction: tx });
+    },
+    { retries: 0 },
+  );
+  const outcome = await settled(transaction);
+  const next = await settled(atomicTokenOperation(db, user, "deduct", 1, "next on the pool"));
+  const after = await settled(atomicTokenOperation(db, user, "deduct", 1, "after"));
+  const result = { transaction: outcome, next, after, balance: await getBalance(db, user), ledgerRows: await ledgerRows(user) };
+  await db.close();
+  return result;
+}
+
 /** withTransaction whose statement in flight loses its backend; the operation lets the failure through. */
 async function cutInFlight() {
   const db = await openDatabase(url, { poolSize: 1, batch: false });
@@ -165,6 +204,7 @@ const scenarios = {
   "terminated-idle-reconnected": () => deadTransaction({ death: "terminate", reconnect: true }),
   "idle-timeout": () => deadTransaction({ death: "idle-timeout", reconnect: false }),
   "idle-timeout-reconnected": () => deadTransaction({ death: "idle-timeout", reconnect: true }),
+  "idle-timeout-unread": idleTimeoutUnread,
   "cut-in-flight": cutInFlight,
   "batch-cut": batchCut,
   "reserved-session": reservedSession,

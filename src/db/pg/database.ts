@@ -77,8 +77,14 @@ const UNREACHABLE_CODES = new Set([
   "57P03",
 ]);
 /**
- * A connection in use broke (reset, closed, the server shutting down or crashing): what was sent
- * on it may have run. SQLSTATE 57P01 admin_shutdown, 57P02 crash_shutdown, class 08 connection.
+ * A connection in use broke (reset, closed, the server shutting down or crashing, or ending the
+ * session): what was sent on it may have run. SQLSTATE 57P01 admin_shutdown, 57P02
+ * crash_shutdown, 57P04 database_dropped, class 08 connection — 08P01 too, which is how PgBouncer
+ * ends a client whose server connection died under its statement ("server conn crashed?"), and
+ * 08007 transaction_resolution_unknown; and the server's FATAL for a
+ * session idle too long, in a transaction (25P03) or not (57P05) — which postgres.js 3.4 also
+ * hands to the first call on the connection made again, a call never sent (its start-up fails
+ * with the old error): a lost connection, not a failure of that call's own.
  */
 const CONNECTION_LOST_CODES = new Set([
   "ECONNRESET",
@@ -87,9 +93,14 @@ const CONNECTION_LOST_CODES = new Set([
   "CONNECTION_DESTROYED",
   "57P01",
   "57P02",
+  "57P04",
+  "57P05",
+  "25P03",
   "08000",
   "08003",
   "08006",
+  "08007",
+  "08P01",
 ]);
 const AUTH_CODES = new Set(["28P01", "28000"]);
 const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
@@ -491,6 +502,7 @@ function connect(target: PgTarget, options: OpenOptions): { client: postgres.Sql
     ssl: sslOption(target.sslmode),
     max: options.poolSize ?? 10,
     connect_timeout: timeoutMs / 1000,
+    backoff: reconnectDelaySeconds,
     idle_timeout: 30,
     prepare: options.prepare ?? true,
     fetch_types: false,
@@ -508,6 +520,17 @@ function connect(target: PgTarget, options: OpenOptions): { client: postgres.Sql
   const withFinder = { ...settings, host: [target.host] as unknown as string, port: [target.port] as unknown as number, socket: () => finder.socket() };
   const client = postgres(withFinder as typeof settings);
   return { client, finder };
+}
+
+/**
+ * How long a connection waits before it connects again, after `failures` connections of the pool
+ * closed with an error since one last connected: at most half a second. postgres.js's own curve
+ * (3^n / 100 s, up to 20 s) is shared by the pool and held a call's first try for seconds once a
+ * few connections had failed: after ten refused connects, each call while the server was down took
+ * 10–20 s to fail, not the connect timeout, and the first call once it was back waited as long.
+ */
+function reconnectDelaySeconds(failures: number): number {
+  return Math.min(0.02 * 2 ** failures, 0.5) * (0.5 + Math.random() / 2);
 }
 
 function transactionOver(tx: PgTx): Transaction<PgTx> {

@@ -151,7 +151,12 @@ export const tokenTransactions = pgTable(
     idempotencyKey: text("idempotency_key"),
     /** The hold this row captured (type deduct); at most one row per hold. */
     holdId: text("hold_id").references(() => tokenHolds.id),
-    createdAt: createdAt(),
+    /**
+     * Stamped when the row is inserted, not when its transaction began (now()): an insert that
+     * follows its user's row lock, as every writer's does, sorts in the order rows were applied
+     * (briefdb's statements stamp clock_timestamp() themselves; this is for SQL that leaves it out).
+     */
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().default(sql`clock_timestamp()`),
   },
   (t) => [
     index("token_transactions_user_id_idx").on(t.userId),

@@ -1,0 +1,3 @@
+-- Nothing to change on SQLite: created_at has no default here (every writer gives it), and
+-- briefdb stamps a ledger row inside the write lock. On PostgreSQL this migration makes the
+-- ledger's default clock_timestamp(), the time of the insert, instead of now().
