@@ -168,7 +168,8 @@ export interface DialectConnection<Orm = unknown, TxOrm = unknown> extends Execu
    * Once close() resolved: false when the server did not let go in time — a statement it never
    * answered, even cancelled, or a connection it never closed (a server frozen mid-TCP). Those
    * connections are abandoned where they are, and may keep the process alive until the server
-   * answers. A server that is gone (connections reset, new ones refused) leaves nothing open: true.
+   * answers. A server that is gone (connections reset, new ones refused) leaves nothing open: true,
+   * even with a statement the driver left unanswered on a connection it reset.
    * Undefined before close() resolved.
    */
   readonly closedCleanly?: boolean | undefined;

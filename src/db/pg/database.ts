@@ -451,9 +451,13 @@ export class PgDatabase implements PgBriefDatabase {
     // never does, and end() resolves anyway (it destroys), leaving its sockets to hold the process
     const closed = await settledBy(connectionsClosed(this.raw), Date.now() + END_WAIT_MS);
     await this.raw.end({ timeout: 0 });
-    // a connection still waiting to reconnect to a server that is gone holds no socket: not
-    // closed in time, yet nothing is left open (TCP only: a Unix socket is not told from stdio)
-    this.closedCleanly = stopped && (closed || (this.target.socketDir === undefined && !(await tcpSocketsOpen())));
+    // end() destroyed every connection and answered what was left on them. Once no TCP socket is
+    // left, nothing is open whatever the waits said (TCP only: a Unix socket is not told from
+    // stdio): a connection still waiting to reconnect to a server that is gone holds no socket,
+    // and neither does one postgres.js left a statement on after its socket was reset — it never
+    // answers a statement sent between the socket's 'error' and its 'close' (3.4.9), which under
+    // load the dashboard's sampler did, and serve said it could not close the connection
+    this.closedCleanly = (stopped && closed) || (this.target.socketDir === undefined && !(await tcpSocketsOpen()));
   }
 }
 
