@@ -320,7 +320,8 @@ describe("postgresql: the holds migration's foreign key on a busy ledger", () =>
     const waiting = (after: string | null) => async () => {
       const [row] = await admin<{ pid: number; started: string }[]>`
         SELECT pid, xact_start::text AS started FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ADD COLUMN "hold_id"%'`;
+        WHERE datname = current_database() AND wait_event_type = 'Lock'
+          AND (query LIKE '%ADD COLUMN "hold_id"%' OR query LIKE 'BEGIN;%CREATE TABLE "token_holds"%')`; // the step is one message, shown cut at 1 kB
       return row !== undefined && row.started !== after ? row : undefined;
     };
     const first = await waitFor("the ADD COLUMN to wait for the reader", waiting(null));

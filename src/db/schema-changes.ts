@@ -6,6 +6,7 @@
  * apart). Core code (the hazard check, the online runner)
  * reads these answers and never the dialect's name.
  */
+import type { SQL } from "drizzle-orm";
 import type { Executor } from "./executor.js";
 import type { StatementShape } from "./statement-shape.js";
 
@@ -68,6 +69,13 @@ export interface MigrationSession extends Executor {
   readonly pid: number;
   /** Runs `operation` in a transaction on this connection. */
   transaction<T>(operation: (tx: Executor) => Promise<T>): Promise<T>;
+  /**
+   * Runs `statements` in one transaction sent to the server at once, so that a lock one of them
+   * takes is held for the server's time only, never across the client's round trips (a client
+   * on a loaded machine, or pausing to collect garbage, held the app's writes waiting). All or
+   * nothing: on a failure the transaction is rolled back and the first failure thrown.
+   */
+  atomically(statements: readonly SQL[]): Promise<void>;
   /** How long a statement may wait for a lock before failing; 0 waits as long as it takes. */
   setLockTimeout(ms: number): Promise<void>;
 }

@@ -8,7 +8,7 @@
  * migration never queues in front of the app's queries for long. Index builds and constraint
  * validations take locks that let writes go on: they wait as long as it takes.
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { BriefDatabase, Executor } from "../../db/database.js";
 import type { ConstraintState, IndexBuildProgress, MigrationSession, OnlineSchemaChanges } from "../../db/schema-changes.js";
 import { BriefdbError } from "../../errors.js";
@@ -112,13 +112,14 @@ class StepRunner {
       if (done.has(i)) continue;
       this.onProgress({ tag, action: describeStep(step) });
       if (step.kind === "transaction") {
+        // sent at once: the brief locks of its ALTERs are held for the server's time only. A
+        // migration that ends in a transaction is recorded in it: never finished-but-unrecorded
         await this.withShortLockWait(() =>
-          this.session.transaction(async (tx) => {
-            for (const statement of step.statements) await tx.exec(statement);
-            await this.record(tx, tag, hash, i, step);
-            // a migration that ends in a transaction is recorded in it: never finished-but-unrecorded
-            if (i === last) await this.recordMigration(tx, tag, hash);
-          }),
+          this.session.atomically([
+            ...step.statements.map((statement) => sql.raw(statement)),
+            this.stepRecord(tag, hash, i, step),
+            ...(i === last ? [this.migrationRecord(tag, hash)] : []),
+          ]),
         );
         continue;
       }
@@ -130,9 +131,11 @@ class StepRunner {
   }
 
   private async recordMigration(executor: Executor, tag: string, hash: string): Promise<void> {
-    await executor.run(
-      sql`INSERT INTO ${sql.identifier(MIGRATIONS_TABLE)} (tag, hash, applied_at) VALUES (${tag}, ${hash}, ${Date.now()})`,
-    );
+    await executor.run(this.migrationRecord(tag, hash));
+  }
+
+  private migrationRecord(tag: string, hash: string): SQL {
+    return sql`INSERT INTO ${sql.identifier(MIGRATIONS_TABLE)} (tag, hash, applied_at) VALUES (${tag}, ${hash}, ${Date.now()})`;
   }
 
   private async runOnline(step: Exclude<MigrationStep, { kind: "transaction" }>, tag: string): Promise<void> {
@@ -264,8 +267,10 @@ class StepRunner {
   }
 
   private async record(executor: Executor, tag: string, hash: string, step: number, what: MigrationStep): Promise<void> {
-    await executor.run(
-      sql`INSERT INTO ${sql.identifier(STEPS_TABLE)} (tag, step, hash, action, finished_at) VALUES (${tag}, ${step}, ${hash}, ${describeStep(what)}, ${Date.now()})`,
-    );
+    await executor.run(this.stepRecord(tag, hash, step, what));
+  }
+
+  private stepRecord(tag: string, hash: string, step: number, what: MigrationStep): SQL {
+    return sql`INSERT INTO ${sql.identifier(STEPS_TABLE)} (tag, step, hash, action, finished_at) VALUES (${tag}, ${step}, ${hash}, ${describeStep(what)}, ${Date.now()})`;
   }
 }

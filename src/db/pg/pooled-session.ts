@@ -60,6 +60,11 @@ function sessionIn(tx: Executor, pid: number): MigrationSession {
     run: (query: SQL) => step(() => inTransaction.run(query)),
     exec: (script: string) => step(() => inTransaction.exec(script)),
     transaction: (operation) => step(() => operation(inTransaction)),
+    // inside the pooled transaction already: its locks are the whole run's anyway
+    atomically: (statements) =>
+      step(async () => {
+        for (const statement of statements) await inTransaction.run(statement);
+      }),
     setLockTimeout: (ms: number) => tx.exec(`SET LOCAL lock_timeout = ${Math.max(0, Math.floor(ms))}`),
   };
 }

@@ -281,7 +281,34 @@ function sessionOver(connection: postgres.Sql, pid: number): MigrationSession {
     async setLockTimeout(ms: number) {
       await connection.unsafe(`SET lock_timeout = ${Math.max(0, Math.floor(ms))}`);
     },
+    async atomically(statements: readonly SQL[]) {
+      // one simple query: BEGIN … COMMIT in a single message, which the server runs through
+      // each ended on a line of its own: a statement may end in a -- comment
+      const body = statements.map((statement) => `${inlined(dialect.sqlToQuery(statement)).replace(/;?\s*$/, "")}\n;`).join("\n");
+      try {
+        await connection.unsafe(`BEGIN;\n${body}\nCOMMIT;`);
+      } catch (error) {
+        // a failure stops the message where it happened: the transaction is open and aborted
+        await connection.unsafe("ROLLBACK").catch(() => {});
+        throw error;
+      }
+    },
   };
+}
+
+/**
+ * A compiled statement with its parameters written in as literals, for a message of several
+ * statements (the simple protocol takes none). Strings as E'' literals (backslashes and quotes
+ * doubled: the same whatever standard_conforming_strings says), finite numbers as they are.
+ */
+function inlined(query: { sql: string; params: unknown[] }): string {
+  return query.sql.replace(/\$(\d+)/g, (_match, n: string) => {
+    const value = query.params[Number(n) - 1];
+    if (typeof value === "number" && Number.isFinite(value)) return String(value);
+    if (typeof value === "string") return `E'${value.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
+    if (value === null) return "NULL";
+    throw new Error(`cannot write ${typeof value} as a literal`);
+  });
 }
 
 async function tryLock(connection: postgres.Sql, key: number): Promise<boolean> {
