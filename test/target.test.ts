@@ -86,6 +86,11 @@ describe("database URLs", () => {
     ["postgres://u:pw@h/d%2", /malformed percent-escape/],
     ["postgres://u:pw@a.example.invalid,a.example.invalid/db", /a\.example\.invalid:5432 is listed twice/],
     ["postgres://u:pw@a.example.invalid:5433,A.example.invalid:5433/db", /listed twice/],
+    // one server spelled two ways is still one server
+    ["postgres://u:pw@127.0.0.1:5433,127.1:5433/db", /127\.1:5433 is listed twice/],
+    ["postgres://u:pw@127.0.0.1,0x7f.0.0.1/db", /listed twice/],
+    ["postgres://u:pw@[::1]:5433,[0:0:0:0:0:0:0:1]:5433/db", /listed twice/],
+    ["postgres://u:pw@[2001:db8::1],[2001:DB8:0::1]/db", /listed twice/],
     ["postgres://u:pw@a.example.invalid,b.example.invalid/db?target_session_attrs=master", /unknown target_session_attrs "master"/],
     ["postgres://u:pw@a.example.invalid,b.example.invalid/db?port=1,2,3", /3 ports for 2 hosts/],
     ["postgres://u:pw@a.example.invalid,,b.example.invalid/db", /an empty host/],
