@@ -111,7 +111,8 @@ export class PgDatabase implements PgBriefDatabase {
   readonly dialect = "postgresql" as const;
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly time = pgTime;
-  readonly inspector = new PgInspector(this);
+  // the finder is set in the constructor, after this field: asked when health asks
+  readonly inspector = new PgInspector(this, () => (this.finder !== undefined && this.finder.listsSeveral() ? this.finder.primaries() : undefined));
   readonly schemaChanges: PgSchemaChanges;
   /** The pool behind the gate (pool-gate.ts): every query and transaction of briefdb's goes through it. */
   readonly client: postgres.Sql;

@@ -53,6 +53,11 @@ export class ServerFinder {
     return target.socketDir === undefined && (target.hosts.length > 1 || target.targetSessionAttrs !== "any");
   }
 
+  /** Whether the URL lists more than one server. */
+  listsSeveral(): boolean {
+    return this.target.hosts.length > 1;
+  }
+
   /** Connections being made fail at once from now on (the database is closing). */
   stop(): void {
     this.stopped = true;
@@ -114,6 +119,24 @@ export class ServerFinder {
       if (Date.now() + ROUND_PAUSE_MS >= deadline) throw this.noneFits(said);
       await new Promise((resolve) => setTimeout(resolve, ROUND_PAUSE_MS));
     }
+  }
+
+  /**
+   * Every server of the list that answers as a primary (not in recovery), each asked on a
+   * connection of its own, all at once, within half the connect timeout (health asks this beside
+   * its other checks, under a readiness probe's deadline). Two or more is a split brain: an old
+   * primary back after a failover, not fenced, takes writes too; a server that does not answer in
+   * time (down, frozen) is left out.
+   */
+  async primaries(): Promise<string[]> {
+    const deadline = Date.now() + this.timeoutMs / 2;
+    const answers = await Promise.all(this.target.hosts.map((host) => this.ask(host, deadline)));
+    return this.target.hosts
+      .filter((_, i) => {
+        const answer = answers[i];
+        return answer !== undefined && "role" in answer && answer.role === "primary";
+      })
+      .map((host) => (host.host.includes(":") ? `[${host.host}]:${host.port}` : `${host.host}:${host.port}`));
   }
 
   /** How long the server last found may take to take a connection: its share of the timeout, at least MIN_ANSWER_MS. */
