@@ -173,7 +173,10 @@ function hostListOf(authority: string, params: URLSearchParams, text: string): P
   const listed = fromQuery ?? hostPart;
   if (!listed.includes(",")) return undefined;
   const entries = fromQuery === null ? splitHosts(listed, text) : listed.split(",").map((host) => ({ host: host.trim(), port: undefined }));
-  const queryPorts = params.get("port")?.split(",").map((port) => port.trim());
+  // ?host= replaces the authority's hosts, not its ports: libpq keeps those (a:5433,b:5434 with
+  // ?host=h1,h2 is h1:5433,h2:5434), and ?port= wins over them
+  const authorityPorts = fromQuery === null ? undefined : splitHosts(hostPart, text).map((entry) => entry.port);
+  const queryPorts = params.get("port")?.split(",").map((port) => port.trim()) ?? (authorityPorts?.some((port) => port !== undefined) ? authorityPorts : undefined);
   if (queryPorts !== undefined && queryPorts.length !== 1 && queryPorts.length !== entries.length) {
     throw invalidUrl(`${queryPorts.length} ports for ${entries.length} hosts in ${redactUrl(text)}`, "give one port for every host, or one port for all");
   }
