@@ -72,3 +72,18 @@ describe("postgresql: a host list with a server that misbehaves", () => {
     }
   });
 });
+
+describe("postgresql: a server that answers an error with no code (not PostgreSQL)", () => {
+  it("is a connection failure of the server's, not INTERNAL ('a bug in briefdb')", async () => {
+    // an ErrorResponse ('E') with no fields at all: postgres.js makes it a PostgresError with no code
+    const bad = await listeners(1, (socket) => socket.on("data", () => socket.write(Buffer.from([0x45, 0, 0, 0, 4]))));
+    try {
+      const result = await cli(["tokens", "balance", "nobody", "--db", `postgres://u:secret@127.0.0.1:${bad.ports[0]}/db`, "--timeout", "2000", "--json"]);
+      expect(result.code, result.stderr).toBe(1);
+      expect(result.json?.error?.code).toBe("DB_UNREACHABLE");
+      expect(result.stderr).not.toMatch(/bug in briefdb|\n\s+at /);
+    } finally {
+      await bad.close();
+    }
+  });
+});

@@ -90,6 +90,9 @@ const CONNECTION_LOST_CODES = new Set([
   "08000",
   "08003",
   "08006",
+  // protocol_violation, or a server that answers but not as PostgreSQL (../driver-errors.ts): what
+  // was sent may have run, as far as briefdb can tell
+  "08P01",
 ]);
 const AUTH_CODES = new Set(["28P01", "28000"]);
 const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
