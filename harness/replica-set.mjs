@@ -28,6 +28,8 @@ const run = promisify(execFile);
  * @property {(database?: string, attrs?: string) => string} url a two-host URL in the nodes' order,
  *   `?target_session_attrs=` attrs (default read-write), on `database` (default postgres)
  * @property {(node: ServerNode) => Promise<void>} kill the node's server stops at once, as if its machine died (`pg_ctl stop -m immediate`)
+ * @property {(node: ServerNode) => Promise<void>} start a node killed starts again as it was: an old primary
+ *   comes back a primary, beside the standby promoted meanwhile (a split brain, as when nothing fences it)
  * @property {(node: ServerNode) => Promise<void>} promote the standby becomes a primary (`pg_ctl promote -w`), alone:
  *   it waits for no synchronous standby (there is none left to wait for)
  * @property {(name: string) => Promise<string>} createDatabase a new empty database on the primary (replicated); its two-host URL
@@ -154,6 +156,9 @@ export async function startReplicaSet({ password, synchronous = true, settings =
     password,
     url: (database = "postgres", attrs = "read-write") => hosts(database, attrs),
     kill,
+    start: async (node) => {
+      if (!running.has(node)) await start(node);
+    },
     promote: async (node) => {
       await pgCtl(["-D", node.dataDir, "-w", "-t", "60", "promote"]);
       // alone now: with a synchronous standby named and none connected, every commit would wait

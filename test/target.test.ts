@@ -86,8 +86,14 @@ describe("database URLs", () => {
     ["postgres://u:pw@h/d%2", /malformed percent-escape/],
     ["postgres://u:pw@a.example.invalid,a.example.invalid/db", /a\.example\.invalid:5432 is listed twice/],
     ["postgres://u:pw@a.example.invalid:5433,A.example.invalid:5433/db", /listed twice/],
+    // one server spelled two ways is still one server
+    ["postgres://u:pw@127.0.0.1:5433,127.1:5433/db", /127\.1:5433 is listed twice/],
+    ["postgres://u:pw@127.0.0.1,0x7f.0.0.1/db", /listed twice/],
+    ["postgres://u:pw@[::1]:5433,[0:0:0:0:0:0:0:1]:5433/db", /listed twice/],
+    ["postgres://u:pw@[2001:db8::1],[2001:DB8:0::1]/db", /listed twice/],
     ["postgres://u:pw@a.example.invalid,b.example.invalid/db?target_session_attrs=master", /unknown target_session_attrs "master"/],
     ["postgres://u:pw@a.example.invalid,b.example.invalid/db?port=1,2,3", /3 ports for 2 hosts/],
+    ["postgres://u:pw@a:1,b:2,c:3/db?host=a.example.invalid,b.example.invalid", /3 ports for 2 hosts/],
     ["postgres://u:pw@a.example.invalid,,b.example.invalid/db", /an empty host/],
     ["postgres://u:pw@a.example.invalid:x,b.example.invalid/db", /bad port "x"/],
     ["postgres://u:pw@/db?host=/tmp/a,/tmp/b", /a Unix socket in the host list/],
@@ -113,6 +119,10 @@ describe("database URLs", () => {
     // as libpq, ?host= wins over the authority's hosts; ?port= gives one port for all, or one each
     ["postgres://u:pw@ignored/briefs?host=h1,h2&port=6000", [["h1", 6000], ["h2", 6000]], "any"],
     ["postgres://u:pw@ignored/briefs?host=h1,h2&port=6000,6001&target_session_attrs=prefer-standby", [["h1", 6000], ["h2", 6001]], "prefer-standby"],
+    // ?host= replaces the hosts only: the authority's ports stay, as libpq keeps them (?port= wins)
+    ["postgres://u:pw@a:5433,b:5434/briefs?host=h1,h2", [["h1", 5433], ["h2", 5434]], "any"],
+    ["postgres://u:pw@a:6000/briefs?host=h1,h2", [["h1", 6000], ["h2", 6000]], "any"],
+    ["postgres://u:pw@a:5433,b:5434/briefs?host=h1,h2&port=7000", [["h1", 7000], ["h2", 7000]], "any"],
   ])("a host list: %s", (url, hosts, attrs) => {
     const target = parseTarget(url);
     expect(target).toMatchObject({ dialect: "postgresql", host: hosts[0]![0], port: hosts[0]![1], targetSessionAttrs: attrs, user: "u", password: "pw", database: "briefs" });

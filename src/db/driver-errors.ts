@@ -21,6 +21,9 @@ export function errorCode(error: unknown): string | undefined {
   for (const link of errorChain(error)) {
     if (link.name === "BriefdbError") continue;
     if (typeof link.code === "string") return link.code;
+    // an error response with no SQLSTATE: PostgreSQL always sends one, so the server speaks
+    // something else; SQLSTATE 08P01, protocol_violation (it was INTERNAL: "a bug in briefdb")
+    if (link.name === "PostgresError") return "08P01";
   }
   return undefined;
 }

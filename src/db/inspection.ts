@@ -53,6 +53,11 @@ export interface QueryInspector {
   serverRole(): Promise<string>;
   /** The server's place in streaming replication (PostgreSQL), or null where the dialect has none (SQLite). */
   replication(): Promise<Replication | null>;
+  /**
+   * Every server of the URL's host list that answers as a primary, each asked on its own
+   * connection (two or more: a split brain); null where the URL names one server (or SQLite).
+   */
+  listedPrimaries(): Promise<readonly string[] | null>;
 }
 
 /** One standby as its primary sees it (pg_stat_replication). */

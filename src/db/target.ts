@@ -173,7 +173,10 @@ function hostListOf(authority: string, params: URLSearchParams, text: string): P
   const listed = fromQuery ?? hostPart;
   if (!listed.includes(",")) return undefined;
   const entries = fromQuery === null ? splitHosts(listed, text) : listed.split(",").map((host) => ({ host: host.trim(), port: undefined }));
-  const queryPorts = params.get("port")?.split(",").map((port) => port.trim());
+  // ?host= replaces the authority's hosts, not its ports: libpq keeps those (a:5433,b:5434 with
+  // ?host=h1,h2 is h1:5433,h2:5434), and ?port= wins over them
+  const authorityPorts = fromQuery === null ? undefined : splitHosts(hostPart, text).map((entry) => entry.port);
+  const queryPorts = params.get("port")?.split(",").map((port) => port.trim()) ?? (authorityPorts?.some((port) => port !== undefined) ? authorityPorts : undefined);
   if (queryPorts !== undefined && queryPorts.length !== 1 && queryPorts.length !== entries.length) {
     throw invalidUrl(`${queryPorts.length} ports for ${entries.length} hosts in ${redactUrl(text)}`, "give one port for every host, or one port for all");
   }
@@ -187,11 +190,26 @@ function hostListOf(authority: string, params: URLSearchParams, text: string): P
   });
   const seen = new Set<string>();
   for (const { host, port } of hosts) {
-    const key = `${host.toLowerCase()}:${port}`;
+    const key = `${sameServerKey(host)}:${port}`;
     if (seen.has(key)) throw invalidUrl(`${host}:${port} is listed twice in ${redactUrl(text)}`, "name each server once");
     seen.add(key);
   }
   return hosts;
+}
+
+/**
+ * A host as it names a server, for telling a repeat: an IP address in its one canonical form
+ * (127.1 and 127.0.0.1, [0:0:0:0:0:0:0:1] and [::1] are one server, as the resolver reads them),
+ * a name in lower case.
+ */
+function sameServerKey(host: string): string {
+  if (isIP(host) === 6) return urlHostname(`[${host}]`) ?? host.toLowerCase();
+  // as isLoopbackHost: only what can spell an IPv4 address, and no trailing dot (a DNS name then)
+  if (/^[0-9a-fx.]+$/i.test(host) && !host.endsWith(".")) {
+    const written = urlHostname(host);
+    if (written !== undefined && isIP(written) === 4) return written;
+  }
+  return host.toLowerCase();
 }
 
 /** `h1:5432,[::1]:5433,h3` into hosts and their ports (undefined: the default). */

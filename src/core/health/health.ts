@@ -157,7 +157,11 @@ export function failedHealthReport(
 /** The role and its judgement; a server that will not say (a managed service's restriction) is a warning, not a failure. */
 async function replicationOf(db: BriefDatabase, require: RoleRequirement | undefined): Promise<ReplicationJudgement> {
   try {
-    return judgeReplication(await db.inspector.replication(), db.target, require);
+    const replication = await db.inspector.replication();
+    // on a primary: is another server of the list a primary too (asked only then: a standby's
+    // health needs no other server)
+    const primaries = replication?.role === "primary" ? await db.inspector.listedPrimaries().catch(() => null) : null;
+    return judgeReplication(replication, db.target, require, primaries);
   } catch (error) {
     const reason = toBriefdbError(error, db).message;
     if (require !== undefined) {

@@ -36,7 +36,13 @@ export function parseRoleRequirement(value: string): RoleRequirement {
   );
 }
 
-export function judgeReplication(replication: Replication | null, target: Target, require?: RoleRequirement): ReplicationJudgement {
+export function judgeReplication(
+  replication: Replication | null,
+  target: Target,
+  require?: RoleRequirement,
+  /** The servers of the URL's list that answered as primaries (ServerFinder.primaries), when asked. */
+  listedPrimaries: readonly string[] | null = null,
+): ReplicationJudgement {
   if (replication === null) {
     // SQLite: one embedded file, writable, nothing to fail over to
     const problems = require === undefined || require === "primary" ? [] : [`--require ${require}: SQLite has no standbys`];
@@ -55,6 +61,12 @@ export function judgeReplication(replication: Replication | null, target: Target
   const synchronous = streaming.filter((standby) => standby.syncState === "sync" || standby.syncState === "quorum");
   const commitsWait = !["local", "off"].includes(replication.synchronousCommit);
   if (require === "standby") problems.push(`--require standby: ${where} is a primary`);
+  if (listedPrimaries !== null && listedPrimaries.length > 1) {
+    // an old primary back after a failover, not fenced: each takes writes, and the ledgers part
+    problems.push(
+      `split brain: ${listedPrimaries.join(" and ")} ${listedPrimaries.length === 2 ? "both" : "all"} take writes (not in recovery); briefdb writes to the first of the URL's list that answers (${server ?? "this server"}), which may be the old primary: stop or rebuild the old primary as a standby (pg_rewind)`,
+    );
+  }
   if (require === "sync" && synchronous.length === 0) {
     problems.push(`--require sync: no synchronous standby streams from ${where}: a failover may lose commits it acknowledged`);
   }

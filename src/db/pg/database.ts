@@ -100,6 +100,8 @@ const CONNECTION_LOST_CODES = new Set([
   "08003",
   "08006",
   "08007",
+  // protocol_violation, or a server that answers but not as PostgreSQL (../driver-errors.ts): what
+  // was sent may have run, as far as briefdb can tell
   "08P01",
 ]);
 const AUTH_CODES = new Set(["28P01", "28000"]);
@@ -124,7 +126,8 @@ export class PgDatabase implements PgBriefDatabase {
   readonly dialect = "postgresql" as const;
   readonly migrationsFolder = migrationsFolderOf("pg");
   readonly time = pgTime;
-  readonly inspector = new PgInspector(this);
+  // the finder is set in the constructor, after this field: asked when health asks
+  readonly inspector = new PgInspector(this, () => (this.finder !== undefined && this.finder.listsSeveral() ? this.finder.primaries() : undefined));
   readonly schemaChanges: PgSchemaChanges;
   /** The pool behind the gate (pool-gate.ts): every query and transaction of briefdb's goes through it. */
   readonly client: postgres.Sql;

@@ -27,7 +27,15 @@ const NOT_INSTALLED_HINT =
   "pg_stat_statements is not installed in this database: add pg_stat_statements to shared_preload_libraries, restart, then CREATE EXTENSION pg_stat_statements";
 
 export class PgInspector implements QueryInspector {
-  constructor(private readonly db: Executor) {}
+  constructor(
+    private readonly db: Executor,
+    /** The servers of the URL's list that answer as primaries; undefined when the URL names one server and asks no role. */
+    private readonly primariesListed: () => Promise<string[]> | undefined = () => undefined,
+  ) {}
+
+  async listedPrimaries(): Promise<readonly string[] | null> {
+    return (await this.primariesListed()) ?? null;
+  }
 
   readPlan(plan: readonly string[]): PlanReading {
     return readPlanLines(plan, PATTERNS);

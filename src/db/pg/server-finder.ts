@@ -53,6 +53,11 @@ export class ServerFinder {
     return target.socketDir === undefined && (target.hosts.length > 1 || target.targetSessionAttrs !== "any");
   }
 
+  /** Whether the URL lists more than one server. */
+  listsSeveral(): boolean {
+    return this.target.hosts.length > 1;
+  }
+
   /** Connections being made fail at once from now on (the database is closing). */
   stop(): void {
     this.stopped = true;
@@ -90,14 +95,19 @@ export class ServerFinder {
     }
     const hosts = this.target.hosts;
     const attrs = this.target.targetSessionAttrs;
+    // what each server said when last asked: the verdict when the timeout passes, a round cut
+    // short by it keeping what the round before heard from the servers it could not ask in full
+    let said: Array<Answer | undefined> = [];
     for (;;) {
       const answers: Answer[] = [];
       for (const [index, host] of hosts.entries()) {
         this.refuseIfStopped();
+        // the timeout bounds the whole search
+        if (answers.length > 0 && Date.now() >= deadline) throw this.noneFits(lastSaid(said, answers));
         // a server that takes the connection and never answers (a frozen machine, a dropped
-        // route) keeps at most its share of the timeout: the next one is still tried, as libpq's
-        // connect_timeout is per host
-        const answer = await this.ask(host, Math.min(deadline, Date.now() + this.perServerMs()));
+        // route) keeps at most its share of what remains of the timeout, the servers after it
+        // in the round sharing the rest: each is tried, as libpq's connect_timeout is per host
+        const answer = await this.ask(host, Date.now() + (deadline - Date.now()) / (hosts.length - index));
         answers.push(answer);
         if ("error" in answer && DECISIVE_CODES.has(errorCode(answer.error) ?? "")) throw answer.error;
         if ("role" in answer && fits(attrs, answer.role)) return this.take(index, deadline);
@@ -105,18 +115,38 @@ export class ServerFinder {
       // prefer-standby: no standby answered, the first primary that did will do
       const fallback = attrs === "prefer-standby" ? answers.findIndex((answer) => "role" in answer) : -1;
       if (fallback >= 0) return this.take(fallback, deadline);
-      if (Date.now() + ROUND_PAUSE_MS >= deadline) throw this.noneFits(answers);
+      said = lastSaid(said, answers);
+      if (Date.now() + ROUND_PAUSE_MS >= deadline) throw this.noneFits(said);
       await new Promise((resolve) => setTimeout(resolve, ROUND_PAUSE_MS));
     }
   }
 
-  /** How long one server may take to answer: its share of the timeout, at least MIN_ANSWER_MS. */
+  /**
+   * Every server of the list that answers as a primary (not in recovery), each asked on a
+   * connection of its own, all at once, within half the connect timeout (health asks this beside
+   * its other checks, under a readiness probe's deadline). Two or more is a split brain: an old
+   * primary back after a failover, not fenced, takes writes too; a server that does not answer in
+   * time (down, frozen) is left out.
+   */
+  async primaries(): Promise<string[]> {
+    const deadline = Date.now() + this.timeoutMs / 2;
+    const answers = await Promise.all(this.target.hosts.map((host) => this.ask(host, deadline)));
+    return this.target.hosts
+      .filter((_, i) => {
+        const answer = answers[i];
+        return answer !== undefined && "role" in answer && answer.role === "primary";
+      })
+      .map((host) => (host.host.includes(":") ? `[${host.host}]:${host.port}` : `${host.host}:${host.port}`));
+  }
+
+  /** How long the server last found may take to take a connection: its share of the timeout, at least MIN_ANSWER_MS. */
   private perServerMs(): number {
     return Math.max(MIN_ANSWER_MS, this.timeoutMs / this.target.hosts.length);
   }
 
   private async take(index: number, deadline: number): Promise<Socket> {
-    const socket = await this.open(this.target.hosts[index] as PgHost, deadline);
+    // the server just answered: found as the timeout ends, it is still given a moment to connect
+    const socket = await this.open(this.target.hosts[index] as PgHost, Math.max(deadline, Date.now() + MIN_ANSWER_MS));
     this.known = index;
     return this.watched(socket);
   }
@@ -129,12 +159,10 @@ export class ServerFinder {
 
   /** The server's role, asked on a connection of its own (the pool's credentials and TLS); or why it could not say. */
   private async ask(host: PgHost, deadline: number): Promise<Answer> {
-    if (this.target.targetSessionAttrs === "any") {
-      // any server that answers: the first that takes a connection
-      const socket = await this.open(host, deadline).then((s) => (s.destroy(), undefined), (error: unknown) => error);
-      return socket === undefined ? { role: "primary" } : { error: socket };
-    }
-    const seconds = Math.max(MIN_ANSWER_MS, deadline - Date.now()) / 1000;
+    // asked even when any server will do (target_session_attrs=any): a server that takes the TCP
+    // connection and then says nothing, or something that is not PostgreSQL, is passed over for
+    // the next, as libpq does, where a TCP connection alone took it and every call failed
+    const seconds = Math.max(1, deadline - Date.now()) / 1000;
     const probe = postgres({
       ...this.probeOptions,
       host: [host.host] as unknown as string,
@@ -180,17 +208,18 @@ export class ServerFinder {
     if (this.stopped) throw new BriefdbError("CLOSED", `${this.target.display} is closed: the connection was not made; nothing changed`);
   }
 
-  private noneFits(answers: readonly Answer[]): BriefdbError {
+  private noneFits(answers: ReadonlyArray<Answer | undefined>): BriefdbError {
     const attrs = this.target.targetSessionAttrs;
     const said = answers
       .map((answer, i) => {
         const host = this.target.hosts[i] as PgHost;
+        if (answer === undefined) return `${host.host}:${host.port} was not asked (the timeout passed)`;
         return `${host.host}:${host.port} ${"role" in answer ? `is a ${answer.role}` : `did not answer (${rootMessage(answer.error)})`}`;
       })
       .join("; ");
     const seconds = this.timeoutMs / 1000;
     const wantsPrimary = attrs === "read-write" || attrs === "primary";
-    if (wantsPrimary && answers.some((answer) => "role" in answer && answer.role === "standby")) {
+    if (wantsPrimary && answers.some((answer) => answer !== undefined && "role" in answer && answer.role === "standby")) {
       return new BriefdbError(
         "READ_ONLY",
         `no server of ${this.target.display} took writes within ${seconds} s (${said}); nothing was sent, nothing changed`,
@@ -203,6 +232,19 @@ export class ServerFinder {
       "check that the servers are running and the URL lists them all (--db, DATABASE_URL)",
     );
   }
+}
+
+/**
+ * What each server said last: this round's answers, and for a server this round did not ask, or
+ * whose question the timeout cut short, what it said the round before (a standby that answered a
+ * moment ago is still a standby: "no primary", not "no server").
+ */
+function lastSaid(before: ReadonlyArray<Answer | undefined>, now: readonly Answer[]): Array<Answer | undefined> {
+  return Array.from({ length: Math.max(before.length, now.length) }, (_, i) => {
+    const answer = now[i];
+    const cutShort = answer !== undefined && "error" in answer && errorCode(answer.error) === "CONNECT_TIMEOUT";
+    return answer === undefined || (cutShort && before[i] !== undefined) ? before[i] : answer;
+  });
 }
 
 /** Whether a server with `role` is the one the URL asks for, as libpq reads target_session_attrs. */

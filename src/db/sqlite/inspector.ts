@@ -37,6 +37,10 @@ export class SqliteInspector implements QueryInspector {
     return null;
   }
 
+  async listedPrimaries(): Promise<null> {
+    return null;
+  }
+
   async serverStatements(): Promise<ServerStatements | null> {
     return null;
   }
