@@ -18,6 +18,7 @@ import { destroyTest, initTest, type TestContext } from "./support/setup.js";
 type Json = Record<string, any>;
 
 const LOST_STATEMENT_APP = resolve(import.meta.dirname, "support/lost-statement-app.mjs");
+const GAP_STATEMENT_APP = resolve(import.meta.dirname, "support/gap-statement-app.mjs");
 
 /** `briefdb serve --json` started through the built CLI; resolves once it printed its first JSON object. */
 async function serve(args: readonly string[]) {
@@ -87,8 +88,32 @@ describe("postgresql: a server frozen mid-TCP", () => {
       proxy.cut();
       expect(await exited, stderr).toBe(0); // by itself: nothing was left open
       const [, last] = stdout.trim().split("\n");
-      // the statement is answered by close() (its connection destroyed), not left pending
-      expect(JSON.parse(last!)).toEqual({ closedCleanly: true, statement: "CONNECTION_DESTROYED" });
+      // the statement is answered as its connection closes (lost with it), not left pending
+      expect(JSON.parse(last!)).toEqual({ closedCleanly: true, statement: "CONNECTION_CLOSED" });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it.each(["nobatch", "batch"])("%s: a deduct and a read sent between the reset and the close are answered by themselves, without close(): OUTCOME_UNKNOWN, a lost connection", async (mode) => {
+    // postgres.js 3.4.9 left them pending until end() destroyed the connection: a library user's
+    // deduct hung for as long as the database stayed open (the app never printed its line)
+    const proxy = await startFreezableProxy(t.url);
+    try {
+      const app = spawn(process.execPath, [GAP_STATEMENT_APP, proxy.url, mode], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      app.stderr.on("data", (chunk) => (stderr += String(chunk)));
+      const exited = new Promise<number | null>((resolve) => app.on("exit", (code) => resolve(code)));
+      await new Promise<void>((resolve, reject) => {
+        app.stdout.on("data", (chunk) => ((stdout += String(chunk)), stdout.startsWith("ready\n") && resolve()));
+        void exited.then((code) => reject(new Error(`the app exited ${code}: ${stderr}`)));
+      });
+      proxy.cut();
+      expect(await exited, stderr).toBe(0);
+      const [, last] = stdout.trim().split("\n");
+      // the deduct may have been written before the connection went: never "nothing changed"
+      expect(JSON.parse(last!)).toEqual({ deduct: "OUTCOME_UNKNOWN", read: "CONNECTION_CLOSED", errorFields: [] });
     } finally {
       await proxy.close();
     }

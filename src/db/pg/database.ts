@@ -44,7 +44,7 @@ import { watchTransactions } from "./dead-connection.js";
 import * as schema from "./schema.js";
 import { pgTime } from "./time.js";
 import { OWN_SCHEMA, PgSchemaChanges, pinOwnSchema, type SessionConnection } from "./schema-changes.js";
-import { PoolGate } from "./pool-gate.js";
+import { PoolGate, type WatchedPoolOptions } from "./pool-gate.js";
 import { PoolerDetection, poolerAware } from "./pooler.js";
 import { inPooledTransaction } from "./pooled-session.js";
 import { ServerFinder } from "./server-finder.js";
@@ -167,6 +167,8 @@ export class PgDatabase implements PgBriefDatabase {
       waitMs: options.poolTimeoutMs ?? DEFAULT_POOL_TIMEOUT_MS,
       display: target.display,
     });
+    // our own pool: a statement whose connection closed unanswered fails at once (pool-gate.ts)
+    if (this.ownsConnection) this.gate.watchConnections(this.raw.options as unknown as WatchedPoolOptions);
     this.client = this.gate.sql(this.raw, true);
     this.pooler = client === undefined ? new PoolerDetection(this.client, lockTimeoutOf(options)) : undefined;
     // through a transaction pooler, each statement and transaction carries its lock bound (pooler.ts)
@@ -459,7 +461,8 @@ export class PgDatabase implements PgBriefDatabase {
     // stdio): a connection still waiting to reconnect to a server that is gone holds no socket,
     // and neither does one postgres.js left a statement on after its socket was reset — it never
     // answers a statement sent between the socket's 'error' and its 'close' (3.4.9), which under
-    // load the dashboard's sampler did, and serve said it could not close the connection
+    // load the dashboard's sampler did, and serve said it could not close the connection (the
+    // gate fails such a statement when the connection closes, on our own pool; not on an app's)
     this.closedCleanly = (stopped && closed) || (this.target.socketDir === undefined && !(await tcpSocketsOpen()));
   }
 }

@@ -23,6 +23,16 @@ interface GatedQuery {
   reject(error: unknown): void;
   cancelled: unknown;
   cancel(): void;
+  /** postgres.js sets it as it sends the query: its connection's backend ({ pid, secret }), one object per connection for the pool's life. */
+  state?: object | null;
+  /** Its SQL, which postgres.js sets as it builds the query, just before it calls its debug hook. */
+  string?: unknown;
+}
+
+/** The pool's options as the connection watch hooks into them: postgres.js reads both when it calls them. */
+export interface WatchedPoolOptions {
+  debug?: unknown;
+  onclose?: unknown;
 }
 
 interface Waiter {
@@ -55,6 +65,11 @@ export class PoolGate {
   /** How many connections the caller's enclosing transactions hold. */
   private readonly held = new AsyncLocalStorage<number>();
   private closed = false;
+  /** Which connection (postgres.js's id) each backend object (a query's `state`) belongs to. */
+  private readonly connectionOf = new WeakMap<object, number>();
+  /** The query being handed to postgres.js now, while the connection watch is on. */
+  private sending: GatedQuery | undefined;
+  private watching = false;
 
   constructor(private readonly options: PoolGateOptions) {}
 
@@ -115,6 +130,52 @@ export class PoolGate {
     }
   }
 
+  /**
+   * A statement still unanswered when the connection it went out on closes fails at once as a lost
+   * connection (CONNECTION_CLOSED). postgres.js 3.4.9 never answers one sent between its socket's
+   * reset ('error', when it finds nothing in flight to fail) and its 'close' (which fails nothing
+   * after an error): the connection is still listed open in that gap, and the statement stayed
+   * pending until end() destroyed the connection — for ever for a caller that never closes.
+   * postgres.js does not say which connection a query went to. Its debug hook does, called with the
+   * connection's id as a query is built (its `state`, the connection's backend object, set just
+   * before); onclose names the connection that closed. The hook is shown to postgres.js only while
+   * the gate hands it a query, once that query's SQL is built: a hook shown at any other time would
+   * make the fields of driver errors enumerable (the query's parameters among them). A statement
+   * sent on a connection while it is being made is built later, and not mapped by it; any one sent
+   * on it later maps the connection for its life, as the gap's own does. briefdb's own pool only.
+   */
+  watchConnections(options: WatchedPoolOptions): void {
+    this.watching = true;
+    const { debug, onclose } = options;
+    const hook = (id: number) => {
+      const query = this.sending;
+      this.sending = undefined;
+      if (query?.state != null) this.connectionOf.set(query.state, id);
+    };
+    Object.defineProperty(options, "debug", { configurable: true, enumerable: true, get: () => (this.sending?.string === undefined ? debug : hook) });
+    options.onclose = (id: number) => {
+      if (typeof onclose === "function") (onclose as (id: number) => void)(id);
+      this.connectionClosed(id);
+    };
+  }
+
+  /** `dispatch(query)`, with the connection watch told which query postgres.js builds meanwhile. */
+  private send(query: GatedQuery, dispatch: (query: GatedQuery) => void): void {
+    if (!this.watching) return dispatch(query);
+    this.sending = query;
+    try {
+      dispatch(query);
+    } finally {
+      this.sending = undefined;
+    }
+  }
+
+  private connectionClosed(id: number): void {
+    for (const query of [...this.running]) {
+      if (query.state != null && this.connectionOf.get(query.state) === id) query.reject(lostWithConnection(this.options.display));
+    }
+  }
+
   private refusal(refuseDeadlock: boolean): BriefdbError | undefined {
     if (this.closed) return databaseClosed(this.options.display);
     if (refuseDeadlock && (this.held.getStore() ?? 0) >= this.options.size) return this.deadlock();
@@ -132,7 +193,7 @@ export class PoolGate {
         // cancelled while it waited here: postgres.js has rejected it already, and never sent it
         if (query.cancelled) return;
         this.track(query);
-        dispatch(query);
+        this.send(query, dispatch);
       };
       if (this.reserved < this.options.size) return go();
       this.wait({ reserves: false, go, refuse: (error) => query.reject(error) });
@@ -149,7 +210,7 @@ export class PoolGate {
     const count: GatedQuery["handler"] = (query) => {
       this.track(query);
       owned.add(query);
-      dispatch(query);
+      this.send(query, dispatch);
     };
     count.debug = dispatch.debug;
     made.handler = count;
@@ -303,6 +364,11 @@ export class PoolGate {
       "inside the operation use tx (or { transaction: tx }) instead of db, or open the database with a larger poolSize",
     );
   }
+}
+
+/** A statement whose connection closed before it was answered: driver-like, read as a lost connection (it may have run). */
+function lostWithConnection(display: string): Error {
+  return Object.assign(new Error(`write CONNECTION_CLOSED ${display}: the connection closed before the statement was answered`), { code: "CONNECTION_CLOSED" });
 }
 
 function isQuery(value: unknown): value is GatedQuery {
