@@ -11,8 +11,9 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, captureHold, holdTokens, releaseHold, startSidecar, type Sidecar } from "../src/index.js";
 import { sql } from "drizzle-orm";
-import { cli, DIALECTS, spawnCli } from "./support/databases.js";
+import { cli, DIALECTS } from "./support/databases.js";
 import { destroyTest, initTest, newUser, type TestContext } from "./support/setup.js";
+import { startServe } from "./support/serve.js";
 
 export const CHROMIUM = process.env.BRIEFDB_CHROMIUM ?? "/usr/bin/chromium";
 export const ARTIFACTS = resolve(import.meta.dirname, "../test-artifacts");
@@ -52,27 +53,9 @@ async function api(base: string, panel: string, headers: Record<string, string> 
   return (await (await fetch(`${base}/api/${panel}`, { headers })).json()) as Json;
 }
 
-/** `briefdb serve` through the built CLI; resolves once it printed its one JSON object. */
 async function serve(args: readonly string[]) {
-  const child = spawnCli(["serve", "--port", "0", "--json", ...args]);
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += String(chunk)));
-  const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
-  const started = await new Promise<Json>((done, fail) => {
-    child.stdout.on("data", (chunk) => {
-      stdout += String(chunk);
-      if (stdout.includes("\n")) done(JSON.parse(stdout));
-    });
-    void exited.then((code) => fail(new Error(`serve exited ${code}: ${stderr}`)));
-  });
-  return {
-    base: started.url as string,
-    stop: async () => {
-      child.kill("SIGTERM");
-      expect(await exited).toBe(0);
-    },
-  };
+  const server = await startServe(args);
+  return { base: server.base, stop: async () => expect(await server.stop()).toBe(0) };
 }
 
 /** A little of everything the panels show: users (one named by markup), each operation, a refusal, slow samples. */

@@ -12,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, captureHold, holdTokens, monitorQuery, flushQueryLog, openDatabase } from "../src/index.js";
 import { createDashboard, DASHBOARD_CSP, type Dashboard } from "../src/core/dashboard/handler.js";
 import { holdIdAt } from "../src/core/dashboard/live.js";
-import { cli, DIALECTS, spawnCli } from "./support/databases.js";
+import { cli, DIALECTS } from "./support/databases.js";
 import { destroyTest, initTest, newUser, type TestContext } from "./support/setup.js";
+import { startServe } from "./support/serve.js";
 
 const HOSTILE = "<img src=x onerror=alert(1)>";
 const TOKEN = "dashboard-test-token-0123456789";
@@ -222,22 +223,7 @@ describe("the dashboard's safety", () => {
   });
 });
 
-/** `briefdb serve` started through the built CLI; resolves once it printed its one JSON object. */
-async function serve(args: readonly string[], env?: Record<string, string | undefined>) {
-  const child = spawnCli(["serve", "--port", "0", "--json", ...args], env);
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += String(chunk)));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const started = await new Promise<Json>((resolve, reject) => {
-    child.stdout.on("data", (chunk) => {
-      stdout += String(chunk);
-      if (stdout.includes("\n")) resolve(JSON.parse(stdout));
-    });
-    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-  });
-  return { child, started, exited, stderr: () => stderr };
-}
+const serve = startServe;
 
 describe("briefdb serve: the dashboard", () => {
   let t: TestContext;

@@ -19,9 +19,10 @@ import {
 } from "../src/index.js";
 import { MAX_QUERY_NAMES, OTHER_QUERY_NAME } from "../src/core/health/metrics.js";
 import { sql } from "drizzle-orm";
-import { cli, DIALECTS, freshDatabase, spawnCli } from "./support/databases.js";
+import { cli, DIALECTS, freshDatabase } from "./support/databases.js";
 import { openHolder, untilWaiting } from "./support/locks.js";
 import { newUser } from "./support/setup.js";
+import { startServe } from "./support/serve.js";
 
 /** Prometheus text exposition → "name{labels}" → value (comments skipped). */
 function parseExposition(text: string): Map<string, number> {
@@ -39,19 +40,8 @@ const get = (handler: (r: Request) => Promise<Response>, method = "GET") => hand
 
 /** Starts `briefdb serve` and resolves once it printed its one JSON object. */
 async function serve(args: readonly string[]) {
-  const child = spawnCli(["serve", "--port", "0", "--json", ...args]);
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += String(chunk)));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const started = await new Promise<Record<string, any>>((resolve, reject) => {
-    child.stdout.on("data", (chunk) => {
-      stdout += String(chunk);
-      if (stdout.includes("\n")) resolve(JSON.parse(stdout));
-    });
-    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-  });
-  return { child, started, exited, output: () => ({ stdout, stderr }) };
+  const server = await startServe(args);
+  return { ...server, output: () => ({ stdout: server.stdout(), stderr: server.stderr() }) };
 }
 
 describe.each(DIALECTS)("%s: health and metrics handlers", (dialect) => {

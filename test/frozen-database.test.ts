@@ -11,29 +11,17 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDashboard } from "../src/core/dashboard/handler.js";
 import { openDatabase } from "../src/index.js";
-import { DIALECTS, spawnCli } from "./support/databases.js";
+import { DIALECTS } from "./support/databases.js";
 import { startFreezableProxy } from "./support/frozen-proxy.js";
 import { destroyTest, initTest, type TestContext } from "./support/setup.js";
+import { startServe } from "./support/serve.js";
 
 type Json = Record<string, any>;
 
 const LOST_STATEMENT_APP = resolve(import.meta.dirname, "support/lost-statement-app.mjs");
 const GAP_STATEMENT_APP = resolve(import.meta.dirname, "support/gap-statement-app.mjs");
 
-/** `briefdb serve --json` started through the built CLI; resolves once it printed its first JSON object. */
-async function serve(args: readonly string[]) {
-  const child = spawnCli(["serve", "--port", "0", "--json", ...args]);
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += String(chunk)));
-  child.stdout.on("data", (chunk) => (stdout += String(chunk)));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const started = await new Promise<Json>((resolve, reject) => {
-    child.stdout.on("data", () => stdout.includes("\n") && resolve(JSON.parse(stdout.split("\n")[0]!)));
-    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-  });
-  return { child, started, exited, stdout: () => stdout, stderr: () => stderr };
-}
+const serve = startServe;
 
 describe.each(DIALECTS)("%s: db.close() says whether it closed everything", (dialect) => {
   it("a database that answers is closed cleanly", async () => {

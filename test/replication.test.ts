@@ -12,7 +12,8 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, healthHandler, holdTokens, openDatabase, type BriefDatabase } from "../src/index.js";
 import { startReplicaSet, type ReplicaSet } from "../harness/replica-set.mjs";
-import { cli, freshDatabase, spawnCli } from "./support/databases.js";
+import { cli, freshDatabase } from "./support/databases.js";
+import { startServe } from "./support/serve.js";
 import { newUser } from "./support/setup.js";
 
 const PASSWORD = "replica-pw";
@@ -164,20 +165,11 @@ describe("a primary and its standby", () => {
     } finally {
       await onStandby.close();
     }
-    const child = spawnCli(["serve", "--port", "0", "--json", "--require", "primary", "--db", standby]);
+    const server = await startServe(["--require", "primary", "--db", standby]);
     try {
-      const started = await new Promise<Record<string, any>>((resolve, reject) => {
-        let stdout = "";
-        child.stdout.on("data", (chunk) => {
-          stdout += String(chunk);
-          if (stdout.includes("\n")) resolve(JSON.parse(stdout));
-        });
-        child.on("exit", (code) => reject(new Error(`serve exited ${code}`)));
-      });
-      const ready = await fetch(`${started.url}/readyz`);
-      expect(ready.status).toBe(503);
+      expect((await fetch(`${server.base}/readyz`)).status).toBe(503);
     } finally {
-      child.kill("SIGTERM");
+      await server.stop();
     }
   });
 });

@@ -8,8 +8,9 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DASHBOARD_CSP } from "../src/core/dashboard/handler.js";
 import { startSidecar, type Sidecar } from "../src/core/health/sidecar.js";
-import { DIALECTS, spawnCli } from "./support/databases.js";
+import { DIALECTS } from "./support/databases.js";
 import { destroyTest, initTest, type TestContext } from "./support/setup.js";
+import { startServe } from "./support/serve.js";
 
 /** One raw exchange on a fresh connection: `head` is sent as it is; the whole answer, once the server closed. */
 function exchange(port: number, head: string): Promise<string> {
@@ -122,20 +123,7 @@ describe("serve's sidecar and a slowloris", () => {
   });
 });
 
-/** `briefdb serve --json` through the built CLI; resolves once it printed its first JSON object. */
-async function serve(args: readonly string[]) {
-  const child = spawnCli(["serve", "--port", "0", "--json", ...args]);
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += String(chunk)));
-  child.stdout.on("data", (chunk) => (stdout += String(chunk)));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const started = await new Promise<Record<string, any>>((resolve, reject) => {
-    child.stdout.on("data", () => stdout.includes("\n") && resolve(JSON.parse(stdout.split("\n")[0]!)));
-    void exited.then((code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-  });
-  return { child, port: started.port as number, exited, stdout: () => stdout, stderr: () => stderr };
-}
+const serve = startServe;
 
 /** Resolves once nothing listens on `port` any more (the server began to close). */
 async function untilRefused(port: number): Promise<void> {

@@ -12,29 +12,15 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { atomicTokenOperation, openDatabase, type BriefDatabase } from "../src/index.js";
 import { startReplicaSet, type ReplicaSet } from "../harness/replica-set.mjs";
-import { cli, spawnCli } from "./support/databases.js";
+import { cli } from "./support/databases.js";
 import { newUser } from "./support/setup.js";
+import { startServe } from "./support/serve.js";
 
 const PASSWORD = "switch-pw";
 /** The key of migrate's advisory lock (src/db/pg/database.ts), as briefdb sends it. */
 const MIGRATION_LOCK_KEY = String(0x62726965666462);
 
-/** `briefdb serve` on `url`; its base URL once it printed its one JSON object, and its process. */
-async function serve(url: string) {
-  const child = spawnCli(["serve", "--port", "0", "--json", "--db", url, "--timeout", "1500"]);
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += String(chunk)));
-  const base = await new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", (chunk) => {
-      stdout += String(chunk);
-      if (stdout.includes("\n")) resolve(String(JSON.parse(stdout).url));
-    });
-    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-  });
-  const stopped = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { base, stop: () => (child.kill("SIGTERM"), stopped) };
-}
+const serve = (url: string) => startServe(["--db", url, "--timeout", "1500"]);
 
 /** The call's outcome, or "still waiting" when it has not ended long after every timeout involved. */
 async function endsOrWaits<T>(call: Promise<T>): Promise<T | "still waiting"> {
