@@ -13,7 +13,7 @@ import { writeAsAppBeforeHolds } from "../harness/busy-ledger.mjs";
 import { newId } from "../src/core/ids.js";
 import { PG_DEDUCT_STATEMENT } from "../src/db/pg/ledger.js";
 import { atomicTokenOperation, captureHold, holdTokens, openDatabase, verifyLedger, withTransaction, type BriefDatabase } from "../src/index.js";
-import { DIALECTS } from "./support/databases.js";
+import { cli, DIALECTS } from "./support/databases.js";
 import { destroyTest, initTest, newUser } from "./support/setup.js";
 
 describe.each(DIALECTS)("%s: ledger order", (dialect) => {
@@ -218,10 +218,11 @@ describe.each(DIALECTS)("%s: ledger order", (dialect) => {
 });
 
 describe.each(DIALECTS)("%s: tokens verify checks the ledger's order", (dialect) => {
+  let url: string;
   let db: BriefDatabase;
 
   beforeAll(async () => {
-    ({ db } = await initTest(dialect));
+    ({ url, db } = await initTest(dialect));
   });
   afterAll(() => destroyTest(db));
 
@@ -263,6 +264,95 @@ describe.each(DIALECTS)("%s: tokens verify checks the ledger's order", (dialect)
     } finally {
       await removeUser("swapped-then");
     }
+  });
+
+  /** Runs `body` with this database's record of migration 0003 saying it was applied at `at` (or not at all), then puts it back. */
+  async function withOrderingMigrationAppliedAt(at: Date | null, body: () => Promise<void>): Promise<void> {
+    const tag = "0003_ledger_stamped_at_insert";
+    const [record] = await db.all<{ hash: string; applied_at: number | string }>(sql`SELECT hash, applied_at FROM briefdb_migrations WHERE tag = ${tag}`);
+    if (record === undefined) throw new Error(`${tag} is not recorded`);
+    if (at === null) await db.run(sql`DELETE FROM briefdb_migrations WHERE tag = ${tag}`);
+    else await db.run(sql`UPDATE briefdb_migrations SET applied_at = ${at.getTime()} WHERE tag = ${tag}`);
+    try {
+      await body();
+    } finally {
+      if (at === null) await db.run(sql`INSERT INTO briefdb_migrations (tag, hash, applied_at) VALUES (${tag}, ${record.hash}, ${Number(record.applied_at)})`);
+      else await db.run(sql`UPDATE briefdb_migrations SET applied_at = ${Number(record.applied_at)} WHERE tag = ${tag}`);
+    }
+  }
+
+  // a rolling upgrade: an older briefdb kept writing after 2026-12-06, and this database applied
+  // the ordering migration on 2027-01-10; the cutoff is that application, not a date briefdb names
+  it("a database that applied the ordering migration later: rows out of order before it are legacy, rows after it a violation", async () => {
+    await withOrderingMigrationAppliedAt(new Date("2027-01-10T00:00:00Z"), async () => {
+      try {
+        await swappedDeducts("swapped-before-migrate", Date.parse("2027-01-05T12:00:00Z"));
+        const before = await verifyLedger(db);
+        expect(before.ok).toBe(true);
+        expect(before.outOfOrder).toEqual([
+          {
+            userId: "swapped-before-migrate",
+            rows: 2,
+            firstAt: new Date("2027-01-05T11:59:59.999Z"),
+            lastAt: new Date("2027-01-05T12:00:00Z"),
+            legacy: true,
+          },
+        ]);
+        expect(before.orderedSince).toEqual(new Date("2027-01-10T00:00:00Z"));
+        await swappedDeducts("swapped-after-migrate", Date.parse("2027-01-10T00:00:00.500Z"));
+        const after = await verifyLedger(db);
+        expect(after.ok).toBe(false);
+        expect(after.drifting).toEqual([]);
+        expect(after.outOfOrder).toEqual([
+          expect.objectContaining({ userId: "swapped-after-migrate", rows: 2, legacy: false }),
+          expect.objectContaining({ userId: "swapped-before-migrate", rows: 2, legacy: true }),
+        ]);
+      } finally {
+        await removeUser("swapped-before-migrate");
+        await removeUser("swapped-after-migrate");
+      }
+    });
+  });
+
+  it("CLI: tokens verify names when this database applied the ordering migration, in the note and as orderedSince", async () => {
+    await withOrderingMigrationAppliedAt(new Date("2027-01-10T00:00:00Z"), async () => {
+      try {
+        await swappedDeducts("swapped-cli", Date.parse("2027-01-05T12:00:00Z"));
+        const human = await cli(["tokens", "verify", "--db", url]);
+        expect([human.code, human.stderr]).toEqual([0, ""]);
+        expect(human.stdout).toContain("stamped before this database applied migration 0003 (2027-01-10T00:00:00.000Z)");
+        expect(human.stdout).toContain("swapped-cli");
+        const json = await cli(["tokens", "verify", "--db", url, "--json"]);
+        expect(json.code).toBe(0);
+        expect(json.json).toMatchObject({ ok: true, orderedSince: "2027-01-10T00:00:00.000Z", outOfOrder: [{ userId: "swapped-cli", legacy: true }] });
+      } finally {
+        await removeUser("swapped-cli");
+      }
+    });
+  });
+
+  it("a database that applied the ordering migration early: rows out of order after it are a violation, whatever their date", async () => {
+    await withOrderingMigrationAppliedAt(new Date("2026-11-01T00:00:00Z"), async () => {
+      try {
+        await swappedDeducts("swapped-since-early", Date.parse("2026-11-20T12:00:00Z"));
+        const report = await verifyLedger(db);
+        expect(report.ok).toBe(false);
+        expect(report.outOfOrder).toEqual([expect.objectContaining({ userId: "swapped-since-early", legacy: false })]);
+      } finally {
+        await removeUser("swapped-since-early");
+      }
+    });
+  });
+
+  it("a database with no record of the ordering migration is refused (NOT_MIGRATED), not passed as all legacy", async () => {
+    await withOrderingMigrationAppliedAt(null, async () => {
+      try {
+        await swappedDeducts("swapped-unrecorded", Date.now());
+        await expect(verifyLedger(db)).rejects.toMatchObject({ code: "NOT_MIGRATED", message: expect.stringContaining("0003_ledger_stamped_at_insert") });
+      } finally {
+        await removeUser("swapped-unrecorded");
+      }
+    });
   });
 });
 

@@ -160,7 +160,7 @@ function verifyOutcome(report: VerifyReport): Outcome {
   return {
     ok: report.ok,
     ...(error ? { error } : {}),
-    data: { checked: report.checked, drifting: report.drifting, holdViolations: report.holdViolations, outOfOrder: report.outOfOrder },
+    data: { checked: report.checked, drifting: report.drifting, holdViolations: report.holdViolations, outOfOrder: report.outOfOrder, orderedSince: report.orderedSince },
     human: (ui) => {
       const parts: string[] = [];
       if (report.ok) {
@@ -184,7 +184,7 @@ function verifyOutcome(report: VerifyReport): Outcome {
         const rows = legacy.reduce((total, user) => total + user.rows, 0);
         parts.push(
           ui.colors.dim(
-            `note: ${rows} ledger row(s) of ${legacy.length} user(s), written by an older briefdb before it stamped rows in apply order, are out of history order; not a violation (docs/token-ledger.md): ${names(legacy)}`,
+            `note: ${rows} ledger row(s) of ${legacy.length} user(s), stamped before this database applied migration 0003 (${report.orderedSince.toISOString()}), from which rows are stamped in apply order, are out of history order; not a violation (docs/token-ledger.md): ${names(legacy)}`,
           ),
         );
       }

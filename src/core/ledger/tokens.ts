@@ -10,7 +10,7 @@ import { BriefdbError, firstLine } from "../../errors.js";
 import { assertAmount } from "./amount.js";
 import { toBriefdbError } from "../failures.js";
 import { checkHolds, type HoldViolation } from "./hold-checks.js";
-import { checkLedgerOrder, type LedgerOutOfOrder } from "./order-check.js";
+import { checkLedgerOrder, ledgerOrderedSince, type LedgerOutOfOrder } from "./order-check.js";
 import { whyNoRoom, whyNoRoomInBatch } from "./holds.js";
 import { newId } from "../ids.js";
 import { checkStoredText } from "./text-input.js";
@@ -211,10 +211,15 @@ export interface VerifyReport {
   readonly holdViolations: readonly HoldViolation[];
   /**
    * Users whose balance_after is not the running balance in history order (see checkLedgerOrder);
-   * those marked legacy (every such row written before briefdb stamped rows in apply order) are
-   * reported without failing the check.
+   * those marked legacy (every such row stamped before orderedSince) are reported without failing
+   * the check.
    */
   readonly outOfOrder: readonly LedgerOutOfOrder[];
+  /**
+   * When this database applied migration 0003_ledger_stamped_at_insert, from which briefdb (and an
+   * app's SQL that leaves created_at to the column) stamps ledger rows in apply order.
+   */
+  readonly orderedSince: Date;
 }
 
 /**
@@ -223,6 +228,8 @@ export interface VerifyReport {
  * the holds: held within the balance, one ledger row per captured hold, no capture over its hold.
  */
 export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
+  // first: a database that never applied the ordering migration is refused before any scan
+  const orderedSince = await ledgerOrderedSince(db);
   const [count] = await db.all<{ n: number | string }>(sql`SELECT count(*) AS n FROM users`);
   const rows = await db.all<{ id: string; token_balance: number | string; ledger_sum: number | string }>(sql`
     SELECT u.id, u.token_balance, COALESCE(l.total, 0) AS ledger_sum
@@ -236,9 +243,9 @@ export async function verifyLedger(db: BriefDatabase): Promise<VerifyReport> {
     return { userId: row.id, balance, ledgerSum, difference: balance - ledgerSum };
   });
   const holdViolations = await checkHolds(db);
-  const outOfOrder = await checkLedgerOrder(db);
+  const outOfOrder = await checkLedgerOrder(db, orderedSince);
   const ok = drifting.length === 0 && holdViolations.length === 0 && outOfOrder.every((user) => user.legacy);
-  return { ok, checked: Number(count?.n ?? 0), drifting, holdViolations, outOfOrder };
+  return { ok, checked: Number(count?.n ?? 0), drifting, holdViolations, outOfOrder, orderedSince };
 }
 
 function checkInput(userId: string, operation: TokenOperation, amount: number, reason: string, options: TokenOperationOptions): void {

@@ -76,6 +76,18 @@ export async function pendingMigrations(db: BriefDatabase): Promise<readonly Mig
   return (await appliedAndPending(db)).pending;
 }
 
+/**
+ * When the database applied migration `tag` (its briefdb_migrations record, the migrating
+ * machine's clock); undefined when the tag is not applied or there is no record table.
+ */
+export async function migrationAppliedAt(db: BriefDatabase, tag: string): Promise<Date | undefined> {
+  if (!(await db.tableExists(MIGRATIONS_TABLE))) return undefined;
+  const [row] = await db.all<{ applied_at: number | string }>(
+    sql`SELECT applied_at FROM ${recordTable(db, MIGRATIONS_TABLE)} WHERE tag = ${tag}`,
+  );
+  return row === undefined ? undefined : new Date(Number(row.applied_at));
+}
+
 /** The indexes the migration files create: the ones `migrate` may rebuild. */
 export async function ownIndexNames(db: BriefDatabase): Promise<Set<string>> {
   const shapes = await Promise.all(readMigrations(db.migrationsFolder).map((m) => db.schemaChanges.describe(m.statements)));
