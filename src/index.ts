@@ -1,7 +1,25 @@
-/** briefdb's public face: the library the CLI is a thin layer over. */
-import { clearTestData } from "./core/local/clear.js";
-import { seedTestData } from "./core/local/seed.js";
-import { compactDatabase } from "./core/local/compact.js";
+/**
+ * briefdb's public face: the library the CLI is a thin layer over. Every function here that talks
+ * to the database throws nothing but BriefdbErrors (docs/architecture.md, "Exit codes"): each is
+ * exported through throwingBriefdbErrors, which reads a driver's error by the database it was given.
+ */
+import { throwingBriefdbErrors as boundary } from "./core/failures.js";
+import * as clear from "./core/local/clear.js";
+import * as seed from "./core/local/seed.js";
+import * as compact from "./core/local/compact.js";
+import * as migrating from "./core/migrate/migrate.js";
+import * as records from "./core/migrate/records.js";
+import * as status from "./core/migrate/status.js";
+import * as hazards from "./core/migrate/hazards.js";
+import * as tokens from "./core/ledger/tokens.js";
+import * as holds from "./core/ledger/holds.js";
+import * as holdChecks from "./core/ledger/hold-checks.js";
+import * as users from "./core/ledger/users.js";
+import * as race from "./core/race/race.js";
+import * as httpRace from "./core/race/http-race.js";
+import * as slowQueries from "./core/queries/slow-queries.js";
+import * as probes from "./core/queries/probes.js";
+import * as listings from "./core/queries/listings.js";
 
 export { openDatabase, openTarget } from "./db/open.js";
 export type {
@@ -26,43 +44,45 @@ export { withTransaction } from "./core/ledger/transaction.js";
 export type { Result } from "./core/ledger/transaction.js";
 export { checkDatabaseHealth } from "./core/health/health.js";
 export type { HealthOptions, HealthReport, IntegrityStatus } from "./core/health/health.js";
-export { migrate } from "./core/migrate/migrate.js";
-export { assertMigrated, readMigrations } from "./core/migrate/records.js";
+export const migrate = boundary(migrating.migrate);
+export const assertMigrated = boundary(records.assertMigrated);
+export { readMigrations } from "./core/migrate/records.js";
 export type { MigrateResult, MigrateOptions, MigrateProgress } from "./core/migrate/result.js";
 export type { Migration, PartialMigration } from "./core/migrate/records.js";
-export { migrationStatus } from "./core/migrate/status.js";
+export const migrationStatus = boundary(status.migrationStatus);
 export type {
   InvalidIndexStatus,
   MigrationStatus,
   NotValidConstraintStatus,
   PartialMigrationStatus,
 } from "./core/migrate/status.js";
-export { checkPendingMigrations, DEFAULT_MAX_BLOCKING_ROWS } from "./core/migrate/hazards.js";
+export const checkPendingMigrations = boundary(hazards.checkPendingMigrations);
+export { DEFAULT_MAX_BLOCKING_ROWS } from "./core/migrate/hazards.js";
 export type { HazardReport, StatementHazard } from "./core/migrate/hazards.js";
 export type { LockHazard, InvalidIndex, IndexBuildProgress, NotValidConstraint, StatementKind } from "./db/schema-changes.js";
-export { atomicTokenOperation, applyTokenOperation, getBalance, getHistory, verifyLedger } from "./core/ledger/tokens.js";
+export { atomicTokenOperation } from "./core/ledger/tokens.js";
+export const applyTokenOperation = boundary(tokens.applyTokenOperation);
+export const getBalance = boundary(tokens.getBalance);
+export const getHistory = boundary(tokens.getHistory);
+export const verifyLedger = boundary(tokens.verifyLedger);
 export type { TokenOperationOptions, TokenOperationResult, VerifyReport, Drift, LedgerEntry, TokenOperation } from "./core/ledger/tokens.js";
-export {
-  holdTokens,
-  captureHold,
-  releaseHold,
-  listHolds,
-  applyHold,
-  applyCapture,
-  applyRelease,
-  getActiveHolds,
-  getAvailableBalance,
-} from "./core/ledger/holds.js";
+export { holdTokens, captureHold, releaseHold, listHolds } from "./core/ledger/holds.js";
+export const applyHold = boundary(holds.applyHold);
+export const applyCapture = boundary(holds.applyCapture);
+export const applyRelease = boundary(holds.applyRelease);
+export const getActiveHolds = boundary(holds.getActiveHolds);
+export const getAvailableBalance = boundary(holds.getAvailableBalance);
 export type { HoldOptions, HoldResult, SettlementResult, AvailableBalance, HoldRecord, HoldStatus } from "./core/ledger/holds.js";
-export { checkHolds } from "./core/ledger/hold-checks.js";
+export const checkHolds = boundary(holdChecks.checkHolds);
 export type { HoldViolation } from "./core/ledger/hold-checks.js";
 export type { LedgerOutOfOrder } from "./core/ledger/order-check.js";
 export { parseTtl, assertHoldId, DEFAULT_HOLD_TTL_SECONDS, MIN_HOLD_TTL_SECONDS, MAX_HOLD_TTL_SECONDS } from "./core/ledger/hold-input.js";
 export { parseAmount, MAX_AMOUNT } from "./core/ledger/amount.js";
-export { createUser, removeUser } from "./core/ledger/users.js";
+export const createUser = boundary(users.createUser);
+export const removeUser = boundary(users.removeUser);
 export type { NewUser } from "./core/ledger/users.js";
-export { runRaceTest } from "./core/race/race.js";
-export { runHttpRace } from "./core/race/http-race.js";
+export const runRaceTest = boundary(race.runRaceTest);
+export const runHttpRace = boundary(httpRace.runHttpRace);
 export type { HttpRaceOptions, HttpRaceReport, StatusClass, ClassLatency } from "./core/race/http-race.js";
 export { parseRequestTemplate, DEFAULT_BODY } from "./core/race/http-template.js";
 export type { RequestTemplate, RequestTemplateInput } from "./core/race/http-template.js";
@@ -80,19 +100,17 @@ export type { RaceOptions, RaceReport, Invariant } from "./core/race/race.js";
 export type { RaceStrategy } from "./core/race/deduct-racer.js";
 export { monitorQuery, flushQueryLog, DEFAULT_WARN_MS, DEFAULT_SLOW_MS } from "./core/queries/monitor.js";
 export type { MonitorOptions, MonitorLogger } from "./core/queries/monitor.js";
-export { slowQueryReport } from "./core/queries/slow-queries.js";
+export const slowQueryReport = boundary(slowQueries.slowQueryReport);
 export type { SlowQueryReport, SlowQueryReportOptions, SlowQueryAggregate } from "./core/queries/slow-queries.js";
 export type { ServerStatement, ServerStatements, PlanReading, TimeSql, QueryInspector } from "./db/inspection.js";
-export { probeCanonicalQueries } from "./core/queries/probes.js";
+export const probeCanonicalQueries = boundary(probes.probeCanonicalQueries);
 export type { ProbeResult, IndexDefinition } from "./core/queries/probes.js";
-export {
-  publishedBriefsByViews,
-  publishedBriefsByDate,
-  userBriefs,
-  briefReviews,
-  userTokenHistory,
-  briefBySlug,
-} from "./core/queries/listings.js";
+export const publishedBriefsByViews = boundary(listings.publishedBriefsByViews);
+export const publishedBriefsByDate = boundary(listings.publishedBriefsByDate);
+export const userBriefs = boundary(listings.userBriefs);
+export const briefReviews = boundary(listings.briefReviews);
+export const userTokenHistory = boundary(listings.userTokenHistory);
+export const briefBySlug = boundary(listings.briefBySlug);
 export type { ListingOptions, ListingName, BriefSummary, Brief, Review } from "./core/queries/listings.js";
 export type { BulkColumn, BulkRow, BulkWriter } from "./db/database.js";
 export type { SeedOptions, SeedResult, SeedProgress, SeedCounts } from "./core/local/seed.js";
@@ -102,5 +120,9 @@ export { seedTables } from "./core/local/seed-rows.js";
 export type { SeedTableName, SeedTable } from "./core/local/seed-rows.js";
 
 /** The local-mode utilities under the app's name for them: seed and clear test data, on local targets only. */
-export const localModeOptimizations = { seedTestData, clearTestData, compactDatabase } as const;
+export const localModeOptimizations = {
+  seedTestData: boundary(seed.seedTestData),
+  clearTestData: boundary(clear.clearTestData),
+  compactDatabase: boundary(compact.compactDatabase),
+} as const;
 export type { CompactResult } from "./core/local/compact.js";

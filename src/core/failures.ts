@@ -99,3 +99,27 @@ function isDriverError(error: unknown): boolean {
   const code = errorCode(error);
   return code !== undefined && !code.startsWith("ERR_");
 }
+
+/**
+ * `operation` as the library exports it (src/index.ts): whatever it throws leaves as a BriefdbError —
+ * one it decided itself (OUTCOME_UNKNOWN, USER_NOT_FOUND, …) unchanged, a driver's error read by
+ * the database it was called with (its first argument), the original kept as `cause`. Called with
+ * a transaction instead of a database, a failure is left as it is for the transaction's owner
+ * (withTransaction) to read: a transaction cannot say how its driver's errors read.
+ */
+export function throwingBriefdbErrors<A extends readonly unknown[], R>(operation: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  const boundary = async (...args: A): Promise<R> => {
+    try {
+      return await operation(...args);
+    } catch (error) {
+      const source = args[0];
+      throw isFailureSource(source) ? toBriefdbError(error, source) : error;
+    }
+  };
+  return Object.defineProperty(boundary, "name", { value: operation.name });
+}
+
+function isFailureSource(value: unknown): value is FailureSource {
+  const candidate = value as Partial<FailureSource> | null;
+  return typeof value === "object" && typeof candidate?.classify === "function" && typeof candidate.target === "object";
+}
