@@ -201,7 +201,9 @@ export class PgDatabase implements PgBriefDatabase {
     }
     // a pool of one of its own, made from the pool's options: its close ends the watch at once
     const single = postgres({ ...this.raw.options, max: 1, onclose: onClose } as unknown as postgres.Options<Record<string, never>>);
-    return { sql: single, done: () => single.end({ timeout: 5 }) };
+    // a connection that is gone has nothing left to finish: ended at once (waiting, postgres.js
+    // held the caller for its whole timeout after the server went away)
+    return { sql: single, done: (lost) => single.end({ timeout: lost ? 0 : 5 }) };
   }
 
   get drizzle(): PgOrm {

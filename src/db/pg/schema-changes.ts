@@ -31,7 +31,7 @@ import { concurrentCreateIndex, describeStatements, notValidConstraint, type Sta
  * transaction pooler, which has no session to give, one transaction in its place (./pooled-session.ts).
  */
 export type SessionConnection =
-  | { readonly sql: postgres.Sql; done(): Promise<void> }
+  | { readonly sql: postgres.Sql; done(lost: boolean): Promise<void> }
   | { inTransaction<T>(operation: (session: MigrationSession) => Promise<T>): Promise<T> };
 
 /** Opens a session's connection; `onClose` is called as soon as it closes. */
@@ -187,7 +187,7 @@ class PgOnlineSchemaChanges implements OnlineSchemaChanges {
         await connection.unsafe(`SELECT pg_advisory_unlock(${this.migrationLockKey})`).catch(() => {});
       }
     } finally {
-      await session.done();
+      await session.done(watch.ended);
     }
   }
 
