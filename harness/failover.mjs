@@ -133,7 +133,12 @@ async function runRound(round, options) {
     await sleep(loadMs - cutOffMs);
     if (cutOffMs > 0) {
       await cutOff(set, oldPrimary, standby);
+      const cutAt = at();
       await sleep(cutOffMs);
+      // a machine busy enough may have acknowledged nothing in that time: the measure would read
+      // "nothing lost" by luck, so the kill waits (up to 10 s more) for a write acknowledged after the cut
+      const ackedAfterCut = () => ops.some((op) => op.told === "applied" && op.startedAt >= cutAt);
+      for (let waited = 0; !ackedAfterCut() && waited < 10_000; waited += 20) await sleep(20);
     }
     const killedAt = at();
     await set.kill(oldPrimary);

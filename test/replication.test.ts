@@ -129,7 +129,7 @@ describe("a primary and its standby", () => {
     ]);
     const text = await cli(["health", "--db", twoHosts]);
     expect(text.stdout).toMatch(new RegExp(`primary at 127\\.0\\.0\\.1:${a!.port}`));
-    expect(text.stdout).toMatch(/replication\s+1 standby: node_b sync, streaming, \d+ B(, [\d.]+ s)? behind/);
+    expect(text.stdout).toMatch(/replication\s+1 standby: node_b sync, streaming, [\d.]+ (B|kB|MB)(, [\d.]+ s)? behind/);
 
     const standbyFirst = `postgres://postgres:${PASSWORD}@127.0.0.1:${a!.port},127.0.0.1:${b!.port}/briefs?target_session_attrs=standby`;
     const onStandby = await cli(["health", "--db", standbyFirst, "--json"]);
